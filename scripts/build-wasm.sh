@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Builds the npm package's WebAssembly: the edgerec crate for wasm32, then wasm-bindgen for the
+# three targets the package ships, then wasm-opt -Oz on each module.
+#
+#   pkg/node/     --target nodejs   (CommonJS; the package's "node" export)
+#   pkg/bundler/  --target bundler  (ES module importing the .wasm; "browser" and "default")
+#   pkg/web/      --target web      (ES module with an async init(); the "./web" export, the demo)
+#
+# Run from anywhere; needs `npm ci` (for binaryen's wasm-opt) and the wasm-bindgen CLI at the
+# exact version of the wasm-bindgen crate (scripts/setup.sh installs both).
+# Respects CARGO_TARGET_DIR (default: target/ in the repository).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-target}"
+wasm_opt="node_modules/.bin/wasm-opt"
+
+die() { echo "build-wasm: $*" >&2; exit 1; }
+
+[ -x "$wasm_opt" ] || die "$wasm_opt is missing: run 'npm ci' first"
+command -v wasm-bindgen >/dev/null || die "wasm-bindgen is not on PATH: run scripts/setup.sh"
+
+# The CLI must match the crate exactly, or the generated glue does not fit the module.
+crate_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+cli_version=$(wasm-bindgen --version | awk '{print $2}')
+[ -z "$crate_version" ] || [ "$crate_version" = "$cli_version" ] ||
+  die "wasm-bindgen CLI $cli_version does not match the crate's =$crate_version"
+
+cargo build -p edgerec --release --target wasm32-unknown-unknown
+input="$target_dir/wasm32-unknown-unknown/release/edgerec.wasm"
+[ -f "$input" ] || die "cargo produced no $input"
+
+# What Rust 1.95 enables by default for wasm32-unknown-unknown. binaryen would also read the
+# module's target_features section; the flags make the expectation explicit. A feature the
+# crate turns on beyond these (e.g. +simd128) still comes through that section.
+features=(
+  --enable-bulk-memory --enable-bulk-memory-opt --enable-sign-ext --enable-mutable-globals
+  --enable-nontrapping-float-to-int --enable-reference-types --enable-call-indirect-overlong
+  --enable-multivalue
+)
+
+rm -rf pkg
+for target in nodejs bundler web; do
+  dir="pkg/${target/nodejs/node}"
+  wasm-bindgen --target "$target" --out-dir "$dir" --out-name edgerec "$input"
+  # npm's binaryen works on wasm-bindgen's output (Debian's wasm-opt 108 breaks it).
+  "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
+    "$dir/edgerec_bg.wasm" -o "$dir/edgerec_bg.wasm"
+done
+
+# The package root is "type": "module"; the nodejs target is CommonJS, so say so beside it.
+# Bundlers and node read the nearest package.json for the module format.
+echo '{ "type": "commonjs" }' > pkg/node/package.json
+for dir in pkg/bundler pkg/web; do echo '{ "type": "module" }' > "$dir/package.json"; done
+
+# The optimised modules must still instantiate (wasm-opt run after wasm-bindgen has broken
+# modules before): load each build the way its users will.
+node -e 'const { Recommender } = require("./pkg/node/edgerec.js");
+  if (typeof Recommender !== "function") throw new Error("pkg/node: no Recommender export");'
+node --input-type=module -e '
+  import { readFile } from "node:fs/promises";
+  const web = await import("./pkg/web/edgerec.js");
+  await web.default({ module_or_path: await readFile("pkg/web/edgerec_bg.wasm") });
+  if (typeof web.Recommender !== "function") throw new Error("pkg/web: no Recommender export");'
+node --experimental-wasm-modules --no-warnings --input-type=module -e '
+  const m = await import("./pkg/bundler/edgerec.js");
+  if (typeof m.Recommender !== "function") throw new Error("pkg/bundler: no Recommender export");'
+
+echo "wasm sizes (bytes):"
+printf '  %-28s %10s %10s\n' module raw gzip-9
+for f in pkg/*/edgerec_bg.wasm; do
+  printf '  %-28s %10d %10d\n' "$f" "$(wc -c < "$f")" "$(gzip -9 -c "$f" | wc -c)"
+done

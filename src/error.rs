@@ -1,0 +1,89 @@
+//! Errors of the core crate.
+//!
+//! Every fallible operation returns [`Result`]. Each variant maps to a short, stable
+//! [`Error::code`] that the wasm bindings attach to the JavaScript `Error` they throw, so
+//! callers can branch on the code and show the message.
+
+use thiserror::Error;
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a bundle was refused. Produced only by [`crate::Bundle::from_bytes`]; a refused bundle
+/// leaves nothing half-loaded behind.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BundleError {
+    /// The bytes end before the structure they declare does (a cut download, a short read).
+    #[error("bundle is truncated: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Bytes the header or the section table says are needed.
+        needed: u64,
+        /// Bytes actually given.
+        available: u64,
+    },
+    /// The first eight bytes are not the edgerec magic: this is not a bundle.
+    #[error("not an edgerec bundle (bad magic bytes)")]
+    BadMagic,
+    /// The container or one section uses a version this reader does not know.
+    #[error("unsupported {what} version {found} (this reader supports {supported})")]
+    UnsupportedVersion {
+        /// `"format"` for the container, otherwise the section tag.
+        what: String,
+        /// The version found in the bytes.
+        found: u16,
+        /// The newest version this reader supports.
+        supported: u16,
+    },
+    /// A sha256 in the header does not match the bytes it covers (bit rot, tampering).
+    #[error("checksum mismatch in {what}")]
+    ChecksumMismatch {
+        /// `"header"` or the section tag.
+        what: String,
+    },
+    /// The bytes are intact but do not describe a valid bundle (inconsistent sizes, bad UTF-8,
+    /// out-of-range ids, duplicate sections…).
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// `"header"` or the section tag.
+        what: String,
+        /// What is wrong, for humans.
+        reason: String,
+    },
+    /// A section this version of the format requires is absent.
+    #[error("bundle has no {tag} section")]
+    MissingSection {
+        /// The four-letter tag of the missing section.
+        tag: String,
+    },
+}
+
+/// Every error the core returns.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum Error {
+    /// A bundle could not be loaded.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A caller passed a value outside the documented domain (k = 0, an unknown device or
+    /// genre name, an impossible time zone offset…).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// A short, stable, snake_case code for the error, used by the JS bindings and logs:
+    /// `truncated`, `bad_magic`, `unsupported_version`, `checksum_mismatch`, `malformed`,
+    /// `missing_section` or `invalid_argument`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Bundle(b) => match b {
+                BundleError::Truncated { .. } => "truncated",
+                BundleError::BadMagic => "bad_magic",
+                BundleError::UnsupportedVersion { .. } => "unsupported_version",
+                BundleError::ChecksumMismatch { .. } => "checksum_mismatch",
+                BundleError::Malformed { .. } => "malformed",
+                BundleError::MissingSection { .. } => "missing_section",
+            },
+            Error::InvalidArgument(_) => "invalid_argument",
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! # edgerec
+//!
+//! The on-device half of the edgerec recommender: everything a browser or TV client needs to
+//! turn a model bundle and the user's local watch history into a row of titles, and everything
+//! the trainer shares with the device (the bundle format, the catalog, the scoring code).
+//!
+//! The crate takes bytes and returns values: it does no file or network I/O, draws no
+//! randomness from the environment, and builds for native targets and `wasm32-unknown-unknown`
+//! (the JS bindings live in the `wasm` module, compiled only for wasm32).
+//!
+//! ```
+//! use edgerec::{Recommender, context::{Context, Device}};
+//! # let bundle_bytes = edgerec::bundle::tests_support::tiny_contents().encode();
+//! let rec = Recommender::from_bytes(&bundle_bytes)?;          // verifies every checksum
+//! let ctx = Context::new(Device::Tv, 1_764_446_400, 60)?;     // unix seconds, UTC+1
+//! for r in rec.recommend(&[10, 40], &[], &ctx, 2)? {
+//!     let item = &rec.bundle().contents().catalog.items()[r.position];
+//!     println!("{} — {}", item.display_title(), r.reason);
+//! }
+//! # Ok::<(), edgerec::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod catalog;
+pub mod context;
+mod error;
+pub mod recommend;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use bundle::Bundle;
+pub use error::{BundleError, Error, Result};
+pub use recommend::{Recommendation, Recommender, Source};

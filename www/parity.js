@@ -1,0 +1,33 @@
+// Test helpers that run unchanged in the browser (www/parity.html, driven by
+// tests/js/browser.test.mjs) and in node (the consumer script of tests/js/node.test.mjs), so
+// both compute what they compare with the native CLI in exactly the same way.
+// Pure functions of a Recommender: no DOM, no I/O.
+
+/**
+ * The top-k item ids for every parity request, called exactly as the README documents.
+ * @param {import("../pkg/web/edgerec.js").Recommender} rec
+ * @param {{ userId: number, history: number[], context: object, k: number, onboardingGenres: string[] }[]} requests
+ * @returns {Record<number, number[]>} userId → item ids, best first
+ */
+export function topIds(rec, requests) {
+  const out = {};
+  for (const req of requests) {
+    out[req.userId] = rec.recommend(req.history, req.context, req.k, req.onboardingGenres).map((r) => r.itemId);
+  }
+  return out;
+}
+
+/**
+ * Runs `fn` and describes what it threw, in a form that survives structured cloning out of a
+ * browser page: null if nothing was thrown.
+ * @returns {{ isError: boolean, code: string | null, message: string } | null}
+ */
+export function errorOf(fn) {
+  try {
+    const value = fn();
+    value?.free?.();
+    return null;
+  } catch (err) {
+    return { isError: err instanceof Error, code: err?.code ?? null, message: String(err?.message ?? err) };
+  }
+}
