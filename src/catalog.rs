@@ -80,7 +80,10 @@ impl Catalog {
             reason,
         };
         if genres.len() > MAX_GENRES {
-            return Err(bad(format!("{} genres, at most {MAX_GENRES}", genres.len())));
+            return Err(bad(format!(
+                "{} genres, at most {MAX_GENRES}",
+                genres.len()
+            )));
         }
         for (i, g) in genres.iter().enumerate() {
             if g.is_empty() || genres[..i].contains(g) {
@@ -99,7 +102,10 @@ impl Catalog {
                 return Err(bad(format!("item {} has unknown genre index {g}", item.id)));
             }
             if item.genres.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(bad(format!("item {} genres are not sorted and unique", item.id)));
+                return Err(bad(format!(
+                    "item {} genres are not sorted and unique",
+                    item.id
+                )));
             }
         }
         Ok(Catalog {
@@ -155,7 +161,10 @@ mod tests {
     #[test]
     fn duplicate_ids_and_bad_genres_are_refused() {
         let g = vec!["A".to_string()];
-        let dup = vec![Item::new(1, "x", None, vec![]), Item::new(1, "y", None, vec![])];
+        let dup = vec![
+            Item::new(1, "x", None, vec![]),
+            Item::new(1, "y", None, vec![]),
+        ];
         assert!(Catalog::new(g.clone(), dup).is_err());
         assert!(Catalog::new(g.clone(), vec![Item::new(1, "x", None, vec![3])]).is_err());
         assert!(Catalog::new(vec!["A".into(), "A".into()], vec![]).is_err());

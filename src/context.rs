@@ -176,7 +176,10 @@ mod tests {
         for d in Device::ALL {
             assert_eq!(d.as_str().parse::<Device>().unwrap(), d);
         }
-        assert_eq!("toaster".parse::<Device>().unwrap_err().code(), "invalid_argument");
+        assert_eq!(
+            "toaster".parse::<Device>().unwrap_err().code(),
+            "invalid_argument"
+        );
         assert!(Context::new(Device::Tv, 0, 19 * 60).is_err());
     }
 }

