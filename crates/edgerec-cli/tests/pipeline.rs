@@ -1,0 +1,295 @@
+//! End to end through the CLI on a small MovieLens-format data set whose right answer is known:
+//! import → train → bundle build → recommend, plus the error paths a user meets first.
+//!
+//! The data: 60 titles in three genres (Action, Comedy, Drama; every fifth title also Romance),
+//! 45 users who each watch mostly titles of one favourite genre. A working genre-affinity
+//! source must fill a user's row with unwatched titles of their favourite genre.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GENRES: [&str; 3] = ["Action", "Comedy", "Drama"];
+
+fn edgerec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgerec"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run edgerec")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = edgerec(args);
+    assert!(
+        out.status.success(),
+        "edgerec {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = edgerec(args);
+    assert!(!out.status.success(), "edgerec {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn genre_of(item: u32) -> usize {
+    (item % 3) as usize
+}
+
+/// Writes the three files in the layout of the recbole copy of MovieLens-100K.
+fn write_movielens_like(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut items =
+        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
+    for i in 1..=60u32 {
+        let mut g = GENRES[genre_of(i)].to_string();
+        if i % 5 == 0 {
+            g.push_str(" Romance");
+        }
+        let _ = writeln!(items, "{i}\tTitle {i}\t{}\t{g}", 1980 + i);
+    }
+    let mut users =
+        String::from("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n");
+    let mut inter = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+    for u in 1..=45u32 {
+        let _ = writeln!(users, "{u}\t{}\tF\tother\t0000{u}", 20 + u);
+    }
+    // Users watch in turns, so a temporal split leaves everyone with a past and a future: nine
+    // titles of their favourite genre (a different slice per user) and one other.
+    let mut t = 1_000_000_000u64;
+    for j in 0..10usize {
+        for u in 1..=45u32 {
+            let fav = (u % 3) as usize;
+            let favs: Vec<u32> = (1..=60).filter(|&i| genre_of(i) == fav).collect();
+            let item = if j == 4 {
+                (u % 60) + 1
+            } else {
+                favs[(u as usize * 3 + j) % favs.len()]
+            };
+            t += 3_600;
+            let _ = writeln!(inter, "{u}\t{item}\t4\t{t}");
+        }
+    }
+    std::fs::write(dir.join("ml-100k.item"), items).unwrap();
+    std::fs::write(dir.join("ml-100k.user"), users).unwrap();
+    std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn import_train_bundle_recommend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let tables = tmp.path().join("tables");
+    let model = tmp.path().join("model");
+    let bundle = tmp.path().join("bundle.edgerec");
+    write_movielens_like(&raw);
+
+    let out = ok(&[
+        "data",
+        "import",
+        "movielens-100k",
+        "--src",
+        p(&raw),
+        "--out",
+        p(&tables),
+    ]);
+    assert!(
+        out.contains("45 users") && out.contains("60 items"),
+        "{out}"
+    );
+    let out = ok(&[
+        "train",
+        "--data",
+        p(&tables),
+        "--out",
+        p(&model),
+        "--validation-fraction",
+        "0.2",
+    ]);
+    assert!(out.contains("blend (chosen)"), "{out}");
+    ok(&["bundle", "build", "--model", p(&model), "--out", p(&bundle)]);
+    let inspect = ok(&["bundle", "inspect", p(&bundle)]);
+    assert!(inspect.contains("items:         60"), "{inspect}");
+
+    // Training and bundling are deterministic.
+    let model2 = tmp.path().join("model2");
+    let bundle2 = tmp.path().join("bundle2.edgerec");
+    ok(&[
+        "train",
+        "--data",
+        p(&tables),
+        "--out",
+        p(&model2),
+        "--validation-fraction",
+        "0.2",
+    ]);
+    ok(&[
+        "bundle",
+        "build",
+        "--model",
+        p(&model2),
+        "--out",
+        p(&bundle2),
+    ]);
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        std::fs::read(&bundle2).unwrap()
+    );
+
+    let users = tmp.path().join("users.txt");
+    std::fs::write(&users, "user_id\n1\n2\n3\n4\n5\n6\n999\n").unwrap();
+    let recs = tmp.path().join("recs.tsv");
+    let reqs = tmp.path().join("requests.jsonl");
+    ok(&[
+        "recommend",
+        "--bundle",
+        p(&bundle),
+        "--data",
+        p(&tables),
+        "--users",
+        p(&users),
+        "--k",
+        "5",
+        "--out",
+        p(&recs),
+        "--requests-out",
+        p(&reqs),
+    ]);
+
+    let text = std::fs::read_to_string(&recs).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("user_id\trank\titem_id"));
+    let mut rows: HashMap<u32, Vec<u32>> = HashMap::new();
+    for line in lines {
+        let f: Vec<u32> = line.split('\t').map(|x| x.parse().unwrap()).collect();
+        let row = rows.entry(f[0]).or_default();
+        assert_eq!(f[1] as usize, row.len() + 1, "ranks count from 1: {line}");
+        row.push(f[2]);
+    }
+    assert_eq!(
+        rows.len(),
+        7,
+        "every user, including the unknown 999, gets a row"
+    );
+    assert!(rows.values().all(|r| r.len() == 5));
+
+    // Histories as the requests file recorded them; rows never repeat them and follow taste.
+    let mut histories: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for line in std::fs::read_to_string(&reqs).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let h = v["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32);
+        histories.insert(v["userId"].as_u64().unwrap() as u32, h.collect());
+    }
+    assert!(histories[&999].is_empty());
+    for u in 1..=6u32 {
+        let row = &rows[&u];
+        assert!(
+            row.iter().all(|i| !histories[&u].contains(i)),
+            "user {u} got a watched title"
+        );
+        let fav = row
+            .iter()
+            .filter(|&&i| genre_of(i) == (u % 3) as usize)
+            .count();
+        assert!(
+            fav >= 4,
+            "user {u} (favourite {}) got {row:?}",
+            GENRES[(u % 3) as usize]
+        );
+    }
+
+    // A corrupted bundle is refused with a typed error and writes nothing.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    let bad = tmp.path().join("bad.edgerec");
+    std::fs::write(&bad, &bytes).unwrap();
+    let bad_recs = tmp.path().join("bad.tsv");
+    let err = fails(&[
+        "recommend",
+        "--bundle",
+        p(&bad),
+        "--data",
+        p(&tables),
+        "--users",
+        p(&users),
+        "--out",
+        p(&bad_recs),
+    ]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(!bad_recs.exists());
+    let err = fails(&["bundle", "inspect", p(&bad)]);
+    assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    write_movielens_like(&raw);
+    let inter = raw.join("ml-100k.inter");
+    let mut text = std::fs::read_to_string(&inter).unwrap();
+    text.push_str("1\t2\tfour\t1000000\n");
+    std::fs::write(&inter, text).unwrap();
+    let err = fails(&[
+        "data",
+        "import",
+        "movielens-100k",
+        "--src",
+        p(&raw),
+        "--out",
+        p(&tmp.path().join("t")),
+    ]);
+    assert!(
+        err.contains("ml-100k.inter: line") && err.contains("column rating"),
+        "{err}"
+    );
+
+    let err = fails(&[
+        "data",
+        "import",
+        "movielens-100k",
+        "--src",
+        p(&tmp.path().join("nope")),
+        "--out",
+        p(&tmp.path().join("t")),
+    ]);
+    assert!(err.contains("ml-100k.user"), "{err}");
+
+    let wheel = tmp.path().join("fake.whl");
+    std::fs::write(&wheel, b"not a zip").unwrap();
+    let err = fails(&[
+        "data",
+        "fetch",
+        "movielens-100k",
+        "--out",
+        p(&tmp.path().join("f")),
+        "--wheel",
+        p(&wheel),
+    ]);
+    assert!(
+        err.contains("fake.whl") && err.contains("not a readable wheel"),
+        "{err}"
+    );
+
+    let err = fails(&[
+        "train",
+        "--data",
+        p(&tmp.path().join("missing")),
+        "--out",
+        p(&tmp.path().join("m")),
+    ]);
+    assert!(err.contains("users.parquet"), "{err}");
+}
