@@ -339,6 +339,27 @@ pub fn import_movielens_100k(src: &Path) -> Result<Tables> {
     })
 }
 
+/// Counts for the import summary.
+pub fn summary(t: &Tables) -> String {
+    let mut per_user: HashMap<u32, usize> = HashMap::new();
+    for x in &t.interactions {
+        *per_user.entry(x.user_id).or_default() += 1;
+    }
+    let (first, last) = match (t.interactions.first(), t.interactions.last()) {
+        (Some(a), Some(b)) => (a.timestamp, b.timestamp),
+        _ => (0, 0),
+    };
+    format!(
+        "{} users ({} with interactions), {} items, {} interactions from {} to {} (unix s)",
+        t.users.len(),
+        per_user.len(),
+        t.items.len(),
+        t.interactions.len(),
+        first,
+        last
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,25 +380,4 @@ mod tests {
         );
         assert_eq!(title_and_year("Heat", ""), ("Heat".into(), None));
     }
-}
-
-/// Counts for the import summary.
-pub fn summary(t: &Tables) -> String {
-    let mut per_user: HashMap<u32, usize> = HashMap::new();
-    for x in &t.interactions {
-        *per_user.entry(x.user_id).or_default() += 1;
-    }
-    let (first, last) = match (t.interactions.first(), t.interactions.last()) {
-        (Some(a), Some(b)) => (a.timestamp, b.timestamp),
-        _ => (0, 0),
-    };
-    format!(
-        "{} users ({} with interactions), {} items, {} interactions from {} to {} (unix s)",
-        t.users.len(),
-        per_user.len(),
-        t.items.len(),
-        t.interactions.len(),
-        first,
-        last
-    )
 }

@@ -2,7 +2,7 @@
 //! `edgerec::Recommender` the device runs, so any system's recommendations can be scored alike.
 //!
 //! Each user's history is their interactions in the data directory (before `--before`, when
-//! given), oldest first, ties in file order. Output: `user_id	rank	item_id` rows with a header,
+//! given), oldest first, ties in file order. Output: tab-separated `user_id, rank, item_id` rows with a header,
 //! rank from 1. `--requests-out` also writes each request as one JSON line in the shape the JS
 //! `Recommender.recommend` takes, so other runtimes can replay exactly the same requests.
 
@@ -48,6 +48,9 @@ pub struct Args {
     /// Also write the requests as JSON lines.
     #[arg(long)]
     requests_out: Option<PathBuf>,
+    /// Print the rows of the first N users with titles and reasons.
+    #[arg(long, default_value_t = 0)]
+    print: usize,
 }
 
 #[derive(Serialize)]
@@ -110,9 +113,27 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut tsv = String::from("user_id\trank\titem_id\n");
     let mut jsonl = String::new();
-    for &user in &users {
+    let catalog = &rec.bundle().contents().catalog;
+    for (n, &user) in users.iter().enumerate() {
         let history = histories.get(&user).map_or(&[][..], Vec::as_slice);
         let row = rec.recommend(history, &[], &ctx, args.k)?;
+        if n < args.print {
+            println!(
+                "\nuser {user} ({} titles watched), {} at {time}:",
+                history.len(),
+                device
+            );
+            for (rank, r) in row.iter().enumerate() {
+                let item = &catalog.items()[r.position];
+                println!(
+                    "{:>3}. {:<50} {:<10} {}",
+                    rank + 1,
+                    item.display_title(),
+                    r.source.as_str(),
+                    r.reason
+                );
+            }
+        }
         for (rank, r) in row.iter().enumerate() {
             let _ = writeln!(tsv, "{user}\t{}\t{}", rank + 1, r.item_id);
         }

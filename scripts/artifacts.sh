@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main pipeline on MovieLens-100K: fetch → import → train → bundle → top-10s.
+# Writes $EDGEREC_ARTIFACTS/{model/,bundle.edgerec,users.txt,recs.tsv,requests.jsonl}; the last
+# three are the parity fixture the node and browser tests replay. Pass --print to show rows.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+print=()
+[ "${1:-}" = "--print" ] && print=(--print 3)
+
+step "build the trainer CLI"
+cargo build -p edgerec-cli
+bin="$EDGEREC_BIN"
+raw="$EDGEREC_DATA/ml-100k"
+tables="$EDGEREC_DATA/tables"
+out="$EDGEREC_ARTIFACTS"
+
+step "fetch and import MovieLens-100K"
+"$bin" data fetch movielens-100k --out "$raw"
+"$bin" data import movielens-100k --src "$raw" --out "$tables"
+
+step "train"
+"$bin" train --data "$tables" --out "$out/model" --seed 42
+
+step "bundle"
+"$bin" bundle build --model "$out/model" --out "$out/bundle.edgerec"
+
+step "top-10 with the device's code"
+# The first 40 users plus one unknown (cold) user; the same requests feed the JS parity tests.
+{ echo user_id; seq 1 40; echo 100000; } > "$out/users.txt"
+"$bin" recommend --bundle "$out/bundle.edgerec" --data "$tables" --users "$out/users.txt" \
+  --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
+  --out "$out/recs.tsv" --requests-out "$out/requests.jsonl" "${print[@]}"

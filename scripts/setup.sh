@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything edgerec's builds and tests need on a fresh machine, idempotently: the
+# pinned Rust toolchain with the wasm32 target, wasm-bindgen-cli at exactly the crate's version,
+# npm dev dependencies (binaryen's wasm-opt, playwright-core) and Debian's Chromium.
+# Only package registries are used (crates.io, npm, Debian, PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+step "Rust toolchain (rust-toolchain.toml) and the wasm32 target"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+rustup show active-toolchain
+
+step "wasm-bindgen-cli"
+want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  # No --locked: the registry lacks one pinned dependency of the CLI (TOOLCHAIN.md).
+  env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$want"
+fi
+wasm-bindgen --version
+
+step "npm dev dependencies"
+if [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+node_modules/.bin/wasm-opt --version
+
+step "Chromium (Debian) for the browser tests"
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium
+fi
+/usr/bin/chromium --version

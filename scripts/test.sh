@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test: fast checks first, then native tests, then the MovieLens pipeline, the wasm
+# build and the JS tests (node and headless Chromium) that compare against the native top-10s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (native workspace, all targets; the core for wasm32)"
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy -p edgerec --target wasm32-unknown-unknown -- -D warnings
+
+step "wasm dependency tree"
+bash scripts/check-wasm-deps.sh
+
+step "cargo tests (unit, integration, doc)"
+cargo test --workspace
+
+bash scripts/artifacts.sh
+
+step "wasm build (node, bundler, web)"
+bash scripts/build-wasm.sh
+
+step "JS tests: node package and headless Chromium"
+node --test tests/js/
