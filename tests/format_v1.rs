@@ -13,9 +13,15 @@ fn v1_fixture_loads_and_encoding_is_stable() {
         std::fs::write(FIXTURE, &encoded).unwrap();
     }
     let kept = std::fs::read(FIXTURE).expect("tests/data/tiny-v1.edgerec is committed");
-    assert_eq!(FORMAT_VERSION, 1, "format changed: keep tiny-v1 and add a fixture for the new version");
+    assert_eq!(
+        FORMAT_VERSION, 1,
+        "format changed: keep tiny-v1 and add a fixture for the new version"
+    );
     assert_eq!(&kept[8..10], &1u16.to_le_bytes());
     let bundle = Bundle::from_bytes(&kept).expect("the v1 fixture loads");
     assert_eq!(bundle.contents(), &tiny_contents());
-    assert_eq!(kept, encoded, "the encoder no longer reproduces the v1 fixture");
+    assert_eq!(
+        kept, encoded,
+        "the encoder no longer reproduces the v1 fixture"
+    );
 }
