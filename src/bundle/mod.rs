@@ -539,6 +539,50 @@ mod tests {
         assert_eq!(code(&w.finish()), "malformed");
     }
 
+    proptest::proptest! {
+        /// Sections with valid checksums but arbitrary payloads (what a buggy or hostile
+        /// publisher could sign) are refused with an error, never a panic.
+        #[test]
+        fn arbitrary_payloads_with_valid_checksums_never_panic(
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 5),
+            keep in 0usize..5,
+        ) {
+            let c = tiny_contents();
+            let real = [
+                sections::encode_meta(&c.meta),
+                sections::encode_catalog(&c.catalog),
+                sections::encode_popularity(&c.popularity),
+                sections::encode_genre_vectors(&c.genre_vectors),
+                sections::encode_blend(&c.blend),
+            ];
+            let mut w = ContainerWriter::default();
+            for (i, tag) in [b"META", b"CATL", b"POPL", b"GENV", b"BLND"].into_iter().enumerate() {
+                let payload = if i == keep { real[i].clone() } else { payloads[i].clone() };
+                w.section(*tag, 1, payload);
+            }
+            let _ = Bundle::from_bytes(&w.finish());
+        }
+
+        /// Random edits anywhere (overwrites, truncation, extension) never panic and never load.
+        #[test]
+        fn random_edits_never_panic(
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..8),
+            cut in proptest::option::of(proptest::num::usize::ANY),
+        ) {
+            let mut b = tiny_contents().encode();
+            let original = b.clone();
+            for (at, v) in edits {
+                let i = at % b.len();
+                b[i] = v;
+            }
+            if let Some(c) = cut {
+                b.truncate(c % (b.len() + 1));
+            }
+            let loaded = Bundle::from_bytes(&b);
+            proptest::prop_assert!(b == original || loaded.is_err());
+        }
+    }
+
     #[test]
     fn section_count_is_bounded_before_allocation() {
         let mut b = tiny_contents().encode();

@@ -194,10 +194,7 @@ pub(crate) fn decode_popularity(b: &[u8]) -> Result<Popularity, BundleError> {
     };
     r.finish()?;
     if p.scores.iter().any(|s| !(0.0..=1.0).contains(s)) {
-        return Err(BundleError::Malformed {
-            what: "POPL".into(),
-            reason: "popularity score outside [0, 1]".into(),
-        });
+        return Err(r_err("POPL", "popularity score outside [0, 1]"));
     }
     Ok(p)
 }
@@ -225,12 +222,19 @@ pub(crate) fn decode_genre_vectors(b: &[u8]) -> Result<GenreVectors, BundleError
         });
     }
     if idf.iter().any(|&w| w < 0.0) {
-        return Err(BundleError::Malformed {
-            what: "GENV".into(),
-            reason: "negative IDF weight".into(),
-        });
+        return Err(r_err("GENV", "negative IDF weight"));
     }
-    Ok(GenreVectors { idf, vectors })
+    let g = GenreVectors { idf, vectors };
+    for row in 0..g.rows() {
+        let norm = g.row(row).iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm != 0.0 && (norm - 1.0).abs() > 1e-3 {
+            return Err(r_err(
+                "GENV",
+                &format!("row {row} has norm {norm}, expected 0 or 1"),
+            ));
+        }
+    }
+    Ok(g)
 }
 
 pub(crate) fn encode_blend(b: &BlendParams) -> Vec<u8> {
