@@ -8,10 +8,11 @@
 #
 # Run from anywhere; needs `npm ci` (for binaryen's wasm-opt) and the wasm-bindgen CLI at the
 # exact version of the wasm-bindgen crate (scripts/setup.sh installs both).
-# Respects CARGO_TARGET_DIR (default: target/ in the repository).
+# Respects CARGO_TARGET_DIR; unset, it is the one scripts/env.sh gives every project script.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+source scripts/env.sh
 target_dir="${CARGO_TARGET_DIR:-target}"
 wasm_opt="node_modules/.bin/wasm-opt"
 

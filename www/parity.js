@@ -4,7 +4,7 @@
 // Pure functions of a Recommender: no DOM, no I/O.
 
 /**
- * The top-k item ids for every parity request, called exactly as the README documents.
+ * The top-k item ids for every parity request, each one `recommend(history, context, k, onboardingGenres)`.
  * @param {import("../pkg/web/edgerec.js").Recommender} rec
  * @param {{ userId: number, history: number[], context: object, k: number, onboardingGenres: string[] }[]} requests
  * @returns {Record<number, number[]>} userId → item ids, best first

@@ -1,0 +1,174 @@
+// The web build in headless Chromium: parity with the native CLI, refused bundles, and the demo
+// page rendering a top-10 without console errors (its screenshot goes to
+// $EDGEREC_ARTIFACTS/demo.png).
+//
+//   node --test tests/js/browser.test.mjs
+//
+// Needs scripts/build-wasm.sh, the parity fixture (see fixtures.mjs) and Debian's chromium
+// (override the binary with $CHROMIUM). Playwright only drives it: no browser is downloaded.
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+
+import { chromium } from "playwright-core";
+
+import { startServer } from "../../scripts/serve.mjs";
+import {
+  ARTIFACTS,
+  assertErrorCode,
+  assertParity,
+  corruptedBundles,
+  loadFixture,
+  requireFile,
+  requirePackageBuild,
+} from "./fixtures.mjs";
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// Root in a container; no GPU; and nothing that reaches for the network, which is closed here.
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const BUNDLE_URL = "/models/bundle.edgerec";
+
+describe("the web build in headless Chromium", () => {
+  // Made once, by the first test to run. If it fails (no fixture, no build, no chromium),
+  // every test fails with its message rather than being cancelled.
+  let setup;
+  const ready = () => (setup ??= prepare());
+  async function prepare() {
+    const fixture = loadFixture();
+    requirePackageBuild();
+    requireFile(CHROMIUM, "install Debian's chromium (apt-get install chromium) or set $CHROMIUM");
+    const server = await startServer({ port: 0, models: ARTIFACTS });
+    // launch() gives every run a fresh temporary profile.
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }).catch(async (err) => {
+      await server.close();
+      throw err;
+    });
+    return { fixture, corrupted: corruptedBundles(fixture.bundle), server, browser };
+  }
+
+  after(async () => {
+    const made = await setup?.catch(() => null);
+    await made?.browser.close();
+    await made?.server.close();
+  });
+
+  /**
+   * A new page at `path` that records console errors and uncaught exceptions, and serves the
+   * corrupted bundles at /corrupt/0, /corrupt/1, … (in `corrupted` order).
+   */
+  async function openPage(path) {
+    const { server, browser, corrupted } = await ready();
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("console", (msg) => msg.type() === "error" && errors.push(`console: ${msg.text()}`));
+    page.on("pageerror", (err) => errors.push(`uncaught: ${err.message}`));
+    await page.route((url) => url.pathname.startsWith("/corrupt/"), (route) => {
+      const index = Number(new URL(route.request().url()).pathname.split("/").pop());
+      return route.fulfill({ body: Buffer.from(corrupted[index].bytes), contentType: "application/octet-stream" });
+    });
+    await page.goto(new URL(path, server.url).href);
+    return { page, errors };
+  }
+
+  /** The parity harness page, once its module has initialised the wasm. */
+  async function openHarness() {
+    const opened = await openPage("parity.html");
+    await opened.page.waitForSelector("body[data-ready='1']", { timeout: 30_000 });
+    return opened;
+  }
+
+  test("top-k in the page equals the native CLI's for every parity user", async () => {
+    const { fixture } = await ready();
+    const { page, errors } = await openHarness();
+    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.topIds(url, requests), [
+      BUNDLE_URL,
+      fixture.requests,
+    ]);
+    assertParity(actual, fixture);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("corrupted bundles are refused in the page with the right code", async (t) => {
+    const { corrupted } = await ready();
+    const { page } = await openHarness();
+    for (const [index, { name, code }] of corrupted.entries()) {
+      await t.test(name, async () => {
+        const thrown = await page.evaluate((url) => window.edgerecHarness.loadError(url), `/corrupt/${index}`);
+        assertErrorCode(thrown, code, name);
+      });
+    }
+    await page.close();
+  });
+
+  test("the demo page renders a top-10 row without console errors", async () => {
+    const { page, errors } = await openPage("/");
+    await page.waitForSelector("#recs[data-state='ready']", { timeout: 30_000 });
+    const cards = page.locator("#recs .card");
+    assert.equal(await cards.count(), 10);
+    for (const field of ["rank", "title", "reason", "source", "score"]) {
+      const text = await cards.first().locator(`.${field}`).textContent();
+      assert.ok(text.trim() !== "", `the first card shows its ${field}`);
+    }
+    assert.match(await page.locator("#model-version").textContent(), /\S/);
+    assert.match(await page.locator("#item-count").textContent(), /^[1-9]\d*$/);
+    assert.match(await page.locator("#recommend-ms").textContent(), /^\d+(\.\d+)? ms$/);
+    assert.ok(await page.locator("#error").isHidden(), "no error banner");
+    assert.deepEqual(errors, []);
+    await page.screenshot({ path: join(ARTIFACTS, "demo.png"), fullPage: true });
+    await page.close();
+  });
+
+  test("the demo page's controls drive recommend()", async () => {
+    const { page, errors } = await openPage("/");
+    await page.waitForSelector("#recs[data-state='ready']", { timeout: 30_000 });
+    const cardIds = () => page.locator("#recs .card").evaluateAll((cards) => cards.map((c) => c.dataset.itemId));
+    const [topId] = await cardIds();
+    const topTitle = await page.locator("#recs .card .title").first().textContent();
+
+    // Watching the top title lists it in the history and drops it from the row; removing it
+    // from the history brings it back.
+    await page.locator("#search").fill(topTitle);
+    await page.locator("#search").press("Enter");
+    assert.deepEqual(await page.locator("#history li span").allTextContents(), [topTitle]);
+    assert.ok(!(await cardIds()).includes(topId), "a watched title is not recommended");
+    await page.locator("#history .remove").click();
+    assert.equal(await page.locator("#history li").count(), 0);
+    assert.equal((await cardIds())[0], topId, "an unwatched title comes back");
+
+    await page.locator("#genres .chip").first().click();
+    assert.equal(await page.locator("#genres .chip").first().getAttribute("aria-pressed"), "true");
+    await page.locator("#device button", { hasText: "TV" }).click();
+    assert.equal(await page.locator("#device [aria-checked='true']").textContent(), "TV");
+
+    await page.locator("#k").fill("5");
+    assert.equal((await cardIds()).length, 5);
+    // An invalid k shows the API's error code; a valid one clears it.
+    await page.locator("#k").fill("0");
+    assert.match(await page.locator("#error").textContent(), /invalid_argument/);
+    await page.locator("#k").fill("10");
+    assert.ok(await page.locator("#error").isHidden());
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("the demo page shows a refused bundle's error code", async () => {
+    const { corrupted } = await ready();
+    const badMagic = corrupted.findIndex((c) => c.code === "bad_magic");
+    const { page } = await openPage(`/?bundle=/corrupt/${badMagic}`);
+    const banner = page.locator("#error");
+    await banner.waitFor({ state: "visible", timeout: 30_000 });
+    assert.match(await banner.textContent(), /bad_magic/);
+    await page.close();
+  });
+});

@@ -1,0 +1,182 @@
+// The npm package as a user gets it: `npm pack`, installed into a fresh project, then used from
+// plain node scripts (ESM and CommonJS). Its recommendations must equal the native CLI's.
+//
+//   node --test tests/js/node.test.mjs
+//
+// Needs scripts/build-wasm.sh to have run and the parity fixture (see fixtures.mjs).
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+
+import { errorOf } from "../../www/parity.js";
+import {
+  REPO,
+  assertErrorCode,
+  assertParity,
+  corruptedBundles,
+  loadFixture,
+  requirePackageBuild,
+} from "./fixtures.mjs";
+
+const run = promisify(execFile);
+const PARITY_HELPERS = pathToFileURL(join(REPO, "www", "parity.js")).href;
+
+// Scripts written into the consumer project; each imports the package by its bare name.
+const CONSUMER_FILES = {
+  "package.json": JSON.stringify({ name: "edgerec-consumer", private: true }),
+  // Re-exports the installed package so this test process can import it as the project would.
+  "edgerec.mjs": `export * from "edgerec";\n`,
+  "edgerec-web.mjs": `export { default } from "edgerec/web";\nexport * from "edgerec/web";\n`,
+  // The parity run: a plain ESM script, as a user would write it.
+  "parity.mjs": `
+import { Recommender } from "edgerec";
+import { readFileSync } from "node:fs";
+const { bundlePath, requests, helpers } = JSON.parse(readFileSync(process.argv[2], "utf8"));
+const { topIds } = await import(helpers);
+const rec = new Recommender(readFileSync(bundlePath));
+process.stdout.write(JSON.stringify(topIds(rec, requests)));
+`,
+  // CommonJS users get the same build through require().
+  "require.cjs": `
+const { Recommender } = require("edgerec");
+const rec = new Recommender(require("node:fs").readFileSync(process.argv[2]));
+process.stdout.write(JSON.stringify({ itemCount: rec.itemCount, modelVersion: rec.modelVersion }));
+`,
+};
+
+/** Packs the repository as `npm publish` would and installs the tarball into a new project. */
+async function installPackedPackage(dir) {
+  requirePackageBuild();
+  const { stdout } = await run("npm", ["pack", "--json", "--ignore-scripts", "--pack-destination", dir], {
+    cwd: REPO,
+  });
+  const [{ filename }] = JSON.parse(stdout);
+  const project = join(dir, "consumer");
+  await mkdir(project);
+  for (const [name, text] of Object.entries(CONSUMER_FILES)) {
+    await writeFile(join(project, name), text);
+  }
+  await run("npm", ["install", "--no-audit", "--no-fund", "--ignore-scripts", join(dir, filename)], {
+    cwd: project,
+  });
+  return project;
+}
+
+describe("the npm package installed from its tarball", () => {
+  // Made once, by the first test to run. If it fails (no fixture, no build), every test fails
+  // with its message rather than being cancelled.
+  let setup, dir;
+  const ready = () => (setup ??= prepare());
+  async function prepare() {
+    const fixture = loadFixture();
+    dir = await mkdtemp(join(tmpdir(), "edgerec-npm-"));
+    const project = await installPackedPackage(dir);
+    const edgerec = await import(pathToFileURL(join(project, "edgerec.mjs")).href);
+    return { fixture, project, edgerec, rec: new edgerec.Recommender(fixture.bundle) };
+  }
+
+  after(async () => {
+    (await setup?.catch(() => null))?.rec.free();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("an ESM script's top-k equals the native CLI's for every parity user", async () => {
+    const { fixture, project } = await ready();
+    const input = join(project, "parity-input.json");
+    const { bundlePath, requests } = fixture;
+    await writeFile(input, JSON.stringify({ bundlePath, requests, helpers: PARITY_HELPERS }));
+    const { stdout } = await run(process.execPath, ["parity.mjs", input], {
+      cwd: project,
+      maxBuffer: 64 << 20,
+    });
+    assertParity(JSON.parse(stdout), fixture);
+  });
+
+  test("require('edgerec') loads the same model from CommonJS", async () => {
+    const { fixture, project, rec } = await ready();
+    const { stdout } = await run(process.execPath, ["require.cjs", fixture.bundlePath], { cwd: project });
+    assert.deepEqual(JSON.parse(stdout), { itemCount: rec.itemCount, modelVersion: rec.modelVersion });
+  });
+
+  test("the exports map names files in the tarball, each script with its types", async () => {
+    const { fixture, project, rec } = await ready();
+    const installed = join(project, "node_modules", "edgerec");
+    const manifest = JSON.parse(await readFile(join(installed, "package.json"), "utf8"));
+    // Every leaf of the conditions tree; every { default: "….js" } also needs a "types".
+    const files = [];
+    const untyped = [];
+    const walk = (node) => {
+      if (typeof node === "string") return files.push(node);
+      if (/\.js$/.test(node.default) && !node.types) untyped.push(node.default);
+      Object.values(node).forEach(walk);
+    };
+    walk(manifest.exports);
+    assert.deepEqual(files.filter((f) => !existsSync(join(installed, f))), [], "named but not in the tarball");
+    assert.deepEqual(untyped, [], "scripts exported without types");
+
+    // The "./web" subpath resolves by name and needs init() before use.
+    const web = await import(pathToFileURL(join(project, "edgerec-web.mjs")).href);
+    await web.default({ module_or_path: await readFile(join(installed, "pkg/web/edgerec_bg.wasm")) });
+    const webRec = new web.Recommender(fixture.bundle);
+    assert.equal(webRec.itemCount, rec.itemCount);
+    webRec.free();
+  });
+
+  test("model metadata and recommendation fields have the documented shapes", async () => {
+    const { fixture, rec } = await ready();
+    assert.equal(typeof rec.modelVersion, "string");
+    assert.notEqual(rec.modelVersion, "");
+    const items = rec.items();
+    assert.equal(items.length, rec.itemCount);
+    for (const item of items) {
+      assert.ok(Number.isInteger(item.itemId), `itemId ${item.itemId}`);
+      assert.equal(typeof item.title, "string");
+      assert.ok(item.year === null || Number.isInteger(item.year), `year ${item.year}`);
+      assert.ok(Array.isArray(item.genres));
+    }
+    const genres = rec.genres();
+    assert.ok(genres.length > 0 && genres.every((g) => typeof g === "string" && g !== ""));
+
+    const req = fixture.requests[0];
+    const recs = rec.recommend(req.history, req.context, req.k, req.onboardingGenres);
+    assert.equal(recs.length, fixture.expected.get(req.userId).length);
+    for (const r of recs) {
+      assert.ok(Number.isInteger(r.itemId));
+      assert.equal(typeof r.title, "string");
+      assert.ok(r.year === null || Number.isInteger(r.year));
+      assert.ok(Array.isArray(r.genres));
+      assert.ok(Number.isFinite(r.score), `score ${r.score}`);
+      assert.ok(["genre", "popularity"].includes(r.source), `source ${r.source}`);
+      assert.equal(typeof r.reason, "string");
+    }
+  });
+
+  test("corrupted bundles are refused with an Error carrying the right code", async (t) => {
+    const { fixture, edgerec } = await ready();
+    for (const { name, bytes, code } of corruptedBundles(fixture.bundle)) {
+      await t.test(name, () => {
+        assertErrorCode(errorOf(() => new edgerec.Recommender(bytes)), code, name);
+      });
+    }
+  });
+
+  test("invalid arguments are refused with code invalid_argument", async (t) => {
+    const { fixture, rec } = await ready();
+    const { history, context, onboardingGenres } = fixture.requests[0];
+    const cases = {
+      "unknown device": () => rec.recommend(history, { ...context, device: "toaster" }, 10, onboardingGenres),
+      "k = 0": () => rec.recommend(history, context, 0, onboardingGenres),
+      "negative k": () => rec.recommend(history, context, -1, onboardingGenres),
+    };
+    for (const [name, call] of Object.entries(cases)) {
+      await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));
+    }
+  });
+});
