@@ -61,7 +61,7 @@ pub struct Recommendation {
     pub position: usize,
     /// The blended score; rows are sorted by it, descending.
     pub score: f32,
-    /// The source that contributed most to the score.
+    /// The source that lifted the title most above the catalog average of its term.
     pub source: Source,
     /// A short explanation for the user.
     pub reason: String,
@@ -154,21 +154,35 @@ impl Recommender {
         let norm = profile.iter().map(|x| x * x).sum::<f32>().sqrt();
         let gv = &c.genre_vectors;
         let beta = c.blend.popularity_weight;
-        let mut scored: Vec<(f32, usize, Source)> = (0..catalog.len())
+        // (position, affinity, weighted popularity) of every candidate.
+        let parts: Vec<(usize, f32, f32)> = (0..catalog.len())
             .filter(|&pos| !watched[pos])
             .map(|pos| {
-                let pop = c.popularity.scores[pos];
+                let affinity = if norm > 0.0 {
+                    dot(&profile, gv.row(pos)) / norm
+                } else {
+                    0.0
+                };
+                (pos, affinity, beta * c.popularity.scores[pos])
+            })
+            .collect();
+        // Attribution: the source whose term lifts the title furthest above the catalog's
+        // average for that term (raw terms would credit popularity whenever beta > 1).
+        let n = parts.len().max(1) as f32;
+        let mean_affinity = parts.iter().map(|p| p.1).sum::<f32>() / n;
+        let mean_popular = parts.iter().map(|p| p.2).sum::<f32>() / n;
+        let mut scored: Vec<(f32, usize, Source)> = parts
+            .into_iter()
+            .map(|(pos, affinity, popular)| {
                 if norm > 0.0 {
-                    let affinity = dot(&profile, gv.row(pos)) / norm;
-                    let popular = beta * pop;
-                    let source = if affinity >= popular {
+                    let source = if affinity - mean_affinity >= popular - mean_popular {
                         Source::Genre
                     } else {
                         Source::Popularity
                     };
                     (affinity + popular, pos, source)
                 } else {
-                    (pop, pos, Source::Popularity)
+                    (c.popularity.scores[pos], pos, Source::Popularity)
                 }
             })
             .collect();
