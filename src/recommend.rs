@@ -61,7 +61,8 @@ pub struct Recommendation {
     pub position: usize,
     /// The blended score; rows are sorted by it, descending.
     pub score: f32,
-    /// The source that lifted the title most above the catalog average of its term.
+    /// The source under which the title ranks higher among the candidates (genre affinity on
+    /// ties; popularity when there is no profile).
     pub source: Source,
     /// A short explanation for the user.
     pub reason: String,
@@ -166,27 +167,17 @@ impl Recommender {
                 (pos, affinity, beta * c.popularity.scores[pos])
             })
             .collect();
-        // Attribution: the source whose term lifts the title furthest above the catalog's
-        // average for that term (raw terms would credit popularity whenever beta > 1).
-        let n = parts.len().max(1) as f32;
-        let mean_affinity = parts.iter().map(|p| p.1).sum::<f32>() / n;
-        let mean_popular = parts.iter().map(|p| p.2).sum::<f32>() / n;
-        let mut scored: Vec<(f32, usize, Source)> = parts
-            .into_iter()
-            .map(|(pos, affinity, popular)| {
+        let mut scored: Vec<(f32, usize)> = parts
+            .iter()
+            .map(|&(pos, affinity, popular)| {
                 if norm > 0.0 {
-                    let source = if affinity - mean_affinity >= popular - mean_popular {
-                        Source::Genre
-                    } else {
-                        Source::Popularity
-                    };
-                    (affinity + popular, pos, source)
+                    (affinity + popular, pos)
                 } else {
-                    (c.popularity.scores[pos], pos, Source::Popularity)
+                    (c.popularity.scores[pos], pos)
                 }
             })
             .collect();
-        let by_rank = |a: &(f32, usize, Source), b: &(f32, usize, Source)| -> Ordering {
+        let by_rank = |a: &(f32, usize), b: &(f32, usize)| -> Ordering {
             b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
         };
         if scored.len() > k {
@@ -195,14 +186,32 @@ impl Recommender {
         }
         scored.sort_unstable_by(by_rank);
 
+        // Attribution: the source under which the title ranks higher among all candidates
+        // (ties go to genre affinity). O(k × candidates).
+        let source_of = |pos: usize| -> Source {
+            if norm == 0.0 {
+                return Source::Popularity;
+            }
+            let (_, affinity, popular) = parts[parts.partition_point(|p| p.0 < pos)];
+            let above_affinity = parts.iter().filter(|p| p.1 > affinity).count();
+            let above_popular = parts.iter().filter(|p| p.2 > popular).count();
+            if above_affinity <= above_popular {
+                Source::Genre
+            } else {
+                Source::Popularity
+            }
+        };
         Ok(scored
             .into_iter()
-            .map(|(score, pos, source)| Recommendation {
-                item_id: catalog.items()[pos].id,
-                position: pos,
-                score,
-                source,
-                reason: self.reason(pos, source, &history, &picks, ctx),
+            .map(|(score, pos)| {
+                let source = source_of(pos);
+                Recommendation {
+                    item_id: catalog.items()[pos].id,
+                    position: pos,
+                    score,
+                    source,
+                    reason: self.reason(pos, source, &history, &picks, ctx),
+                }
             })
             .collect())
     }

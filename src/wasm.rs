@@ -48,9 +48,11 @@ export interface EdgerecError extends Error {
 }
 "#;
 
-#[wasm_bindgen(start)]
-fn start() {
-    console_error_panic_hook::set_once();
+#[wasm_bindgen]
+extern "C" {
+    /// A JS value typed `string[]` for TypeScript; checked by serde when read, not at the call.
+    #[wasm_bindgen(typescript_type = "string[]")]
+    pub type StringArray;
 }
 
 fn js_error(code: &str, message: &str) -> JsValue {
@@ -136,6 +138,8 @@ impl Recommender {
     /// bundle; nothing is loaded in that case.
     #[wasm_bindgen(constructor)]
     pub fn new(bundle: &[u8]) -> Result<Recommender, JsValue> {
+        // Idempotent; a panic (a bug) then shows its message in the console.
+        console_error_panic_hook::set_once();
         Ok(Recommender {
             inner: crate::Recommender::from_bytes(bundle)?,
         })
@@ -179,8 +183,9 @@ impl Recommender {
         #[wasm_bindgen(unchecked_param_type = "number[]")] history: JsValue,
         #[wasm_bindgen(unchecked_param_type = "Context")] context: JsValue,
         k: f64,
-        #[wasm_bindgen(js_name = onboardingGenres, unchecked_param_type = "string[] | undefined")]
-        onboarding_genres: JsValue,
+        // Option makes the parameter optional in TypeScript; the value is validated here, so
+        // bad input gets an error code.
+        #[wasm_bindgen(js_name = onboardingGenres)] onboarding_genres: Option<StringArray>,
     ) -> Result<JsValue, JsValue> {
         let history: Vec<u32> = serde_wasm_bindgen::from_value(history)
             .map_err(|e| invalid("history must be an array of item ids", e))?;
@@ -191,12 +196,10 @@ impl Recommender {
         }
         let device: Device = ctx.device.parse()?;
         let ctx = Context::new(device, ctx.timestamp as i64, ctx.utc_offset_minutes)?;
-        let picks: Vec<String> = if onboarding_genres.is_undefined() || onboarding_genres.is_null()
-        {
-            Vec::new()
-        } else {
-            serde_wasm_bindgen::from_value(onboarding_genres)
-                .map_err(|e| invalid("onboardingGenres must be an array of strings", e))?
+        let picks: Vec<String> = match onboarding_genres {
+            None => Vec::new(),
+            Some(a) => serde_wasm_bindgen::from_value(a.into())
+                .map_err(|e| invalid("onboardingGenres must be an array of strings", e))?,
         };
         if !(k.fract() == 0.0 && k >= 1.0 && k <= crate::recommend::MAX_K as f64) {
             return Err(invalid(
