@@ -9,7 +9,8 @@ print=()
 [ "${1:-}" = "--print" ] && print=(--print 3)
 
 step "build the trainer CLI"
-cargo build -p edgerec-cli
+# Same targets and features as `cargo test --workspace`, so test.sh reuses its build.
+cargo build --workspace --all-targets
 bin="$EDGEREC_BIN"
 raw="$EDGEREC_DATA/ml-100k"
 tables="$EDGEREC_DATA/tables"
@@ -26,8 +27,10 @@ step "bundle"
 "$bin" bundle build --model "$out/model" --out "$out/bundle.edgerec"
 
 step "top-10 with the device's code"
-# The first 40 users plus one unknown (cold) user; the same requests feed the JS parity tests.
-{ echo user_id; seq 1 40; echo 100000; } > "$out/users.txt"
+# One unknown (cold) user with onboarding picks and the first 40 users; the same requests
+# feed the JS parity tests.
+{ echo user_id; echo 100000; seq 1 40; } > "$out/users.txt"
 "$bin" recommend --bundle "$out/bundle.edgerec" --data "$tables" --users "$out/users.txt" \
   --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
+  --cold-user-genres "Sci-Fi,Comedy" \
   --out "$out/recs.tsv" --requests-out "$out/requests.jsonl" "${print[@]}"

@@ -1,6 +1,8 @@
 # Sourced by the project's scripts: where builds, data and artifacts live.
 # One Cargo target directory outside the clone, kept across runs and fresh clones on the same
-# machine (a cold native build is the slowest step of CI).
+# machine (a cold native build is the slowest step of CI). Cargo decides freshness by mtime, so
+# two checkouts edited at the same time must not share it: give a second working copy its own
+# CARGO_TARGET_DIR.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/edgerec/target}"
 # Raw and imported data (never committed), and the trained model, bundle and parity fixtures.
 export EDGEREC_DATA="${EDGEREC_DATA:-$PWD/data}"

@@ -33,4 +33,4 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends chromium
 fi
-/usr/bin/chromium --version
+/usr/bin/chromium --version 2>/dev/null

@@ -174,6 +174,15 @@ describe("the npm package installed from its tarball", () => {
       "unknown device": () => rec.recommend(history, { ...context, device: "toaster" }, 10, onboardingGenres),
       "k = 0": () => rec.recommend(history, context, 0, onboardingGenres),
       "negative k": () => rec.recommend(history, context, -1, onboardingGenres),
+      "fractional k": () => rec.recommend(history, context, 2.5, onboardingGenres),
+      "fractional item id": () => rec.recommend([1.5], context, 10),
+      "history not an array": () => rec.recommend("1,2", context, 10),
+      "context without device": () => rec.recommend(history, { timestamp: context.timestamp }, 10),
+      "fractional timestamp": () => rec.recommend(history, { ...context, timestamp: 1.5 }, 10),
+      "offset beyond 18 hours": () => rec.recommend(history, { ...context, utcOffsetMinutes: 2000 }, 10),
+      "genres not an array": () => rec.recommend(history, context, 10, "Comedy"),
+      "genre not a string": () => rec.recommend(history, context, 10, [1]),
+      "unknown genre": () => rec.recommend(history, context, 10, ["No Such Genre"]),
     };
     for (const [name, call] of Object.entries(cases)) {
       await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));

@@ -48,6 +48,9 @@ pub struct Args {
     /// Also write the requests as JSON lines.
     #[arg(long)]
     requests_out: Option<PathBuf>,
+    /// Onboarding genre picks (comma-separated) for users with no history in the data.
+    #[arg(long, value_delimiter = ',')]
+    cold_user_genres: Vec<String>,
     /// Print the rows of the first N users with titles and reasons.
     #[arg(long, default_value_t = 0)]
     print: usize,
@@ -66,7 +69,7 @@ struct JsonContext<'a> {
 struct JsonRequest<'a> {
     user_id: u32,
     history: &'a [u32],
-    onboarding_genres: [&'a str; 0],
+    onboarding_genres: &'a [String],
     context: JsonContext<'a>,
     k: usize,
 }
@@ -116,7 +119,12 @@ pub fn run(args: &Args) -> Result<()> {
     let catalog = &rec.bundle().contents().catalog;
     for (n, &user) in users.iter().enumerate() {
         let history = histories.get(&user).map_or(&[][..], Vec::as_slice);
-        let row = rec.recommend(history, &[], &ctx, args.k)?;
+        let picks = if history.is_empty() {
+            &args.cold_user_genres[..]
+        } else {
+            &[]
+        };
+        let row = rec.recommend(history, picks, &ctx, args.k)?;
         if n < args.print {
             println!(
                 "\nuser {user} ({} titles watched), {} at {time}:",
@@ -141,7 +149,7 @@ pub fn run(args: &Args) -> Result<()> {
             let req = JsonRequest {
                 user_id: user,
                 history,
-                onboarding_genres: [],
+                onboarding_genres: picks,
                 context: JsonContext {
                     device: device.as_str(),
                     timestamp: time,
