@@ -12,15 +12,16 @@ use std::process::{Command, Output};
 
 const GENRES: [&str; 3] = ["Action", "Comedy", "Drama"];
 
-fn edgerec(args: &[&str]) -> Output {
+/// Runs `edgerec` with a whitespace-separated command line (test paths hold no spaces).
+fn edgerec(args: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgerec"))
-        .args(args)
+        .args(args.split_whitespace())
         .env("RUST_BACKTRACE", "0")
         .output()
         .expect("run edgerec")
 }
 
-fn ok(args: &[&str]) -> String {
+fn ok(args: &str) -> String {
     let out = edgerec(args);
     assert!(
         out.status.success(),
@@ -30,7 +31,7 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn fails(args: &[&str]) -> String {
+fn fails(args: &str) -> String {
     let out = edgerec(args);
     assert!(!out.status.success(), "edgerec {args:?} should fail");
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -79,8 +80,8 @@ fn write_movielens_like(dir: &Path) {
     std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
+fn p(path: &Path) -> String {
+    path.display().to_string()
 }
 
 #[test]
@@ -92,53 +93,42 @@ fn import_train_bundle_recommend() {
     let bundle = tmp.path().join("bundle.edgerec");
     write_movielens_like(&raw);
 
-    let out = ok(&[
-        "data",
-        "import",
-        "movielens-100k",
-        "--src",
+    let out = ok(&format!(
+        "data import movielens-100k --src {} --out {}",
         p(&raw),
-        "--out",
-        p(&tables),
-    ]);
+        p(&tables)
+    ));
     assert!(
         out.contains("45 users") && out.contains("60 items"),
         "{out}"
     );
-    let out = ok(&[
-        "train",
-        "--data",
+    let out = ok(&format!(
+        "train --data {} --out {} --validation-fraction 0.2",
         p(&tables),
-        "--out",
-        p(&model),
-        "--validation-fraction",
-        "0.2",
-    ]);
+        p(&model)
+    ));
     assert!(out.contains("blend (chosen)"), "{out}");
-    ok(&["bundle", "build", "--model", p(&model), "--out", p(&bundle)]);
-    let inspect = ok(&["bundle", "inspect", p(&bundle)]);
+    ok(&format!(
+        "bundle build --model {} --out {}",
+        p(&model),
+        p(&bundle)
+    ));
+    let inspect = ok(&format!("bundle inspect {}", p(&bundle)));
     assert!(inspect.contains("items:         60"), "{inspect}");
 
     // Training and bundling are deterministic.
     let model2 = tmp.path().join("model2");
     let bundle2 = tmp.path().join("bundle2.edgerec");
-    ok(&[
-        "train",
-        "--data",
+    ok(&format!(
+        "train --data {} --out {} --validation-fraction 0.2",
         p(&tables),
-        "--out",
+        p(&model2)
+    ));
+    ok(&format!(
+        "bundle build --model {} --out {}",
         p(&model2),
-        "--validation-fraction",
-        "0.2",
-    ]);
-    ok(&[
-        "bundle",
-        "build",
-        "--model",
-        p(&model2),
-        "--out",
-        p(&bundle2),
-    ]);
+        p(&bundle2)
+    ));
     assert_eq!(
         std::fs::read(&bundle).unwrap(),
         std::fs::read(&bundle2).unwrap()
@@ -148,21 +138,14 @@ fn import_train_bundle_recommend() {
     std::fs::write(&users, "user_id\n1\n2\n3\n4\n5\n6\n999\n").unwrap();
     let recs = tmp.path().join("recs.tsv");
     let reqs = tmp.path().join("requests.jsonl");
-    ok(&[
-        "recommend",
-        "--bundle",
+    ok(&format!(
+        "recommend --bundle {} --data {} --users {} --k 5 --out {} --requests-out {}",
         p(&bundle),
-        "--data",
         p(&tables),
-        "--users",
         p(&users),
-        "--k",
-        "5",
-        "--out",
         p(&recs),
-        "--requests-out",
-        p(&reqs),
-    ]);
+        p(&reqs)
+    ));
 
     let text = std::fs::read_to_string(&recs).unwrap();
     let mut lines = text.lines();
@@ -217,20 +200,16 @@ fn import_train_bundle_recommend() {
     let bad = tmp.path().join("bad.edgerec");
     std::fs::write(&bad, &bytes).unwrap();
     let bad_recs = tmp.path().join("bad.tsv");
-    let err = fails(&[
-        "recommend",
-        "--bundle",
+    let err = fails(&format!(
+        "recommend --bundle {} --data {} --users {} --out {}",
         p(&bad),
-        "--data",
         p(&tables),
-        "--users",
         p(&users),
-        "--out",
-        p(&bad_recs),
-    ]);
+        p(&bad_recs)
+    ));
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(!bad_recs.exists());
-    let err = fails(&["bundle", "inspect", p(&bad)]);
+    let err = fails(&format!("bundle inspect {}", p(&bad)));
     assert!(err.contains("checksum mismatch"), "{err}");
 }
 
@@ -243,53 +222,39 @@ fn bad_inputs_give_clear_errors() {
     let mut text = std::fs::read_to_string(&inter).unwrap();
     text.push_str("1\t2\tfour\t1000000\n");
     std::fs::write(&inter, text).unwrap();
-    let err = fails(&[
-        "data",
-        "import",
-        "movielens-100k",
-        "--src",
+    let err = fails(&format!(
+        "data import movielens-100k --src {} --out {}",
         p(&raw),
-        "--out",
-        p(&tmp.path().join("t")),
-    ]);
+        p(&tmp.path().join("t"))
+    ));
     assert!(
         err.contains("ml-100k.inter: line") && err.contains("column rating"),
         "{err}"
     );
 
-    let err = fails(&[
-        "data",
-        "import",
-        "movielens-100k",
-        "--src",
+    let err = fails(&format!(
+        "data import movielens-100k --src {} --out {}",
         p(&tmp.path().join("nope")),
-        "--out",
-        p(&tmp.path().join("t")),
-    ]);
+        p(&tmp.path().join("t"))
+    ));
     assert!(err.contains("ml-100k.user"), "{err}");
 
     let wheel = tmp.path().join("fake.whl");
     std::fs::write(&wheel, b"not a zip").unwrap();
-    let err = fails(&[
-        "data",
-        "fetch",
-        "movielens-100k",
-        "--out",
+    let err = fails(&format!(
+        "data fetch movielens-100k --out {} --wheel {}",
         p(&tmp.path().join("f")),
-        "--wheel",
-        p(&wheel),
-    ]);
+        p(&wheel)
+    ));
     assert!(
         err.contains("fake.whl") && err.contains("not a readable wheel"),
         "{err}"
     );
 
-    let err = fails(&[
-        "train",
-        "--data",
+    let err = fails(&format!(
+        "train --data {} --out {}",
         p(&tmp.path().join("missing")),
-        "--out",
-        p(&tmp.path().join("m")),
-    ]);
+        p(&tmp.path().join("m"))
+    ));
     assert!(err.contains("users.parquet"), "{err}");
 }
