@@ -16,6 +16,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::calendar;
 use crate::error::{Error, Result};
 
 /// The kind of screen a request comes from.
@@ -130,19 +131,20 @@ impl Context {
         self.utc_offset_minutes
     }
 
-    fn local_seconds(&self) -> i64 {
-        self.timestamp
-            .saturating_add(i64::from(self.utc_offset_minutes) * 60)
+    /// Local day count since 1970-01-01 (see [`crate::calendar`]).
+    pub fn local_days(&self) -> i64 {
+        calendar::local_days(self.timestamp, self.utc_offset_minutes)
     }
 
     /// Local hour of day, 0–23.
     pub fn local_hour(&self) -> u8 {
-        (self.local_seconds().rem_euclid(86_400) / 3_600) as u8
+        (calendar::local_seconds(self.timestamp, self.utc_offset_minutes).rem_euclid(86_400)
+            / 3_600) as u8
     }
 
-    /// Local day of week, Monday = 0 … Sunday = 6 (1970-01-01 was a Thursday).
+    /// Local day of week, Monday = 0 … Sunday = 6.
     pub fn weekday(&self) -> u8 {
-        ((self.local_seconds().div_euclid(86_400) + 3).rem_euclid(7)) as u8
+        calendar::weekday(self.local_days())
     }
 
     /// The part of the local day.

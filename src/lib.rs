@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod calendar;
 pub mod catalog;
 pub mod context;
 mod error;
