@@ -28,6 +28,7 @@ pub mod calendar;
 pub mod catalog;
 pub mod context;
 mod error;
+pub mod features;
 pub mod recommend;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,0 +1,800 @@
+//! The feature catalog: one definition of every ranking feature, computed by the same code in
+//! the training pipeline and on the device.
+//!
+//! Features are computed **point in time**: a feature for a request at time `t` sees only the
+//! user's plays strictly before `t` ([`History::before`]) and platform counts as of `t`
+//! ([`MediaStats`]). Values use only `+ − × ÷`, `sqrt`, comparisons and integer arithmetic, so
+//! native and wasm builds give bit-identical vectors (no `ln`, `exp` or trigonometry, whose
+//! last bits differ between libms). Every dense value is scaled to roughly `[0, 1]`.
+//!
+//! Families (dense names in [`FeatureSpace::dense_names`]):
+//!
+//! | family | features |
+//! |---|---|
+//! | user | age (and whether known), gender, tenure, number of plays, average session time, genre and language histograms (all time and over the last `recent_days`), last genre watched (sparse) |
+//! | context | device, part of day, hour, day of week, weekend, season (by hemisphere), upcoming holiday within `holiday_horizon_days` and days to it (sparse holiday id) |
+//! | media | public rating, revenue bucket, years since release, days on platform, new on platform, plays in the last 24 h and 7 days, genres, duration, movie/episode, season and episode numbers, release year and type, maturity |
+//! | cross | the user's share of the title's genres (all time and recent), actor and director match, language match and share, maturity fits the age, age gap, watched before, next episode of a series in progress, onboarding genre match |
+//! | sparse ids | movie, directors, actors, distributor, composer, original language, genres, tags, user country and language, last genre, holiday |
+//!
+//! ```
+//! use edgerec::features::*;
+//! use edgerec::context::{Context, Device};
+//! # let (space, profile, media) = edgerec::features::tests_support::tiny();
+//! let history = History::new(vec![Play {
+//!     media: 0, time: 1_000, device: Device::Tv, session: 1, watched_s: 5_400, fraction: 0.9,
+//! }]);
+//! let ctx = Context::new(Device::Tv, 90_000, 0)?;
+//! let user = space.user_state(&profile, history.before(ctx.timestamp()), &media, ctx.timestamp());
+//! let context = space.context(&profile, &ctx);
+//! let fv = space.features(&user, &context, &media[1], 1, MediaStats::default());
+//! assert_eq!(fv.dense.len(), space.dense_names().len());
+//! # Ok::<(), edgerec::Error>(())
+//! ```
+
+mod media;
+
+use std::collections::{HashMap, HashSet};
+
+pub use media::{
+    Gender, History, Maturity, Media, MediaKind, MediaStats, Play, ReleaseType, UserProfile,
+    Vocabulary,
+};
+
+use crate::calendar::{self, Hemisphere, Season};
+use crate::context::{Context, Daypart, Device};
+
+const DAY: i64 = 86_400;
+
+/// The vocabularies categorical features are mapped with.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vocabularies {
+    /// Genre names.
+    pub genres: Vocabulary,
+    /// Tags.
+    pub tags: Vocabulary,
+    /// Actors, directors and composers.
+    pub people: Vocabulary,
+    /// Distributors.
+    pub distributors: Vocabulary,
+    /// Languages (ISO 639-1).
+    pub languages: Vocabulary,
+    /// Countries (ISO 3166-1 alpha-2).
+    pub countries: Vocabulary,
+}
+
+/// Holiday names of every country of [`calendar::COUNTRIES`], in first-seen order; the sparse
+/// holiday feature is `1 + position` (0 = none).
+pub fn holiday_vocabulary() -> Vocabulary {
+    Vocabulary::new(
+        calendar::COUNTRIES
+            .iter()
+            .flat_map(|c| c.holidays.iter().map(|h| h.name)),
+    )
+}
+
+/// Windows and horizons of the time-based features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeatureConfig {
+    /// The "recent" genre histogram covers this many days before the request.
+    pub recent_days: u32,
+    /// Holidays further ahead than this are not "upcoming".
+    pub holiday_horizon_days: u16,
+}
+
+impl Default for FeatureConfig {
+    fn default() -> Self {
+        FeatureConfig {
+            recent_days: 90,
+            holiday_horizon_days: 30,
+        }
+    }
+}
+
+/// The feature space: vocabularies, windows, and the names of the dense features in order.
+#[derive(Debug, Clone)]
+pub struct FeatureSpace {
+    vocab: Vocabularies,
+    holidays: Vocabulary,
+    config: FeatureConfig,
+    names: Vec<String>,
+}
+
+/// Aggregates of one user's plays before a time: computed once per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserState {
+    time: i64,
+    plays: usize,
+    sessions: usize,
+    watched_s: u64,
+    genre_s: Vec<u64>,
+    recent_genre_s: Vec<u64>,
+    recent_s: u64,
+    language_s: Vec<u64>,
+    last_genre: u32,
+    actors: HashSet<u32>,
+    directors: HashSet<u32>,
+    max_fraction: HashMap<u32, f32>,
+    last_episode: HashMap<u32, (u16, u16)>,
+    profile: UserProfile,
+}
+
+/// Context features of one request: computed once per request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextFeatures {
+    dense: Vec<f32>,
+    holiday: u32,
+    time: i64,
+}
+
+/// Ids for embedding lookups (0 = unknown or none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SparseFeatures {
+    /// The title's id.
+    pub movie: u32,
+    /// Director person ids.
+    pub directors: Vec<u32>,
+    /// Actor person ids.
+    pub actors: Vec<u32>,
+    /// Distributor id.
+    pub distributor: u32,
+    /// Composer person id.
+    pub composer: u32,
+    /// Original language id.
+    pub language: u32,
+    /// Genre ids.
+    pub genres: Vec<u32>,
+    /// Tag ids.
+    pub tags: Vec<u32>,
+    /// The user's country id.
+    pub user_country: u32,
+    /// The user's language id.
+    pub user_language: u32,
+    /// Genre id of the last title watched.
+    pub last_genre: u32,
+    /// Upcoming holiday id ([`holiday_vocabulary`]).
+    pub holiday: u32,
+}
+
+/// All features of one (user, context, title) example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureVector {
+    /// Dense values, in [`FeatureSpace::dense_names`] order.
+    pub dense: Vec<f32>,
+    /// Sparse ids.
+    pub sparse: SparseFeatures,
+}
+
+/// `x / (x + half)`: maps counts to `[0, 1)`, 0.5 at `half`.
+fn saturate(x: f32, half: f32) -> f32 {
+    x / (x + half)
+}
+
+fn share(part: u64, total: u64) -> f32 {
+    if total == 0 {
+        0.0
+    } else {
+        (part as f64 / total as f64) as f32
+    }
+}
+
+fn flag(b: bool) -> f32 {
+    if b { 1.0 } else { 0.0 }
+}
+
+fn one_hot(out: &mut Vec<f32>, n: usize, i: usize) {
+    out.extend((0..n).map(|j| flag(i == j)));
+}
+
+const DEVICES: [Device; 5] = Device::ALL;
+const DAYPARTS: [Daypart; 4] = [
+    Daypart::Morning,
+    Daypart::Afternoon,
+    Daypart::Evening,
+    Daypart::Night,
+];
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const GENDERS: [&str; 4] = ["f", "m", "x", "unknown"];
+
+impl FeatureSpace {
+    /// The space over these vocabularies.
+    pub fn new(vocab: Vocabularies, config: FeatureConfig) -> FeatureSpace {
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |n: String| names.push(n);
+        for n in ["user.age", "user.age_known"] {
+            add(n.into());
+        }
+        for g in GENDERS {
+            add(format!("user.gender={g}"));
+        }
+        for n in ["user.tenure", "user.plays", "user.avg_session"] {
+            add(n.into());
+        }
+        let genre_names =
+            || std::iter::once("?").chain(vocab.genres.names().iter().map(String::as_str));
+        for g in genre_names() {
+            add(format!("user.genre_share={g}"));
+        }
+        for g in genre_names() {
+            add(format!("user.genre_share_recent={g}"));
+        }
+        for l in std::iter::once("?").chain(vocab.languages.names().iter().map(String::as_str)) {
+            add(format!("user.language_share={l}"));
+        }
+        for d in DEVICES {
+            add(format!("ctx.device={d}"));
+        }
+        for d in DAYPARTS {
+            add(format!("ctx.daypart={d:?}").to_lowercase());
+        }
+        add("ctx.hour".into());
+        for w in WEEKDAYS {
+            add(format!("ctx.weekday={w}"));
+        }
+        add("ctx.weekend".into());
+        for s in Season::ALL {
+            add(format!("ctx.season={}", s.as_str()));
+        }
+        for n in ["ctx.holiday_upcoming", "ctx.days_to_holiday"] {
+            add(n.into());
+        }
+        for n in [
+            "media.rating",
+            "media.rating_known",
+            "media.revenue_bucket",
+            "media.revenue_known",
+            "media.years_since_release",
+            "media.days_on_platform",
+            "media.new_on_platform",
+            "media.plays_24h",
+            "media.plays_7d",
+        ] {
+            add(n.into());
+        }
+        for g in genre_names() {
+            add(format!("media.genre={g}"));
+        }
+        for n in [
+            "media.duration",
+            "media.kind=movie",
+            "media.kind=episode",
+            "media.season",
+            "media.episode",
+            "media.release_year",
+            "media.release_type=theatrical",
+            "media.release_type=streaming",
+            "media.release_type=tv",
+            "media.maturity",
+            "cross.genre_share",
+            "cross.genre_share_recent",
+            "cross.actor_match",
+            "cross.director_match",
+            "cross.language_match",
+            "cross.language_share",
+            "cross.maturity_fits_age",
+            "cross.age_gap",
+            "cross.watched_before",
+            "cross.next_episode",
+            "cross.onboarding_genre",
+        ] {
+            add(n.into());
+        }
+        FeatureSpace {
+            vocab,
+            holidays: holiday_vocabulary(),
+            config,
+            names,
+        }
+    }
+
+    /// Names of the dense features, in vector order. Stable for a given vocabulary; this list
+    /// is the input contract a ranker is trained against.
+    pub fn dense_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The vocabularies.
+    pub fn vocabularies(&self) -> &Vocabularies {
+        &self.vocab
+    }
+
+    /// The windows and horizons.
+    pub fn config(&self) -> FeatureConfig {
+        self.config
+    }
+
+    /// Aggregates the plays a user made before `time`. `plays` must all be before `time`
+    /// (pass [`History::before`]); plays of titles outside `media` are ignored.
+    /// Cost: O(plays × (genres + cast)).
+    pub fn user_state(
+        &self,
+        profile: &UserProfile,
+        plays: &[Play],
+        media: &[Media],
+        time: i64,
+    ) -> UserState {
+        let n_genres = self.vocab.genres.size();
+        let mut s = UserState {
+            time,
+            plays: 0,
+            sessions: 0,
+            watched_s: 0,
+            genre_s: vec![0; n_genres],
+            recent_genre_s: vec![0; n_genres],
+            recent_s: 0,
+            language_s: vec![0; self.vocab.languages.size()],
+            last_genre: 0,
+            actors: HashSet::new(),
+            directors: HashSet::new(),
+            max_fraction: HashMap::new(),
+            last_episode: HashMap::new(),
+            profile: profile.clone(),
+        };
+        let recent_from = time - i64::from(self.config.recent_days) * DAY;
+        let mut sessions = HashSet::new();
+        for p in plays.iter().filter(|p| p.time < time) {
+            let Some(m) = media.get(p.media as usize) else {
+                continue;
+            };
+            s.plays += 1;
+            sessions.insert(p.session);
+            let w = u64::from(p.watched_s);
+            s.watched_s += w;
+            let recent = p.time >= recent_from;
+            if recent {
+                s.recent_s += w;
+            }
+            for &g in &m.genres {
+                if let Some(x) = s.genre_s.get_mut(g as usize) {
+                    *x += w;
+                }
+                if recent && let Some(x) = s.recent_genre_s.get_mut(g as usize) {
+                    *x += w;
+                }
+            }
+            if let Some(x) = s.language_s.get_mut(m.language as usize) {
+                *x += w;
+            }
+            s.last_genre = m.genres.first().copied().unwrap_or(0);
+            s.actors.extend(&m.actors);
+            s.directors.extend(&m.directors);
+            let f = s.max_fraction.entry(p.media).or_insert(0.0);
+            *f = f.max(p.fraction);
+            if let (Some(series), Some(season), Some(episode)) = (m.series_id, m.season, m.episode)
+            {
+                let last = s.last_episode.entry(series).or_insert((season, episode));
+                *last = (*last).max((season, episode));
+            }
+        }
+        s.sessions = sessions.len();
+        s
+    }
+
+    /// Context features of a request; the holiday calendar is the user's country's.
+    pub fn context(&self, profile: &UserProfile, ctx: &Context) -> ContextFeatures {
+        let mut d = Vec::with_capacity(32);
+        one_hot(
+            &mut d,
+            DEVICES.len(),
+            DEVICES.iter().position(|&x| x == ctx.device()).unwrap_or(4),
+        );
+        one_hot(
+            &mut d,
+            DAYPARTS.len(),
+            DAYPARTS
+                .iter()
+                .position(|&x| x == ctx.daypart())
+                .unwrap_or(0),
+        );
+        d.push(f32::from(ctx.local_hour()) / 23.0);
+        let wd = ctx.weekday();
+        one_hot(&mut d, 7, wd as usize);
+        d.push(flag(wd >= 5));
+        let country = self
+            .vocab
+            .countries
+            .name(profile.country)
+            .and_then(calendar::country);
+        let today = ctx.local_days();
+        let month = calendar::civil_from_days(today).month;
+        let hemisphere = country.map_or(Hemisphere::Northern, |c| c.hemisphere);
+        let season = calendar::season(month, hemisphere);
+        one_hot(
+            &mut d,
+            4,
+            Season::ALL.iter().position(|&s| s == season).unwrap_or(0),
+        );
+        let horizon = self.config.holiday_horizon_days;
+        let next = country.and_then(|c| calendar::next_holiday(c, today, horizon));
+        d.push(flag(next.is_some()));
+        d.push(next.map_or(1.0, |h| f32::from(h.days_until) / f32::from(horizon.max(1))));
+        ContextFeatures {
+            dense: d,
+            holiday: next.map_or(0, |h| self.holidays.id(h.name)),
+            time: ctx.timestamp(),
+        }
+    }
+
+    /// The full vector for one title. `index` is the title's position in the media table the
+    /// user state was computed against; `stats` are its platform counts as of the request.
+    pub fn features(
+        &self,
+        user: &UserState,
+        ctx: &ContextFeatures,
+        media: &Media,
+        index: u32,
+        stats: MediaStats,
+    ) -> FeatureVector {
+        let t = ctx.time;
+        let p = &user.profile;
+        let mut d = Vec::with_capacity(self.names.len());
+        // User.
+        d.push(p.age.map_or(0.0, |a| f32::from(a.min(100)) / 100.0));
+        d.push(flag(p.age.is_some()));
+        let g = match p.gender {
+            Gender::Female => 0,
+            Gender::Male => 1,
+            Gender::Other => 2,
+            Gender::Unknown => 3,
+        };
+        one_hot(&mut d, 4, g);
+        let tenure_days = ((t - p.signup_time).max(0) / DAY) as f32;
+        d.push(saturate(tenure_days, 365.0));
+        d.push(saturate(user.plays as f32, 20.0));
+        let avg_session_min = if user.sessions == 0 {
+            0.0
+        } else {
+            (user.watched_s as f64 / user.sessions as f64 / 60.0) as f32
+        };
+        d.push(saturate(avg_session_min, 60.0));
+        d.extend(user.genre_s.iter().map(|&x| share(x, user.watched_s)));
+        d.extend(user.recent_genre_s.iter().map(|&x| share(x, user.recent_s)));
+        d.extend(user.language_s.iter().map(|&x| share(x, user.watched_s)));
+        // Context.
+        d.extend_from_slice(&ctx.dense);
+        // Media.
+        d.push(
+            media
+                .public_rating
+                .map_or(0.0, |r| r.clamp(0.0, 10.0) / 10.0),
+        );
+        d.push(flag(media.public_rating.is_some()));
+        let bucket = media.revenue_usd.map_or(0, |r| {
+            [1e5, 1e6, 1e7, 1e8, 1e9]
+                .iter()
+                .filter(|&&b| r >= b)
+                .count()
+        });
+        d.push(bucket as f32 / 5.0);
+        d.push(flag(media.revenue_usd.is_some()));
+        let years = (t - media.release_time).max(0) as f64 / (365.25 * DAY as f64);
+        d.push((years.min(50.0) / 50.0) as f32);
+        let on_platform_days = ((t - media.added_time).max(0) / DAY) as f32;
+        d.push(on_platform_days.min(365.0) / 365.0);
+        d.push(flag(on_platform_days < 30.0));
+        d.push(saturate(stats.plays_24h as f32, 100.0));
+        d.push(saturate(stats.plays_7d as f32, 500.0));
+        let start = d.len();
+        d.resize(start + self.vocab.genres.size(), 0.0);
+        for &g in &media.genres {
+            if let Some(x) = d.get_mut(start + g as usize) {
+                *x = 1.0;
+            }
+        }
+        d.push((media.duration_s as f32 / 60.0).min(240.0) / 240.0);
+        d.push(flag(media.kind == MediaKind::Movie));
+        d.push(flag(media.kind == MediaKind::Episode));
+        d.push(f32::from(media.season.unwrap_or(0).min(10)) / 10.0);
+        d.push(f32::from(media.episode.unwrap_or(0).min(30)) / 30.0);
+        let year = calendar::civil_from_days(media.release_time.div_euclid(DAY)).year;
+        d.push(((year - 1900).clamp(0, 150)) as f32 / 150.0);
+        for rt in [
+            ReleaseType::Theatrical,
+            ReleaseType::Streaming,
+            ReleaseType::Tv,
+        ] {
+            d.push(flag(media.release_type == rt));
+        }
+        d.push(f32::from(media.maturity.rank()) / 4.0);
+        // Crosses.
+        let genre_sum = |hist: &[u64], total: u64| -> f32 {
+            media
+                .genres
+                .iter()
+                .map(|&g| share(hist.get(g as usize).copied().unwrap_or(0), total))
+                .sum::<f32>()
+                .min(1.0)
+        };
+        d.push(genre_sum(&user.genre_s, user.watched_s));
+        d.push(genre_sum(&user.recent_genre_s, user.recent_s));
+        let seen_actors = media
+            .actors
+            .iter()
+            .filter(|a| user.actors.contains(a))
+            .count();
+        d.push(if media.actors.is_empty() {
+            0.0
+        } else {
+            seen_actors as f32 / media.actors.len() as f32
+        });
+        d.push(flag(
+            media.directors.iter().any(|x| user.directors.contains(x)),
+        ));
+        d.push(flag(media.language != 0 && media.language == p.language));
+        d.push(share(
+            user.language_s
+                .get(media.language as usize)
+                .copied()
+                .unwrap_or(0),
+            user.watched_s,
+        ));
+        let min_age = media.maturity.min_age();
+        d.push(flag(p.age.is_none_or(|a| a >= min_age)));
+        d.push(
+            p.age
+                .map_or(0.0, |a| f32::from(min_age.saturating_sub(a)) / 18.0),
+        );
+        d.push(user.max_fraction.get(&index).copied().unwrap_or(0.0));
+        let next_episode = match (media.series_id, media.season, media.episode) {
+            (Some(series), Some(season), Some(episode)) => {
+                user.last_episode.get(&series).is_some_and(|&(s, e)| {
+                    (s == season && e + 1 == episode) || (s + 1 == season && episode == 1)
+                })
+            }
+            _ => false,
+        };
+        d.push(flag(next_episode));
+        d.push(flag(
+            media.genres.iter().any(|g| p.onboarding_genres.contains(g)),
+        ));
+        debug_assert_eq!(d.len(), self.names.len());
+
+        FeatureVector {
+            dense: d,
+            sparse: SparseFeatures {
+                movie: media.id,
+                directors: media.directors.clone(),
+                actors: media.actors.clone(),
+                distributor: media.distributor,
+                composer: media.composer,
+                language: media.language,
+                genres: media.genres.clone(),
+                tags: media.tags.clone(),
+                user_country: p.country,
+                user_language: p.language,
+                last_genre: user.last_genre,
+                holiday: ctx.holiday,
+            },
+        }
+    }
+
+    /// Everything in one call, point in time at the context's timestamp: only plays strictly
+    /// before it are seen.
+    pub fn compute(
+        &self,
+        profile: &UserProfile,
+        history: &History,
+        media: &[Media],
+        index: u32,
+        stats: MediaStats,
+        ctx: &Context,
+    ) -> Option<FeatureVector> {
+        let m = media.get(index as usize)?;
+        let t = ctx.timestamp();
+        let user = self.user_state(profile, history.before(t), media, t);
+        let c = self.context(profile, ctx);
+        Some(self.features(&user, &c, m, index, stats))
+    }
+}
+
+#[doc(hidden)]
+pub mod tests_support {
+    //! A tiny feature space for doctests and unit tests.
+    use super::*;
+
+    /// Two genres, two titles (a film and the first episode of a series), one user.
+    pub fn tiny() -> (FeatureSpace, UserProfile, Vec<Media>) {
+        let vocab = Vocabularies {
+            genres: Vocabulary::new(["Drama", "Horror"]),
+            tags: Vocabulary::new(["christmas"]),
+            people: Vocabulary::new(["Ann Actor", "Dan Director", "Bob Actor"]),
+            distributors: Vocabulary::new(["Studio"]),
+            languages: Vocabulary::new(["en", "fr"]),
+            countries: Vocabulary::new(["US", "FR"]),
+        };
+        let base = Media {
+            id: 100,
+            kind: MediaKind::Movie,
+            series_id: None,
+            season: None,
+            episode: None,
+            duration_s: 6_000,
+            genres: vec![1],
+            tags: vec![],
+            actors: vec![1],
+            directors: vec![2],
+            composer: 0,
+            distributor: 1,
+            language: 1,
+            country: 1,
+            release_time: 0,
+            release_type: ReleaseType::Theatrical,
+            added_time: 0,
+            maturity: Maturity::Pg13,
+            public_rating: Some(7.5),
+            revenue_usd: Some(2.5e7),
+        };
+        let episode = Media {
+            id: 200,
+            kind: MediaKind::Episode,
+            series_id: Some(9),
+            season: Some(1),
+            episode: Some(1),
+            duration_s: 2_400,
+            genres: vec![1, 2],
+            actors: vec![1, 3],
+            directors: vec![],
+            maturity: Maturity::R,
+            public_rating: None,
+            revenue_usd: None,
+            release_type: ReleaseType::Streaming,
+            ..base.clone()
+        };
+        let profile = UserProfile {
+            age: Some(15),
+            gender: Gender::Female,
+            language: 1,
+            country: 1,
+            utc_offset_minutes: 0,
+            signup_time: 0,
+            onboarding_genres: vec![2],
+        };
+        (
+            FeatureSpace::new(vocab, FeatureConfig::default()),
+            profile,
+            vec![base, episode],
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::tiny;
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value(space: &FeatureSpace, fv: &FeatureVector, name: &str) -> f32 {
+        let i = space
+            .dense_names()
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no feature {name}"));
+        fv.dense[i]
+    }
+
+    fn play(media: u32, time: i64, session: u64, watched_s: u32, fraction: f32) -> Play {
+        Play {
+            media,
+            time,
+            device: Device::Tv,
+            session,
+            watched_s,
+            fraction,
+        }
+    }
+
+    #[test]
+    fn hand_worked_example() {
+        let (space, profile, media) = tiny();
+        // Two sessions: 5400 s of the Drama film, then 1200 s of the Drama/Horror episode.
+        let h = History::new(vec![
+            play(0, 1_000, 1, 5_400, 0.9),
+            play(1, 2_000, 2, 1_200, 0.5),
+        ]);
+        // 2026-11-20 (a Friday) 21:00 UTC in the US: Thanksgiving in 6 days.
+        let t = calendar::days_from_civil(2026, 11, 20) * DAY + 21 * 3_600;
+        let ctx = Context::new(Device::Tv, t, 0).unwrap();
+        let fv = space
+            .compute(
+                &profile,
+                &h,
+                &media,
+                1,
+                MediaStats {
+                    plays_24h: 100,
+                    plays_7d: 0,
+                },
+                &ctx,
+            )
+            .unwrap();
+        let v = |n: &str| value(&space, &fv, n);
+        assert_eq!(v("user.age"), 0.15);
+        assert_eq!(v("user.gender=f"), 1.0);
+        assert_eq!(v("user.plays"), 2.0 / 22.0);
+        // (5400 + 1200) / 2 sessions = 55 min.
+        assert_eq!(v("user.avg_session"), 55.0 / 115.0);
+        assert_eq!(v("user.genre_share=Drama"), 1.0);
+        assert_eq!(v("user.genre_share=Horror"), (1_200.0f64 / 6_600.0) as f32);
+        assert_eq!(v("ctx.device=tv"), 1.0);
+        assert_eq!(v("ctx.daypart=evening"), 1.0);
+        assert_eq!(v("ctx.weekday=fri"), 1.0);
+        assert_eq!(v("ctx.season=autumn"), 1.0);
+        assert_eq!(v("ctx.holiday_upcoming"), 1.0);
+        assert_eq!(v("ctx.days_to_holiday"), 6.0 / 30.0);
+        assert_eq!(fv.sparse.holiday, holiday_vocabulary().id("thanksgiving"));
+        assert_eq!(v("media.plays_24h"), 0.5);
+        assert_eq!(v("media.kind=episode"), 1.0);
+        assert_eq!(v("media.genre=Horror"), 1.0);
+        assert_eq!(v("media.maturity"), 0.75);
+        // The user half-watched this very episode (both actors seen) and is 15: R does not fit.
+        assert_eq!(v("cross.actor_match"), 1.0);
+        assert_eq!(v("cross.maturity_fits_age"), 0.0);
+        assert_eq!(v("cross.age_gap"), 2.0 / 18.0);
+        assert_eq!(v("cross.watched_before"), 0.5);
+        assert_eq!(v("cross.onboarding_genre"), 1.0);
+        assert_eq!(v("cross.language_match"), 1.0);
+        assert_eq!(fv.sparse.last_genre, 1);
+        assert_eq!(fv.sparse.movie, 200);
+    }
+
+    #[test]
+    fn next_episode_and_seasons() {
+        let (space, profile, mut media) = tiny();
+        let mut e2 = media[1].clone();
+        e2.id = 201;
+        e2.episode = Some(2);
+        media.push(e2);
+        let h = History::new(vec![play(1, 10, 1, 2_400, 1.0)]);
+        let ctx = Context::new(Device::Mobile, 100, 0).unwrap();
+        let fv = space
+            .compute(&profile, &h, &media, 2, MediaStats::default(), &ctx)
+            .unwrap();
+        assert_eq!(value(&space, &fv, "cross.next_episode"), 1.0);
+        let fv = space
+            .compute(&profile, &h, &media, 1, MediaStats::default(), &ctx)
+            .unwrap();
+        assert_eq!(value(&space, &fv, "cross.next_episode"), 0.0);
+    }
+
+    #[test]
+    fn southern_summer_at_christmas() {
+        let (mut space, mut profile, media) = tiny();
+        space.vocab.countries = Vocabulary::new(["US", "AU"]);
+        profile.country = 2;
+        let t = calendar::days_from_civil(2026, 12, 20) * DAY;
+        let ctx = Context::new(Device::Tv, t, 600).unwrap();
+        let fv = space
+            .compute(
+                &profile,
+                &History::default(),
+                &media,
+                0,
+                MediaStats::default(),
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(value(&space, &fv, "ctx.season=summer"), 1.0);
+        assert_eq!(fv.sparse.holiday, holiday_vocabulary().id("christmas"));
+    }
+
+    proptest! {
+        /// No feature reads the future: events at or after the request time change nothing.
+        #[test]
+        fn no_feature_reads_the_future(
+            past in proptest::collection::vec((0u32..2, 0i64..1_000, 1u32..7_000, 0.0f32..=1.0), 0..20),
+            future in proptest::collection::vec((0u32..2, 1_000i64..5_000, 1u32..7_000, 0.0f32..=1.0), 1..10),
+            index in 0u32..2,
+        ) {
+            let (space, profile, media) = tiny();
+            let mk = |v: &[(u32, i64, u32, f32)]| v.iter().enumerate().map(|(i, &(m, t, w, f))| play(m, t, i as u64 % 3, w, f)).collect::<Vec<_>>();
+            let ctx = Context::new(Device::Desktop, 1_000, 0).unwrap();
+            let only_past = History::new(mk(&past));
+            let mut all = mk(&past);
+            all.extend(mk(&future));
+            let with_future = History::new(all);
+            let a = space.compute(&profile, &only_past, &media, index, MediaStats::default(), &ctx);
+            let b = space.compute(&profile, &with_future, &media, index, MediaStats::default(), &ctx);
+            prop_assert_eq!(a, b);
+        }
+    }
+}
