@@ -1,0 +1,503 @@
+//! The per-user merge: examples sorted by `(user, time)` meet the same user's plays, and the core
+//! crate's feature code turns each example into a feature vector, point in time.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use arrow_array::builder::{
+    FixedSizeListBuilder, Float32Builder, Int8Builder, Int32Builder, Int64Builder, ListBuilder,
+    StringBuilder, UInt32Builder, UInt64Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::prelude::SessionContext;
+use edgerec::context::{Context, Device};
+use edgerec::features::{History, MediaStats, Play, UserState};
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+
+use crate::report::{Fold, Tally, fold_window};
+use crate::sql::PLAYS_BY_USER;
+use crate::{PipelineConfig, World};
+
+/// The columns of `examples/*.parquet`, in order (the dense vector's width is the number of
+/// names in `features.json`).
+pub const EXAMPLE_COLUMNS: &[&str] = &[
+    "user_id",
+    "item_id",
+    "time",
+    "device",
+    "session_id",
+    "source",
+    "label",
+    "weight",
+    "sample_rate",
+    "watched_s",
+    "fraction",
+    "fold_window",
+    "plays_24h",
+    "plays_7d",
+    "dense",
+    "movie",
+    "directors",
+    "actors",
+    "distributor",
+    "composer",
+    "language",
+    "genres",
+    "tags",
+    "user_country",
+    "user_language",
+    "last_genre",
+    "holiday",
+];
+
+fn ids_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::UInt32, true))),
+        false,
+    )
+}
+
+fn schema(dense: usize) -> SchemaRef {
+    use DataType::*;
+    let f = |n: &str, t: DataType| Field::new(n, t, false);
+    Arc::new(Schema::new(vec![
+        f("user_id", UInt32),
+        f("item_id", UInt32),
+        f("time", Int64),
+        f("device", Utf8),
+        f("session_id", UInt64),
+        f("source", Utf8),
+        f("label", Int8),
+        f("weight", Float32),
+        f("sample_rate", Float32),
+        f("watched_s", UInt32),
+        f("fraction", Float32),
+        f("fold_window", Int32),
+        f("plays_24h", UInt32),
+        f("plays_7d", UInt32),
+        f(
+            "dense",
+            FixedSizeList(Arc::new(Field::new("item", Float32, true)), dense as i32),
+        ),
+        f("movie", UInt32),
+        ids_field("directors"),
+        ids_field("actors"),
+        f("distributor", UInt32),
+        f("composer", UInt32),
+        f("language", UInt32),
+        ids_field("genres"),
+        ids_field("tags"),
+        f("user_country", UInt32),
+        f("user_language", UInt32),
+        f("last_genre", UInt32),
+        f("holiday", UInt32),
+    ]))
+}
+
+/// Column builders of one output part.
+struct Builders {
+    user: UInt32Builder,
+    item: UInt32Builder,
+    time: Int64Builder,
+    device: StringBuilder,
+    session: UInt64Builder,
+    source: StringBuilder,
+    label: Int8Builder,
+    weight: Float32Builder,
+    sample_rate: Float32Builder,
+    watched_s: UInt32Builder,
+    fraction: Float32Builder,
+    fold: Int32Builder,
+    plays_24h: UInt32Builder,
+    plays_7d: UInt32Builder,
+    dense: FixedSizeListBuilder<Float32Builder>,
+    movie: UInt32Builder,
+    directors: ListBuilder<UInt32Builder>,
+    actors: ListBuilder<UInt32Builder>,
+    distributor: UInt32Builder,
+    composer: UInt32Builder,
+    language: UInt32Builder,
+    genres: ListBuilder<UInt32Builder>,
+    tags: ListBuilder<UInt32Builder>,
+    user_country: UInt32Builder,
+    user_language: UInt32Builder,
+    last_genre: UInt32Builder,
+    holiday: UInt32Builder,
+    rows: usize,
+}
+
+fn ids_builder() -> ListBuilder<UInt32Builder> {
+    ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::UInt32,
+        true,
+    )))
+}
+
+fn push_ids(b: &mut ListBuilder<UInt32Builder>, ids: &[u32]) {
+    b.values().append_slice(ids);
+    b.append(true);
+}
+
+impl Builders {
+    fn new(dense: usize) -> Builders {
+        Builders {
+            user: UInt32Builder::new(),
+            item: UInt32Builder::new(),
+            time: Int64Builder::new(),
+            device: StringBuilder::new(),
+            session: UInt64Builder::new(),
+            source: StringBuilder::new(),
+            label: Int8Builder::new(),
+            weight: Float32Builder::new(),
+            sample_rate: Float32Builder::new(),
+            watched_s: UInt32Builder::new(),
+            fraction: Float32Builder::new(),
+            fold: Int32Builder::new(),
+            plays_24h: UInt32Builder::new(),
+            plays_7d: UInt32Builder::new(),
+            dense: FixedSizeListBuilder::new(Float32Builder::new(), dense as i32)
+                .with_field(Arc::new(Field::new("item", DataType::Float32, true))),
+            movie: UInt32Builder::new(),
+            directors: ids_builder(),
+            actors: ids_builder(),
+            distributor: UInt32Builder::new(),
+            composer: UInt32Builder::new(),
+            language: UInt32Builder::new(),
+            genres: ids_builder(),
+            tags: ids_builder(),
+            user_country: UInt32Builder::new(),
+            user_language: UInt32Builder::new(),
+            last_genre: UInt32Builder::new(),
+            holiday: UInt32Builder::new(),
+            rows: 0,
+        }
+    }
+
+    fn finish(&mut self, schema: SchemaRef) -> Result<RecordBatch> {
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.user.finish()),
+            Arc::new(self.item.finish()),
+            Arc::new(self.time.finish()),
+            Arc::new(self.device.finish()),
+            Arc::new(self.session.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.label.finish()),
+            Arc::new(self.weight.finish()),
+            Arc::new(self.sample_rate.finish()),
+            Arc::new(self.watched_s.finish()),
+            Arc::new(self.fraction.finish()),
+            Arc::new(self.fold.finish()),
+            Arc::new(self.plays_24h.finish()),
+            Arc::new(self.plays_7d.finish()),
+            Arc::new(self.dense.finish()),
+            Arc::new(self.movie.finish()),
+            Arc::new(self.directors.finish()),
+            Arc::new(self.actors.finish()),
+            Arc::new(self.distributor.finish()),
+            Arc::new(self.composer.finish()),
+            Arc::new(self.language.finish()),
+            Arc::new(self.genres.finish()),
+            Arc::new(self.tags.finish()),
+            Arc::new(self.user_country.finish()),
+            Arc::new(self.user_language.finish()),
+            Arc::new(self.last_genre.finish()),
+            Arc::new(self.holiday.finish()),
+        ];
+        self.rows = 0;
+        Ok(RecordBatch::try_new(schema, columns)?)
+    }
+}
+
+/// A column cast to the type the merge reads.
+fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
+    let c = batch
+        .column_by_name(name)
+        .ok_or_else(|| anyhow!("plan output has no column {name:?}"))?;
+    Ok(datafusion::arrow::compute::cast(c, to)?)
+}
+
+/// Reads the sorted plays stream one user at a time.
+struct PlayCursor {
+    stream: SendableRecordBatchStream,
+    rows: Vec<(u32, Play)>,
+    at: usize,
+    world_index: Arc<std::collections::HashMap<u32, u32>>,
+    done: bool,
+}
+
+fn device(s: &str) -> Result<Device> {
+    s.parse().map_err(|_| anyhow!("unknown device {s:?}"))
+}
+
+impl PlayCursor {
+    async fn refill(&mut self) -> Result<()> {
+        while self.at >= self.rows.len() && !self.done {
+            match self.stream.next().await {
+                None => self.done = true,
+                Some(batch) => {
+                    let b = batch?;
+                    let user = column(&b, "user_id", &DataType::UInt32)?;
+                    let item = column(&b, "item_id", &DataType::UInt32)?;
+                    let time = column(&b, "time", &DataType::Int64)?;
+                    let dev = column(&b, "device", &DataType::Utf8)?;
+                    let session = column(&b, "session_id", &DataType::UInt64)?;
+                    let watched = column(&b, "watched_s", &DataType::UInt32)?;
+                    let fraction = column(&b, "fraction", &DataType::Float32)?;
+                    let (user, item, time) = (
+                        user.as_primitive::<UInt32Type>(),
+                        item.as_primitive::<UInt32Type>(),
+                        time.as_primitive::<Int64Type>(),
+                    );
+                    let dev = dev.as_string::<i32>();
+                    let session = session.as_primitive::<UInt64Type>();
+                    let watched = watched.as_primitive::<UInt32Type>();
+                    let fraction = fraction.as_primitive::<Float32Type>();
+                    self.rows.clear();
+                    self.at = 0;
+                    for i in 0..b.num_rows() {
+                        // Plays of titles missing from the items table cannot be featurised.
+                        let Some(&media) = self.world_index.get(&item.value(i)) else {
+                            continue;
+                        };
+                        self.rows.push((
+                            user.value(i),
+                            Play {
+                                media,
+                                time: time.value(i),
+                                device: device(dev.value(i))
+                                    .with_context(|| format!("plays: user {}", user.value(i)))?,
+                                session: session.value(i),
+                                watched_s: watched.value(i),
+                                fraction: fraction.value(i),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// All plays of `user`; plays of users before it are skipped. Users must be requested in
+    /// ascending order.
+    async fn take(&mut self, user: u32) -> Result<History> {
+        let mut plays = Vec::new();
+        loop {
+            self.refill().await?;
+            let Some(&(u, play)) = self.rows.get(self.at) else {
+                break;
+            };
+            if u > user {
+                break;
+            }
+            if u == user {
+                plays.push(play);
+            }
+            self.at += 1;
+        }
+        Ok(History::new(plays))
+    }
+}
+
+/// What was written, for the report.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Totals by label and source, weights, and per-window counts.
+    pub tally: Tally,
+    /// Part files written.
+    pub files: usize,
+}
+
+/// Runs the examples plan and writes featurised examples into `dir` (replaced if present).
+pub(crate) async fn write_examples(
+    ctx: &SessionContext,
+    plan: &str,
+    world: &World,
+    config: &PipelineConfig,
+    folds: &[Fold],
+    dir: &Path,
+) -> Result<Written> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dense = world.space.dense_names().len();
+    let schema = schema(dense);
+    let mut examples = ctx.sql(plan).await?.execute_stream().await?;
+    let mut plays = PlayCursor {
+        stream: ctx.sql(PLAYS_BY_USER).await?.execute_stream().await?,
+        rows: Vec::new(),
+        at: 0,
+        world_index: Arc::new(world.index.clone()),
+        done: false,
+    };
+    let mut out = Builders::new(dense);
+    let mut written = Written::default();
+    let mut writer: Option<ArrowWriter<File>> = None;
+    let mut current: Option<(u32, History)> = None;
+    let mut state: Option<(i64, UserState)> = None;
+
+    while let Some(batch) = examples.next().await {
+        let b = batch?;
+        let user = column(&b, "user_id", &DataType::UInt32)?;
+        let item = column(&b, "item_id", &DataType::UInt32)?;
+        let time = column(&b, "time", &DataType::Int64)?;
+        let dev = column(&b, "device", &DataType::Utf8)?;
+        let session = column(&b, "session_id", &DataType::UInt64)?;
+        let source = column(&b, "source", &DataType::Utf8)?;
+        let label = column(&b, "label", &DataType::Int64)?;
+        let weight = column(&b, "weight", &DataType::Float64)?;
+        let rate = column(&b, "sample_rate", &DataType::Float64)?;
+        let watched = column(&b, "watched_s", &DataType::UInt32)?;
+        let fraction = column(&b, "fraction", &DataType::Float32)?;
+        let p24 = column(&b, "plays_24h", &DataType::UInt32)?;
+        let p7 = column(&b, "plays_7d", &DataType::UInt32)?;
+        let (user, item) = (
+            user.as_primitive::<UInt32Type>(),
+            item.as_primitive::<UInt32Type>(),
+        );
+        let time = time.as_primitive::<Int64Type>();
+        let (dev, source) = (dev.as_string::<i32>(), source.as_string::<i32>());
+        let session = session.as_primitive::<UInt64Type>();
+        let label = label.as_primitive::<Int64Type>();
+        let (weight, rate) = (
+            weight.as_primitive::<Float64Type>(),
+            rate.as_primitive::<Float64Type>(),
+        );
+        let watched = watched.as_primitive::<UInt32Type>();
+        let fraction = fraction.as_primitive::<Float32Type>();
+        let (p24, p7) = (
+            p24.as_primitive::<UInt32Type>(),
+            p7.as_primitive::<UInt32Type>(),
+        );
+
+        for i in 0..b.num_rows() {
+            let u = user.value(i);
+            if current.as_ref().is_none_or(|c| c.0 != u) {
+                if current.as_ref().is_some_and(|c| c.0 > u) {
+                    bail!("examples are not sorted by user");
+                }
+                current = Some((u, plays.take(u).await?));
+                state = None;
+            }
+            let history = &current.as_ref().expect("set above").1;
+            let profile = world
+                .users
+                .get(&u)
+                .ok_or_else(|| anyhow!("user {u} has events but no row in users"))?;
+            let t = time.value(i);
+            if state.as_ref().is_none_or(|s| s.0 != t) {
+                let s = world
+                    .space
+                    .user_state(profile, history.before(t), &world.media, t);
+                state = Some((t, s));
+            }
+            let user_state = &state.as_ref().expect("set above").1;
+            let d = device(dev.value(i))?;
+            let ctx = Context::new(d, t, profile.utc_offset_minutes)?;
+            let context = world.space.context(profile, &ctx);
+            let index = *world
+                .index
+                .get(&item.value(i))
+                .ok_or_else(|| anyhow!("example of unknown item {}", item.value(i)))?;
+            let stats = MediaStats {
+                plays_24h: p24.value(i),
+                plays_7d: p7.value(i),
+            };
+            let fv = world.space.features(
+                user_state,
+                &context,
+                &world.media[index as usize],
+                index,
+                stats,
+            );
+            let window = fold_window(folds, t);
+            let lab = label.value(i) as i8;
+            let w = weight.value(i) as f32;
+            written.tally.add(lab, source.value(i), w, window);
+
+            out.user.append_value(u);
+            out.item.append_value(item.value(i));
+            out.time.append_value(t);
+            out.device.append_value(dev.value(i));
+            out.session.append_value(session.value(i));
+            out.source.append_value(source.value(i));
+            out.label.append_value(lab);
+            out.weight.append_value(w);
+            out.sample_rate.append_value(rate.value(i) as f32);
+            out.watched_s.append_value(watched.value(i));
+            out.fraction.append_value(fraction.value(i));
+            out.fold.append_value(window);
+            out.plays_24h.append_value(stats.plays_24h);
+            out.plays_7d.append_value(stats.plays_7d);
+            out.dense.values().append_slice(&fv.dense);
+            out.dense.append(true);
+            let s = &fv.sparse;
+            out.movie.append_value(s.movie);
+            push_ids(&mut out.directors, &s.directors);
+            push_ids(&mut out.actors, &s.actors);
+            out.distributor.append_value(s.distributor);
+            out.composer.append_value(s.composer);
+            out.language.append_value(s.language);
+            push_ids(&mut out.genres, &s.genres);
+            push_ids(&mut out.tags, &s.tags);
+            out.user_country.append_value(s.user_country);
+            out.user_language.append_value(s.user_language);
+            out.last_genre.append_value(s.last_genre);
+            out.holiday.append_value(s.holiday);
+            out.rows += 1;
+
+            if out.rows >= 65_536 {
+                let batch = out.finish(schema.clone())?;
+                write_batch(&mut writer, &mut written, dir, &schema, batch, config)?;
+            }
+        }
+    }
+    if out.rows > 0 || written.files == 0 {
+        let batch = out.finish(schema.clone())?;
+        write_batch(&mut writer, &mut written, dir, &schema, batch, config)?;
+    }
+    if let Some(w) = writer.take() {
+        w.close()?;
+    }
+    Ok(written)
+}
+
+/// Appends a batch, starting a new part file every `rows_per_file` rows.
+fn write_batch(
+    writer: &mut Option<ArrowWriter<File>>,
+    written: &mut Written,
+    dir: &Path,
+    schema: &SchemaRef,
+    batch: RecordBatch,
+    config: &PipelineConfig,
+) -> Result<()> {
+    let full = writer.as_ref().is_some_and(|w| {
+        w.flushed_row_groups()
+            .iter()
+            .map(|g| g.num_rows() as usize)
+            .sum::<usize>()
+            + w.in_progress_rows()
+            >= config.rows_per_file
+    });
+    if full && let Some(w) = writer.take() {
+        w.close()?;
+    }
+    if writer.is_none() {
+        let path = dir.join(format!("part-{:05}.parquet", written.files));
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        *writer = Some(ArrowWriter::try_new(file, schema.clone(), None)?);
+        written.files += 1;
+    }
+    writer.as_mut().expect("opened above").write(&batch)?;
+    Ok(())
+}
