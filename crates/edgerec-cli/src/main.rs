@@ -6,6 +6,7 @@
 //! edgerec train --data data/tables --out artifacts/model
 //! edgerec bundle build --model artifacts/model --out artifacts/bundle.edgerec
 //! edgerec recommend --bundle artifacts/bundle.edgerec --data data/tables --users users.txt --k 10 --out recs.tsv
+//! edgerec simulate --users 100000 --items 20000 --days 28 --seed 1 --out data/world
 //! ```
 
 mod data;
@@ -65,6 +66,31 @@ enum Command {
     },
     /// Recommend for a list of users with the device's code; writes user_id, rank, item_id.
     Recommend(recommend::Args),
+    /// Generate a deterministic synthetic streaming world (logs in the canonical schema plus
+    /// its ground truth).
+    Simulate {
+        /// Number of users.
+        #[arg(long)]
+        users: u32,
+        /// Number of items (movies and episodes).
+        #[arg(long)]
+        items: u32,
+        /// Days of activity to simulate.
+        #[arg(long)]
+        days: u32,
+        /// Seed of every random draw.
+        #[arg(long)]
+        seed: u64,
+        /// Output directory (its tables are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Start of the window, unix seconds (default 2025-11-01T00:00:00Z).
+        #[arg(long, default_value_t = edgerec_data::world::DEFAULT_START)]
+        start: i64,
+        /// Users held in memory at a time (does not change the output).
+        #[arg(long, default_value_t = 20_000)]
+        chunk_users: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -225,6 +251,32 @@ fn run(cli: Cli) -> Result<()> {
             }
         },
         Command::Recommend(args) => recommend::run(&args),
+        Command::Simulate {
+            users,
+            items,
+            days,
+            seed,
+            out,
+            start,
+            chunk_users,
+        } => {
+            let cfg = edgerec_data::world::WorldConfig {
+                users,
+                items,
+                days,
+                seed,
+                start,
+            };
+            let opts = edgerec_data::sim::SimOptions {
+                chunk_users,
+                progress: true,
+                ..Default::default()
+            };
+            let summary = edgerec_data::sim::simulate(&cfg, &out, &opts)
+                .with_context(|| format!("simulating into {}", out.display()))?;
+            print!("{summary}");
+            Ok(())
+        }
     }
 }
 

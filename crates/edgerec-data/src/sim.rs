@@ -1,0 +1,381 @@
+//! The simulation driver behind `edgerec simulate`: builds the catalog, then generates users
+//! chunk by chunk (in parallel within a chunk), streams every table to Parquet part files in
+//! bounded memory, writes `world.json` and returns a [`Summary`].
+//!
+//! The output depends only on the [`WorldConfig`]: not on the chunk size, the number of
+//! threads or the machine (all arithmetic that decides an event is IEEE-754 on values drawn
+//! from per-entity streams, in a fixed order per user).
+//!
+//! ```
+//! use edgerec_data::sim::{simulate, SimOptions};
+//! use edgerec_data::world::WorldConfig;
+//! let dir = tempfile::tempdir()?;
+//! let cfg = WorldConfig { users: 50, items: 300, days: 7, seed: 7, start: 1_761_955_200 };
+//! let summary = simulate(&cfg, dir.path(), &SimOptions::default())?;
+//! assert_eq!(summary.counts.users, 50);
+//! assert!(dir.path().join("world.json").exists());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::behaviour::{self, Behaviour, Env, Events, Policy};
+use crate::schema::{self, Impression, Item, PartWriter, Play, Search, User, WriterOptions};
+use crate::truth::{CalendarCache, Coefficients, Counts, Preference, WorldSpec};
+use crate::world::{self, Catalog, ItemTruth, UserTruth, Vocab, WorldConfig};
+
+/// How to run a simulation (none of this changes the output).
+#[derive(Debug, Clone, Copy)]
+pub struct SimOptions {
+    /// Users generated (and held in memory with their events) at a time.
+    pub chunk_users: u32,
+    /// Draw progress bars on stderr (only when it is a terminal).
+    pub progress: bool,
+    /// Row group and part file sizes.
+    pub writer: WriterOptions,
+}
+
+impl Default for SimOptions {
+    /// 20,000 users per chunk, no progress bars, default part sizes.
+    fn default() -> SimOptions {
+        SimOptions {
+            chunk_users: 20_000,
+            progress: false,
+            writer: WriterOptions::default(),
+        }
+    }
+}
+
+/// What a simulation wrote and how fast.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The world directory.
+    pub out: PathBuf,
+    /// Row counts (as in `world.json`).
+    pub counts: Counts,
+    /// Plays by watch fraction in 10% bins (`[0, 0.1)`, …, `[0.9, 1]`).
+    pub fraction_histogram: [u64; 10],
+    /// Wall time of the whole run.
+    pub elapsed: Duration,
+    /// Peak resident memory of the process in KiB, where the OS reports it (Linux).
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl Summary {
+    /// Impressions, plays and searches.
+    pub fn events(&self) -> u64 {
+        self.counts.impressions + self.counts.plays + self.counts.searches
+    }
+
+    /// Events per second of wall time.
+    pub fn events_per_second(&self) -> f64 {
+        self.events() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.counts;
+        writeln!(f, "world written to {}", self.out.display())?;
+        writeln!(
+            f,
+            "  users        {:>12}  (cold {}, restricted {})",
+            c.users, c.cold_users, c.restricted_users
+        )?;
+        writeln!(
+            f,
+            "  items        {:>12}  (titles {}, series {}, cold {})",
+            c.items, c.titles, c.series, c.cold_items
+        )?;
+        writeln!(f, "  sessions     {:>12}", c.sessions)?;
+        writeln!(f, "  impressions  {:>12}", c.impressions)?;
+        writeln!(f, "  plays        {:>12}", c.plays)?;
+        writeln!(f, "  searches     {:>12}", c.searches)?;
+        let plays = c.plays.max(1) as f64;
+        write!(f, "  watch fraction:")?;
+        for (i, n) in self.fraction_histogram.iter().enumerate() {
+            write!(
+                f,
+                " {}-{}% {:.1}",
+                i * 10,
+                i * 10 + 10,
+                100.0 * *n as f64 / plays
+            )?;
+            f.write_str(if i < 9 { " |" } else { "\n" })?;
+        }
+        writeln!(
+            f,
+            "  events       {:>12}  in {:.1} s: {:.2} M events/s",
+            self.events(),
+            self.elapsed.as_secs_f64(),
+            self.events_per_second() / 1e6
+        )?;
+        match self.peak_rss_kib {
+            Some(kib) => writeln!(f, "  peak RSS     {:>9} MiB", kib / 1024),
+            None => writeln!(f, "  peak RSS     unknown"),
+        }
+    }
+}
+
+/// Peak resident set size of this process (`VmHWM` of `/proc/self/status`), in KiB.
+pub fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Users simulated per parallel task (fixed: the output does not depend on it either).
+const BLOCK: u32 = 256;
+
+/// One chunk's rows, handed from the generators to the writer thread.
+struct ChunkRows {
+    users: Vec<User>,
+    truths: Vec<UserTruth>,
+    events: Events,
+}
+
+/// The writers of the per-user tables.
+struct UserWriters {
+    users: PartWriter<User>,
+    truths: PartWriter<UserTruth>,
+    impressions: PartWriter<Impression>,
+    plays: PartWriter<Play>,
+    searches: PartWriter<Search>,
+}
+
+impl UserWriters {
+    fn write(&mut self, c: ChunkRows) -> Result<()> {
+        self.users.extend(c.users)?;
+        self.truths.extend(c.truths)?;
+        self.impressions.extend(c.events.impressions)?;
+        self.plays.extend(c.events.plays)?;
+        self.searches.extend(c.events.searches)?;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<[u64; 5]> {
+        Ok([
+            self.users.finish()?,
+            self.truths.finish()?,
+            self.impressions.finish()?,
+            self.plays.finish()?,
+            self.searches.finish()?,
+        ])
+    }
+}
+
+fn check(cfg: &WorldConfig) -> Result<()> {
+    if cfg.items == 0 {
+        bail!("--items must be at least 1");
+    }
+    if cfg.days == 0 || cfg.days > 3_660 {
+        bail!("--days must be between 1 and 3660");
+    }
+    if cfg.users > u32::MAX - BLOCK {
+        bail!("--users is too large");
+    }
+    Ok(())
+}
+
+/// Generates the world `cfg` into `out` (see the module doc) and returns its summary.
+/// Existing part files of the world's tables in `out` are replaced.
+pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summary> {
+    check(cfg)?;
+    let started = Instant::now();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let vocab = Vocab::new(cfg);
+    let behaviour = Behaviour::default();
+    let preference = Preference::new(Coefficients::default())?;
+    let mut spec = WorldSpec::new(cfg, &vocab, &behaviour);
+
+    // The catalog, written as it is generated.
+    let mut items = PartWriter::<Item>::create(out, opts.writer)?;
+    let mut item_truths = PartWriter::<ItemTruth>::create(out, opts.writer)?;
+    let mut cold_items = 0u64;
+    let catalog = Catalog::generate(cfg, &vocab, |row, truth| {
+        if row.added_time >= cfg.start && row.added_time < cfg.end() {
+            cold_items += 1;
+        }
+        items.push(row)?;
+        item_truths.push(truth)
+    })?;
+    items.finish()?;
+    item_truths.finish()?;
+    let counts = &mut spec.counts;
+    counts.items = catalog.items.len() as u64;
+    counts.titles = catalog.titles.len() as u64;
+    counts.series = catalog.series as u64;
+    counts.cold_items = cold_items;
+
+    let policy = Policy::new(&catalog);
+    let calendar = CalendarCache::new(
+        cfg.start,
+        cfg.end(),
+        vocab.holidays.clone(),
+        preference.coef.holiday_window_days,
+    );
+    let env = Env {
+        cfg,
+        catalog: &catalog,
+        policy: &policy,
+        preference: &preference,
+        behaviour: &behaviour,
+        calendar: &calendar,
+    };
+
+    let writers = UserWriters {
+        users: PartWriter::create(out, opts.writer)?,
+        truths: PartWriter::create(out, opts.writer)?,
+        impressions: PartWriter::create(out, opts.writer)?,
+        plays: PartWriter::create(out, opts.writer)?,
+        searches: PartWriter::create(out, opts.writer)?,
+    };
+    let bar = if opts.progress {
+        let bar = ProgressBar::new(cfg.users as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} simulating users {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+            )
+            .map_err(|e| anyhow!("progress style: {e}"))?
+            .progress_chars("=> "),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+
+    let mut histogram = [0u64; 10];
+    let (mut cold_users, mut restricted, mut sessions) = (0u64, 0u64, 0u64);
+    let chunk = opts.chunk_users.max(1);
+    let written = std::thread::scope(|scope| -> Result<[u64; 5]> {
+        // The writer thread encodes chunk k while the generators work on chunk k + 1.
+        let (tx, rx) = mpsc::sync_channel::<ChunkRows>(1);
+        let writer = scope.spawn(move || -> Result<[u64; 5]> {
+            let mut writers = writers;
+            for rows in rx {
+                writers.write(rows)?;
+            }
+            writers.finish()
+        });
+        let mut start = 0u32;
+        while start < cfg.users {
+            let end = start.saturating_add(chunk).min(cfg.users);
+            let blocks: Vec<u32> = (start..end).step_by(BLOCK as usize).collect();
+            let parts: Vec<ChunkRows> = blocks
+                .par_iter()
+                .map(|&b| {
+                    let rows = generate_block(&env, &vocab, b..(b + BLOCK).min(end));
+                    bar.inc(rows.users.len() as u64);
+                    rows
+                })
+                .collect();
+            let mut rows = ChunkRows {
+                users: Vec::with_capacity((end - start) as usize),
+                truths: Vec::with_capacity((end - start) as usize),
+                events: Events::default(),
+            };
+            for mut p in parts {
+                rows.users.append(&mut p.users);
+                rows.truths.append(&mut p.truths);
+                rows.events.append(&mut p.events);
+            }
+            for u in &rows.users {
+                cold_users += (u.signup_time >= cfg.start) as u64;
+                restricted += (u.age < 18) as u64;
+            }
+            for p in &rows.events.plays {
+                histogram[((p.fraction * 10.0) as usize).min(9)] += 1;
+            }
+            sessions += rows.events.sessions;
+            if tx.send(rows).is_err() {
+                break; // The writer failed; its error is reported below.
+            }
+            start = end;
+        }
+        drop(tx);
+        writer
+            .join()
+            .map_err(|_| anyhow!("the writer thread panicked"))?
+    })?;
+    bar.finish_and_clear();
+
+    let counts = &mut spec.counts;
+    counts.users = written[0];
+    counts.cold_users = cold_users;
+    counts.restricted_users = restricted;
+    counts.impressions = written[2];
+    counts.plays = written[3];
+    counts.searches = written[4];
+    counts.sessions = sessions;
+    let path = out.join("world.json");
+    let mut json = serde_json::to_vec_pretty(&spec)?;
+    json.push(b'\n');
+    let tmp = out.join("world.json.tmp");
+    std::fs::write(&tmp, &json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+
+    Ok(Summary {
+        out: out.to_path_buf(),
+        counts: spec.counts,
+        fraction_histogram: histogram,
+        elapsed: started.elapsed(),
+        peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+/// Generates the users of `ids` and simulates each one's window.
+fn generate_block(env: &Env<'_>, vocab: &Vocab, ids: std::ops::Range<u32>) -> ChunkRows {
+    let mut rows = ChunkRows {
+        users: Vec::with_capacity(ids.len()),
+        truths: Vec::with_capacity(ids.len()),
+        events: Events::default(),
+    };
+    for id in ids {
+        let u = world::generate_user(env.cfg, vocab, id);
+        behaviour::simulate_user(env, &u.model, &mut rows.events);
+        rows.truths.push(u.model.truth_row());
+        rows.users.push(u.row);
+    }
+    rows
+}
+
+/// Reads back a world's tables to check it is complete and consistent (every part file
+/// validates; row counts match `world.json`). Cost: one pass over every table.
+pub fn verify(dir: &Path) -> Result<Counts> {
+    let path = dir.join("world.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let spec: WorldSpec = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a world description", path.display()))?;
+    fn count<T: schema::Table>(dir: &Path) -> Result<u64> {
+        let mut n = 0u64;
+        schema::for_each_batch::<T>(dir, |rows| {
+            n += rows.len() as u64;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+    let c = &spec.counts;
+    for (table, expected, got) in [
+        ("users", c.users, count::<User>(dir)?),
+        ("items", c.items, count::<Item>(dir)?),
+        ("impressions", c.impressions, count::<Impression>(dir)?),
+        ("plays", c.plays, count::<Play>(dir)?),
+        ("searches", c.searches, count::<Search>(dir)?),
+        ("truth/users", c.users, count::<UserTruth>(dir)?),
+        ("truth/items", c.items, count::<ItemTruth>(dir)?),
+    ] {
+        if expected != got {
+            bail!("{table}: {got} rows, world.json says {expected}");
+        }
+    }
+    Ok(spec.counts)
+}
