@@ -278,6 +278,10 @@ pub trait Table: Sized + Send {
     fn to_batch(rows: &[Self]) -> Result<RecordBatch>;
     /// Decodes a batch whose column names and types have been checked.
     fn from_batch(batch: &RecordBatch, file: &TableFile) -> Result<Vec<Self>>;
+    /// Most rows per row group for this table, whatever [`WriterOptions::rows_per_group`]
+    /// says: wide rows (profiles, catalog, truth vectors) are buffered in smaller groups so a
+    /// writer's memory stays bounded.
+    const MAX_ROWS_PER_GROUP: usize = usize::MAX;
     /// Column-specific writer settings (encodings) on top of the defaults.
     fn writer_properties(
         b: parquet::file::properties::WriterPropertiesBuilder,
@@ -443,6 +447,7 @@ fn opt<T, A: Array>(a: &A, i: usize, v: impl Fn(usize) -> T) -> Option<T> {
 
 impl Table for User {
     const DIR: &'static str = "users";
+    const MAX_ROWS_PER_GROUP: usize = 1 << 17;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -510,6 +515,7 @@ impl Table for User {
 
 impl Table for Item {
     const DIR: &'static str = "items";
+    const MAX_ROWS_PER_GROUP: usize = 1 << 16;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -877,7 +883,8 @@ pub fn part_name(n: usize) -> String {
 
 /// Writes one table as numbered Parquet part files with bounded memory.
 ///
-/// Rows are buffered until [`WriterOptions::rows_per_group`], then encoded as one row group;
+/// Rows are buffered until [`WriterOptions::rows_per_group`] (at most
+/// [`Table::MAX_ROWS_PER_GROUP`]), then encoded as one row group;
 /// after [`WriterOptions::groups_per_file`] groups the part file is closed and the next one
 /// started. Files are written as `*.tmp` and renamed when complete. The boundaries depend only
 /// on the number of rows pushed, so the same rows give the same bytes however they are pushed.
@@ -913,17 +920,18 @@ impl<T: Table> PartWriter<T> {
                     .with_context(|| format!("removing old part {}", path.display()))?;
             }
         }
+        let rows_per_group = opts.rows_per_group.clamp(1, T::MAX_ROWS_PER_GROUP.max(1));
         let props = T::writer_properties(
             WriterProperties::builder()
                 .set_writer_version(WriterVersion::PARQUET_2_0)
-                .set_max_row_group_row_count(Some(opts.rows_per_group.max(1)))
+                .set_max_row_group_row_count(Some(rows_per_group))
                 .set_created_by(format!("edgerec-data {}", env!("CARGO_PKG_VERSION"))),
         )
         .build();
         Ok(PartWriter {
             dir,
             opts: WriterOptions {
-                rows_per_group: opts.rows_per_group.max(1),
+                rows_per_group,
                 groups_per_file: opts.groups_per_file.max(1),
             },
             props,

@@ -136,8 +136,9 @@ pub fn peak_rss_kib() -> Option<u64> {
 /// Users simulated per parallel task (fixed: the output does not depend on it either).
 const BLOCK: u32 = 256;
 
-/// One chunk's rows, handed from the generators to the writer thread.
-struct ChunkRows {
+/// One block's rows; a chunk (a list of blocks in user order) is handed from the generators to
+/// the writer thread without being copied into one buffer.
+struct BlockRows {
     users: Vec<User>,
     truths: Vec<UserTruth>,
     events: Events,
@@ -153,12 +154,14 @@ struct UserWriters {
 }
 
 impl UserWriters {
-    fn write(&mut self, c: ChunkRows) -> Result<()> {
-        self.users.extend(c.users)?;
-        self.truths.extend(c.truths)?;
-        self.impressions.extend(c.events.impressions)?;
-        self.plays.extend(c.events.plays)?;
-        self.searches.extend(c.events.searches)?;
+    fn write(&mut self, chunk: Vec<BlockRows>) -> Result<()> {
+        for c in chunk {
+            self.users.extend(c.users)?;
+            self.truths.extend(c.truths)?;
+            self.impressions.extend(c.events.impressions)?;
+            self.plays.extend(c.events.plays)?;
+            self.searches.extend(c.events.searches)?;
+        }
         Ok(())
     }
 
@@ -258,7 +261,7 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
     let chunk = opts.chunk_users.max(1);
     let written = std::thread::scope(|scope| -> Result<[u64; 5]> {
         // The writer thread encodes chunk k while the generators work on chunk k + 1.
-        let (tx, rx) = mpsc::sync_channel::<ChunkRows>(1);
+        let (tx, rx) = mpsc::sync_channel::<Vec<BlockRows>>(1);
         let writer = scope.spawn(move || -> Result<[u64; 5]> {
             let mut writers = writers;
             for rows in rx {
@@ -270,7 +273,7 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
         while start < cfg.users {
             let end = start.saturating_add(chunk).min(cfg.users);
             let blocks: Vec<u32> = (start..end).step_by(BLOCK as usize).collect();
-            let parts: Vec<ChunkRows> = blocks
+            let parts: Vec<BlockRows> = blocks
                 .par_iter()
                 .map(|&b| {
                     let rows = generate_block(&env, &vocab, b..(b + BLOCK).min(end));
@@ -278,25 +281,17 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
                     rows
                 })
                 .collect();
-            let mut rows = ChunkRows {
-                users: Vec::with_capacity((end - start) as usize),
-                truths: Vec::with_capacity((end - start) as usize),
-                events: Events::default(),
-            };
-            for mut p in parts {
-                rows.users.append(&mut p.users);
-                rows.truths.append(&mut p.truths);
-                rows.events.append(&mut p.events);
+            for part in &parts {
+                for u in &part.users {
+                    cold_users += (u.signup_time >= cfg.start) as u64;
+                    restricted += (u.age < 18) as u64;
+                }
+                for p in &part.events.plays {
+                    histogram[((p.fraction * 10.0) as usize).min(9)] += 1;
+                }
+                sessions += part.events.sessions;
             }
-            for u in &rows.users {
-                cold_users += (u.signup_time >= cfg.start) as u64;
-                restricted += (u.age < 18) as u64;
-            }
-            for p in &rows.events.plays {
-                histogram[((p.fraction * 10.0) as usize).min(9)] += 1;
-            }
-            sessions += rows.events.sessions;
-            if tx.send(rows).is_err() {
+            if tx.send(parts).is_err() {
                 break; // The writer failed; its error is reported below.
             }
             start = end;
@@ -333,8 +328,8 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
 }
 
 /// Generates the users of `ids` and simulates each one's window.
-fn generate_block(env: &Env<'_>, vocab: &Vocab, ids: std::ops::Range<u32>) -> ChunkRows {
-    let mut rows = ChunkRows {
+fn generate_block(env: &Env<'_>, vocab: &Vocab, ids: std::ops::Range<u32>) -> BlockRows {
+    let mut rows = BlockRows {
         users: Vec::with_capacity(ids.len()),
         truths: Vec::with_capacity(ids.len()),
         events: Events::default(),

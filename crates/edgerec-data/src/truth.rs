@@ -635,6 +635,7 @@ impl WorldSpec {
 
 impl Table for UserTruth {
     const DIR: &'static str = "truth/users";
+    const MAX_ROWS_PER_GROUP: usize = 1 << 16;
 
     fn schema() -> SchemaRef {
         let f = |n: &str| Field::new(n, DataType::Float32, false);
@@ -747,6 +748,7 @@ impl Table for UserTruth {
 
 impl Table for ItemTruth {
     const DIR: &'static str = "truth/items";
+    const MAX_ROWS_PER_GROUP: usize = 1 << 17;
 
     fn schema() -> SchemaRef {
         Arc::new(Schema::new(vec![
@@ -862,13 +864,14 @@ impl Truth {
             .collect();
         episodes.sort_unstable();
         let mut episode_index = vec![0u16; rows.len()];
-        for (k, e) in episodes.iter().enumerate() {
-            let first = episodes[..k]
-                .iter()
-                .rev()
-                .take_while(|x| x.0 == e.0)
-                .count();
-            episode_index[e.3] = first as u16;
+        let mut run = (u32::MAX, 0u16);
+        for e in &episodes {
+            run = if run.0 == e.0 {
+                (e.0, run.1.saturating_add(1))
+            } else {
+                (e.0, 0)
+            };
+            episode_index[e.3] = run.1;
         }
         let mut items = Vec::with_capacity(rows.len());
         for (i, (r, t)) in rows.iter().zip(&truths).enumerate() {
@@ -901,6 +904,7 @@ impl Truth {
                 duration_s: r.duration_s,
                 release_time: r.release_time,
                 added_time: r.added_time,
+                // The simulator's title index and words do not enter the utility.
                 title: 0,
                 series: r.series_id.unwrap_or(u32::MAX),
                 episode_index: episode_index[i],
@@ -1016,6 +1020,16 @@ impl Truth {
             ctx,
             history.state(item, it),
         )
+    }
+
+    /// The history of a user's `plays` (in time order), for [`Truth::utility_with`]: e.g. the
+    /// plays before the time of a ranking request. Panics on unknown item ids.
+    pub fn history<'p>(&self, plays: impl IntoIterator<Item = &'p schema::Play>) -> History {
+        let mut h = History::new();
+        for p in plays {
+            h.record(p.item_id, &self.items[p.item_id as usize], p.fraction);
+        }
+        h
     }
 
     /// Probability that `user` plays `item` once examined, in `ctx` with `history`.

@@ -377,3 +377,42 @@ fn loaded_truth_matches_the_simulator_exactly() {
         }
     }
 }
+
+#[test]
+fn holiday_titles_gain_in_the_weeks_before_the_holiday() {
+    // Eight weeks from 1 November: Christmas titles gain from early December on.
+    let cfg = WorldConfig {
+        users: 2_000,
+        items: 2_000,
+        days: 56,
+        seed: 5,
+        start: world::DEFAULT_START,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    sim::simulate(&cfg, dir.path(), &SimOptions::default()).unwrap();
+    let items: Vec<Item> = schema::read_table(dir.path()).unwrap();
+    let plays: Vec<Play> = schema::read_table(dir.path()).unwrap();
+    let christmas: HashSet<u32> = items
+        .iter()
+        .filter(|i| i.tags.iter().any(|t| t == "christmas"))
+        .map(|i| i.item_id)
+        .collect();
+    assert!(christmas.len() > 10, "{}", christmas.len());
+    let share = |from_day: i64, to_day: i64| {
+        let window: Vec<&Play> = plays
+            .iter()
+            .filter(|p| {
+                (p.time - cfg.start) / 86_400 >= from_day && (p.time - cfg.start) / 86_400 < to_day
+            })
+            .collect();
+        window
+            .iter()
+            .filter(|p| christmas.contains(&p.item_id))
+            .count() as f64
+            / window.len() as f64
+    };
+    // 1–21 November (more than 21 days ahead) against 11–24 December.
+    let (before, run_up) = (share(0, 21), share(40, 54));
+    eprintln!("christmas-tagged share of plays: November {before:.4}, run-up {run_up:.4}");
+    assert!(run_up > 1.4 * before, "{before} {run_up}");
+}
