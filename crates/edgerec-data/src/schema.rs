@@ -17,7 +17,7 @@
 //! | | `country` | utf8 | ISO 3166-1 alpha-2 (`"US"`, `"DE"`, …) |
 //! | | `utc_offset_minutes` | i32 | local time = UTC + offset (fixed per user; no DST) |
 //! | | `signup_time` | i64 | |
-//! | | `onboarding_genres` | list<utf8> | genres picked at sign-up (may be empty) |
+//! | | `onboarding_genres` | `list<utf8>` | genres picked at sign-up (may be empty) |
 //! | `items` | `item_id` | u32 | |
 //! | | `kind` | utf8 | `"movie"` or `"episode"` |
 //! | | `series_id` | u32? | episodes only: the series (its own id space) |
@@ -25,10 +25,10 @@
 //! | | `episode` | u16? | episodes only, from 1 within the season |
 //! | | `title` | utf8 | |
 //! | | `duration_s` | u32 | > 0 |
-//! | | `genres` | list<utf8> | |
-//! | | `tags` | list<utf8> | lowercase keywords, including holiday tags such as `"christmas"` |
-//! | | `actors` | list<utf8> | billing order |
-//! | | `directors` | list<utf8> | |
+//! | | `genres` | `list<utf8>` | |
+//! | | `tags` | `list<utf8>` | lowercase keywords, including holiday tags such as `"christmas"` |
+//! | | `actors` | `list<utf8>` | billing order |
+//! | | `directors` | `list<utf8>` | |
 //! | | `composer` | utf8? | |
 //! | | `distributor` | utf8? | |
 //! | | `original_language` | utf8 | ISO 639-1 |
@@ -55,7 +55,7 @@
 //! | `searches` | `user_id` | u32 | |
 //! | | `time` | i64 | |
 //! | | `session_id` | u64 | |
-//! | | `tokens` | list<utf8> | lowercase query tokens |
+//! | | `tokens` | `list<utf8>` | lowercase query tokens |
 //!
 //! Event tables are written grouped by user (ascending `user_id`), each user's events in time
 //! order; they are not globally sorted by time. Sort by `(time, user_id)` where a global order
@@ -966,16 +966,17 @@ impl<T: Table> PartWriter<T> {
     }
 
     fn write_group(&mut self) -> Result<()> {
-        if self.file.is_none() {
-            let path = self.dir.join(part_name(self.part));
-            let tmp = path.with_extension("parquet.tmp");
-            let f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-            let w = ArrowWriter::try_new(f, T::schema(), Some(self.props.clone()))
-                .with_context(|| format!("starting {}", path.display()))?;
-            self.file = Some((w, path));
-        }
-        let Some((w, path)) = self.file.as_mut() else {
-            unreachable!("opened above");
+        let (w, path) = match &mut self.file {
+            Some(open) => open,
+            None => {
+                let path = self.dir.join(part_name(self.part));
+                let tmp = path.with_extension("parquet.tmp");
+                let f =
+                    File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                let w = ArrowWriter::try_new(f, T::schema(), Some(self.props.clone()))
+                    .with_context(|| format!("starting {}", path.display()))?;
+                self.file.insert((w, path))
+            }
         };
         if !self.buf.is_empty() {
             let batch =

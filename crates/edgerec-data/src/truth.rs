@@ -5,9 +5,9 @@
 //!
 //! | path | content |
 //! |---|---|
-//! | `world.json` | [`WorldSpec`]: sizes and seed, vocabularies (genres, languages, holidays, tags, countries, devices), every coefficient ([`Coefficients`], [`crate::behaviour::Behaviour`]) and the row counts |
-//! | `truth/users/` | [`UserTruth`]: `user_id` u32, `latent` list<f32>, `genre_affinity` list<f32> (in `world.json` genre order), `favourite_actors` list<utf8>, `actor_affinity` list<f32>, then f32 columns `foreign_penalty`, `quality_weight`, `novelty_weight`, `mainstream`, `binge`, `series_affinity`, `click_bias`, `patience`, `activity`, `device_weights` list<f32> (tv, desktop, mobile, tablet), `peak_hour`, `second_hour`, `second_share` |
-//! | `truth/items/` | [`ItemTruth`]: `item_id` u32, `latent` list<f32>, `quality` f32, `popularity` f32 |
+//! | `world.json` | [`WorldSpec`]: sizes and seed, vocabularies (genres, languages, holidays, tags, countries, devices), every coefficient ([`Coefficients`], [`crate::behaviour::Behaviour`], [`crate::world::Generation`]) and the row counts |
+//! | `truth/users/` | [`UserTruth`]: `user_id` u32, `latent` `list<f32>`, `genre_affinity` `list<f32>` (in `world.json` genre order), `favourite_actors` `list<utf8>`, `actor_affinity` `list<f32>`, then f32 columns `foreign_penalty`, `quality_weight`, `novelty_weight`, `mainstream`, `binge`, `series_affinity`, `click_bias`, `patience`, `activity`, `device_weights` `list<f32>` (tv, desktop, mobile, tablet), `peak_hour`, `second_hour`, `second_share` |
+//! | `truth/items/` | [`ItemTruth`]: `item_id` u32, `latent` `list<f32>`, `quality` f32, `popularity` f32 |
 //!
 //! # The preference model
 //!
@@ -592,6 +592,8 @@ pub struct WorldSpec {
     pub preference: Coefficients,
     /// The behaviour model (sessions, policy, watch time).
     pub behaviour: Behaviour,
+    /// The main shares of entity generation.
+    pub generation: world::Generation,
     /// Row counts.
     pub counts: Counts,
 }
@@ -628,6 +630,7 @@ impl WorldSpec {
                 .collect(),
             preference: Coefficients::default(),
             behaviour: behaviour.clone(),
+            generation: world::GENERATION,
             counts: Counts::default(),
         }
     }

@@ -570,6 +570,40 @@ impl Vocab {
     }
 }
 
+/// The main shares of entity generation (written to `world.json`; the finer distributions
+/// are documented where they are drawn in this module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Share of titles that are series (of episodes) rather than movies.
+    pub series_share: f64,
+    /// Share of titles first added to the platform during the window (cold items).
+    pub cold_title_share: f64,
+    /// Share of running series whose latest season comes out during the window.
+    pub new_season_share: f64,
+    /// Share of titles tagged for a holiday.
+    pub holiday_tag_share: f64,
+    /// Share of users who sign up during the window (cold users).
+    pub cold_user_share: f64,
+    /// Share of kids' profiles (4–12 years).
+    pub kids_share: f64,
+    /// Share of teen profiles (13–17 years).
+    pub teen_share: f64,
+    /// Share of users who picked genres at onboarding.
+    pub onboarding_share: f64,
+}
+
+/// The generation shares every world uses.
+pub const GENERATION: Generation = Generation {
+    series_share: 0.07,
+    cold_title_share: 0.06,
+    new_season_share: 0.12,
+    holiday_tag_share: 0.06,
+    cold_user_share: 0.1,
+    kids_share: 0.09,
+    teen_share: 0.06,
+    onboarding_share: 0.8,
+};
+
 /// Most actors an item lists.
 pub const MAX_ACTORS: usize = 6;
 /// Most words in a generated title.
@@ -931,7 +965,7 @@ impl Catalog {
 }
 
 fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
-    let kind = if rng.bernoulli(0.07) {
+    let kind = if rng.bernoulli(GENERATION.series_share) {
         MediaKind::Episode
     } else {
         MediaKind::Movie
@@ -1002,7 +1036,7 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
         .map(|&(_, i)| TAGS[i].to_string())
         .collect();
     let mut holidays = 0u64;
-    if rng.bernoulli(0.06) {
+    if rng.bernoulli(GENERATION.holiday_tag_share) {
         let w: Vec<f64> = vocab
             .holidays
             .iter()
@@ -1023,7 +1057,7 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
     let (words, title) = make_title(rng);
     let window = (cfg.days as f64 * DAY as f64).max(1.0);
     // Release schedule: cold titles arrive during the window; others before it.
-    let cold = rng.bernoulli(0.06);
+    let cold = rng.bernoulli(GENERATION.cold_title_share);
     let seasons = if kind == MediaKind::Movie {
         let added = if cold {
             cfg.start + rng.range_f64(0.0, window) as i64
@@ -1036,7 +1070,7 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
         vec![(added, 1)]
     } else {
         let n_seasons = (1 + rng.geometric(0.45)).min(8) as usize;
-        let last = if cold || rng.bernoulli(0.12) {
+        let last = if cold || rng.bernoulli(GENERATION.new_season_share) {
             // A new series, or a new season of a running one, released in the window.
             cfg.start + rng.range_f64(0.0, window) as i64
         } else {
@@ -1239,9 +1273,6 @@ pub struct GeneratedUser {
     pub model: UserModel,
 }
 
-/// Share of users who sign up during the window (cold users).
-pub const COLD_USER_SHARE: f64 = 0.1;
-
 /// Generates user `id` from its own stream. Cost: O(genres + devices).
 pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser {
     let mut rng = Rng::stream(cfg.seed, domain::USERS, id as u64);
@@ -1256,7 +1287,12 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         _ if rng.bernoulli(0.08) => 0,
         _ => home,
     };
-    let age: u8 = match rng.weighted(&[0.09, 0.06, 0.85]) {
+    let g = &GENERATION;
+    let age: u8 = match rng.weighted(&[
+        g.kids_share,
+        g.teen_share,
+        1.0 - g.kids_share - g.teen_share,
+    ]) {
         0 => 4 + rng.index(9) as u8,
         1 => 13 + rng.index(5) as u8,
         _ => 18 + (rng.beta(2.0, 3.5) * 62.0) as u8,
@@ -1264,7 +1300,7 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
     let gender = ["f", "m", "x"][rng.weighted(&[0.485, 0.485, 0.03])];
     let limit = maturity_limit(age);
     let window = (cfg.days as f64 * DAY as f64).max(1.0);
-    let signup = if rng.bernoulli(COLD_USER_SHARE) {
+    let signup = if rng.bernoulli(GENERATION.cold_user_share) {
         cfg.start + rng.range_f64(0.0, window) as i64
     } else {
         cfg.start - 3_600 - (rng.exponential(500.0).min(2_900.0) * DAY as f64) as i64
@@ -1332,7 +1368,7 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         let second = [8.0, 12.5, 15.0][rng.index(3)];
         (rng.gauss(20.7, 1.2), rng.gauss(second, 1.0))
     };
-    let onboarding = if rng.bernoulli(0.8) {
+    let onboarding = if rng.bernoulli(GENERATION.onboarding_share) {
         let mut scored: Vec<(f64, usize)> = (0..N_GENRES)
             .map(|gi| (aff[gi] as f64 + 0.5 * rng.gumbel(), gi))
             .collect();
