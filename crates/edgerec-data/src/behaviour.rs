@@ -22,7 +22,9 @@
 //!    (under 10%) with probability `σ(abandon[0] − abandon[1]·z)`, otherwise completed with
 //!    probability `σ(complete[0] + complete[1]·z + device_completion[d] −
 //!    device_long_penalty[d]·max(0, hours − 1.5))`, otherwise stopped part-way (10–80%);
-//! 5. a completed episode autoplays the next one with probability
+//! 5. the preference context (device, daypart, weekday, season, coming holiday) is taken at
+//!    the session's start; `session_id` is `user_id << 32 | the user's session number`;
+//! 6. a completed episode autoplays the next one with probability
 //!    `σ(binge[0] + binge[1]·binge_u)` (TV: `+ tv_autoplay`).
 
 use edgerec::context::Device;
@@ -70,7 +72,7 @@ pub struct Behaviour {
     pub continue_watching: f64,
     /// Probability the policy shows a series' next (or first) episode rather than a random one.
     pub series_substitute: f64,
-    /// Scale of the Gumbel noise in the policy's ordering.
+    /// Standard deviation of the (uniform) noise in the policy's ordering score.
     pub policy_noise: f64,
     /// Titles added within this many days count as new arrivals.
     pub new_arrival_days: f64,
@@ -309,8 +311,13 @@ pub fn simulate_user(env: &Env<'_>, user: &UserModel, out: &mut Events) {
         }
         starts[from..].sort_unstable();
         for &t in &starts {
+            // Sessions planned before sign-up or the window are dropped; one planned while
+            // the previous session runs starts when it ends.
+            if t < begin {
+                continue;
+            }
             let t = t.max(busy_until);
-            if t < begin || t >= end {
+            if t >= end {
                 continue;
             }
             busy_until = s.run_session(t, out) + 300;
@@ -581,8 +588,9 @@ impl<'a> UserSim<'_, 'a> {
                 bits &= bits - 1;
                 personal += self.policy_genres[gi] / total;
             }
-            let score =
-                0.5 * item.popularity as f64 + 2.0 * personal + b.policy_noise * self.rng.gumbel();
+            // Uniform noise of standard deviation `policy_noise` (cheaper than a Gumbel draw).
+            let noise = (self.rng.uniform() - 0.5) * 12f64.sqrt();
+            let score = 0.5 * item.popularity as f64 + 2.0 * personal + b.policy_noise * noise;
             self.page.push((score, id));
         }
         // Best first; ties (equal scores) keep sampling order.
