@@ -11,6 +11,7 @@
 
 mod data;
 mod metrics;
+mod movielens_world;
 mod recommend;
 mod tables;
 mod train;
@@ -91,6 +92,43 @@ enum Command {
         #[arg(long, default_value_t = 20_000)]
         chunk_users: u32,
     },
+    /// Turn a world's logs into labelled, weighted, featurised examples (Apache DataFusion).
+    Pipeline(PipelineArgs),
+}
+
+/// Options of `edgerec pipeline` (see the edgerec-pipeline crate for the rules).
+#[derive(clap::Args)]
+struct PipelineArgs {
+    /// World directory in the canonical schema (from `simulate` or `data import --to world`).
+    #[arg(long)]
+    world: PathBuf,
+    /// Output directory: examples/, features.json, folds.json, report.md, report.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Plays watched more than this fraction are positives.
+    #[arg(long, default_value_t = 0.8)]
+    positive_above: f32,
+    /// Plays watched less than this fraction are negatives.
+    #[arg(long, default_value_t = 0.1)]
+    negative_below: f32,
+    /// Do not use impressions without a play as negatives.
+    #[arg(long)]
+    no_impression_negatives: bool,
+    /// Target negatives per positive after downsampling.
+    #[arg(long, default_value_t = 4.0)]
+    negatives_per_positive: f64,
+    /// Seed of the downsampling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Rolling-origin validation windows.
+    #[arg(long, default_value_t = 3)]
+    folds: u32,
+    /// Days per validation window.
+    #[arg(long, default_value_t = 7)]
+    fold_days: u32,
+    /// Memory pool of the query engine in MiB (sorts and windows spill beyond it).
+    #[arg(long, default_value_t = 4096)]
+    memory_mib: usize,
 }
 
 #[derive(Subcommand)]
@@ -116,7 +154,17 @@ enum DataCommand {
         /// Output directory for the tables.
         #[arg(long)]
         out: PathBuf,
+        /// `tables` (the trainer's users/items/interactions) or `world` (the canonical log
+        /// schema the pipeline reads).
+        #[arg(long, value_enum, default_value_t = ImportFormat::Tables)]
+        to: ImportFormat,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ImportFormat {
+    Tables,
+    World,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -166,9 +214,13 @@ fn run(cli: Cli) -> Result<()> {
                 dataset: Dataset::Movielens100k,
                 src,
                 out,
+                to,
             } => {
                 let tables = data::import_movielens_100k(&src)?;
-                tables.write(&out)?;
+                match to {
+                    ImportFormat::Tables => tables.write(&out)?,
+                    ImportFormat::World => movielens_world::write_world(&tables, &out)?,
+                }
                 println!(
                     "imported into {}: {}",
                     out.display(),
@@ -275,6 +327,25 @@ fn run(cli: Cli) -> Result<()> {
             let summary = edgerec_data::sim::simulate(&cfg, &out, &opts)
                 .with_context(|| format!("simulating into {}", out.display()))?;
             print!("{summary}");
+            Ok(())
+        }
+        Command::Pipeline(a) => {
+            let config = edgerec_pipeline::PipelineConfig {
+                positive_above: a.positive_above,
+                negative_below: a.negative_below,
+                impressions_as_negatives: !a.no_impression_negatives,
+                negatives_per_positive: a.negatives_per_positive,
+                seed: a.seed,
+                folds: a.folds,
+                fold_days: a.fold_days,
+                memory_limit_bytes: a.memory_mib << 20,
+                ..Default::default()
+            };
+            let report =
+                edgerec_pipeline::block_on(edgerec_pipeline::run(&a.world, &a.out, &config))?
+                    .with_context(|| format!("pipeline over {}", a.world.display()))?;
+            print!("{}", report.markdown());
+            println!("\nexamples written to {}", a.out.join("examples").display());
             Ok(())
         }
     }

@@ -258,3 +258,48 @@ fn bad_inputs_give_clear_errors() {
     ));
     assert!(err.contains("users.parquet"), "{err}");
 }
+
+#[test]
+fn movielens_world_and_simulated_world_through_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    write_movielens_like(&raw);
+    let world = tmp.path().join("ml-world");
+    ok(&format!(
+        "data import movielens-100k --src {} --out {} --to world",
+        p(&raw),
+        p(&world)
+    ));
+    let out = tmp.path().join("ml-examples");
+    let report = ok(&format!("pipeline --world {} --out {}", p(&world), p(&out)));
+    // Every rating is a watch: 450 positives, no negatives (documented in movielens_world).
+    assert!(report.contains("| positives | 450 |"), "{report}");
+    assert!(report.contains("| negatives (all) | 0 |"), "{report}");
+
+    let sim = tmp.path().join("sim");
+    ok(&format!(
+        "simulate --users 300 --items 400 --days 21 --seed 3 --out {}",
+        p(&sim)
+    ));
+    let out = tmp.path().join("sim-examples");
+    let report = ok(&format!(
+        "pipeline --world {} --out {} --folds 2 --fold-days 7",
+        p(&sim),
+        p(&out)
+    ));
+    assert!(report.contains("Rolling-origin folds"), "{report}");
+    for f in [
+        "features.json",
+        "folds.json",
+        "report.md",
+        "report.json",
+        "examples/part-00000.parquet",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert!(json["after"]["positives"].as_u64().unwrap() > 0);
+    assert!(json["after"]["negative_impressions"].as_u64().unwrap() > 0);
+    assert_eq!(json["folds"].as_array().unwrap().len(), 2);
+}
