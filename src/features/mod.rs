@@ -15,7 +15,7 @@
 //! | context | device, part of day, hour, day of week, weekend, season (by hemisphere), upcoming holiday within `holiday_horizon_days` and days to it (sparse holiday id) |
 //! | media | public rating, revenue bucket, years since release, days on platform, new on platform, plays in the last 24 h and 7 days, genres, duration, movie/episode, season and episode numbers, release year and type, maturity |
 //! | cross | the user's share of the title's genres (all time and recent), actor and director match, language match and share, maturity fits the age, age gap, watched before, next episode of a series in progress, onboarding genre match |
-//! | sparse ids | movie, directors, actors, distributor, composer, original language, genres, tags, user country and language, last genre, holiday |
+//! | sparse ids | movie, directors, actors, distributor, composer, original language, country of origin, genres, tags, user country and language, last genre, holiday |
 //!
 //! ```
 //! use edgerec::features::*;
@@ -142,6 +142,8 @@ pub struct SparseFeatures {
     pub composer: u32,
     /// Original language id.
     pub language: u32,
+    /// Country of origin id.
+    pub country: u32,
     /// Genre ids.
     pub genres: Vec<u32>,
     /// Tag ids.
@@ -558,6 +560,7 @@ impl FeatureSpace {
                 distributor: media.distributor,
                 composer: media.composer,
                 language: media.language,
+                country: media.country,
                 genres: media.genres.clone(),
                 tags: media.tags.clone(),
                 user_country: p.country,

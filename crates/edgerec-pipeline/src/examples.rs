@@ -49,6 +49,7 @@ pub const EXAMPLE_COLUMNS: &[&str] = &[
     "distributor",
     "composer",
     "language",
+    "country",
     "genres",
     "tags",
     "user_country",
@@ -93,6 +94,7 @@ fn schema(dense: usize) -> SchemaRef {
         f("distributor", UInt32),
         f("composer", UInt32),
         f("language", UInt32),
+        f("country", UInt32),
         ids_field("genres"),
         ids_field("tags"),
         f("user_country", UInt32),
@@ -125,6 +127,7 @@ struct Builders {
     distributor: UInt32Builder,
     composer: UInt32Builder,
     language: UInt32Builder,
+    country: UInt32Builder,
     genres: ListBuilder<UInt32Builder>,
     tags: ListBuilder<UInt32Builder>,
     user_country: UInt32Builder,
@@ -172,6 +175,7 @@ impl Builders {
             distributor: UInt32Builder::new(),
             composer: UInt32Builder::new(),
             language: UInt32Builder::new(),
+            country: UInt32Builder::new(),
             genres: ids_builder(),
             tags: ids_builder(),
             user_country: UInt32Builder::new(),
@@ -205,6 +209,7 @@ impl Builders {
             Arc::new(self.distributor.finish()),
             Arc::new(self.composer.finish()),
             Arc::new(self.language.finish()),
+            Arc::new(self.country.finish()),
             Arc::new(self.genres.finish()),
             Arc::new(self.tags.finish()),
             Arc::new(self.user_country.finish()),
@@ -448,6 +453,7 @@ pub(crate) async fn write_examples(
             out.distributor.append_value(s.distributor);
             out.composer.append_value(s.composer);
             out.language.append_value(s.language);
+            out.country.append_value(s.country);
             push_ids(&mut out.genres, &s.genres);
             push_ids(&mut out.tags, &s.tags);
             out.user_country.append_value(s.user_country);

@@ -303,9 +303,26 @@ fn play(user: u32, item: u32, time: i64, session: u64, duration: u32, fraction: 
     }
 }
 
-/// Reads every example row: (user, item, time, source, label, weight, fold, plays_24h, dense).
-#[allow(clippy::type_complexity)]
-fn read_examples(out: &Path) -> Vec<(u32, u32, i64, String, i8, f32, i32, u32, u32, Vec<f32>)> {
+/// One row of `examples/*.parquet`.
+#[derive(Debug, Clone)]
+struct Row {
+    user: u32,
+    item: u32,
+    time: i64,
+    source: String,
+    label: i8,
+    weight: f32,
+    fold: i32,
+    plays_24h: u32,
+    plays_7d: u32,
+    dense: Vec<f32>,
+    /// (movie, language, country, last_genre, holiday) sparse ids.
+    ids: [u32; 5],
+    genres: Vec<u32>,
+}
+
+/// Reads every example row, in file order.
+fn read_examples(out: &Path) -> Vec<Row> {
     let mut rows = Vec::new();
     let mut parts: Vec<_> = std::fs::read_dir(out.join("examples"))
         .unwrap()
@@ -320,25 +337,42 @@ fn read_examples(out: &Path) -> Vec<(u32, u32, i64, String, i8, f32, i32, u32, u
         for b in r {
             let b = b.unwrap();
             let c = |n: &str| b.column_by_name(n).unwrap().clone();
-            let (user, item, time) = (c("user_id"), c("item_id"), c("time"));
-            let (source, label, weight, fold) =
-                (c("source"), c("label"), c("weight"), c("fold_window"));
-            let (p24, p7, dense) = (c("plays_24h"), c("plays_7d"), c("dense"));
-            let dense = dense.as_fixed_size_list();
+            let u32s = |n: &str| c(n).as_primitive::<UInt32Type>().clone();
+            let (user, item, p24, p7) = (
+                u32s("user_id"),
+                u32s("item_id"),
+                u32s("plays_24h"),
+                u32s("plays_7d"),
+            );
+            let ids = ["movie", "language", "country", "last_genre", "holiday"].map(u32s);
+            let (time, source, label) = (c("time"), c("source"), c("label"));
+            let (weight, fold, dense, genres) =
+                (c("weight"), c("fold_window"), c("dense"), c("genres"));
             for i in 0..b.num_rows() {
-                let d = dense.value(i);
-                rows.push((
-                    user.as_primitive::<UInt32Type>().value(i),
-                    item.as_primitive::<UInt32Type>().value(i),
-                    time.as_primitive::<Int64Type>().value(i),
-                    source.as_string::<i32>().value(i).to_string(),
-                    label.as_primitive::<Int8Type>().value(i),
-                    weight.as_primitive::<Float32Type>().value(i),
-                    fold.as_primitive::<Int32Type>().value(i),
-                    p24.as_primitive::<UInt32Type>().value(i),
-                    p7.as_primitive::<UInt32Type>().value(i),
-                    d.as_primitive::<Float32Type>().values().to_vec(),
-                ));
+                rows.push(Row {
+                    user: user.value(i),
+                    item: item.value(i),
+                    time: time.as_primitive::<Int64Type>().value(i),
+                    source: source.as_string::<i32>().value(i).to_string(),
+                    label: label.as_primitive::<Int8Type>().value(i),
+                    weight: weight.as_primitive::<Float32Type>().value(i),
+                    fold: fold.as_primitive::<Int32Type>().value(i),
+                    plays_24h: p24.value(i),
+                    plays_7d: p7.value(i),
+                    dense: dense
+                        .as_fixed_size_list()
+                        .value(i)
+                        .as_primitive::<Float32Type>()
+                        .values()
+                        .to_vec(),
+                    ids: ids.each_ref().map(|a| a.value(i)),
+                    genres: genres
+                        .as_list::<i32>()
+                        .value(i)
+                        .as_primitive::<UInt32Type>()
+                        .values()
+                        .to_vec(),
+                });
             }
         }
     }
@@ -428,22 +462,22 @@ fn label_edges_weights_and_point_in_time_counts() {
     let rows = read_examples(&out);
     let find = |u: u32, i: u32, src: &str| {
         rows.iter()
-            .find(|r| r.0 == u && r.1 == i && r.3 == src)
+            .find(|r| r.user == u && r.item == i && r.source == src)
             .cloned()
     };
     assert!(find(1, 10, "play").is_none(), "exactly 80% is dropped");
     assert!(find(1, 21, "play").is_none(), "exactly 10% is dropped");
-    assert_eq!(find(1, 20, "play").unwrap().4, 1);
+    assert_eq!(find(1, 20, "play").unwrap().label, 1);
     let neg = find(1, 30, "play").unwrap();
-    assert_eq!(neg.4, 0);
-    assert_eq!(neg.5, 1.5, "a negative weighs the title's hours");
+    assert_eq!(neg.label, 0);
+    assert_eq!(neg.weight, 1.5, "a negative weighs the title's hours");
     let film = find(2, 10, "play").unwrap();
     let episode = find(2, 20, "play").unwrap();
-    assert_eq!((film.5, episode.5), (1.8, 0.6));
-    assert_eq!(find(2, 30, "impression").unwrap().4, 0);
+    assert_eq!((film.weight, episode.weight), (1.8, 0.6));
+    assert_eq!(find(2, 30, "impression").unwrap().label, 0);
     assert!(find(2, 10, "impression").is_none());
     // Point in time: two plays of title 30 in the 24 h before t + 30, three in 7 days.
-    assert_eq!((neg.7, neg.8), (2, 3));
+    assert_eq!((neg.plays_24h, neg.plays_7d), (2, 3));
     assert_eq!(rows.len(), 5);
 }
 
@@ -546,18 +580,18 @@ fn folds_and_feature_parity_with_the_core() {
     assert_eq!(report.folds[2].fold.valid_end, last + 1);
     for r in &rows {
         assert_eq!(
-            r.6,
+            r.fold,
             edgerec_pipeline::fold_window(
                 &report.folds.iter().map(|f| f.fold).collect::<Vec<_>>(),
-                r.2
+                r.time
             )
         );
     }
     for f in &report.folds {
-        let train = rows.iter().filter(|r| r.2 < f.fold.valid_start).count() as u64;
+        let train = rows.iter().filter(|r| r.time < f.fold.valid_start).count() as u64;
         let valid = rows
             .iter()
-            .filter(|r| f.fold.valid_start <= r.2 && r.2 < f.fold.valid_end)
+            .filter(|r| f.fold.valid_start <= r.time && r.time < f.fold.valid_end)
             .count() as u64;
         assert_eq!((f.train_examples, f.valid_examples), (train, valid));
     }
@@ -585,11 +619,11 @@ fn folds_and_feature_parity_with_the_core() {
         });
     }
     for r in &rows {
-        let history = History::new(histories.get(&r.0).cloned().unwrap_or_default());
+        let history = History::new(histories.get(&r.user).cloned().unwrap_or_default());
         let count = |days: i64| {
             spec.plays
                 .iter()
-                .filter(|p| p.item == r.1 && p.time < r.2 && p.time >= r.2 - days * DAY)
+                .filter(|p| p.item == r.item && p.time < r.time && p.time >= r.time - days * DAY)
                 .count() as u32
         };
         let stats = MediaStats {
@@ -597,32 +631,40 @@ fn folds_and_feature_parity_with_the_core() {
             plays_7d: count(7),
         };
         assert_eq!(
-            (r.7, r.8),
+            (r.plays_24h, r.plays_7d),
             (stats.plays_24h, stats.plays_7d),
             "counts of {r:?}"
         );
-        let device = if r.3 == "impression" {
+        let device = if r.source == "impression" {
             Device::Mobile
         } else {
             Device::Tv
         };
-        let profile = &world.users[&r.0];
-        let ctx = Context::new(device, r.2, profile.utc_offset_minutes).unwrap();
+        let profile = &world.users[&r.user];
+        let ctx = Context::new(device, r.time, profile.utc_offset_minutes).unwrap();
         let fv = world
             .space
             .compute(
                 profile,
                 &history,
                 &world.media,
-                world.index[&r.1],
+                world.index[&r.item],
                 stats,
                 &ctx,
             )
             .unwrap();
         assert_eq!(
-            fv.dense, r.9,
+            (&fv.dense, &fv.sparse.genres),
+            (&r.dense, &r.genres),
             "features of user {} item {} at {}",
-            r.0, r.1, r.2
+            r.user,
+            r.item,
+            r.time
+        );
+        let sp = &fv.sparse;
+        assert_eq!(
+            r.ids,
+            [sp.movie, sp.language, sp.country, sp.last_genre, sp.holiday]
         );
     }
 }
