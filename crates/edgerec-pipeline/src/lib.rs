@@ -132,7 +132,7 @@ pub async fn run(world_dir: &Path, out: &Path, config: &PipelineConfig) -> Resul
     let started = std::time::Instant::now();
     let ctx = session(config)?;
     let tables = sql::register(&ctx, world_dir).await?;
-    let world = World::load(&ctx, config.features).await?;
+    let world = World::load(world_dir, config.features)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
 
     let counts = sql::label_counts(&ctx, config).await?;

@@ -10,75 +10,21 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, Float64Array};
-use arrow_schema::DataType;
+use arrow_schema::{DataType, SchemaRef};
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use edgerec_data::schema::{Impression, Item, Play, Table, User};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::PipelineConfig;
 
-fn list_utf8() -> DataType {
-    DataType::List(Arc::new(arrow_schema::Field::new(
-        "item",
-        DataType::Utf8,
-        true,
-    )))
-}
-
-/// The columns the pipeline reads from each table (a table may have more).
-pub(crate) fn required_columns(table: &str) -> Vec<(&'static str, DataType)> {
-    use DataType::*;
+/// The canonical schema of a table the pipeline reads (`edgerec_data::schema`).
+fn canonical_schema(table: &str) -> SchemaRef {
     match table {
-        "users" => vec![
-            ("user_id", UInt32),
-            ("age", UInt8),
-            ("gender", Utf8),
-            ("language", Utf8),
-            ("country", Utf8),
-            ("utc_offset_minutes", Int32),
-            ("signup_time", Int64),
-            ("onboarding_genres", list_utf8()),
-        ],
-        "items" => vec![
-            ("item_id", UInt32),
-            ("kind", Utf8),
-            ("series_id", UInt32),
-            ("season", UInt16),
-            ("episode", UInt16),
-            ("duration_s", UInt32),
-            ("genres", list_utf8()),
-            ("tags", list_utf8()),
-            ("actors", list_utf8()),
-            ("directors", list_utf8()),
-            ("composer", Utf8),
-            ("distributor", Utf8),
-            ("original_language", Utf8),
-            ("country", Utf8),
-            ("release_time", Int64),
-            ("release_type", Utf8),
-            ("added_time", Int64),
-            ("maturity", Utf8),
-            ("public_rating", Float32),
-            ("revenue_usd", Float64),
-        ],
-        "plays" => vec![
-            ("user_id", UInt32),
-            ("item_id", UInt32),
-            ("time", Int64),
-            ("device", Utf8),
-            ("session_id", UInt64),
-            ("watched_s", UInt32),
-            ("fraction", Float32),
-        ],
-        "impressions" => vec![
-            ("user_id", UInt32),
-            ("item_id", UInt32),
-            ("time", Int64),
-            ("device", Utf8),
-            ("session_id", UInt64),
-            ("position", UInt16),
-        ],
-        _ => vec![],
+        "users" => User::schema(),
+        "items" => Item::schema(),
+        "plays" => Play::schema(),
+        _ => Impression::schema(),
     }
 }
 
@@ -96,7 +42,7 @@ pub struct TableFiles {
     pub files: Vec<(String, usize)>,
 }
 
-/// Checks every part file's footer against [`required_columns`] (naming the file and column on
+/// Checks every part file's footer against the canonical schema (naming the file and column on
 /// a mismatch) and registers the four tables.
 pub(crate) async fn register(ctx: &SessionContext, world: &Path) -> Result<TableFiles> {
     let mut files = Vec::new();
@@ -122,11 +68,12 @@ pub(crate) async fn register(ctx: &SessionContext, world: &Path) -> Result<Table
             let builder = ParquetRecordBatchReaderBuilder::try_new(file)
                 .with_context(|| format!("{}: not a readable Parquet file", part.display()))?;
             let schema = builder.schema();
-            for (name, expected) in required_columns(table) {
+            for f in canonical_schema(table).fields() {
+                let (name, expected) = (f.name(), f.data_type());
                 let field = schema
                     .field_with_name(name)
                     .map_err(|_| anyhow!("{}: column {name:?} is missing", part.display()))?;
-                if !same_type(field.data_type(), &expected) {
+                if !same_type(field.data_type(), expected) {
                     bail!(
                         "{}: column {name:?} has type {}, expected {expected}",
                         part.display(),

@@ -1,20 +1,15 @@
 //! The small tables (items, users) loaded into the core crate's types, with the vocabularies
-//! that map their categorical values to ids.
+//! that map their categorical values to ids. Read with `edgerec_data::schema`'s validating
+//! reader: one schema definition for the simulator, the importers and the pipeline.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use anyhow::{Context as _, Result, anyhow, bail};
-use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
-};
-use arrow_array::{Array, ListArray, RecordBatch, StringArray};
-use datafusion::prelude::SessionContext;
+use anyhow::{Context as _, Result};
 use edgerec::features::{
-    FeatureConfig, FeatureSpace, Gender, Maturity, Media, MediaKind, ReleaseType, UserProfile,
-    Vocabularies, Vocabulary,
+    FeatureConfig, FeatureSpace, Gender, Media, UserProfile, Vocabularies, Vocabulary,
 };
+use edgerec_data::schema::{self, Item, User};
 use serde::Serialize;
 
 /// Items and users of a world, in core types.
@@ -27,144 +22,6 @@ pub struct World {
     pub index: HashMap<u32, u32>,
     /// User id → profile.
     pub users: HashMap<u32, UserProfile>,
-}
-
-fn col<'a>(b: &'a RecordBatch, table: &str, name: &str) -> Result<&'a dyn Array> {
-    b.column_by_name(name)
-        .map(|a| a.as_ref())
-        .ok_or_else(|| anyhow!("{table}: column {name:?} is missing"))
-}
-
-fn strings(list: &ListArray, i: usize) -> Vec<String> {
-    if list.is_null(i) {
-        return vec![];
-    }
-    let v = list.value(i);
-    let s: &StringArray = v.as_string::<i32>();
-    s.iter().flatten().map(str::to_string).collect()
-}
-
-fn opt_str(a: &StringArray, i: usize) -> Option<String> {
-    a.is_valid(i).then(|| a.value(i).to_string())
-}
-
-async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
-    Ok(ctx.sql(sql).await?.collect().await?)
-}
-
-/// Raw item row before vocabulary mapping.
-struct RawItem {
-    id: u32,
-    kind: String,
-    series_id: Option<u32>,
-    season: Option<u16>,
-    episode: Option<u16>,
-    duration_s: u32,
-    genres: Vec<String>,
-    tags: Vec<String>,
-    actors: Vec<String>,
-    directors: Vec<String>,
-    composer: Option<String>,
-    distributor: Option<String>,
-    language: String,
-    country: String,
-    release_time: i64,
-    release_type: String,
-    added_time: i64,
-    maturity: String,
-    public_rating: Option<f32>,
-    revenue_usd: Option<f64>,
-}
-
-struct RawUser {
-    id: u32,
-    age: Option<u8>,
-    gender: Option<String>,
-    language: String,
-    country: String,
-    utc_offset_minutes: i32,
-    signup_time: i64,
-    onboarding_genres: Vec<String>,
-}
-
-async fn raw_items(ctx: &SessionContext) -> Result<Vec<RawItem>> {
-    let mut out = Vec::new();
-    for b in collect(ctx, "SELECT * FROM items ORDER BY item_id").await? {
-        let t = "items";
-        let id = col(&b, t, "item_id")?.as_primitive::<UInt32Type>();
-        let kind = col(&b, t, "kind")?.as_string::<i32>();
-        let series = col(&b, t, "series_id")?.as_primitive::<UInt32Type>();
-        let season = col(&b, t, "season")?.as_primitive::<UInt16Type>();
-        let episode = col(&b, t, "episode")?.as_primitive::<UInt16Type>();
-        let duration = col(&b, t, "duration_s")?.as_primitive::<UInt32Type>();
-        let genres = col(&b, t, "genres")?.as_list::<i32>();
-        let tags = col(&b, t, "tags")?.as_list::<i32>();
-        let actors = col(&b, t, "actors")?.as_list::<i32>();
-        let directors = col(&b, t, "directors")?.as_list::<i32>();
-        let composer = col(&b, t, "composer")?.as_string::<i32>();
-        let distributor = col(&b, t, "distributor")?.as_string::<i32>();
-        let language = col(&b, t, "original_language")?.as_string::<i32>();
-        let country = col(&b, t, "country")?.as_string::<i32>();
-        let release = col(&b, t, "release_time")?.as_primitive::<Int64Type>();
-        let release_type = col(&b, t, "release_type")?.as_string::<i32>();
-        let added = col(&b, t, "added_time")?.as_primitive::<Int64Type>();
-        let maturity = col(&b, t, "maturity")?.as_string::<i32>();
-        let rating = col(&b, t, "public_rating")?.as_primitive::<Float32Type>();
-        let revenue = col(&b, t, "revenue_usd")?.as_primitive::<Float64Type>();
-        for i in 0..b.num_rows() {
-            out.push(RawItem {
-                id: id.value(i),
-                kind: kind.value(i).to_string(),
-                series_id: series.is_valid(i).then(|| series.value(i)),
-                season: season.is_valid(i).then(|| season.value(i)),
-                episode: episode.is_valid(i).then(|| episode.value(i)),
-                duration_s: duration.value(i),
-                genres: strings(genres, i),
-                tags: strings(tags, i),
-                actors: strings(actors, i),
-                directors: strings(directors, i),
-                composer: opt_str(composer, i),
-                distributor: opt_str(distributor, i),
-                language: language.value(i).to_string(),
-                country: country.value(i).to_string(),
-                release_time: release.value(i),
-                release_type: release_type.value(i).to_string(),
-                added_time: added.value(i),
-                maturity: maturity.value(i).to_string(),
-                public_rating: rating.is_valid(i).then(|| rating.value(i)),
-                revenue_usd: revenue.is_valid(i).then(|| revenue.value(i)),
-            });
-        }
-    }
-    Ok(out)
-}
-
-async fn raw_users(ctx: &SessionContext) -> Result<Vec<RawUser>> {
-    let mut out = Vec::new();
-    for b in collect(ctx, "SELECT * FROM users ORDER BY user_id").await? {
-        let t = "users";
-        let id = col(&b, t, "user_id")?.as_primitive::<UInt32Type>();
-        let age = col(&b, t, "age")?.as_primitive::<UInt8Type>();
-        let gender = col(&b, t, "gender")?.as_string::<i32>();
-        let language = col(&b, t, "language")?.as_string::<i32>();
-        let country = col(&b, t, "country")?.as_string::<i32>();
-        let offset = col(&b, t, "utc_offset_minutes")?.as_primitive::<Int32Type>();
-        let signup = col(&b, t, "signup_time")?.as_primitive::<Int64Type>();
-        let picks = col(&b, t, "onboarding_genres")?.as_list::<i32>();
-        for i in 0..b.num_rows() {
-            out.push(RawUser {
-                id: id.value(i),
-                age: age.is_valid(i).then(|| age.value(i)),
-                gender: opt_str(gender, i),
-                language: language.value(i).to_string(),
-                country: country.value(i).to_string(),
-                utc_offset_minutes: offset.value(i),
-                signup_time: signup.value(i),
-                onboarding_genres: strings(picks, i),
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// Sorted, de-duplicated names.
@@ -195,11 +52,13 @@ struct Contract<'a> {
 }
 
 impl World {
-    /// Loads items and users and builds the vocabularies (sorted names, so ids are stable for
-    /// the same data).
-    pub async fn load(ctx: &SessionContext, config: FeatureConfig) -> Result<World> {
-        let items = raw_items(ctx).await?;
-        let users = raw_users(ctx).await?;
+    /// Loads the items and users of a world directory (with the schema's validating reader)
+    /// and builds the vocabularies (sorted names, so ids are stable for the same data).
+    pub fn load(world: &Path, config: FeatureConfig) -> Result<World> {
+        let mut items: Vec<Item> = schema::read_table(world)?;
+        items.sort_by_key(|i| i.item_id);
+        let mut users: Vec<User> = schema::read_table(world)?;
+        users.sort_by_key(|u| u.user_id);
         let vocab = Vocabularies {
             genres: vocab(items.iter().flat_map(|i| &i.genres)),
             tags: vocab(items.iter().flat_map(|i| &i.tags)),
@@ -212,7 +71,7 @@ impl World {
             languages: vocab(
                 items
                     .iter()
-                    .map(|i| &i.language)
+                    .map(|i| &i.original_language)
                     .chain(users.iter().map(|u| &u.language)),
             ),
             countries: vocab(
@@ -226,31 +85,10 @@ impl World {
         let mut media = Vec::with_capacity(items.len());
         let mut index = HashMap::with_capacity(items.len());
         for r in &items {
-            let kind = match r.kind.as_str() {
-                "movie" => MediaKind::Movie,
-                "episode" => MediaKind::Episode,
-                k => bail!("items: item {}: column \"kind\": unknown value {k:?}", r.id),
-            };
-            let release_type = match r.release_type.as_str() {
-                "theatrical" => ReleaseType::Theatrical,
-                "streaming" => ReleaseType::Streaming,
-                "tv" => ReleaseType::Tv,
-                k => bail!(
-                    "items: item {}: column \"release_type\": unknown value {k:?}",
-                    r.id
-                ),
-            };
-            let maturity = Maturity::parse(&r.maturity).ok_or_else(|| {
-                anyhow!(
-                    "items: item {}: column \"maturity\": unknown rating {:?}",
-                    r.id,
-                    r.maturity
-                )
-            })?;
-            index.insert(r.id, media.len() as u32);
+            index.insert(r.item_id, media.len() as u32);
             media.push(Media {
-                id: r.id,
-                kind,
+                id: r.item_id,
+                kind: r.kind,
                 series_id: r.series_id,
                 season: r.season,
                 episode: r.episode,
@@ -264,12 +102,12 @@ impl World {
                     .distributor
                     .as_deref()
                     .map_or(0, |d| vocab.distributors.id(d)),
-                language: vocab.languages.id(&r.language),
+                language: vocab.languages.id(&r.original_language),
                 country: vocab.countries.id(&r.country),
                 release_time: r.release_time,
-                release_type,
+                release_type: r.release_type,
                 added_time: r.added_time,
-                maturity,
+                maturity: r.maturity,
                 public_rating: r.public_rating,
                 revenue_usd: r.revenue_usd,
             });
@@ -277,14 +115,14 @@ impl World {
         let users = users
             .into_iter()
             .map(|u| {
-                let gender = match u.gender.as_deref() {
-                    Some("f") => Gender::Female,
-                    Some("m") => Gender::Male,
-                    Some("x") => Gender::Other,
+                let gender = match u.gender.as_str() {
+                    "f" => Gender::Female,
+                    "m" => Gender::Male,
+                    "x" => Gender::Other,
                     _ => Gender::Unknown,
                 };
                 let profile = UserProfile {
-                    age: u.age,
+                    age: Some(u.age),
                     gender,
                     language: vocab.languages.id(&u.language),
                     country: vocab.countries.id(&u.country),
@@ -292,7 +130,7 @@ impl World {
                     signup_time: u.signup_time,
                     onboarding_genres: ids(&vocab.genres, &u.onboarding_genres),
                 };
-                (u.id, profile)
+                (u.user_id, profile)
             })
             .collect();
         Ok(World {
