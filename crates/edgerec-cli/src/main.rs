@@ -10,7 +10,6 @@
 //! ```
 
 mod data;
-mod metrics;
 mod movielens_world;
 mod recommend;
 mod tables;

@@ -28,8 +28,8 @@ use edgerec::context::{Context, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::metrics::{Mean, ndcg_at_k, recall_at_k};
 use crate::tables::{Interaction, Tables};
+use edgerec_eval::{Summary, ndcg, recall_capped};
 
 /// Training parameters (recorded in the bundle's recipe).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,19 +296,19 @@ fn score_rows(
     blend: Option<Blend>,
     mut row: impl FnMut(&ValUser) -> Result<Vec<u32>>,
 ) -> Result<GridPoint> {
-    let (mut recall, mut ndcg) = (Mean::default(), Mean::default());
+    let (mut recall, mut gain) = (Summary::default(), Summary::default());
     for u in users {
         let r = row(u)?;
-        recall.push(recall_at_k(&r, &u.relevant, k));
-        ndcg.push(ndcg_at_k(&r, &u.relevant, k));
+        recall.push(recall_capped(&r, &u.relevant, k));
+        gain.push(ndcg(&r, &u.relevant, k));
     }
     Ok(GridPoint {
         popularity_weight: blend.map(|b| b.popularity_weight),
         recency_decay: blend.map(|b| b.recency_decay),
         recall: recall.mean(),
         recall_se: recall.standard_error(),
-        ndcg: ndcg.mean(),
-        ndcg_se: ndcg.standard_error(),
+        ndcg: gain.mean(),
+        ndcg_se: gain.standard_error(),
     })
 }
 
