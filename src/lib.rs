@@ -29,6 +29,7 @@ pub mod catalog;
 pub mod context;
 mod error;
 pub mod features;
+pub mod ials;
 pub mod recommend;
 
 #[cfg(target_arch = "wasm32")]
