@@ -17,7 +17,7 @@
 //! ```
 //! use edgerec::ials::{Factors, fold_in};
 //! // Two items in two dimensions.
-//! let y = Factors::new(2, vec![1.0, 0.0, 0.0, 1.0]);
+//! let y = Factors::new(2, vec![1.0, 0.0, 0.0, 1.0]).unwrap();
 //! let x = fold_in(&y, &y.gram(), &[(0, 1.0)], 40.0, 0.1).unwrap();
 //! assert!(x[0] > 0.9 && x[1] == 0.0);
 //! ```
@@ -30,10 +30,10 @@ pub struct Factors {
 }
 
 impl Factors {
-    /// Rows of `dim` values. Panics if `values.len()` is not a multiple of `dim` or `dim` is 0.
-    pub fn new(dim: usize, values: Vec<f32>) -> Factors {
-        assert!(dim > 0 && values.len() % dim == 0, "factor matrix shape");
-        Factors { dim, values }
+    /// Rows of `dim` values; `None` if `dim` is 0 or `values.len()` is not a multiple of it
+    /// (so a shape read from untrusted bytes cannot panic later).
+    pub fn new(dim: usize, values: Vec<f32>) -> Option<Factors> {
+        (dim > 0 && values.len().is_multiple_of(dim)).then_some(Factors { dim, values })
     }
 
     /// Dimension of each vector.
@@ -201,7 +201,8 @@ mod tests {
                 0.3, -0.1, 0.5, 0.9, 0.2, -0.4, -0.2, 0.8, 0.1, 0.05, 0.05, 0.6, 0.7, -0.3, 0.2,
                 -0.5, 0.4, 0.3,
             ],
-        );
+        )
+        .unwrap();
         let (alpha, lambda) = (10.0, 0.5);
         let x = fold_in(
             &y,
@@ -232,7 +233,9 @@ mod tests {
 
     #[test]
     fn gram_matches_the_definition() {
-        let y = Factors::new(2, vec![1.0, 2.0, 3.0, 4.0]);
+        let y = Factors::new(2, vec![1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(y.gram(), vec![10.0, 14.0, 14.0, 20.0]);
+        assert!(Factors::new(0, vec![]).is_none());
+        assert!(Factors::new(2, vec![1.0]).is_none());
     }
 }
