@@ -137,7 +137,7 @@ pub async fn run(world_dir: &Path, out: &Path, config: &PipelineConfig) -> Resul
 
     let counts = sql::label_counts(&ctx, config).await?;
     let sample_rate = counts.negative_sample_rate(config.negatives_per_positive);
-    let range = report::time_range(&ctx).await?;
+    let range = sql::time_range(&ctx).await?;
     let folds = report::rolling_folds(range.0, range.1, config.folds, config.fold_days);
     let plan = sql::examples_sql(config, sample_rate);
     let dir = out.join("examples");

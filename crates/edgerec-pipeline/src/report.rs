@@ -2,8 +2,6 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Result;
-use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
 use crate::PipelineConfig;
@@ -150,29 +148,6 @@ pub struct Report {
     pub folds: Vec<FoldReport>,
     /// Wall-clock seconds.
     pub seconds: f64,
-}
-
-/// First and last event time over plays and impressions.
-pub(crate) async fn time_range(ctx: &SessionContext) -> Result<(i64, i64)> {
-    let batches = ctx
-        .sql("SELECT MIN(t), MAX(t) FROM (SELECT time AS t FROM plays UNION ALL SELECT time AS t FROM impressions)")
-        .await?
-        .collect()
-        .await?;
-    let b = batches
-        .iter()
-        .find(|b| b.num_rows() > 0)
-        .ok_or_else(|| anyhow::anyhow!("the world has no events"))?;
-    let cast = |c: usize| -> Result<i64> {
-        let a = datafusion::arrow::compute::cast(b.column(c), &arrow_schema::DataType::Int64)?;
-        let a = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Int64Type>(&a);
-        anyhow::ensure!(
-            !arrow_array::Array::is_null(a, 0),
-            "the world has no events"
-        );
-        Ok(a.value(0))
-    };
-    Ok((cast(0)?, cast(1)?))
 }
 
 impl Report {

@@ -208,7 +208,8 @@ const UNPLAYED_IMPRESSIONS: &str = "impressions m WHERE NOT EXISTS (
     SELECT 1 FROM plays p
     WHERE p.session_id = m.session_id AND p.item_id = m.item_id AND p.user_id = m.user_id)";
 
-async fn one_row_u64(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>> {
+/// The first row of a query's result, every column cast to `i64` (`None` for nulls).
+async fn first_row(ctx: &SessionContext, sql: &str) -> Result<Vec<Option<i64>>> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let batch = batches
         .iter()
@@ -218,19 +219,37 @@ async fn one_row_u64(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>> {
         .map(|c| {
             let col = datafusion::arrow::compute::cast(batch.column(c), &DataType::Int64)?;
             let col = col.as_primitive::<Int64Type>();
-            Ok(if col.is_null(0) {
-                0
-            } else {
-                col.value(0) as u64
-            })
+            Ok((!col.is_null(0)).then(|| col.value(0)))
         })
         .collect()
+}
+
+/// Counts (an empty `SUM` is 0).
+async fn counts(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>> {
+    Ok(first_row(ctx, sql)
+        .await?
+        .into_iter()
+        .map(|v| v.unwrap_or(0) as u64)
+        .collect())
+}
+
+/// First and last event time over plays and impressions.
+pub(crate) async fn time_range(ctx: &SessionContext) -> Result<(i64, i64)> {
+    let row = first_row(
+        ctx,
+        "SELECT MIN(t), MAX(t) FROM (SELECT time AS t FROM plays UNION ALL SELECT time AS t FROM impressions)",
+    )
+    .await?;
+    match row[..] {
+        [Some(first), Some(last)] => Ok((first, last)),
+        _ => bail!("the world has no events"),
+    }
 }
 
 /// Counts the label bands and the unplayed impressions.
 pub(crate) async fn label_counts(ctx: &SessionContext, c: &PipelineConfig) -> Result<LabelCounts> {
     let (pos, neg) = thresholds(c);
-    let plays = one_row_u64(
+    let plays = counts(
         ctx,
         &format!(
             "SELECT COUNT(*),
@@ -240,7 +259,7 @@ pub(crate) async fn label_counts(ctx: &SessionContext, c: &PipelineConfig) -> Re
         ),
     )
     .await?;
-    let impressions = one_row_u64(
+    let impressions = counts(
         ctx,
         &format!(
             "SELECT (SELECT COUNT(*) FROM impressions) AS impressions,
