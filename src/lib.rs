@@ -23,9 +23,11 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod blend;
 pub mod bundle;
 pub mod calendar;
 pub mod catalog;
+pub mod content;
 pub mod context;
 mod error;
 pub mod features;
