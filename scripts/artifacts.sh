@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main pipeline on MovieLens-100K: fetch → import → train → bundle → top-10s.
-# Writes $EDGEREC_ARTIFACTS/{model/,bundle.edgerec,users.txt,recs.tsv,requests.jsonl}; the last
-# three are the parity fixture the node and browser tests replay. Pass --print to show rows.
+# Writes $EDGEREC_ARTIFACTS/{model/,bundle.edgerec,users.txt,recs.tsv,requests.jsonl,
+# recs-blend.tsv}; users.txt, recs.tsv and requests.jsonl are the parity fixture the node and
+# browser tests replay (the skeleton's row); recs-blend.tsv is the candidate sources' blend.
+# Pass --print to show rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -19,9 +21,10 @@ out="$EDGEREC_ARTIFACTS"
 step "fetch and import MovieLens-100K"
 "$bin" data fetch movielens-100k --out "$raw"
 "$bin" data import movielens-100k --src "$raw" --out "$tables"
+"$bin" data import movielens-100k --src "$raw" --out "$EDGEREC_DATA/world" --to world
 
 step "train"
-"$bin" train --data "$tables" --out "$out/model" --seed 42
+"$bin" train --data "$tables" --world "$EDGEREC_DATA/world" --out "$out/model" --seed 42
 
 step "bundle"
 "$bin" bundle build --model "$out/model" --out "$out/bundle.edgerec"
@@ -34,3 +37,9 @@ step "top-10 with the device's code"
   --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
   --cold-user-genres "Sci-Fi,Comedy" \
   --out "$out/recs.tsv" --requests-out "$out/requests.jsonl" "${print[@]}"
+
+step "top-10 of the candidate sources' blend"
+"$bin" recommend --bundle "$out/bundle.edgerec" --data "$tables" --users "$out/users.txt" \
+  --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
+  --cold-user-genres "Sci-Fi,Comedy" --source blend \
+  --out "$out/recs-blend.tsv" "${print[@]}"

@@ -232,7 +232,11 @@ mod tests {
     fn zero_quota_fills_in_last() {
         let a = [1, 2];
         let b = [3, 4, 5];
-        let out = blend(&[(Source::Content, &a[..]), (Source::Popularity, &b[..])], &[0, 1], 4);
+        let out = blend(
+            &[(Source::Content, &a[..]), (Source::Popularity, &b[..])],
+            &[0, 1],
+            4,
+        );
         let items: Vec<usize> = out.iter().map(|c| c.item).collect();
         assert_eq!(items, vec![3, 4, 5, 1]);
     }

@@ -289,6 +289,12 @@ impl ContentIndex {
     /// Scores every item (see the module doc). With an empty profile the score is the prior
     /// alone. Cost O(items + Σ postings of the profile's tokens).
     pub fn scores(&self, profile: &Profile) -> Vec<f32> {
+        self.scores_with_beta(profile, self.beta)
+    }
+
+    /// [`ContentIndex::scores`] with another weight of the prior (e.g. one fitted for
+    /// onboarding-sized profiles); `beta` is clamped to [0, 1].
+    pub fn scores_with_beta(&self, profile: &Profile, beta: f32) -> Vec<f32> {
         let norm = profile
             .weights
             .iter()
@@ -304,7 +310,7 @@ impl ContentIndex {
                 }
             }
         }
-        let (b, prior) = (self.beta, &self.prior);
+        let (b, prior) = (beta.clamp(0.0, 1.0), &self.prior);
         if norm == 0.0 {
             return prior.clone();
         }
@@ -395,10 +401,7 @@ mod tests {
             assert!((mixed[i] - (0.5 * s[i] + 0.5 * idx.prior()[i])).abs() < 1e-6);
         }
         // No profile: the prior orders the catalog.
-        assert_eq!(
-            idx.scores(&Profile::default()),
-            vec![0.1, 1.0, 0.2, 0.0]
-        );
+        assert_eq!(idx.scores(&Profile::default()), vec![0.1, 1.0, 0.2, 0.0]);
     }
 
     #[test]
@@ -413,7 +416,13 @@ mod tests {
         );
         assert!(!p.is_empty());
         assert_eq!(idx.top_n(&p, 1, |_| false)[0].0, 3);
-        let by_title = idx.profile(&[], &Onboarding { tokens: vec![], titles: vec![2] });
+        let by_title = idx.profile(
+            &[],
+            &Onboarding {
+                tokens: vec![],
+                titles: vec![2],
+            },
+        );
         // The director links title 2 to title 3.
         let top = idx.top_n(&by_title, 2, |i| i == 2);
         assert_eq!(top[0].0, 0);
@@ -459,7 +468,15 @@ mod tests {
         );
         assert_eq!(
             t,
-            toks(&["genre:Drama", "tag:heist", "cast:P1", "cast:P2", "director:D", "lang:fr", "era:1990s"])
+            toks(&[
+                "genre:Drama",
+                "tag:heist",
+                "cast:P1",
+                "cast:P2",
+                "director:D",
+                "lang:fr",
+                "era:1990s"
+            ])
         );
     }
 }

@@ -26,6 +26,7 @@
 pub mod blend;
 pub mod bundle;
 pub mod calendar;
+pub mod candidates;
 pub mod catalog;
 pub mod content;
 pub mod context;
@@ -38,5 +39,6 @@ pub mod recommend;
 mod wasm;
 
 pub use bundle::Bundle;
+pub use candidates::{CandidateRequest, Candidates};
 pub use error::{BundleError, Error, Result};
 pub use recommend::{Recommendation, Recommender, Source};

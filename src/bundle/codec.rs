@@ -34,6 +34,9 @@ impl Writer {
     pub(crate) fn f32(&mut self, v: f32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
+    pub(crate) fn f64(&mut self, v: f64) {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
     /// A `u32` length prefix and the UTF-8 bytes.
     pub(crate) fn str(&mut self, s: &str) {
         self.len(s.len());
@@ -48,6 +51,23 @@ impl Writer {
         for x in v {
             self.f32(*x);
         }
+    }
+    pub(crate) fn f64s(&mut self, v: &[f64]) {
+        self.len(v.len());
+        for x in v {
+            self.f64(*x);
+        }
+    }
+    pub(crate) fn u32s(&mut self, v: &[u32]) {
+        self.len(v.len());
+        for x in v {
+            self.u32(*x);
+        }
+    }
+    /// A `u32` length prefix and the raw bytes.
+    pub(crate) fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.buf.extend_from_slice(v);
     }
     pub(crate) fn finish(self) -> Vec<u8> {
         self.buf
@@ -126,6 +146,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A finite `f64`.
+    pub(crate) fn f64(&mut self) -> Result<f64, BundleError> {
+        let v = f64::from_le_bytes(self.array()?);
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.malformed(format!("non-finite number at offset {}", self.pos - 8)))
+        }
+    }
+
     /// A `u32` element count, checked against the bytes left: `count * min_elem_bytes` must
     /// fit in what remains, so the caller may allocate `count` elements.
     pub(crate) fn len(&mut self, min_elem_bytes: usize) -> Result<usize, BundleError> {
@@ -154,6 +184,22 @@ impl<'a> Reader<'a> {
         (0..n).map(|_| self.f32()).collect()
     }
 
+    pub(crate) fn f64s(&mut self) -> Result<Vec<f64>, BundleError> {
+        let n = self.len(8)?;
+        (0..n).map(|_| self.f64()).collect()
+    }
+
+    pub(crate) fn u32s(&mut self) -> Result<Vec<u32>, BundleError> {
+        let n = self.len(4)?;
+        (0..n).map(|_| self.u32()).collect()
+    }
+
+    /// A `u32` length prefix and that many raw bytes (borrowed, not copied).
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], BundleError> {
+        let n = self.len(1)?;
+        self.take(n)
+    }
+
     /// Fails unless every byte was consumed: trailing garbage is a format error.
     pub(crate) fn finish(self) -> Result<(), BundleError> {
         if self.remaining() == 0 {
@@ -176,6 +222,9 @@ mod tests {
         w.i64(-5);
         w.str("héllo");
         w.f32s(&[1.5, -2.0]);
+        w.f64s(&[0.25, -1e300]);
+        w.u32s(&[7, u32::MAX]);
+        w.bytes(b"raw");
         let bytes = w.finish();
         let mut r = Reader::new(&bytes, "TEST");
         assert_eq!(r.u8().unwrap(), 7);
@@ -183,6 +232,9 @@ mod tests {
         assert_eq!(r.i64().unwrap(), -5);
         assert_eq!(r.str().unwrap(), "héllo");
         assert_eq!(r.f32s().unwrap(), vec![1.5, -2.0]);
+        assert_eq!(r.f64s().unwrap(), vec![0.25, -1e300]);
+        assert_eq!(r.u32s().unwrap(), vec![7, u32::MAX]);
+        assert_eq!(r.bytes().unwrap(), b"raw");
         r.finish().unwrap();
     }
 
@@ -191,6 +243,14 @@ mod tests {
         let bytes = u32::MAX.to_le_bytes();
         let mut r = Reader::new(&bytes, "TEST");
         assert!(matches!(r.f32s(), Err(BundleError::Malformed { .. })));
+        for read in [
+            |r: &mut Reader| r.f64s().map(drop),
+            |r: &mut Reader| r.u32s().map(drop),
+            |r: &mut Reader| r.bytes().map(drop),
+        ] {
+            let mut r = Reader::new(&bytes, "TEST");
+            assert!(matches!(read(&mut r), Err(BundleError::Malformed { .. })));
+        }
     }
 
     #[test]
@@ -199,6 +259,10 @@ mod tests {
         w.f32(f32::NAN);
         let bytes = w.finish();
         assert!(Reader::new(&bytes, "TEST").f32().is_err());
+        let mut w = Writer::new();
+        w.f64(f64::INFINITY);
+        let bytes = w.finish();
+        assert!(Reader::new(&bytes, "TEST").f64().is_err());
     }
 
     #[test]

@@ -22,15 +22,24 @@
 //! header checksum, that every payload lies inside the bytes given, every payload's sha256 —
 //! and only then parses a payload. Each failure is a distinct [`BundleError`].
 //!
-//! Sections of format 1 (all required; see [`sections`] for each payload's layout):
+//! Sections of format 1 (see [`sections`] for each payload's layout):
 //!
-//! | tag | version | content |
-//! |---|---|---|
-//! | `META` | 1 | model version, creation time, dataset, seed, trainer, recipe |
-//! | `CATL` | 1 | genre names; items with id, title, year and genres |
-//! | `POPL` | 1 | time-decayed popularity per item, normalised to max 1 |
-//! | `GENV` | 1 | per-genre IDF weights and L2-normalised item genre vectors |
-//! | `BLND` | 1 | blend parameters fitted by the trainer |
+//! | tag | version | required | content |
+//! |---|---|---|---|
+//! | `META` | 1 | yes | model version, creation time, dataset, seed, trainer, recipe |
+//! | `CATL` | 1 | yes | genre names; items with id, title, year and genres |
+//! | `POPL` | 1 | yes | time-decayed popularity per item, normalised to max 1 |
+//! | `GENV` | 1 | yes | per-genre IDF weights and L2-normalised item genre vectors |
+//! | `BLND` | 1 | yes | blend parameters fitted by the trainer |
+//! | `FACT` | 1 | no | iALS item factors, their Gram matrix, alpha and lambda |
+//! | `CONT` | 1 | no | content-based item profiles (inverted index), prior, recency decay |
+//! | `TWRT` | 1 | no | two-tower item embeddings, ONNX user tower, search vocabulary |
+//! | `QUOT` | 1 | no | blend quotas of the candidate sources |
+//!
+//! Every per-item section holds one row per catalog item, in catalog order; a bundle whose
+//! sections disagree on the item count is `malformed`. An optional section that is absent, or
+//! present with a section version this reader does not know, leaves its capability out (the
+//! `Option` field is `None`) instead of refusing the bundle — the same rule as unknown tags.
 //!
 //! Growing the format: a new capability adds a section with a new tag. Readers skip tags they do
 //! not know, so older devices keep loading newer bundles as long as the sections they need are
@@ -57,7 +66,9 @@ pub mod sections;
 use sha2::{Digest, Sha256};
 
 use crate::error::{BundleError, Result};
-pub use sections::{BlendParams, GenreVectors, Meta, Popularity};
+pub use sections::{
+    BlendParams, ContentModel, GenreVectors, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel,
+};
 
 use crate::catalog::Catalog;
 
@@ -86,8 +97,16 @@ pub struct BundleContents {
     pub popularity: Popularity,
     /// Content vectors for genre affinity, one row per catalog item.
     pub genre_vectors: GenreVectors,
-    /// How the candidate sources are blended.
+    /// How the skeleton's genre affinity and popularity are blended.
     pub blend: BlendParams,
+    /// iALS item factors (`FACT`), when trained.
+    pub ials: Option<IalsFactors>,
+    /// The content-based source (`CONT`), when trained.
+    pub content: Option<ContentModel>,
+    /// The two-tower model (`TWRT`), when trained.
+    pub two_tower: Option<TwoTowerModel>,
+    /// Blend quotas of the candidate sources (`QUOT`).
+    pub quotas: Option<Quotas>,
 }
 
 impl BundleContents {
@@ -107,6 +126,18 @@ impl BundleContents {
             sections::encode_genre_vectors(&self.genre_vectors),
         );
         w.section(*b"BLND", 1, sections::encode_blend(&self.blend));
+        if let Some(f) = &self.ials {
+            w.section(*b"FACT", 1, f.to_payload());
+        }
+        if let Some(c) = &self.content {
+            w.section(*b"CONT", 1, c.to_payload());
+        }
+        if let Some(t) = &self.two_tower {
+            w.section(*b"TWRT", 1, t.to_payload());
+        }
+        if let Some(q) = &self.quotas {
+            w.section(*b"QUOT", 1, q.to_payload());
+        }
         w.finish()
     }
 
@@ -140,6 +171,27 @@ impl BundleContents {
                 "GENV",
                 format!("{} rows for {n} catalog items", self.genre_vectors.rows()),
             );
+        }
+        if let Some(f) = &self.ials
+            && f.factors().rows() != n
+        {
+            return bad(
+                "FACT",
+                format!("{} rows for {n} catalog items", f.factors().rows()),
+            );
+        }
+        if let Some(c) = &self.content
+            && c.index().items() != n
+        {
+            return bad(
+                "CONT",
+                format!("{} items for {n} catalog items", c.index().items()),
+            );
+        }
+        if let Some(t) = &self.two_tower
+            && t.rows() != n
+        {
+            return bad("TWRT", format!("{} rows for {n} catalog items", t.rows()));
         }
         Ok(())
     }
@@ -180,12 +232,29 @@ impl Bundle {
             check_version(tag, v)?;
             Ok(p)
         };
+        // Optional sections: absent or of an unknown version means "not available".
+        let optional = |tag: &Tag| -> Option<&[u8]> {
+            table
+                .iter()
+                .find(|e| &e.tag == tag && e.version == 1)
+                .map(|e| e.payload)
+        };
         let contents = BundleContents {
             meta: sections::decode_meta(section(b"META")?)?,
             catalog: sections::decode_catalog(section(b"CATL")?)?,
             popularity: sections::decode_popularity(section(b"POPL")?)?,
             genre_vectors: sections::decode_genre_vectors(section(b"GENV")?)?,
             blend: sections::decode_blend(section(b"BLND")?)?,
+            ials: optional(b"FACT")
+                .map(IalsFactors::from_payload)
+                .transpose()?,
+            content: optional(b"CONT")
+                .map(ContentModel::from_payload)
+                .transpose()?,
+            two_tower: optional(b"TWRT")
+                .map(TwoTowerModel::from_payload)
+                .transpose()?,
+            quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
         };
         contents.validate()?;
         Ok(Bundle {
@@ -420,7 +489,57 @@ pub mod tests_support {
                 popularity_weight: 0.1,
                 recency_decay: 0.5,
             },
+            ials: None,
+            content: None,
+            two_tower: None,
+            quotas: None,
         }
+    }
+
+    /// [`tiny_contents`] with every optional section: iALS factors in two dimensions (Alpha and
+    /// Gamma on one axis, Beta and Delta on the other), a content index over the genres, a
+    /// two-tower model with placeholder tower bytes (the core never runs them) and quotas
+    /// 2:1:1:1.
+    pub fn tiny_contents_with_sources() -> BundleContents {
+        use crate::content::ContentIndex;
+        use crate::ials::Factors;
+        let mut c = tiny_contents();
+        let factors = Factors::new(2, vec![1.0, 0.0, 0.0, 1.0, 0.9, 0.1, 0.1, 0.8]).expect("2-d");
+        c.ials = Some(IalsFactors::from_factors(factors, 2.0, 0.1).expect("valid factors"));
+        let tokens: Vec<Vec<String>> = c
+            .catalog
+            .items()
+            .iter()
+            .map(|i| {
+                c.catalog
+                    .genre_names(i)
+                    .into_iter()
+                    .map(|g| format!("genre:{g}"))
+                    .collect()
+            })
+            .collect();
+        let index = ContentIndex::build(&tokens, &[], vec![1.0, 0.5, 0.25, 0.75], 0.1)
+            .expect("valid index");
+        c.content = Some(ContentModel::new(index, 0.5).expect("valid decay"));
+        c.two_tower = Some(
+            TwoTowerModel::new(
+                2,
+                vec![0.6, 0.8, 1.0, 0.0, 0.0, 1.0, -0.6, 0.8],
+                b"placeholder user tower".to_vec(),
+                vec!["space".into(), "comedy".into()],
+                50,
+                20,
+                crate::candidates::TWO_TOWER_DENSE_FEATURES.into(),
+            )
+            .expect("valid two-tower model"),
+        );
+        c.quotas = Some(Quotas {
+            ials: 2,
+            two_tower: 1,
+            content: 1,
+            popularity: 1,
+        });
+        c
     }
 }
 
@@ -580,6 +699,312 @@ mod tests {
             }
             let loaded = Bundle::from_bytes(&b);
             proptest::prop_assert!(b == original || loaded.is_err());
+        }
+    }
+
+    use super::tests_support::tiny_contents_with_sources;
+
+    /// The required sections of `c`, then `extra` as given (payloads not checked).
+    fn container(c: &BundleContents, extra: &[(Tag, u16, Vec<u8>)]) -> Vec<u8> {
+        let mut w = ContainerWriter::default();
+        w.section(*b"META", 1, sections::encode_meta(&c.meta));
+        w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
+        w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
+        w.section(
+            *b"GENV",
+            1,
+            sections::encode_genre_vectors(&c.genre_vectors),
+        );
+        w.section(*b"BLND", 1, sections::encode_blend(&c.blend));
+        for (tag, v, p) in extra {
+            w.section(*tag, *v, p.clone());
+        }
+        w.finish()
+    }
+
+    /// `(tag, payload range)` of every section of a well-formed bundle.
+    fn section_ranges(bytes: &[u8]) -> Vec<(Tag, std::ops::Range<usize>)> {
+        let n = u32_at(bytes, 12) as usize;
+        (0..n)
+            .map(|i| {
+                let e = &bytes[FIXED_HEADER + ENTRY * i..];
+                let (off, len) = (u64_at(e, 8) as usize, u64_at(e, 16) as usize);
+                (e[0..4].try_into().unwrap(), off..off + len)
+            })
+            .collect()
+    }
+
+    fn optional_payloads(c: &BundleContents) -> Vec<(Tag, u16, Vec<u8>)> {
+        vec![
+            (*b"FACT", 1, c.ials.as_ref().unwrap().to_payload()),
+            (*b"CONT", 1, c.content.as_ref().unwrap().to_payload()),
+            (*b"TWRT", 1, c.two_tower.as_ref().unwrap().to_payload()),
+            (*b"QUOT", 1, c.quotas.as_ref().unwrap().to_payload()),
+        ]
+    }
+
+    #[test]
+    fn optional_sections_round_trip_and_old_bundles_load_without_them() {
+        let c = tiny_contents_with_sources();
+        let bytes = c.encode();
+        let loaded = Bundle::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.contents(), &c);
+        assert_eq!(bytes, c.encode());
+        let tags: Vec<Tag> = section_ranges(&bytes).into_iter().map(|s| s.0).collect();
+        assert_eq!(
+            tags,
+            [
+                b"META", b"CATL", b"POPL", b"GENV", b"BLND", b"FACT", b"CONT", b"TWRT", b"QUOT"
+            ]
+            .map(|t| *t)
+        );
+        // The skeleton's bundle has none of them and loads as before.
+        let old = Bundle::from_bytes(&tiny_contents().encode()).unwrap();
+        let o = old.contents();
+        assert!(o.ials.is_none() && o.content.is_none() && o.two_tower.is_none());
+        assert!(o.quotas.is_none());
+        // Each optional section alone.
+        for (k, extra) in optional_payloads(&c).into_iter().enumerate() {
+            let b = Bundle::from_bytes(&container(&c, &[extra])).unwrap();
+            let got = b.contents();
+            assert_eq!(
+                [
+                    got.ials.is_some(),
+                    got.content.is_some(),
+                    got.two_tower.is_some(),
+                    got.quotas.is_some()
+                ],
+                std::array::from_fn(|i| i == k)
+            );
+        }
+    }
+
+    #[test]
+    fn optional_sections_of_unknown_versions_are_skipped() {
+        let c = tiny_contents_with_sources();
+        let mut extra = optional_payloads(&c);
+        extra[0].1 = 2;
+        extra[2].2 = vec![0xff; 3]; // garbage, but version 9: never parsed
+        extra[2].1 = 9;
+        let b = Bundle::from_bytes(&container(&c, &extra)).unwrap();
+        assert!(b.contents().ials.is_none() && b.contents().two_tower.is_none());
+        assert_eq!(b.contents().content, c.content);
+        assert_eq!(b.contents().quotas, c.quotas);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_full_bundle_is_refused() {
+        let bytes = tiny_contents_with_sources().encode();
+        for len in 0..bytes.len() {
+            assert_eq!(code(&bytes[..len]), "truncated", "cut at {len}");
+        }
+        let ranges = section_ranges(&bytes);
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut b = bytes.clone();
+                b[i] ^= 1 << bit;
+                let err = Bundle::from_bytes(&b).unwrap_err();
+                // Inside a payload: that section's checksum, by name.
+                if let Some((tag, _)) = ranges.iter().find(|(_, r)| r.contains(&i)) {
+                    assert_eq!(
+                        err,
+                        Error::Bundle(BundleError::ChecksumMismatch {
+                            what: tag_name(tag)
+                        }),
+                        "byte {i} bit {bit}"
+                    );
+                } else {
+                    assert!(
+                        [
+                            "bad_magic",
+                            "unsupported_version",
+                            "checksum_mismatch",
+                            "malformed",
+                            "truncated"
+                        ]
+                        .contains(&err.code()),
+                        "byte {i} bit {bit}: {err}"
+                    );
+                }
+            }
+        }
+    }
+
+    fn malformed_in(bytes: &[u8], tag: &str) {
+        match Bundle::from_bytes(bytes) {
+            Err(Error::Bundle(BundleError::Malformed { what, .. })) if what == tag => {}
+            other => panic!("expected malformed {tag}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn optional_sections_must_match_the_catalog() {
+        use crate::ials::Factors;
+        let c = tiny_contents_with_sources();
+        // Three rows of factors for four catalog items.
+        let f = IalsFactors::from_factors(Factors::new(1, vec![1.0, 2.0, 3.0]).unwrap(), 1.0, 0.1)
+            .unwrap();
+        malformed_in(&container(&c, &[(*b"FACT", 1, f.to_payload())]), "FACT");
+        let t = TwoTowerModel::new(4, vec![0.5; 4], vec![1], vec![], 1, 1, "x".into()).unwrap();
+        malformed_in(&container(&c, &[(*b"TWRT", 1, t.to_payload())]), "TWRT");
+        let items = vec![vec!["genre:A".to_string()], vec!["genre:B".to_string()]];
+        let idx = crate::content::ContentIndex::build(&items, &[], vec![0.0; 2], 0.0).unwrap();
+        let m = ContentModel::new(idx, 0.0).unwrap();
+        malformed_in(&container(&c, &[(*b"CONT", 1, m.to_payload())]), "CONT");
+        // And encoding such contents is a trainer bug.
+        let mut bad = c.clone();
+        bad.ials = Some(f);
+        assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn malformed_optional_payloads_are_refused_by_name() {
+        use codec::Writer;
+        let c = tiny_contents_with_sources();
+        let fact = |dim: u32, alpha: f32, lambda: f32, values: &[f32], gram: &[f64]| {
+            let mut w = Writer::new();
+            w.u32(dim);
+            w.f32(alpha);
+            w.f32(lambda);
+            w.f32s(values);
+            w.f64s(gram);
+            w.finish()
+        };
+        let y = [1.0f32, 0.0, 0.0, 1.0, 0.9, 0.1, 0.1, 0.8];
+        let g = crate::ials::Factors::new(2, y.to_vec()).unwrap().gram();
+        assert!(IalsFactors::from_payload(&fact(2, 2.0, 0.1, &y, &g)).is_ok());
+        let mut asym = g.clone();
+        asym[1] += 0.5;
+        let mut wrong_trace = g.clone();
+        wrong_trace[0] += 1.0;
+        for (name, payload) in [
+            ("dim 0", fact(0, 2.0, 0.1, &y, &g)),
+            ("dim too large", fact(2000, 2.0, 0.1, &y, &g)),
+            ("rows not whole", fact(3, 2.0, 0.1, &y, &g)),
+            ("lambda 0", fact(2, 2.0, 0.0, &y, &g)),
+            ("negative alpha", fact(2, -1.0, 0.1, &y, &g)),
+            ("NaN factor", fact(2, 2.0, 0.1, &[f32::NAN, 0.0], &[0.0; 4])),
+            ("gram not d × d", fact(2, 2.0, 0.1, &y, &g[..3])),
+            ("gram not symmetric", fact(2, 2.0, 0.1, &y, &asym)),
+            ("gram of other factors", fact(2, 2.0, 0.1, &y, &wrong_trace)),
+            ("huge length", {
+                let mut p = fact(2, 2.0, 0.1, &y, &g);
+                p[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+                p
+            }),
+            ("trailing byte", {
+                let mut p = fact(2, 2.0, 0.1, &y, &g);
+                p.push(0);
+                p
+            }),
+        ] {
+            let err = IalsFactors::from_payload(&payload).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::Malformed { what, .. } if what == "FACT"),
+                "{name}: {err}"
+            );
+            malformed_in(&container(&c, &[(*b"FACT", 1, payload)]), "FACT");
+        }
+
+        let cont = c.content.as_ref().unwrap().to_payload();
+        let mut bad_decay = cont.clone();
+        bad_decay[0..4].copy_from_slice(&(-1f32).to_le_bytes());
+        let mut bad_beta = cont.clone();
+        bad_beta[4..8].copy_from_slice(&2f32.to_le_bytes());
+        for (name, payload) in [
+            ("negative decay", bad_decay),
+            ("beta above 1", bad_beta),
+            ("cut short", cont[..cont.len() - 1].to_vec()),
+        ] {
+            let err = ContentModel::from_payload(&payload).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::Malformed { what, .. } if what == "CONT"),
+                "{name}: {err}"
+            );
+        }
+        // An entry pointing at a token that does not exist.
+        let idx = c.content.as_ref().unwrap().index();
+        let (offsets, entries) = idx.parts();
+        let mut w = Writer::new();
+        w.f32(0.5);
+        w.f32(0.1);
+        w.len(idx.tokens().len());
+        for t in idx.tokens() {
+            w.str(t);
+        }
+        w.u32s(offsets);
+        w.len(entries.len());
+        for (k, &(t, v)) in entries.iter().enumerate() {
+            w.u32(if k == 0 { 999 } else { t });
+            w.f32(v);
+        }
+        w.f32s(idx.prior());
+        malformed_in(&container(&c, &[(*b"CONT", 1, w.finish())]), "CONT");
+
+        let tw = |vocab: &[&str], tower: &[u8]| {
+            let mut w = Writer::new();
+            w.u32(2);
+            w.u32(50);
+            w.u32(20);
+            w.str("x");
+            w.len(vocab.len());
+            for t in vocab {
+                w.str(t);
+            }
+            w.f32s(&[0.0; 8]);
+            w.bytes(tower);
+            w.finish()
+        };
+        assert!(TwoTowerModel::from_payload(&tw(&["a", "b"], b"onnx")).is_ok());
+        for (name, payload) in [
+            ("duplicate search token", tw(&["a", "a"], b"onnx")),
+            ("empty tower", tw(&["a"], b"")),
+            ("tower cut short", {
+                let p = tw(&["a"], b"onnx");
+                p[..p.len() - 1].to_vec()
+            }),
+        ] {
+            let err = TwoTowerModel::from_payload(&payload).unwrap_err();
+            assert!(
+                matches!(&err, BundleError::Malformed { what, .. } if what == "TWRT"),
+                "{name}: {err}"
+            );
+            malformed_in(&container(&c, &[(*b"TWRT", 1, payload)]), "TWRT");
+        }
+        malformed_in(&container(&c, &[(*b"QUOT", 1, vec![1, 0, 0])]), "QUOT");
+        malformed_in(&container(&c, &[(*b"QUOT", 1, vec![0; 17])]), "QUOT");
+    }
+
+    proptest::proptest! {
+        /// Optional sections with valid checksums but arbitrary payloads (or a real payload
+        /// with a few bytes overwritten) never panic: they load or give an error.
+        #[test]
+        fn arbitrary_optional_payloads_never_panic(
+            which in 0usize..4,
+            random in proptest::collection::vec(proptest::num::u8::ANY, 0..96),
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 0..6),
+            cut in proptest::option::of(proptest::num::usize::ANY),
+            use_random in proptest::bool::ANY,
+        ) {
+            let c = tiny_contents_with_sources();
+            let mut extra = optional_payloads(&c);
+            let p = &mut extra[which].2;
+            if use_random {
+                *p = random;
+            } else {
+                for (at, v) in edits {
+                    if !p.is_empty() {
+                        let i = at % p.len();
+                        p[i] = v;
+                    }
+                }
+                if let Some(k) = cut {
+                    p.truncate(k % (p.len() + 1));
+                }
+            }
+            if let Ok(b) = Bundle::from_bytes(&container(&c, &extra)) {
+                proptest::prop_assert!(b.contents().validate().is_ok());
+            }
         }
     }
 

@@ -13,10 +13,29 @@
 //!   row-major; each row is the item's IDF-weighted genre indicator, L2-normalised (all zeros
 //!   for an item without genres).
 //! * `BLND` v1: `popularity_weight: f32, recency_decay: f32` (both ≥ 0).
+//!
+//! Optional sections (the trained candidate sources; each may be absent):
+//!
+//! * `FACT` v1 ([`IalsFactors`]): `dim: u32, alpha: f32, lambda: f32, factors: [f32]` (items ×
+//!   dim, row-major, catalog order), `gram: [f64]` (dim × dim, row-major).
+//! * `CONT` v1 ([`ContentModel`]): `recency_decay: f32, beta: f32, tokens: [str],
+//!   offsets: [u32]` (items + 1), `entries: [(token: u32, weight: f32)], prior: [f32]` (one per
+//!   item).
+//! * `TWRT` v1 ([`TwoTowerModel`]): `dim: u32, max_history: u32, max_searches: u32,
+//!   dense_features: str, search_vocab: [str], item_embeddings: [f32]` (items × dim),
+//!   `user_tower: [u8]` (ONNX bytes).
+//! * `QUOT` v1 ([`Quotas`]): `ials: u32, two_tower: u32, content: u32, popularity: u32`.
+//!
+//! `f64` values, like `f32`, must be finite; `[u8]` is a `u32` length then raw bytes.
+
+use std::collections::HashMap;
 
 use super::codec::{Reader, Writer};
+use crate::blend::Source;
 use crate::catalog::{Catalog, Item};
+use crate::content::ContentIndex;
 use crate::error::BundleError;
+use crate::ials::Factors;
 
 /// Where a model came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,5 +280,501 @@ fn r_err(what: &str, reason: &str) -> BundleError {
     BundleError::Malformed {
         what: what.into(),
         reason: reason.into(),
+    }
+}
+
+/// The most factor or embedding dimensions `FACT` and `TWRT` accept.
+pub const MAX_DIM: usize = 1024;
+
+fn check_dim(what: &str, dim: usize) -> Result<(), BundleError> {
+    if (1..=MAX_DIM).contains(&dim) {
+        Ok(())
+    } else {
+        Err(r_err(
+            what,
+            &format!("dimension {dim} is outside 1..={MAX_DIM}"),
+        ))
+    }
+}
+
+/// iALS item factors and what a device needs to fold a user in (section `FACT`; see
+/// [`crate::ials`] for the model, Hu, Koren & Volinsky 2008).
+///
+/// Invariants, checked by [`IalsFactors::new`] and by the decoder: `dim` in `1..=`[`MAX_DIM`],
+/// every value finite, `alpha ≥ 0`, `lambda > 0` (so fold-in's system is positive definite),
+/// the Gram matrix `d × d`, symmetric, with a non-negative diagonal whose sum equals the sum of
+/// the squared factors (to a relative `1e-6`: a cheap check that it belongs to these factors).
+/// The row count is checked against the catalog by [`super::BundleContents::validate`]: row
+/// `p` is the item at catalog position `p`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IalsFactors {
+    alpha: f32,
+    lambda: f32,
+    factors: Factors,
+    gram: Vec<f64>,
+}
+
+impl IalsFactors {
+    /// Checks and wraps trained factors with their Gram matrix ([`Factors::gram`]) and the
+    /// confidence slope `alpha` and L2 penalty `lambda` they were trained with.
+    pub fn new(
+        factors: Factors,
+        gram: Vec<f64>,
+        alpha: f32,
+        lambda: f32,
+    ) -> Result<IalsFactors, BundleError> {
+        let d = factors.dim();
+        check_dim("FACT", d)?;
+        if !(alpha.is_finite() && alpha >= 0.0) {
+            return Err(r_err(
+                "FACT",
+                &format!("alpha {alpha} must be finite and ≥ 0"),
+            ));
+        }
+        if !(lambda.is_finite() && lambda > 0.0) {
+            return Err(r_err(
+                "FACT",
+                &format!("lambda {lambda} must be finite and > 0"),
+            ));
+        }
+        if factors.values().iter().any(|v| !v.is_finite()) {
+            return Err(r_err("FACT", "non-finite factor"));
+        }
+        if gram.len() != d * d {
+            return Err(r_err(
+                "FACT",
+                &format!("Gram matrix has {} values, expected {d} × {d}", gram.len()),
+            ));
+        }
+        if gram.iter().any(|v| !v.is_finite()) {
+            return Err(r_err("FACT", "non-finite Gram value"));
+        }
+        for a in 0..d {
+            if gram[a * d + a] < 0.0 {
+                return Err(r_err("FACT", "negative Gram diagonal"));
+            }
+            for b in 0..a {
+                if gram[a * d + b] != gram[b * d + a] {
+                    return Err(r_err("FACT", "Gram matrix is not symmetric"));
+                }
+            }
+        }
+        let trace: f64 = (0..d).map(|a| gram[a * d + a]).sum();
+        let squares: f64 = factors
+            .values()
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum();
+        if (trace - squares).abs() > 1e-6 * squares.max(1.0) {
+            return Err(r_err(
+                "FACT",
+                &format!("Gram trace {trace} does not match the factors ({squares})"),
+            ));
+        }
+        Ok(IalsFactors {
+            alpha,
+            lambda,
+            factors,
+            gram,
+        })
+    }
+
+    /// [`IalsFactors::new`] with the Gram matrix computed here. Cost O(rows · d²).
+    pub fn from_factors(
+        factors: Factors,
+        alpha: f32,
+        lambda: f32,
+    ) -> Result<IalsFactors, BundleError> {
+        let gram = factors.gram();
+        IalsFactors::new(factors, gram, alpha, lambda)
+    }
+
+    /// The item factors, one row per catalog item.
+    pub fn factors(&self) -> &Factors {
+        &self.factors
+    }
+
+    /// `YᵀY`, d × d row-major.
+    pub fn gram(&self) -> &[f64] {
+        &self.gram
+    }
+
+    /// Confidence slope: `c_ui = 1 + alpha · r_ui`.
+    pub fn alpha(&self) -> f32 {
+        self.alpha
+    }
+
+    /// L2 penalty of the user solve.
+    pub fn lambda(&self) -> f32 {
+        self.lambda
+    }
+
+    /// The `FACT` v1 payload: `dim: u32, alpha: f32, lambda: f32, factors: [f32]` (rows × dim,
+    /// row-major), `gram: [f64]` (dim × dim, row-major).
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(self.factors.dim() as u32);
+        w.f32(self.alpha);
+        w.f32(self.lambda);
+        w.f32s(self.factors.values());
+        w.f64s(&self.gram);
+        w.finish()
+    }
+
+    /// Decodes and checks a `FACT` v1 payload. Never panics; allocation is bounded by the
+    /// payload's length.
+    pub fn from_payload(b: &[u8]) -> Result<IalsFactors, BundleError> {
+        let mut r = Reader::new(b, "FACT");
+        let dim = r.u32()? as usize;
+        check_dim("FACT", dim)?;
+        let alpha = r.f32()?;
+        let lambda = r.f32()?;
+        let values = r.f32s()?;
+        let gram = r.f64s()?;
+        r.finish()?;
+        let factors = Factors::new(dim, values)
+            .ok_or_else(|| r_err("FACT", &format!("factor count is not a multiple of {dim}")))?;
+        IalsFactors::new(factors, gram, alpha, lambda)
+    }
+}
+
+/// The content-based source (section `CONT`): the item profiles and inverted index of
+/// [`ContentIndex`] plus the recency decay of history weights.
+///
+/// A history title watched `r` titles before the latest weighs `1 / (1 + recency_decay · r)`
+/// in the user's profile. Invariants: the index passed [`ContentIndex::from_parts`];
+/// `recency_decay` is finite and `≥ 0`. Its item count is checked against the catalog by
+/// [`super::BundleContents::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentModel {
+    index: ContentIndex,
+    recency_decay: f32,
+    onboarding_beta: f32,
+}
+
+impl ContentModel {
+    /// Wraps an index; refuses a negative or non-finite `recency_decay`.
+    pub fn new(index: ContentIndex, recency_decay: f32) -> Result<ContentModel, BundleError> {
+        if !(recency_decay.is_finite() && recency_decay >= 0.0) {
+            return Err(r_err(
+                "CONT",
+                &format!("recency decay {recency_decay} must be finite and ≥ 0"),
+            ));
+        }
+        Ok(ContentModel {
+            onboarding_beta: index.beta(),
+            index,
+            recency_decay,
+        })
+    }
+
+    /// The same model with another prior weight for users known only by onboarding picks
+    /// (their profiles are small, so the trainer fits a weight of their own); refuses a weight
+    /// outside `[0, 1]`.
+    pub fn with_onboarding_beta(mut self, beta: f32) -> Result<ContentModel, BundleError> {
+        if !(0.0..=1.0).contains(&beta) {
+            return Err(r_err(
+                "CONT",
+                &format!("onboarding beta {beta} is outside [0, 1]"),
+            ));
+        }
+        self.onboarding_beta = beta;
+        Ok(self)
+    }
+
+    /// The prior's weight for users known only by onboarding picks.
+    pub fn onboarding_beta(&self) -> f32 {
+        self.onboarding_beta
+    }
+
+    /// The item profiles and their inverted index, items in catalog order.
+    pub fn index(&self) -> &ContentIndex {
+        &self.index
+    }
+
+    /// How fast older history titles lose weight.
+    pub fn recency_decay(&self) -> f32 {
+        self.recency_decay
+    }
+
+    /// The `CONT` v1 payload: `recency_decay: f32, beta: f32, onboarding_beta: f32, tokens: [str]` (token names by
+    /// id), `offsets: [u32]` (items + 1 row offsets into the entries), `entries: [(token: u32,
+    /// weight: f32)]` (each item's unit profile, token ids strictly ascending within a row),
+    /// `prior: [f32]` (one per item, in `[0, 1]`).
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.f32(self.recency_decay);
+        w.f32(self.index.beta());
+        w.f32(self.onboarding_beta);
+        w.len(self.index.tokens().len());
+        for t in self.index.tokens() {
+            w.str(t);
+        }
+        let (offsets, entries) = self.index.parts();
+        w.u32s(offsets);
+        w.len(entries.len());
+        for &(t, v) in entries {
+            w.u32(t);
+            w.f32(v);
+        }
+        w.f32s(self.index.prior());
+        w.finish()
+    }
+
+    /// Decodes a `CONT` v1 payload and rebuilds the index with [`ContentIndex::from_parts`]
+    /// (which checks every invariant). Never panics; allocation is bounded by the payload's
+    /// length.
+    pub fn from_payload(b: &[u8]) -> Result<ContentModel, BundleError> {
+        let mut r = Reader::new(b, "CONT");
+        let recency_decay = r.f32()?;
+        let beta = r.f32()?;
+        let onboarding_beta = r.f32()?;
+        let n_tokens = r.len(4)?;
+        let tokens = (0..n_tokens)
+            .map(|_| r.str())
+            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = r.u32s()?;
+        let n_entries = r.len(8)?;
+        let entries = (0..n_entries)
+            .map(|_| Ok((r.u32()?, r.f32()?)))
+            .collect::<Result<Vec<_>, BundleError>>()?;
+        let prior = r.f32s()?;
+        r.finish()?;
+        let index = ContentIndex::from_parts(tokens, offsets, entries, prior, beta)
+            .map_err(|e| r_err("CONT", &e.to_string()))?;
+        ContentModel::new(index, recency_decay)?.with_onboarding_beta(onboarding_beta)
+    }
+}
+
+/// The two-tower retrieval model (section `TWRT`): item embeddings scored on the device, and
+/// the user tower as opaque ONNX bytes for a runtime that can execute it (the core does not).
+///
+/// The user tower's inputs are catalog positions for the history (the most recent
+/// `max_history`), ids into [`TwoTowerModel::search_vocab`] for search tokens (the most recent
+/// `max_searches`), and the dense features named by [`TwoTowerModel::dense_features`] (see
+/// [`crate::candidates::two_tower_dense`]). Its output is scored against
+/// [`TwoTowerModel::item_embeddings`] by dot product.
+///
+/// Invariants: `dim` in `1..=`[`MAX_DIM`]; embeddings finite, a whole number of rows (checked
+/// against the catalog by [`super::BundleContents::validate`]); search tokens unique; the user
+/// tower non-empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwoTowerModel {
+    dim: usize,
+    item_embeddings: Vec<f32>,
+    user_tower: Vec<u8>,
+    search_vocab: Vec<String>,
+    search_ids: HashMap<String, u32>,
+    max_history: usize,
+    max_searches: usize,
+    dense_features: String,
+}
+
+impl TwoTowerModel {
+    /// Checks and wraps a trained model. `item_embeddings` is row-major, one row of `dim` per
+    /// catalog item; `search_vocab` lists search tokens by id.
+    pub fn new(
+        dim: usize,
+        item_embeddings: Vec<f32>,
+        user_tower: Vec<u8>,
+        search_vocab: Vec<String>,
+        max_history: usize,
+        max_searches: usize,
+        dense_features: String,
+    ) -> Result<TwoTowerModel, BundleError> {
+        check_dim("TWRT", dim)?;
+        if !item_embeddings.len().is_multiple_of(dim) {
+            return Err(r_err(
+                "TWRT",
+                &format!(
+                    "{} embedding values do not divide into rows of {dim}",
+                    item_embeddings.len()
+                ),
+            ));
+        }
+        if item_embeddings.iter().any(|v| !v.is_finite()) {
+            return Err(r_err("TWRT", "non-finite item embedding"));
+        }
+        if user_tower.is_empty() {
+            return Err(r_err("TWRT", "the user tower is empty"));
+        }
+        if u32::try_from(max_history).is_err() || u32::try_from(max_searches).is_err() {
+            return Err(r_err("TWRT", "history or search limit does not fit in u32"));
+        }
+        let mut search_ids = HashMap::with_capacity(search_vocab.len());
+        for (i, t) in search_vocab.iter().enumerate() {
+            if search_ids.insert(t.clone(), i as u32).is_some() {
+                return Err(r_err("TWRT", &format!("search token {t:?} appears twice")));
+            }
+        }
+        Ok(TwoTowerModel {
+            dim,
+            item_embeddings,
+            user_tower,
+            search_vocab,
+            search_ids,
+            max_history,
+            max_searches,
+            dense_features,
+        })
+    }
+
+    /// Width of the embeddings (and of the user vector a caller passes in).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Number of item rows.
+    pub fn rows(&self) -> usize {
+        self.item_embeddings.len() / self.dim
+    }
+
+    /// All item embeddings, row-major.
+    pub fn item_embeddings(&self) -> &[f32] {
+        &self.item_embeddings
+    }
+
+    /// The embedding of the item at catalog position `position`. Panics if out of range.
+    pub fn item_embedding(&self, position: usize) -> &[f32] {
+        &self.item_embeddings[position * self.dim..(position + 1) * self.dim]
+    }
+
+    /// The encoded ONNX user tower.
+    pub fn user_tower(&self) -> &[u8] {
+        &self.user_tower
+    }
+
+    /// Search tokens by id.
+    pub fn search_vocab(&self) -> &[String] {
+        &self.search_vocab
+    }
+
+    /// Most recent watches the user tower uses.
+    pub fn max_history(&self) -> usize {
+        self.max_history
+    }
+
+    /// Most recent search tokens the user tower uses.
+    pub fn max_searches(&self) -> usize {
+        self.max_searches
+    }
+
+    /// The name of the dense input layout (see
+    /// [`crate::candidates::TWO_TOWER_DENSE_FEATURES`]); a runtime must refuse a layout it
+    /// does not know.
+    pub fn dense_features(&self) -> &str {
+        &self.dense_features
+    }
+
+    /// The user tower's search input: ids of the known `tokens` (oldest first; unknown ones
+    /// dropped), the most recent `max_searches` of them. Cost O(tokens).
+    pub fn search_ids<S: AsRef<str>>(&self, tokens: &[S]) -> Vec<u32> {
+        let ids: Vec<u32> = tokens
+            .iter()
+            .filter_map(|t| self.search_ids.get(t.as_ref()).copied())
+            .collect();
+        let skip = ids.len().saturating_sub(self.max_searches);
+        ids[skip..].to_vec()
+    }
+
+    /// The `TWRT` v1 payload: `dim: u32, max_history: u32, max_searches: u32,
+    /// dense_features: str, search_vocab: [str], item_embeddings: [f32]` (rows × dim,
+    /// row-major), `user_tower: [u8]` (ONNX bytes).
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(self.dim as u32);
+        w.u32(self.max_history as u32);
+        w.u32(self.max_searches as u32);
+        w.str(&self.dense_features);
+        w.len(self.search_vocab.len());
+        for t in &self.search_vocab {
+            w.str(t);
+        }
+        w.f32s(&self.item_embeddings);
+        w.bytes(&self.user_tower);
+        w.finish()
+    }
+
+    /// Decodes and checks a `TWRT` v1 payload. Never panics; allocation is bounded by the
+    /// payload's length.
+    pub fn from_payload(b: &[u8]) -> Result<TwoTowerModel, BundleError> {
+        let mut r = Reader::new(b, "TWRT");
+        let dim = r.u32()? as usize;
+        check_dim("TWRT", dim)?;
+        let max_history = r.u32()? as usize;
+        let max_searches = r.u32()? as usize;
+        let dense_features = r.str()?;
+        let n_vocab = r.len(4)?;
+        let search_vocab = (0..n_vocab)
+            .map(|_| r.str())
+            .collect::<Result<Vec<_>, _>>()?;
+        let item_embeddings = r.f32s()?;
+        let user_tower = r.bytes()?.to_vec();
+        r.finish()?;
+        TwoTowerModel::new(
+            dim,
+            item_embeddings,
+            user_tower,
+            search_vocab,
+            max_history,
+            max_searches,
+            dense_features,
+        )
+    }
+}
+
+/// How many places each candidate source earns in the blend ([`crate::blend::blend`]; section
+/// `QUOT`). A zero quota lets a source place titles only after every other source ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// iALS ([`Source::Collaborative`]).
+    pub ials: u32,
+    /// The two-tower model.
+    pub two_tower: u32,
+    /// Content-based.
+    pub content: u32,
+    /// Popularity.
+    pub popularity: u32,
+}
+
+impl Quotas {
+    /// One place each: what a bundle without `QUOT` blends with.
+    pub const EQUAL: Quotas = Quotas {
+        ials: 1,
+        two_tower: 1,
+        content: 1,
+        popularity: 1,
+    };
+
+    /// The quota of `source`.
+    pub fn get(&self, source: Source) -> u32 {
+        match source {
+            Source::Collaborative => self.ials,
+            Source::TwoTower => self.two_tower,
+            Source::Content => self.content,
+            Source::Popularity => self.popularity,
+        }
+    }
+
+    /// The `QUOT` v1 payload: `ials: u32, two_tower: u32, content: u32, popularity: u32`.
+    pub fn to_payload(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        for q in [self.ials, self.two_tower, self.content, self.popularity] {
+            w.u32(q);
+        }
+        w.finish()
+    }
+
+    /// Decodes a `QUOT` v1 payload.
+    pub fn from_payload(b: &[u8]) -> Result<Quotas, BundleError> {
+        let mut r = Reader::new(b, "QUOT");
+        let q = Quotas {
+            ials: r.u32()?,
+            two_tower: r.u32()?,
+            content: r.u32()?,
+            popularity: r.u32()?,
+        };
+        r.finish()?;
+        Ok(q)
     }
 }

@@ -10,6 +10,7 @@
 //! ```
 
 mod data;
+mod eval;
 mod movielens_world;
 mod recommend;
 mod tables;
@@ -58,6 +59,16 @@ enum Command {
         /// Name of the data set recorded in the bundle.
         #[arg(long, default_value = "movielens-100k")]
         dataset: String,
+        /// A canonical world of the same data set (`data import … --to world`): also train the
+        /// candidate sources (iALS, content, two-tower) on all its positives for the bundle.
+        #[arg(long)]
+        world: Option<PathBuf>,
+        /// Two-tower training epochs with `--world` (0 skips the model).
+        #[arg(long, default_value_t = 8)]
+        tower_epochs: usize,
+        /// With `--world`: a play above this fraction of the title is a positive.
+        #[arg(long, default_value_t = 0.8)]
+        positive_above: f32,
     },
     /// Build and inspect model bundles.
     Bundle {
@@ -93,6 +104,9 @@ enum Command {
     },
     /// Turn a world's logs into labelled, weighted, featurised examples (Apache DataFusion).
     Pipeline(PipelineArgs),
+    /// Evaluate every candidate source (and peers' rows) on temporal, leave-last-out and
+    /// time-series splits: report.md, report.json, plots/, splits/.
+    Eval(eval::EvalArgs),
 }
 
 /// Options of `edgerec pipeline` (see the edgerec-pipeline crate for the rules).
@@ -191,6 +205,12 @@ enum BundleCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // candle's element-wise kernels busy-wait across threads; on small batches one thread
+        // is faster (and rayon still spreads iALS and scoring over every core).
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -235,6 +255,9 @@ fn run(cli: Cli) -> Result<()> {
             half_life_days,
             validation_fraction,
             dataset,
+            world,
+            tower_epochs,
+            positive_above,
         } => {
             let tables = tables::Tables::read(&data)?;
             let params = train::TrainParams {
@@ -244,10 +267,22 @@ fn run(cli: Cli) -> Result<()> {
                 validation_fraction,
                 ..Default::default()
             };
-            let model = train::train(&tables, &params)?;
+            let mut model = train::train(&tables, &params)?;
             std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let mut report = train::report(&model);
+            if let Some(world) = &world {
+                let sp = train::SourcesParams {
+                    tower_epochs,
+                    seed,
+                    positive_above,
+                };
+                let (manifest, section) = train::train_sources(world, &model, &sp, &out)?;
+                model.sources = Some(manifest);
+                model.stamp_version()?;
+                report = train::report(&model);
+                report.push_str(&section);
+            }
             write(&out.join("model.json"), &serde_json::to_vec(&model)?)?;
-            let report = train::report(&model);
             write(&out.join("report.md"), report.as_bytes())?;
             print!("{report}");
             println!(
@@ -259,7 +294,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Bundle { command } => match command {
             BundleCommand::Build { model, out } => {
-                let path = model.join("model.json");
+                let model_dir = model;
+                let path = model_dir.join("model.json");
                 let bytes =
                     std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let model: train::Model = serde_json::from_slice(&bytes).with_context(|| {
@@ -268,7 +304,7 @@ fn run(cli: Cli) -> Result<()> {
                         path.display()
                     )
                 })?;
-                let bundle = model.to_contents()?.encode();
+                let bundle = model.load_contents(&model_dir)?.encode();
                 // Read it back with the device's code before publishing it.
                 let loaded = edgerec::Bundle::from_bytes(&bundle)?;
                 write(&out, &bundle)?;
@@ -298,6 +334,37 @@ fn run(cli: Cli) -> Result<()> {
                     "blend:         popularity weight {}, recency decay {}",
                     c.blend.popularity_weight, c.blend.recency_decay
                 );
+                if let Some(f) = &c.ials {
+                    println!(
+                        "ials (FACT):   {} factors, alpha {}, lambda {}",
+                        f.factors().dim(),
+                        f.alpha(),
+                        f.lambda()
+                    );
+                }
+                if let Some(m) = &c.content {
+                    println!(
+                        "content (CONT): {} tokens, prior weight {}, recency decay {}",
+                        m.index().tokens().len(),
+                        m.index().beta(),
+                        m.recency_decay()
+                    );
+                }
+                if let Some(t) = &c.two_tower {
+                    println!(
+                        "two-tower (TWRT): dim {}, user tower {} bytes, {} search tokens, dense {:?}",
+                        t.dim(),
+                        t.user_tower().len(),
+                        t.search_vocab().len(),
+                        t.dense_features()
+                    );
+                }
+                if let Some(q) = &c.quotas {
+                    println!(
+                        "quotas (QUOT): ials {}, two-tower {}, content {}, popularity {}",
+                        q.ials, q.two_tower, q.content, q.popularity
+                    );
+                }
                 Ok(())
             }
         },
@@ -326,6 +393,12 @@ fn run(cli: Cli) -> Result<()> {
             let summary = edgerec_data::sim::simulate(&cfg, &out, &opts)
                 .with_context(|| format!("simulating into {}", out.display()))?;
             print!("{summary}");
+            Ok(())
+        }
+        Command::Eval(a) => {
+            let report = eval::run(&a)?;
+            print!("{}", eval::report::markdown(&report));
+            println!("\nreport written to {}", a.out.join("report.md").display());
             Ok(())
         }
         Command::Pipeline(a) => {

@@ -5,16 +5,63 @@
 //! given), oldest first, ties in file order. Output: tab-separated `user_id, rank, item_id` rows with a header,
 //! rank from 1. `--requests-out` also writes each request as one JSON line in the shape the JS
 //! `Recommender.recommend` takes, so other runtimes can replay exactly the same requests.
+//!
+//! `--source` picks the row: `skeleton` (the default: genre affinity blended with popularity,
+//! `Recommender::recommend`, the JS API's row) or one of the bundle's candidate sources —
+//! `ials`, `two-tower`, `content`, `popularity` — or their quota `blend`
+//! (`Recommender::candidates`). Candidate rows add three columns: `source` (the source, or for
+//! the blend the source whose turn placed the title), `score` (that source's score) and
+//! `sources` (every source whose row holds the title, as `name:rank`, comma-separated). Users
+//! without history get the `--cold-user-genres` as onboarding genres. The two-tower user
+//! vector is computed here, natively, by running the bundle's ONNX user tower with tract on
+//! the user's history, age and gender from the data and the request's time and UTC offset
+//! (`edgerec::candidates::two_tower_dense`); watched titles are never returned.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
+use edgerec::Recommender;
+use edgerec::blend::Source;
+use edgerec::candidates::{
+    CandidateRequest, Candidates, TWO_TOWER_DENSE_FEATURES, two_tower_dense,
+};
 use edgerec::context::{Context, Device};
+use edgerec_twotower::{OnnxUserTower, UserInput};
 use serde::Serialize;
 
-use crate::tables::Tables;
+use crate::tables::{Tables, User};
+
+/// Which row `recommend` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServeSource {
+    /// Genre affinity blended with popularity (`Recommender::recommend`, the JS API's row).
+    Skeleton,
+    /// iALS fold-in against the bundle's item factors.
+    Ials,
+    /// The two-tower model (user tower run natively with tract).
+    TwoTower,
+    /// Content-based profiles.
+    Content,
+    /// Time-decayed popularity.
+    Popularity,
+    /// Every candidate source blended with the bundle's quotas.
+    Blend,
+}
+
+impl ServeSource {
+    /// The candidate source, for the single-source rows.
+    fn source(self) -> Option<Source> {
+        match self {
+            ServeSource::Ials => Some(Source::Collaborative),
+            ServeSource::TwoTower => Some(Source::TwoTower),
+            ServeSource::Content => Some(Source::Content),
+            ServeSource::Popularity => Some(Source::Popularity),
+            ServeSource::Skeleton | ServeSource::Blend => None,
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,9 +98,13 @@ pub struct Args {
     /// Onboarding genre picks (comma-separated) for users with no history in the data.
     #[arg(long, value_delimiter = ',')]
     cold_user_genres: Vec<String>,
-    /// Print the rows of the first N users with titles and reasons.
+    /// Print the rows of the first N users with titles and reasons (with a candidate
+    /// `--source`: every source's top titles and the blend).
     #[arg(long, default_value_t = 0)]
     print: usize,
+    /// The row to write: the skeleton's, one candidate source's, or their blend.
+    #[arg(long, value_enum, default_value_t = ServeSource::Skeleton)]
+    source: ServeSource,
 }
 
 #[derive(Serialize)]
@@ -100,6 +151,9 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.bundle.display()))?;
     let rec = edgerec::Recommender::from_bytes(&bytes)
         .with_context(|| format!("{} was refused", args.bundle.display()))?;
+    if args.source != ServeSource::Skeleton {
+        return run_candidates(args, &rec);
+    }
     let tables = Tables::read(&args.data)?;
     let users = read_users(&args.users)?;
     let device: Device = args.device.parse()?;
@@ -167,6 +221,227 @@ pub fn run(args: &Args) -> Result<()> {
     }
     println!(
         "{} users × top-{} written to {} (model {})",
+        users.len(),
+        args.k,
+        args.out.display(),
+        rec.bundle().contents().meta.model_version
+    );
+    Ok(())
+}
+
+/// The user tower of the bundle, loaded into tract, with what its inputs need.
+struct Tower {
+    onnx: OnnxUserTower,
+}
+
+impl Tower {
+    /// Loads the bundle's user tower; `None` when the bundle has no two-tower model.
+    fn load(rec: &Recommender) -> Result<Option<Tower>> {
+        let c = rec.bundle().contents();
+        let Some(t) = &c.two_tower else {
+            return Ok(None);
+        };
+        ensure!(
+            t.dense_features() == TWO_TOWER_DENSE_FEATURES,
+            "the bundle's user tower takes dense features {:?}, this build computes {:?}",
+            t.dense_features(),
+            TWO_TOWER_DENSE_FEATURES
+        );
+        let onnx =
+            OnnxUserTower::load(t.user_tower()).context("loading the bundle's user tower")?;
+        ensure!(
+            onnx.dim() == t.dim()
+                && onnx.n_items() == c.catalog.len()
+                && onnx.n_dense() == edgerec::candidates::TWO_TOWER_DENSE,
+            "the user tower (dim {}, {} items, {} dense inputs) does not fit the bundle (dim {}, {} items)",
+            onnx.dim(),
+            onnx.n_items(),
+            onnx.n_dense(),
+            t.dim(),
+            c.catalog.len()
+        );
+        Ok(Some(Tower { onnx }))
+    }
+
+    /// The user's vector: history as catalog positions, no searches (the tables have none),
+    /// dense features of the user at the request's time.
+    fn embed(
+        &self,
+        rec: &Recommender,
+        history: &[u32],
+        user: Option<&User>,
+        ctx: &Context,
+    ) -> Result<Vec<f32>> {
+        let catalog = &rec.bundle().contents().catalog;
+        let age = user.and_then(|u| u.age).map_or(0, |a| a.min(255) as u8);
+        let gender = match user.and_then(|u| u.gender.as_deref()) {
+            Some("F" | "f") => "f",
+            Some("M" | "m") => "m",
+            _ => "x",
+        };
+        let input = UserInput {
+            history: history
+                .iter()
+                .filter_map(|&id| catalog.position(id))
+                .map(|p| p as u32)
+                .collect(),
+            searches: Vec::new(),
+            dense: two_tower_dense(age, gender, ctx.utc_offset_minutes(), ctx.timestamp()),
+        };
+        self.onnx
+            .embed(std::slice::from_ref(&input))
+            .context("running the user tower")
+    }
+}
+
+/// `name:rank,…` of a title's sources.
+fn attribution(sources: &[(Source, u32)]) -> String {
+    sources
+        .iter()
+        .map(|(s, r)| format!("{}:{r}", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `(item id, source, score, sources)` rows of the chosen candidate row.
+fn chosen_row(c: &Candidates, which: ServeSource) -> Vec<(u32, Source, f32, String)> {
+    match which.source() {
+        Some(s) => c
+            .row(s)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(r, x)| (x.item_id, s, x.score, format!("{}:{}", s.as_str(), r + 1)))
+            .collect(),
+        None => c
+            .blend
+            .iter()
+            .map(|b| {
+                let score = c.score(b.placed_by, b.position).unwrap_or(f32::NAN);
+                (b.item_id, b.placed_by, score, attribution(&b.sources))
+            })
+            .collect(),
+    }
+}
+
+fn print_candidates(rec: &Recommender, user: u32, history: usize, c: &Candidates, k: usize) {
+    let catalog = &rec.bundle().contents().catalog;
+    let title = |p: usize| catalog.items()[p].display_title();
+    println!("\nuser {user} ({history} titles watched):");
+    for row in &c.rows {
+        println!("  {}:", row.source.as_str());
+        if row.items.is_empty() {
+            println!("       (nothing: the source knows nothing about this user)");
+        }
+        for (r, x) in row.items.iter().take(k).enumerate() {
+            println!(
+                "    {:>3}. {:<50} {:>8.4}",
+                r + 1,
+                title(x.position),
+                x.score
+            );
+        }
+    }
+    println!("  blend:");
+    for (r, b) in c.blend.iter().take(k).enumerate() {
+        println!(
+            "    {:>3}. {:<50} {:<10} {}",
+            r + 1,
+            title(b.position),
+            b.placed_by.as_str(),
+            attribution(&b.sources)
+        );
+    }
+}
+
+/// `--source` other than `skeleton`: the bundle's candidate sources and their blend.
+fn run_candidates(args: &Args, rec: &Recommender) -> Result<()> {
+    let served = rec.candidate_sources();
+    if let Some(s) = args.source.source() {
+        ensure!(
+            served.contains(&s),
+            "{} has no {} source (bundle sections: train with --world to add them)",
+            args.bundle.display(),
+            s.as_str()
+        );
+    }
+    let tables = Tables::read(&args.data)?;
+    let users = read_users(&args.users)?;
+    let device: Device = args.device.parse()?;
+    let time = args
+        .time
+        .unwrap_or(rec.bundle().contents().popularity.reference_time);
+    let ctx = Context::new(device, time, args.utc_offset_minutes)?;
+    let tower = Tower::load(rec)?;
+    let profiles: HashMap<u32, &User> = tables.users.iter().map(|u| (u.user_id, u)).collect();
+
+    let mut histories: HashMap<u32, Vec<u32>> = HashMap::new();
+    for x in &tables.interactions {
+        if args.before.is_none_or(|b| x.timestamp < b) {
+            histories.entry(x.user_id).or_default().push(x.item_id);
+        }
+    }
+    let mut tsv = String::from("user_id\trank\titem_id\tsource\tscore\tsources\n");
+    let mut jsonl = String::new();
+    for (n, &user) in users.iter().enumerate() {
+        let history = histories.get(&user).map_or(&[][..], Vec::as_slice);
+        let picks = if history.is_empty() {
+            &args.cold_user_genres[..]
+        } else {
+            &[]
+        };
+        let two_tower_user = match &tower {
+            Some(t) => Some(t.embed(rec, history, profiles.get(&user).copied(), &ctx)?),
+            None => None,
+        };
+        let req = CandidateRequest {
+            history: history.to_vec(),
+            onboarding_genres: picks.to_vec(),
+            two_tower_user,
+            ..CandidateRequest::new(args.k)
+        };
+        let c = rec
+            .candidates(&req)
+            .with_context(|| format!("user {user}"))?;
+        if n < args.print {
+            print_candidates(rec, user, history.len(), &c, args.k);
+        }
+        for (rank, (item, source, score, sources)) in
+            chosen_row(&c, args.source).into_iter().enumerate()
+        {
+            let _ = writeln!(
+                tsv,
+                "{user}\t{}\t{item}\t{}\t{score}\t{sources}",
+                rank + 1,
+                source.as_str()
+            );
+        }
+        if args.requests_out.is_some() {
+            let req = JsonRequest {
+                user_id: user,
+                history,
+                onboarding_genres: picks,
+                context: JsonContext {
+                    device: device.as_str(),
+                    timestamp: time,
+                    utc_offset_minutes: args.utc_offset_minutes,
+                },
+                k: args.k,
+            };
+            jsonl.push_str(&serde_json::to_string(&req)?);
+            jsonl.push('\n');
+        }
+    }
+    crate::write(&args.out, tsv.as_bytes())?;
+    if let Some(path) = &args.requests_out {
+        crate::write(path, jsonl.as_bytes())?;
+    }
+    let name = match args.source.source() {
+        Some(s) => s.as_str(),
+        None => "blend",
+    };
+    println!(
+        "{} users × top-{} ({name}) written to {} (model {})",
         users.len(),
         args.k,
         args.out.display(),

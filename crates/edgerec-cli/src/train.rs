@@ -16,18 +16,35 @@
 //!
 //! Everything is deterministic; the seed only picks the validation users when there are more
 //! than `max_validation_users`.
+//!
+//! # The candidate sources (`--world`)
+//!
+//! Given a canonical world of the same data set, [`train_sources`] also trains iALS, the
+//! content index and the two-tower model on **all** of the world's positives with the
+//! evaluation's code (`crate::eval::sources::train`, so the bundle serves exactly what
+//! `edgerec eval` measured), in the catalog's item order, and writes each bundle section's
+//! payload (`FACT`, `CONT`, `TWRT`, `QUOT`) to `sources/<TAG>.bin` in the model directory.
+//! `model.json` lists the files with their sha256; `edgerec bundle build` checks and includes
+//! them. The catalog comes from the tables, the world has its own items table: they are
+//! matched by item id, and training refuses worlds whose item ids differ from the catalog's.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::path::Path;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, bail, ensure};
 use edgerec::Recommender;
-use edgerec::bundle::{BlendParams, BundleContents, GenreVectors, Meta, Popularity};
+use edgerec::bundle::{
+    BlendParams, BundleContents, ContentModel, GenreVectors, IalsFactors, Meta, Popularity, Quotas,
+    TwoTowerModel,
+};
 use edgerec::catalog::{Catalog, Item};
 use edgerec::context::{Context, Device};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::eval::sources::{self, SourceConfig};
+use crate::eval::split::{EvalData, Split};
 use crate::tables::{Interaction, Tables};
 use edgerec_eval::{Summary, ndcg, recall_capped};
 
@@ -106,6 +123,41 @@ pub struct Model {
     pub idf: Vec<f32>,
     pub blend: Blend,
     pub validation: Validation,
+    /// The candidate sources trained on a world (`train --world`), absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<SourcesManifest>,
+}
+
+/// What `train --world` trained, and the section payload files it wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourcesManifest {
+    /// Positives trained on (every positive of the world).
+    pub events: usize,
+    /// Users in the world.
+    pub users: usize,
+    /// The settings of every source.
+    pub config: SourceConfig,
+    /// The content prior's fitted weight.
+    pub content_beta: f32,
+    /// Final iALS objective.
+    pub ials_loss: Option<f64>,
+    /// Two-tower training loss per epoch (empty without the model).
+    pub tower_losses: Vec<f32>,
+    /// The bundle sections, in bundle order.
+    pub sections: Vec<SectionFile>,
+}
+
+/// One section payload in the model directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SectionFile {
+    /// The section tag.
+    pub tag: String,
+    /// Path relative to the model directory.
+    pub file: String,
+    /// Payload length in bytes.
+    pub bytes: u64,
+    /// Lowercase hex sha256 of the payload.
+    pub sha256: String,
 }
 
 /// A catalog entry of a model.
@@ -152,7 +204,10 @@ impl Model {
                 dataset: self.params.dataset.clone(),
                 seed: self.params.seed,
                 trainer: format!("edgerec-cli {}", env!("CARGO_PKG_VERSION")),
-                recipe: serde_json::to_string(&self.params)?,
+                recipe: serde_json::to_string(&Recipe {
+                    params: &self.params,
+                    sources: self.sources.as_ref().map(|s| &s.config),
+                })?,
             },
             genre_vectors: GenreVectors::from_catalog(&catalog, self.idf.clone()),
             catalog,
@@ -165,10 +220,79 @@ impl Model {
                 popularity_weight: self.blend.popularity_weight,
                 recency_decay: self.blend.recency_decay,
             },
+            ials: None,
+            content: None,
+            two_tower: None,
+            quotas: None,
         };
         contents.validate()?;
         Ok(contents)
     }
+
+    /// [`Model::to_contents`] plus the candidate sources listed in `model.json`, read from the
+    /// model directory `dir` (each file's length and sha256 checked, each payload decoded by
+    /// the core's decoder).
+    pub fn load_contents(&self, dir: &Path) -> Result<BundleContents> {
+        let mut contents = self.to_contents()?;
+        let Some(sources) = &self.sources else {
+            return Ok(contents);
+        };
+        for s in &sources.sections {
+            let path = dir.join(&s.file);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            ensure!(
+                bytes.len() as u64 == s.bytes && hex(&Sha256::digest(&bytes)) == s.sha256,
+                "{} does not match model.json (length or sha256): retrain",
+                path.display()
+            );
+            let refused = || format!("{} ({}) was refused", path.display(), s.tag);
+            match s.tag.as_str() {
+                "FACT" => {
+                    contents.ials = Some(IalsFactors::from_payload(&bytes).with_context(refused)?)
+                }
+                "CONT" => {
+                    contents.content =
+                        Some(ContentModel::from_payload(&bytes).with_context(refused)?)
+                }
+                "TWRT" => {
+                    contents.two_tower =
+                        Some(TwoTowerModel::from_payload(&bytes).with_context(refused)?)
+                }
+                "QUOT" => {
+                    contents.quotas = Some(Quotas::from_payload(&bytes).with_context(refused)?)
+                }
+                other => bail!("model.json lists an unknown section {other:?}"),
+            }
+        }
+        contents
+            .validate()
+            .context("the candidate sources do not fit the catalog")?;
+        Ok(contents)
+    }
+
+    /// Sets `model_version` to `<dataset>-<first 4 bytes of the sha256 of the model JSON with
+    /// an empty version>`: the same model always gets the same version.
+    pub fn stamp_version(&mut self) -> Result<()> {
+        self.model_version = String::new();
+        let digest = Sha256::digest(serde_json::to_vec(self)?);
+        self.model_version = format!("{}-{}", self.params.dataset, hex(&digest[..4]));
+        Ok(())
+    }
+}
+
+/// The bundle's recipe: the skeleton's parameters, plus the sources' settings when trained
+/// (without them the JSON is exactly the parameters', as before the sources existed).
+#[derive(Serialize)]
+struct Recipe<'a> {
+    #[serde(flatten)]
+    params: &'a TrainParams,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<&'a SourceConfig>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The catalog of a data set: genres sorted by name, items in table order.
@@ -332,6 +456,7 @@ fn recommender(
         idf: f.idf.clone(),
         blend,
         validation: empty_validation(),
+        sources: None,
     };
     Ok(Recommender::from_bytes(&model.to_contents()?.encode())?)
 }
@@ -479,17 +604,255 @@ pub fn train(tables: &Tables, params: &TrainParams) -> Result<Model> {
             grid,
             chosen,
         },
+        sources: None,
     };
-    let digest = Sha256::digest(serde_json::to_vec(&model)?);
-    model.model_version = format!(
-        "{}-{}",
-        params.dataset,
-        digest[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    model.stamp_version()?;
     Ok(model)
+}
+
+/// Settings of [`train_sources`].
+#[derive(Debug, Clone)]
+pub struct SourcesParams {
+    /// Two-tower epochs; 0 skips the model.
+    pub tower_epochs: usize,
+    /// Seeds iALS and the two-tower model.
+    pub seed: u64,
+    /// A play above this fraction of the title is a positive.
+    pub positive_above: f32,
+}
+
+/// Trains the candidate sources on every positive of the world in `world`, with the catalog
+/// order of `model`, and writes the section payloads into `out/sources/`. Returns the
+/// manifest to store in `model.json` and a markdown report section.
+pub fn train_sources(
+    world: &Path,
+    model: &Model,
+    params: &SourcesParams,
+    out: &Path,
+) -> Result<(SourcesManifest, String)> {
+    let mut data = EvalData::load(world, params.positive_above)
+        .with_context(|| format!("loading the world {}", world.display()))?;
+    align_items(&mut data, &model.items)
+        .with_context(|| format!("matching {} to the catalog", world.display()))?;
+    let Some(last) = data.events.last() else {
+        bail!("{}: the world has no positives", world.display());
+    };
+    let split = Split {
+        name: "all".into(),
+        description: "every positive of the world".into(),
+        train: data.events.clone(),
+        cut: last.time + 1,
+        warm: Vec::new(),
+        cold: Vec::new(),
+    };
+    let defaults = SourceConfig::default();
+    let config = SourceConfig {
+        ials: edgerec_train::ials::IalsConfig {
+            seed: params.seed,
+            ..defaults.ials.clone()
+        },
+        tower: (params.tower_epochs > 0).then(|| edgerec_twotower::TowerConfig {
+            epochs: params.tower_epochs,
+            seed: params.seed,
+            ..edgerec_twotower::TowerConfig::default()
+        }),
+        ..defaults
+    };
+    let trained = sources::train(&data, &split, &config).context("training the sources")?;
+
+    let ials = trained.ials.config();
+    let fact = IalsFactors::new(
+        trained.ials.item_factors().clone(),
+        trained.ials.gram().to_vec(),
+        ials.alpha,
+        ials.lambda,
+    )
+    .context("packing the iALS factors")?;
+    let content = ContentModel::new(trained.content.clone(), config.recency_decay)
+        .and_then(|m| m.with_onboarding_beta(trained.beta.cold))
+        .context("packing the content index")?;
+    let quotas = Quotas {
+        ials: config.quotas[0],
+        two_tower: config.quotas[1],
+        content: config.quotas[2],
+        popularity: config.quotas[3],
+    };
+    let mut payloads: Vec<(&str, Vec<u8>)> =
+        vec![("FACT", fact.to_payload()), ("CONT", content.to_payload())];
+    if let Some(t) = &trained.tower {
+        payloads.push(("TWRT", two_tower_section(t)?.to_payload()));
+    }
+    payloads.push(("QUOT", quotas.to_payload()));
+
+    let mut sections = Vec::new();
+    for (tag, bytes) in payloads {
+        let file = format!("sources/{tag}.bin");
+        crate::write(&out.join(&file), &bytes)?;
+        sections.push(SectionFile {
+            tag: tag.into(),
+            file,
+            bytes: bytes.len() as u64,
+            sha256: hex(&Sha256::digest(&bytes)),
+        });
+    }
+    let manifest = SourcesManifest {
+        events: split.train.len(),
+        users: data.users.len(),
+        config,
+        content_beta: trained.content.beta(),
+        ials_loss: trained.ials.losses().last().copied(),
+        tower_losses: trained
+            .tower
+            .as_ref()
+            .map(|t| t.model.epoch_losses().to_vec())
+            .unwrap_or_default(),
+        sections,
+    };
+    let report = sources_report(&manifest, &trained.fit_seconds, &trained.beta.warm_curve);
+    Ok((manifest, report))
+}
+
+/// Reorders the world's items into the catalog's order (matched by item id) and renumbers the
+/// positives; fails if the two hold different item ids.
+fn align_items(data: &mut EvalData, catalog: &[ModelItem]) -> Result<()> {
+    let position: HashMap<u32, usize> =
+        catalog.iter().enumerate().map(|(p, i)| (i.id, p)).collect();
+    let missing: Vec<u32> = data
+        .items
+        .iter()
+        .map(|i| i.item_id)
+        .filter(|id| !position.contains_key(id))
+        .take(5)
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "the world has items the catalog lacks (e.g. {missing:?}); import both from the same data"
+    );
+    ensure!(
+        data.items.len() == catalog.len(),
+        "the world has {} items, the catalog {}; import both from the same data",
+        data.items.len(),
+        catalog.len()
+    );
+    // Every world item has a distinct catalog position and the counts agree: a permutation.
+    let to_catalog: Vec<u32> = data
+        .items
+        .iter()
+        .map(|i| position[&i.item_id] as u32)
+        .collect();
+    let mut items: Vec<Option<edgerec_data::schema::Item>> = vec![None; catalog.len()];
+    for (w, item) in std::mem::take(&mut data.items).into_iter().enumerate() {
+        let slot = &mut items[to_catalog[w] as usize];
+        ensure!(
+            slot.is_none(),
+            "item {} appears twice in the world",
+            item.item_id
+        );
+        *slot = Some(item);
+    }
+    data.items = items
+        .into_iter()
+        .map(|i| i.expect("a permutation"))
+        .collect();
+    for e in &mut data.events {
+        e.item = to_catalog[e.item as usize];
+    }
+    Ok(())
+}
+
+/// The `TWRT` section of a trained tower.
+fn two_tower_section(t: &sources::Tower) -> Result<TwoTowerModel> {
+    let vocab = t.search_vocab();
+    ensure!(
+        vocab.len().max(1) == t.onnx.n_search_tokens(),
+        "search vocabulary of {} tokens, the user tower has {}",
+        vocab.len(),
+        t.onnx.n_search_tokens()
+    );
+    ensure!(
+        t.model.n_dense() == edgerec::candidates::TWO_TOWER_DENSE
+            && sources::TOWER_DENSE == edgerec::candidates::TWO_TOWER_DENSE,
+        "the user tower takes {} dense inputs, the core's layout has {}",
+        t.model.n_dense(),
+        edgerec::candidates::TWO_TOWER_DENSE
+    );
+    let config = t.model.config();
+    Ok(TwoTowerModel::new(
+        t.model.dim(),
+        t.model.item_embeddings().to_vec(),
+        t.model
+            .user_tower_onnx()
+            .context("exporting the user tower")?,
+        vocab,
+        config.max_history,
+        config.max_searches,
+        edgerec::candidates::TWO_TOWER_DENSE_FEATURES.into(),
+    )?)
+}
+
+fn sources_report(
+    m: &SourcesManifest,
+    fit_seconds: &[(String, f64)],
+    beta: &[(f32, f64)],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n## Candidate sources\n\nTrained on all {} positives of {} users; blend quotas \
+         (iALS, two-tower, content, popularity) {:?}.\n",
+        m.events, m.users, m.config.quotas
+    );
+    let _ = writeln!(s, "| source | settings | fit seconds |");
+    let _ = writeln!(s, "|---|---|---|");
+    let secs = |name: &str| {
+        fit_seconds
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or_else(|| "—".into(), |(_, t)| format!("{t:.1}"))
+    };
+    let i = &m.config.ials;
+    let _ = writeln!(
+        s,
+        "| iALS | {} factors, {} iterations, alpha {}, lambda {}, final loss {} | {} |",
+        i.factors,
+        i.iterations,
+        i.alpha,
+        i.lambda,
+        m.ials_loss
+            .map_or_else(|| "—".into(), |l| format!("{l:.1}")),
+        secs("ials")
+    );
+    let curve: Vec<String> = beta.iter().map(|(b, n)| format!("{b}: {n:.4}")).collect();
+    let _ = writeln!(
+        s,
+        "| content | recency decay {}, prior weight beta {} (validation NDCG@10 by beta: {}) | {} |",
+        m.config.recency_decay,
+        m.content_beta,
+        curve.join(", "),
+        secs("content")
+    );
+    match &m.config.tower {
+        Some(t) => {
+            let losses: Vec<String> = m.tower_losses.iter().map(|l| format!("{l:.3}")).collect();
+            let _ = writeln!(
+                s,
+                "| two-tower | dim {}, {} epochs, loss by epoch {} | {} |",
+                t.dim,
+                t.epochs,
+                losses.join(", "),
+                secs("two-tower")
+            );
+        }
+        None => {
+            let _ = writeln!(s, "| two-tower | not trained (`--tower-epochs 0`) | — |");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "| popularity | the skeleton's `POPL` | {} |",
+        secs("popularity")
+    );
+    s
 }
 
 /// A markdown report of the validation.

@@ -1,5 +1,6 @@
 //! End to end through the CLI on a small MovieLens-format data set whose right answer is known:
-//! import → train → bundle build → recommend, plus the error paths a user meets first.
+//! import → train → bundle build → recommend (the skeleton's row, and with `--world` every
+//! candidate source and their blend), plus the error paths a user meets first.
 //!
 //! The data: 60 titles in three genres (Action, Comedy, Drama; every fifth title also Romance),
 //! 45 users who each watch mostly titles of one favourite genre. A working genre-affinity
@@ -211,6 +212,233 @@ fn import_train_bundle_recommend() {
     assert!(!bad_recs.exists());
     let err = fails(&format!("bundle inspect {}", p(&bad)));
     assert!(err.contains("checksum mismatch"), "{err}");
+}
+
+/// Rows of a candidate `recommend` output: user → [(item, source, score, sources)].
+type CandidateRows = HashMap<u32, Vec<(u32, String, f32, String)>>;
+
+fn read_candidate_rows(path: &Path) -> CandidateRows {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("user_id\trank\titem_id\tsource\tscore\tsources")
+    );
+    let mut rows: CandidateRows = HashMap::new();
+    for line in lines {
+        let f: Vec<&str> = line.split('\t').collect();
+        assert_eq!(f.len(), 6, "{line}");
+        let user: u32 = f[0].parse().unwrap();
+        let row = rows.entry(user).or_default();
+        assert_eq!(f[1].parse::<usize>().unwrap(), row.len() + 1, "{line}");
+        row.push((
+            f[2].parse().unwrap(),
+            f[3].to_string(),
+            f[4].parse().unwrap(),
+            f[5].to_string(),
+        ));
+    }
+    rows
+}
+
+#[test]
+fn candidate_sources_train_bundle_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let tables = tmp.path().join("tables");
+    let world = tmp.path().join("world");
+    let model = tmp.path().join("model");
+    let bundle = tmp.path().join("bundle.edgerec");
+    write_movielens_like(&raw);
+    ok(&format!(
+        "data import movielens-100k --src {} --out {}",
+        p(&raw),
+        p(&tables)
+    ));
+    ok(&format!(
+        "data import movielens-100k --src {} --out {} --to world",
+        p(&raw),
+        p(&world)
+    ));
+    let train = format!(
+        "train --data {} --world {} --out {} --validation-fraction 0.2 --tower-epochs 3",
+        p(&tables),
+        p(&world),
+        p(&model)
+    );
+    let out = ok(&train);
+    assert!(
+        out.contains("blend (chosen)") && out.contains("## Candidate sources"),
+        "{out}"
+    );
+    for f in ["FACT", "CONT", "TWRT", "QUOT"] {
+        assert!(model.join(format!("sources/{f}.bin")).exists(), "{f}");
+    }
+    ok(&format!(
+        "bundle build --model {} --out {}",
+        p(&model),
+        p(&bundle)
+    ));
+    let inspect = ok(&format!("bundle inspect {}", p(&bundle)));
+    for s in [
+        "ials (FACT)",
+        "content (CONT)",
+        "two-tower (TWRT)",
+        "quotas (QUOT): ials 4, two-tower 3, content 2, popularity 1",
+    ] {
+        assert!(inspect.contains(s), "{s}: {inspect}");
+    }
+
+    // The skeleton row is still the default, and the same as without the sources.
+    let users = tmp.path().join("users.txt");
+    std::fs::write(&users, "user_id\n1\n2\n3\n4\n5\n6\n999\n").unwrap();
+    let reqs = tmp.path().join("requests.jsonl");
+    let skeleton = tmp.path().join("skeleton.tsv");
+    ok(&format!(
+        "recommend --bundle {} --data {} --users {} --k 5 --out {} --requests-out {} --cold-user-genres Comedy",
+        p(&bundle),
+        p(&tables),
+        p(&users),
+        p(&skeleton),
+        p(&reqs)
+    ));
+    let plain_model = tmp.path().join("plain-model");
+    let plain_bundle = tmp.path().join("plain.edgerec");
+    ok(&format!(
+        "train --data {} --out {} --validation-fraction 0.2",
+        p(&tables),
+        p(&plain_model)
+    ));
+    ok(&format!(
+        "bundle build --model {} --out {}",
+        p(&plain_model),
+        p(&plain_bundle)
+    ));
+    let plain = tmp.path().join("plain.tsv");
+    ok(&format!(
+        "recommend --bundle {} --data {} --users {} --k 5 --out {} --cold-user-genres Comedy",
+        p(&plain_bundle),
+        p(&tables),
+        p(&users),
+        p(&plain)
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&skeleton).unwrap(),
+        std::fs::read_to_string(&plain).unwrap()
+    );
+    let err = fails(&format!(
+        "recommend --bundle {} --data {} --users {} --out {} --source ials",
+        p(&plain_bundle),
+        p(&tables),
+        p(&users),
+        p(&tmp.path().join("none.tsv"))
+    ));
+    assert!(err.contains("has no ials source"), "{err}");
+
+    let mut histories: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for line in std::fs::read_to_string(&reqs).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let h = v["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32);
+        histories.insert(v["userId"].as_u64().unwrap() as u32, h.collect());
+    }
+    let names = ["ials", "two-tower", "content", "popularity"];
+    for source in ["ials", "two-tower", "content", "popularity", "blend"] {
+        let path = tmp.path().join(format!("{source}.tsv"));
+        let out = ok(&format!(
+            "recommend --bundle {} --data {} --users {} --k 5 --out {} --source {source} --print 2 --cold-user-genres Comedy",
+            p(&bundle),
+            p(&tables),
+            p(&users),
+            p(&path)
+        ));
+        for name in names {
+            assert!(out.contains(&format!("  {name}:")), "{source}: {out}");
+        }
+        let rows = read_candidate_rows(&path);
+        for u in 1..=6u32 {
+            let row = &rows[&u];
+            assert_eq!(row.len(), 5, "{source}, user {u}");
+            let items: HashSet<u32> = row.iter().map(|r| r.0).collect();
+            assert_eq!(items.len(), 5, "{source}, user {u}: a title twice");
+            assert!(
+                items.iter().all(|i| !histories[&u].contains(i)),
+                "{source}: user {u} got a watched title: {row:?}"
+            );
+            for (rank, (_, s, score, sources)) in row.iter().enumerate() {
+                assert!(score.is_finite());
+                if source == "blend" {
+                    assert!(names.contains(&s.as_str()), "{s}");
+                    assert!(
+                        sources.split(',').any(|a| a.starts_with(&format!("{s}:"))),
+                        "placed by {s}, attributed to {sources}"
+                    );
+                } else {
+                    assert_eq!(s, source);
+                    assert_eq!(sources, &format!("{source}:{}", rank + 1));
+                }
+            }
+            if source == "content" {
+                let fav = row
+                    .iter()
+                    .filter(|r| genre_of(r.0) == (u % 3) as usize)
+                    .count();
+                assert!(fav >= 4, "content, user {u}: {row:?}");
+            }
+        }
+        // The cold user: iALS knows nothing; the others still answer.
+        let cold = rows.get(&999).map_or(0, Vec::len);
+        if source == "ials" {
+            assert_eq!(cold, 0, "iALS has no row for a user without history");
+        } else {
+            assert_eq!(cold, 5, "{source}");
+        }
+        if source == "blend" {
+            let placed: HashSet<&str> = rows.values().flatten().map(|r| r.1.as_str()).collect();
+            assert!(
+                placed.len() >= 3,
+                "the blend interleaves sources: {placed:?}"
+            );
+        }
+    }
+
+    // Training with the world is deterministic too.
+    let model2 = tmp.path().join("model2");
+    let bundle2 = tmp.path().join("bundle2.edgerec");
+    ok(&train.replace(&p(&model), &p(&model2)));
+    ok(&format!(
+        "bundle build --model {} --out {}",
+        p(&model2),
+        p(&bundle2)
+    ));
+    assert_eq!(
+        std::fs::read(&bundle).unwrap(),
+        std::fs::read(&bundle2).unwrap()
+    );
+
+    // A world of other titles is refused by name.
+    let raw2 = tmp.path().join("raw2");
+    write_movielens_like(&raw2);
+    let items = raw2.join("ml-100k.item");
+    let mut text = std::fs::read_to_string(&items).unwrap();
+    text.push_str("61\tTitle 61\t2041\tDrama\n");
+    std::fs::write(&items, text).unwrap();
+    let world2 = tmp.path().join("world2");
+    ok(&format!(
+        "data import movielens-100k --src {} --out {} --to world",
+        p(&raw2),
+        p(&world2)
+    ));
+    let err = fails(&format!(
+        "train --data {} --world {} --out {} --validation-fraction 0.2 --tower-epochs 0",
+        p(&tables),
+        p(&world2),
+        p(&tmp.path().join("model3"))
+    ));
+    assert!(err.contains("catalog lacks") && err.contains("61"), "{err}");
 }
 
 #[test]

@@ -30,6 +30,8 @@
 //! assert_eq!(average_precision(&row, &relevant, 4), (1.0 / 2.0 + 2.0 / 4.0) / 2.0);
 //! ```
 
+pub mod plot;
+
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,433 @@
+//! Scoring the systems' rows and writing the report (markdown, JSON, SVG).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use edgerec::content::ContentIndex;
+use edgerec_eval::{self as ev, Summary};
+use serde::{Deserialize, Serialize};
+
+use super::sources::Answer;
+use super::split::{Case, Event};
+
+/// Cut-off of the row metrics.
+pub const K: usize = 10;
+
+/// Per-user metrics, in report order.
+pub const METRICS: [&str; 9] = [
+    "Recall@10",
+    "RecallCapped@10",
+    "Precision@10",
+    "mAP@10",
+    "mAR@10",
+    "NDCG@10",
+    "HitRate@10",
+    "AUC",
+    "Recall@100",
+];
+
+/// One system on one cohort.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SystemResult {
+    /// System name.
+    pub name: String,
+    /// Per-user metric values with mean and standard error, in [`METRICS`] order (AUC is empty
+    /// for list-only systems).
+    pub metrics: Vec<(String, Summary)>,
+    /// F1@10 from mean precision and mean recall.
+    pub f1: f64,
+    /// Share of the catalog appearing in some top-10.
+    pub coverage: f64,
+    /// Mean pairwise content dissimilarity within each top-10.
+    pub diversity: Summary,
+    /// Mean self-information of the top-10's titles (bits), from the past's watchers.
+    pub novelty: Summary,
+    /// Recall@N for N = 1..=100 (mean, standard error).
+    pub recall_curve: Vec<(f64, f64)>,
+}
+
+impl SystemResult {
+    /// The summary of metric `name`.
+    pub fn metric(&self, name: &str) -> Option<&Summary> {
+        self.metrics.iter().find(|(m, _)| m == name).map(|(_, s)| s)
+    }
+}
+
+/// A paired comparison with the reference system on the same users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Paired {
+    /// The system.
+    pub system: String,
+    /// The metric.
+    pub metric: String,
+    /// Mean per-user difference (system − reference).
+    pub difference: f64,
+    /// Its standard error.
+    pub se: f64,
+}
+
+/// All systems on one group of users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CohortResult {
+    /// `warm` (users with a past) or `cold` (new users with onboarding picks).
+    pub cohort: String,
+    /// Dense user index of each evaluated user, in the order of every per-user vector.
+    pub users: Vec<u32>,
+    /// Systems in report order.
+    pub systems: Vec<SystemResult>,
+    /// Each system against popularity.
+    pub paired: Vec<Paired>,
+}
+
+fn dot_sparse(a: &[(u32, f32)], b: &[(u32, f32)]) -> f64 {
+    let (mut i, mut j, mut s) = (0, 0, 0f64);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += f64::from(a[i].1) * f64::from(b[j].1);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
+}
+
+/// Scores every system's answers for `cases`.
+pub fn score(
+    cohort: &str,
+    cases: &[Case],
+    systems: &[(String, Vec<Answer>)],
+    train: &[Event],
+    users: usize,
+    content: &ContentIndex,
+) -> CohortResult {
+    let mut watchers: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for e in train {
+        watchers.entry(e.item).or_default().insert(e.user);
+    }
+    let watchers: HashMap<u32, u64> = watchers
+        .into_iter()
+        .map(|(i, u)| (i, u.len() as u64))
+        .collect();
+    let similarity = |a: u32, b: u32| {
+        dot_sparse(
+            content.item_profile(a as usize),
+            content.item_profile(b as usize),
+        )
+    };
+    let mut results = Vec::new();
+    for (name, answers) in systems {
+        let mut m: Vec<Summary> = vec![Summary::default(); METRICS.len()];
+        let mut diversity = Summary::default();
+        let mut novelty = Summary::default();
+        let mut curve = vec![Summary::default(); 100];
+        for (case, a) in cases.iter().zip(answers) {
+            let (row, rel) = (&a.row, &case.relevant);
+            let values = [
+                ev::recall(row, rel, K),
+                ev::recall_capped(row, rel, K),
+                ev::precision(row, rel, K),
+                ev::average_precision(row, rel, K),
+                ev::mean_recall(row, rel, K),
+                ev::ndcg(row, rel, K),
+                ev::hit(row, rel, K),
+                f64::NAN,
+                ev::recall(row, rel, 100),
+            ];
+            for (k, v) in values.into_iter().enumerate() {
+                if k == 7 {
+                    if let Some(auc) = a.auc {
+                        m[k].push(auc);
+                    }
+                } else {
+                    m[k].push(v);
+                }
+            }
+            let top = &row[..row.len().min(K)];
+            diversity.push(ev::intra_list_diversity(top, similarity));
+            novelty.push(ev::novelty(top, &watchers, users as u64));
+            for (n, s) in curve.iter_mut().enumerate() {
+                s.push(ev::recall(row, rel, n + 1));
+            }
+        }
+        let coverage = ev::coverage(
+            answers.iter().map(|a| &a.row[..a.row.len().min(K)]),
+            content.items(),
+        );
+        let f1 = ev::f1(m[2].mean(), m[0].mean());
+        results.push(SystemResult {
+            name: name.clone(),
+            metrics: METRICS.iter().map(|s| s.to_string()).zip(m).collect(),
+            f1,
+            coverage,
+            diversity,
+            novelty,
+            recall_curve: curve
+                .iter()
+                .map(|s| (s.mean(), s.standard_error()))
+                .collect(),
+        });
+    }
+    let mut paired = Vec::new();
+    if let Some(reference) = results.iter().find(|r| r.name == "popularity") {
+        for r in results.iter().filter(|r| r.name != "popularity") {
+            for metric in ["NDCG@10", "Recall@10", "mAP@10"] {
+                let (Some(a), Some(b)) = (r.metric(metric), reference.metric(metric)) else {
+                    continue;
+                };
+                let (difference, se) = ev::paired(a, b);
+                paired.push(Paired {
+                    system: r.name.clone(),
+                    metric: metric.into(),
+                    difference,
+                    se,
+                });
+            }
+        }
+    }
+    CohortResult {
+        cohort: cohort.into(),
+        users: cases.iter().map(|c| c.user).collect(),
+        systems: results,
+        paired,
+    }
+}
+
+/// One split's results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitResult {
+    /// Split name.
+    pub name: String,
+    /// How the split was made.
+    pub description: String,
+    /// Positives in the past.
+    pub train_positives: usize,
+    /// Warm and (when there are any) cold-start users.
+    pub cohorts: Vec<CohortResult>,
+    /// Seconds to fit each source (peers: as they reported).
+    pub fit_seconds: Vec<(String, f64)>,
+    /// iALS objective after each iteration.
+    pub ials_losses: Vec<f64>,
+    /// The content prior's weight tried → validation NDCG@10, for users with a past and for
+    /// new users.
+    pub content_beta_curve: [Vec<(f32, f64)>; 2],
+    /// Content prior weights chosen (users with a past, new users).
+    pub content_beta: (f32, f32),
+    /// Two-tower mean training loss per epoch.
+    pub tower_losses: Vec<f32>,
+    /// Bytes of the exported ONNX user tower.
+    pub tower_onnx_bytes: usize,
+    /// Peer timings as reported by `bench/peers.py`, when present.
+    pub peer_timings: Option<serde_json::Value>,
+}
+
+/// The whole evaluation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Name of the data set.
+    pub dataset: String,
+    /// Users, items and positives in the world.
+    pub world: (usize, usize, usize),
+    /// Source settings.
+    pub config: serde_json::Value,
+    /// One entry per split.
+    pub splits: Vec<SplitResult>,
+}
+
+fn pm(s: &Summary) -> String {
+    if s.values.is_empty() {
+        "—".into()
+    } else {
+        format!("{:.4} ± {:.4}", s.mean(), s.standard_error())
+    }
+}
+
+/// The report as markdown; figures are referenced as `plots/<split>-<cohort>-*.svg`.
+pub fn markdown(r: &EvalReport) -> String {
+    let mut s = String::new();
+    let (u, i, p) = r.world;
+    let _ = writeln!(
+        s,
+        "# Candidate generation: offline evaluation on {}\n",
+        r.dataset
+    );
+    let _ = writeln!(
+        s,
+        "{u} users, {i} items, {p} positives. Each metric is the mean over users ± its standard \
+         error; rows are top-100 lists excluding titles in the user's past. Recall@10 = hits / \
+         |relevant|; RecallCapped@10 = hits / min(10, |relevant|); mAP@10 divides by min(10, \
+         |relevant|); mAR@10 averages recall@k for k = 1..10; NDCG uses binary gains; AUC is per \
+         user over every unseen title (list-only systems have none). Paired differences compare \
+         each system with popularity on the same users.\n"
+    );
+    for sp in &r.splits {
+        let _ = writeln!(
+            s,
+            "## {}\n\n{}. {} past positives.\n",
+            sp.name, sp.description, sp.train_positives
+        );
+        for c in &sp.cohorts {
+            let _ = writeln!(s, "### {} users ({})\n", c.cohort, c.users.len());
+            let _ = write!(s, "| system |");
+            for m in METRICS {
+                let _ = write!(s, " {m} |");
+            }
+            let _ = writeln!(s, " F1@10 | Coverage@10 | ILD@10 | Novelty@10 |");
+            let _ = writeln!(s, "|---{}|---|---|---|---|", "|---".repeat(METRICS.len()));
+            for sys in &c.systems {
+                let _ = write!(s, "| {} |", sys.name);
+                for (_, v) in &sys.metrics {
+                    let _ = write!(s, " {} |", pm(v));
+                }
+                let _ = writeln!(
+                    s,
+                    " {:.4} | {:.3} | {:.3} | {:.2} |",
+                    sys.f1,
+                    sys.coverage,
+                    sys.diversity.mean(),
+                    sys.novelty.mean()
+                );
+            }
+            if !c.paired.is_empty() {
+                let _ = writeln!(s, "\nPaired against popularity (same users):\n");
+                let _ = writeln!(s, "| system | metric | difference | se | z |");
+                let _ = writeln!(s, "|---|---|---|---|---|");
+                for p in &c.paired {
+                    let z = if p.se > 0.0 {
+                        p.difference / p.se
+                    } else {
+                        f64::NAN
+                    };
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {:+.4} | {:.4} | {:+.1} |",
+                        p.system, p.metric, p.difference, p.se, z
+                    );
+                }
+            }
+            let _ = writeln!(
+                s,
+                "\n![{0} {1}](plots/{0}-{1}-bars.svg) ![{0} {1} recall@N](plots/{0}-{1}-recall.svg)\n",
+                sp.name, c.cohort
+            );
+        }
+        let _ = writeln!(s, "Fit time (seconds):\n");
+        let _ = writeln!(s, "| source | seconds |\n|---|---|");
+        for (name, secs) in &sp.fit_seconds {
+            let _ = writeln!(s, "| {name} | {secs:.2} |");
+        }
+        if let Some(t) = &sp.peer_timings {
+            let ours = sp
+                .fit_seconds
+                .iter()
+                .find(|(n, _)| n == "ials")
+                .map(|p| p.1);
+            let theirs = t
+                .get("implicit-als")
+                .and_then(|v| v.get("fit_s"))
+                .and_then(serde_json::Value::as_f64);
+            if let (Some(a), Some(b)) = (ours, theirs) {
+                let _ = writeln!(
+                    s,
+                    "\niALS fit: ours {a:.2} s, implicit {b:.2} s at the same factors, iterations, \
+                     alpha and lambda: ours / implicit = {:.2}.",
+                    a / b
+                );
+            }
+        }
+        let curve = |c: &[(f32, f64)]| {
+            c.iter()
+                .map(|(b, v)| format!("{b}: {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            s,
+            "\nContent prior weight beta, fitted on the last tenth of the past by NDCG@10: {} for \
+             users with a past ({}), {} for new users ({}).",
+            sp.content_beta.0,
+            curve(&sp.content_beta_curve[0]),
+            sp.content_beta.1,
+            curve(&sp.content_beta_curve[1]),
+        );
+        if !sp.ials_losses.is_empty() {
+            let _ = writeln!(
+                s,
+                "iALS objective by iteration: {}.",
+                sp.ials_losses
+                    .iter()
+                    .map(|l| format!("{l:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "Two-tower loss by epoch: {}; ONNX user tower {} bytes.\n",
+            sp.tower_losses
+                .iter()
+                .map(|l| format!("{l:.3}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            sp.tower_onnx_bytes
+        );
+    }
+    s
+}
+
+/// The figures of one cohort: grouped bars for the main metrics, recall@N lines.
+pub fn plots(split: &str, c: &CohortResult) -> Vec<(String, String)> {
+    use edgerec_eval::plot::{Bar, Line, bar_chart, line_chart};
+    let groups: Vec<(String, Vec<Bar>)> = ["Recall@10", "NDCG@10", "mAP@10", "HitRate@10"]
+        .iter()
+        .map(|m| {
+            let bars = c
+                .systems
+                .iter()
+                .filter_map(|s| {
+                    s.metric(m).map(|v| Bar {
+                        series: s.name.clone(),
+                        mean: v.mean(),
+                        se: v.standard_error(),
+                    })
+                })
+                .collect();
+            (m.to_string(), bars)
+        })
+        .collect();
+    let lines: Vec<Line> = c
+        .systems
+        .iter()
+        .map(|s| Line {
+            series: s.name.clone(),
+            points: s
+                .recall_curve
+                .iter()
+                .enumerate()
+                .map(|(n, (m, se))| ((n + 1) as f64, *m, *se))
+                .collect(),
+        })
+        .collect();
+    vec![
+        (
+            format!("{split}-{}-bars.svg", c.cohort),
+            bar_chart(
+                &format!("{split}, {} users ({}): mean ± se", c.cohort, c.users.len()),
+                "metric value",
+                &groups,
+            ),
+        ),
+        (
+            format!("{split}-{}-recall.svg", c.cohort),
+            line_chart(
+                &format!("{split}, {} users: recall@N", c.cohort),
+                "N",
+                "recall@N",
+                &lines,
+            ),
+        ),
+    ]
+}

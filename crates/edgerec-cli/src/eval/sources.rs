@@ -1,0 +1,604 @@
+//! Training every candidate source on a split's past and producing each user's rows.
+//!
+//! Sources see only the past: popularity is decayed to the split's cut, iALS and the two-tower
+//! model train on past positives, and the content index's popularity prior and its weight
+//! `beta` are fitted on the last tenth of the past. Users are served the way a device serves
+//! them: the iALS vector is the core's fold-in of the user's own history, the two-tower vector
+//! comes from the exported ONNX user tower run by tract, content profiles come from the core.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use anyhow::{Context as _, Result};
+use edgerec::blend::{self, Source};
+use edgerec::content::{ContentIndex, Onboarding};
+use edgerec_data::schema::{Search, User};
+use edgerec_train::ials::{self, IalsConfig, IalsModel, Interactions};
+use edgerec_twotower::{OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::split::{Case, EvalData, Event, Split};
+
+/// Settings of every source.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceConfig {
+    /// Length of every candidate row.
+    pub n: usize,
+    /// Popularity half-life.
+    pub half_life_days: f32,
+    /// iALS hyper-parameters.
+    pub ials: IalsConfig,
+    /// Two-tower settings; `None` skips the model.
+    pub tower: Option<TowerConfig>,
+    /// Weight of each metadata facet in content profiles.
+    pub facets: Vec<(String, f32)>,
+    /// Actors per title in its profile.
+    pub max_cast: usize,
+    /// History weight `1 / (1 + decay · titles watched since)`.
+    pub recency_decay: f32,
+    /// Blend quotas for iALS, two-tower, content and popularity.
+    pub quotas: [u32; 4],
+    /// Titles a new user picks at onboarding (sizes the cold-start validation of `beta`).
+    pub onboarding: usize,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            n: 100,
+            half_life_days: 30.0,
+            ials: IalsConfig::default(),
+            tower: Some(TowerConfig::default()),
+            facets: [
+                ("genre", 1.0),
+                ("tag", 0.6),
+                ("cast", 0.5),
+                ("director", 0.8),
+                ("lang", 0.8),
+                ("era", 0.5),
+            ]
+            .into_iter()
+            .map(|(f, w)| (f.to_string(), w))
+            .collect(),
+            max_cast: 5,
+            recency_decay: 0.05,
+            quotas: [4, 3, 2, 1],
+            onboarding: 3,
+        }
+    }
+}
+
+/// Time-decayed popularity at `cut`: each past positive adds `0.5^((cut − t) / half-life)`.
+pub fn popularity(events: &[Event], items: usize, cut: i64, half_life_days: f32) -> Vec<f32> {
+    let half_life = f64::from(half_life_days) * 86_400.0;
+    let mut pop = vec![0f64; items];
+    for e in events {
+        let age = (cut - e.time).max(0) as f64;
+        pop[e.item as usize] += 0.5f64.powf(age / half_life);
+    }
+    pop.into_iter().map(|p| p as f32).collect()
+}
+
+/// `log(1 + p) / log(1 + max p)`: a popularity prior in [0, 1].
+pub fn prior(pop: &[f32]) -> Vec<f32> {
+    let max = pop.iter().copied().fold(0f32, f32::max);
+    if max <= 0.0 {
+        return vec![0.0; pop.len()];
+    }
+    pop.iter()
+        .map(|p| (p.ln_1p() / max.ln_1p()).clamp(0.0, 1.0))
+        .collect()
+}
+
+/// Each item's content tokens (see [`edgerec::content::item_tokens`]).
+pub fn item_tokens(data: &EvalData, max_cast: usize) -> Vec<Vec<String>> {
+    data.items
+        .iter()
+        .map(|it| {
+            let year = edgerec::calendar::civil_from_days(it.release_time.div_euclid(86_400)).year;
+            edgerec::content::item_tokens(
+                &it.genres,
+                &it.tags,
+                &it.actors,
+                &it.directors,
+                &it.original_language,
+                Some(year),
+                max_cast,
+            )
+        })
+        .collect()
+}
+
+/// A user's request: what the device knows.
+struct Request<'a> {
+    user: &'a User,
+    /// Items in time order (the past, or onboarding picks).
+    history: Vec<u32>,
+    searches: Vec<&'a Search>,
+    time: i64,
+}
+
+fn history_weights(history: &[u32], decay: f32) -> Vec<(usize, f32)> {
+    let n = history.len();
+    history
+        .iter()
+        .enumerate()
+        .map(|(j, &i)| (i as usize, 1.0 / (1.0 + decay * (n - 1 - j) as f32)))
+        .collect()
+}
+
+/// Width of the two-tower model's dense inputs ([`edgerec::candidates::two_tower_dense`]:
+/// the same function the device runs).
+pub const TOWER_DENSE: usize = edgerec::candidates::TWO_TOWER_DENSE;
+
+fn tower_dense(user: &User, time: i64) -> Vec<f32> {
+    edgerec::candidates::two_tower_dense(user.age, &user.gender, user.utc_offset_minutes, time)
+}
+
+/// The trained two-tower model and what its inputs need.
+pub struct Tower {
+    /// The trained model (item embeddings, training losses).
+    pub model: TwoTower,
+    /// The exported user tower, run by tract.
+    pub onnx: OnnxUserTower,
+    /// Size of the exported user tower.
+    pub onnx_bytes: usize,
+    search_vocab: HashMap<String, u32>,
+    max_searches: usize,
+}
+
+impl Tower {
+    /// The search-token vocabulary the user tower was trained with, tokens in id order.
+    pub fn search_vocab(&self) -> Vec<String> {
+        let mut v: Vec<(&String, u32)> = self.search_vocab.iter().map(|(t, &i)| (t, i)).collect();
+        v.sort_by_key(|p| p.1);
+        v.into_iter().map(|p| p.0.clone()).collect()
+    }
+
+    fn input(&self, r: &Request) -> UserInput {
+        let searches: Vec<u32> = r
+            .searches
+            .iter()
+            .flat_map(|s| s.tokens.iter())
+            .filter_map(|t| self.search_vocab.get(t).copied())
+            .collect();
+        let skip = searches.len().saturating_sub(self.max_searches);
+        UserInput {
+            history: r.history.clone(),
+            searches: searches[skip..].to_vec(),
+            dense: tower_dense(r.user, r.time),
+        }
+    }
+}
+
+/// Every source trained on one split.
+pub struct Trained {
+    /// Decayed popularity at the cut.
+    pub popularity: Vec<f32>,
+    /// iALS.
+    pub ials: IalsModel,
+    /// The content index with its fitted `beta`.
+    pub content: ContentIndex,
+    /// The two-tower model, when configured.
+    pub tower: Option<Tower>,
+    /// Seconds spent fitting each source.
+    pub fit_seconds: Vec<(String, f64)>,
+    /// The content prior's fitted weights (the index carries `beta.warm`).
+    pub beta: BetaFit,
+}
+
+fn searches_before(data: &EvalData, user: u32, time: i64) -> Vec<&Search> {
+    data.searches[user as usize]
+        .iter()
+        .take_while(|s| s.time < time)
+        .collect()
+}
+
+fn train_tower(
+    data: &EvalData,
+    split: &Split,
+    tokens: &[Vec<String>],
+    config: &TowerConfig,
+) -> Result<Tower> {
+    let mut vocab: HashMap<String, u32> = HashMap::new();
+    let item_tokens: Vec<Vec<u32>> = tokens
+        .iter()
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    let n = vocab.len() as u32;
+                    *vocab.entry(t.clone()).or_insert(n)
+                })
+                .collect()
+        })
+        .collect();
+    let mut search_vocab: HashMap<String, u32> = HashMap::new();
+    for s in data
+        .searches
+        .iter()
+        .flatten()
+        .filter(|s| s.time < split.cut)
+    {
+        for t in &s.tokens {
+            let n = search_vocab.len() as u32;
+            search_vocab.entry(t.clone()).or_insert(n);
+        }
+    }
+    let mut examples = Vec::with_capacity(split.train.len());
+    let mut history: Vec<Vec<u32>> = vec![Vec::new(); data.users.len()];
+    for e in &split.train {
+        let h = &history[e.user as usize];
+        let skip = h.len().saturating_sub(config.max_history);
+        let searches: Vec<u32> = searches_before(data, e.user, e.time)
+            .iter()
+            .flat_map(|s| s.tokens.iter())
+            .filter_map(|t| search_vocab.get(t).copied())
+            .collect();
+        let sskip = searches.len().saturating_sub(config.max_searches);
+        examples.push(TowerExample {
+            history: h[skip..].to_vec(),
+            searches: searches[sskip..].to_vec(),
+            dense: tower_dense(&data.users[e.user as usize], e.time),
+            positive: e.item,
+            weight: 1.0,
+        });
+        history[e.user as usize].push(e.item);
+    }
+    let tower_data = TowerData {
+        n_items: data.items.len(),
+        item_tokens,
+        n_content_tokens: vocab.len().max(1),
+        n_search_tokens: search_vocab.len().max(1),
+        n_dense: TOWER_DENSE,
+        examples,
+    };
+    let model = TwoTower::train(&tower_data, config).context("training the two-tower model")?;
+    let bytes = model
+        .user_tower_onnx()
+        .context("exporting the user tower")?;
+    let onnx = OnnxUserTower::load(&bytes).context("loading the exported user tower")?;
+    Ok(Tower {
+        model,
+        onnx,
+        onnx_bytes: bytes.len(),
+        search_vocab,
+        max_searches: config.max_searches,
+    })
+}
+
+/// The best `beta` of a grid by mean validation NDCG@10, and the curve.
+fn best_beta(
+    index: &ContentIndex,
+    cases: &[(Vec<u32>, &HashSet<u32>)],
+    decay: f32,
+) -> (f32, Vec<(f32, f64)>) {
+    let grid = [0.0f32, 0.1, 0.25, 0.5, 0.75, 0.9, 0.97];
+    let per_case: Vec<Vec<f64>> = cases
+        .par_iter()
+        .map(|(history, relevant)| {
+            let profile = index.profile(&history_weights(history, decay), &Onboarding::default());
+            let cos = index.scores_with_beta(&profile, 0.0);
+            let seen: HashSet<u32> = history.iter().copied().collect();
+            grid.iter()
+                .map(|&b| {
+                    let s: Vec<f32> = cos
+                        .iter()
+                        .zip(index.prior())
+                        .map(|(c, p)| (1.0 - b) * c + b * p)
+                        .collect();
+                    let row: Vec<u32> = blend::top_n(&s, 10, |i| seen.contains(&(i as u32)))
+                        .into_iter()
+                        .map(|p| p.0 as u32)
+                        .collect();
+                    edgerec_eval::ndcg(&row, relevant, 10)
+                })
+                .collect()
+        })
+        .collect();
+    let curve: Vec<(f32, f64)> = grid
+        .iter()
+        .enumerate()
+        .map(|(k, &b)| {
+            let m = per_case.iter().map(|v| v[k]).sum::<f64>() / per_case.len().max(1) as f64;
+            (b, m)
+        })
+        .collect();
+    let best = curve
+        .iter()
+        .copied()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.total_cmp(&a.0)))
+        .map_or(0.5, |p| p.0);
+    (best, curve)
+}
+
+/// Fitted weights of the content prior: for users with a past, and for onboarding-sized
+/// profiles (new users).
+pub struct BetaFit {
+    /// Users with a past.
+    pub warm: f32,
+    /// Validation NDCG@10 by beta, users with a past.
+    pub warm_curve: Vec<(f32, f64)>,
+    /// New users with onboarding picks.
+    pub cold: f32,
+    /// Validation NDCG@10 by beta, new users (or, when the validation period has fewer than
+    /// 30, users with a past reduced to their first onboarding-sized titles).
+    pub cold_curve: Vec<(f32, f64)>,
+}
+
+/// Picks the content prior's weights on the last tenth of the past (an inner temporal split),
+/// by NDCG@10.
+fn fit_beta(
+    data: &EvalData,
+    split: &Split,
+    tokens: &[Vec<String>],
+    config: &SourceConfig,
+    onboarding: usize,
+) -> Result<BetaFit> {
+    let inner = EvalData {
+        dir: data.dir.clone(),
+        items: Vec::new(),
+        users: data.users.clone(),
+        events: split.train.clone(),
+        plays: Vec::new(),
+        searches: Vec::new(),
+    };
+    let val = super::split::temporal(&inner, 0.9, onboarding);
+    let pop = popularity(&val.train, data.items.len(), val.cut, config.half_life_days);
+    let facets: Vec<(&str, f32)> = config
+        .facets
+        .iter()
+        .map(|(f, w)| (f.as_str(), *w))
+        .collect();
+    let index = ContentIndex::build(tokens, &facets, prior(&pop), 0.0)?;
+    let histories = val.histories(data.users.len());
+    let warm: Vec<(Vec<u32>, &HashSet<u32>)> = val
+        .warm
+        .iter()
+        .take(1_000)
+        .map(|c| {
+            (
+                histories[c.user as usize].iter().map(|p| p.0).collect(),
+                &c.relevant,
+            )
+        })
+        .collect();
+    let cold: Vec<(Vec<u32>, &HashSet<u32>)> = if val.cold.len() >= 30 {
+        val.cold
+            .iter()
+            .take(1_000)
+            .map(|c| (c.onboarding.clone(), &c.relevant))
+            .collect()
+    } else {
+        val.warm
+            .iter()
+            .take(1_000)
+            .map(|c| {
+                let h = &histories[c.user as usize];
+                (
+                    h.iter().take(onboarding).map(|p| p.0).collect(),
+                    &c.relevant,
+                )
+            })
+            .collect()
+    };
+    let (w, warm_curve) = best_beta(&index, &warm, config.recency_decay);
+    let (c, cold_curve) = best_beta(&index, &cold, config.recency_decay);
+    Ok(BetaFit {
+        warm: w,
+        warm_curve,
+        cold: c,
+        cold_curve,
+    })
+}
+
+/// Trains every source on the split's past.
+pub fn train(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Trained> {
+    let items = data.items.len();
+    let mut fit_seconds = Vec::new();
+
+    let t = Instant::now();
+    let pop = popularity(&split.train, items, split.cut, config.half_life_days);
+    fit_seconds.push(("popularity".to_string(), t.elapsed().as_secs_f64()));
+
+    let triples: Vec<(u32, u32, f32)> = split.train.iter().map(|e| (e.user, e.item, 1.0)).collect();
+    let inter = Interactions::from_triples(data.users.len(), items, &triples)?;
+    // Timed like the peers' fit: the sparse matrix is built beforehand.
+    let t = Instant::now();
+    let ials = ials::try_train(&inter, &config.ials)?;
+    fit_seconds.push(("ials".to_string(), t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let tokens = item_tokens(data, config.max_cast);
+    let beta = fit_beta(data, split, &tokens, config, config.onboarding)?;
+    let facets: Vec<(&str, f32)> = config
+        .facets
+        .iter()
+        .map(|(f, w)| (f.as_str(), *w))
+        .collect();
+    let content = ContentIndex::build(&tokens, &facets, prior(&pop), beta.warm)?;
+    fit_seconds.push(("content".to_string(), t.elapsed().as_secs_f64()));
+
+    let tower = match &config.tower {
+        Some(tc) => {
+            let t = Instant::now();
+            let tower = train_tower(data, split, &tokens, tc)?;
+            fit_seconds.push(("two-tower".to_string(), t.elapsed().as_secs_f64()));
+            Some(tower)
+        }
+        None => None,
+    };
+    Ok(Trained {
+        popularity: pop,
+        ials,
+        content,
+        tower,
+        fit_seconds,
+        beta,
+    })
+}
+
+/// Scores every item for a case from the world's ground truth (the oracle).
+pub type Oracle<'a> = dyn Fn(&Case, &[u32]) -> Vec<f32> + Sync + 'a;
+
+/// One system's answer for one user: the top-N row and, for scoring systems, the AUC of the
+/// full ranking.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Items, best first.
+    pub row: Vec<u32>,
+    /// AUC over every unseen item (None for list-only systems such as the blend).
+    pub auc: Option<f64>,
+}
+
+fn rank_all(scores: &[f32], seen: &HashSet<u32>, n: usize, relevant: &HashSet<u32>) -> Answer {
+    let mut order: Vec<u32> = (0..scores.len() as u32)
+        .filter(|i| !seen.contains(i) && !scores[*i as usize].is_nan())
+        .collect();
+    order.sort_by(|&a, &b| {
+        scores[b as usize]
+            .total_cmp(&scores[a as usize])
+            .then(a.cmp(&b))
+    });
+    let auc = edgerec_eval::auc(&order, relevant);
+    order.truncate(n);
+    Answer { row: order, auc }
+}
+
+/// Every system's answers for `cases`, keyed by system name; the order of systems is the
+/// report's. `oracle` scores items for a case when the world has a ground truth.
+pub fn answer(
+    data: &EvalData,
+    split: &Split,
+    trained: &Trained,
+    cases: &[Case],
+    config: &SourceConfig,
+    oracle: Option<&Oracle<'_>>,
+) -> Result<Vec<(String, Vec<Answer>)>> {
+    let histories = split.histories(data.users.len());
+    let requests: Vec<Request> = cases
+        .iter()
+        .map(|c| Request {
+            user: &data.users[c.user as usize],
+            history: if c.onboarding.is_empty() {
+                histories[c.user as usize].iter().map(|p| p.0).collect()
+            } else {
+                c.onboarding.clone()
+            },
+            searches: searches_before(data, c.user, c.time),
+            time: c.time,
+        })
+        .collect();
+    // The two-tower vectors in batches through the ONNX user tower.
+    let tower_vectors: Option<Vec<Vec<f32>>> = match &trained.tower {
+        Some(t) => {
+            let dim = t.onnx.dim();
+            let mut out = Vec::with_capacity(cases.len());
+            for chunk in requests.chunks(256) {
+                let inputs: Vec<UserInput> = chunk.iter().map(|r| t.input(r)).collect();
+                let v = t.onnx.embed(&inputs).context("running the user tower")?;
+                out.extend(v.chunks_exact(dim).map(<[f32]>::to_vec));
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let n = config.n;
+    let per_case: Vec<Vec<(String, Answer)>> = cases
+        .par_iter()
+        .zip(&requests)
+        .enumerate()
+        .map(|(k, (case, req))| {
+            let seen: HashSet<u32> = req.history.iter().copied().collect();
+            let mut out: Vec<(String, Answer)> = Vec::new();
+            let mut lists: Vec<(Source, Vec<usize>)> = Vec::new();
+            let mut push = |name: &str,
+                            source: Option<Source>,
+                            scores: &[f32],
+                            out: &mut Vec<(String, Answer)>| {
+                let a = rank_all(scores, &seen, n, &case.relevant);
+                if let Some(s) = source {
+                    lists.push((s, a.row.iter().map(|&i| i as usize).collect()));
+                }
+                out.push((name.to_string(), a));
+            };
+            push(
+                "popularity",
+                Some(Source::Popularity),
+                &trained.popularity,
+                &mut out,
+            );
+            let y = trained.ials.item_factors();
+            let ials_scores: Vec<f32> = match trained.ials.fold_in(
+                &req.history
+                    .iter()
+                    .map(|&i| (i as usize, 1.0))
+                    .collect::<Vec<_>>(),
+            ) {
+                Some(x) => (0..y.rows())
+                    .map(|i| y.row(i).iter().zip(&x).map(|(a, b)| a * b).sum())
+                    .collect(),
+                None => vec![0.0; y.rows()],
+            };
+            push("ials", Some(Source::Collaborative), &ials_scores, &mut out);
+            let profile = trained.content.profile(
+                &history_weights(&req.history, config.recency_decay),
+                &Onboarding::default(),
+            );
+            // New users' onboarding-sized profiles lean on the prior with their own weight.
+            let beta = if case.onboarding.is_empty() {
+                trained.beta.warm
+            } else {
+                trained.beta.cold
+            };
+            let content_scores = trained.content.scores_with_beta(&profile, beta);
+            push("content", Some(Source::Content), &content_scores, &mut out);
+            if let (Some(t), Some(vs)) = (&trained.tower, &tower_vectors) {
+                let e = t.model.item_embeddings();
+                let u = &vs[k];
+                let scores: Vec<f32> = e
+                    .chunks_exact(u.len())
+                    .map(|row| row.iter().zip(u).map(|(a, b)| a * b).sum())
+                    .collect();
+                push("two-tower", Some(Source::TwoTower), &scores, &mut out);
+            }
+            // Blend in the fixed source order with the configured quotas.
+            let order = [
+                Source::Collaborative,
+                Source::TwoTower,
+                Source::Content,
+                Source::Popularity,
+            ];
+            let mut ordered: Vec<(Source, &[usize])> = Vec::new();
+            let mut quotas = Vec::new();
+            for (q, s) in order.iter().enumerate() {
+                if let Some((_, l)) = lists.iter().find(|(t, _)| t == s) {
+                    ordered.push((*s, l));
+                    quotas.push(config.quotas[q]);
+                }
+            }
+            let row: Vec<u32> = blend::blend(&ordered, &quotas, n)
+                .into_iter()
+                .map(|c| c.item as u32)
+                .collect();
+            out.push(("blend".to_string(), Answer { row, auc: None }));
+            if let Some(f) = oracle {
+                let scores = f(case, &req.history);
+                let a = rank_all(&scores, &seen, n, &case.relevant);
+                out.push(("oracle".to_string(), a));
+            }
+            out
+        })
+        .collect();
+    // Transpose to system → answers.
+    let mut systems: Vec<(String, Vec<Answer>)> = Vec::new();
+    for row in per_case {
+        for (name, a) in row {
+            match systems.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, v)) => v.push(a),
+                None => systems.push((name, vec![a])),
+            }
+        }
+    }
+    Ok(systems)
+}

@@ -1,0 +1,693 @@
+//! Writing (and checking) ONNX models from Rust, without Python.
+//!
+//! The device runs models with [tract](https://github.com/sonos/tract); the trainer writes them
+//! with the protobuf types tract itself decodes ([`tract_onnx::pb`], re-exported here as
+//! [`pb`]) and [`prost`] to encode. This module is the small toolkit for that: typed
+//! initialisers stored as `raw_data`, nodes and attributes, graph inputs and outputs with
+//! symbolic dimensions, a [`GraphBuilder`] that refuses dangling names, and [`check_model`],
+//! the structural check to run on untrusted bytes *before* tract sees them.
+//!
+//! It knows nothing about the two-tower model: the user-tower exporter is one client, a ranking
+//! model exporter can be another.
+//!
+//! # Example: a one-layer scorer
+//!
+//! ```
+//! use edgerec_twotower::onnx::{self, Dim, ElemType, GraphBuilder};
+//!
+//! # fn main() -> Result<(), onnx::OnnxError> {
+//! let mut g = GraphBuilder::new("scorer");
+//! g.input("x", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(2)])?;
+//! g.initializer_f32("w", &[2, 1], &[0.5, -1.0])?;
+//! g.initializer_f32("b", &[1], &[0.25])?;
+//! g.node("Gemm", &["x", "w", "b"], &["score"], vec![])?;
+//! g.output("score", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(1)])?;
+//! let model = onnx::model(g.finish()?, "example", &[("purpose", "doc test")]);
+//! onnx::check_model(&model)?;
+//! let bytes = onnx::encode(&model);
+//! assert_eq!(onnx::decode(&bytes)?, model);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Conventions
+//!
+//! * Opset [`OPSET`] (13) of the default domain and IR version [`IR_VERSION`] (8). At opset 13
+//!   `ReduceSum` and `Unsqueeze` take their axes as a second *input* (an `int64` initialiser),
+//!   while the other reducers (`ReduceMean`, `ReduceSumSquare`, …) still take an `axes`
+//!   *attribute* until opset 18. tract follows that split exactly; prefer `Mul` + `ReduceSum`
+//!   over the other reducers to avoid the trap.
+//! * Every initialiser stores its bytes in `raw_data` (little-endian), never in external files.
+//! * Names are unique across inputs, initialisers and node outputs; [`GraphBuilder`] enforces it.
+
+use std::collections::HashSet;
+
+use prost::Message;
+pub use tract_onnx::pb;
+
+use pb::tensor_proto::DataType;
+use pb::tensor_shape_proto::{Dimension, dimension};
+
+/// The default-domain operator set version written by [`model`].
+pub const OPSET: i64 = 13;
+
+/// The ONNX IR version written by [`model`] (8 is accepted by onnxruntime for opset 13).
+pub const IR_VERSION: i64 = 8;
+
+/// Largest number of elements [`check_model`] accepts in one initialiser (2^28, 1 GiB of f32):
+/// a bound so that a few bytes of header cannot ask for a huge allocation.
+pub const MAX_INITIALIZER_ELEMENTS: u64 = 1 << 28;
+
+/// Errors from building, decoding or checking an ONNX model.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The bytes are not a protobuf `ModelProto`.
+    #[error("not an ONNX model: {0}")]
+    Decode(#[from] prost::DecodeError),
+    /// A tensor's data does not match its shape.
+    #[error("tensor {name:?}: shape {dims:?} needs {expected} values, got {actual}")]
+    ShapeMismatch {
+        /// Tensor name.
+        name: String,
+        /// Declared shape.
+        dims: Vec<i64>,
+        /// Number of values the shape needs.
+        expected: u64,
+        /// Number of values present.
+        actual: u64,
+    },
+    /// A name is defined twice in one graph.
+    #[error("name {0:?} is defined twice in the graph")]
+    DuplicateName(String),
+    /// A node or graph output refers to a name nothing defines (before it).
+    #[error("{0:?} is used before it is defined (or never defined)")]
+    UndefinedName(String),
+    /// Anything else that makes the model unusable, with the reason.
+    #[error("invalid ONNX model: {0}")]
+    Invalid(String),
+}
+
+/// Element types the helpers write. (ONNX has many more; these are what the models here use.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemType {
+    /// 32-bit IEEE float (`FLOAT`).
+    F32,
+    /// 64-bit signed integer (`INT64`), the type of ONNX indices and axes.
+    I64,
+}
+
+impl ElemType {
+    /// The `TensorProto.DataType` code.
+    pub fn data_type(self) -> i32 {
+        match self {
+            ElemType::F32 => DataType::Float as i32,
+            ElemType::I64 => DataType::Int64 as i32,
+        }
+    }
+
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::I64 => 8,
+        }
+    }
+
+    fn from_data_type(code: i32) -> Option<ElemType> {
+        if code == DataType::Float as i32 {
+            Some(ElemType::F32)
+        } else if code == DataType::Int64 as i32 {
+            Some(ElemType::I64)
+        } else {
+            None
+        }
+    }
+}
+
+/// One dimension of a graph input or output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dim {
+    /// A fixed size.
+    Fixed(usize),
+    /// A named symbolic size (`dim_param`), e.g. `"batch"`; the same name means the same size.
+    Symbolic(String),
+}
+
+impl Dim {
+    /// Shorthand for `Dim::Symbolic(name.to_string())`.
+    pub fn symbolic(name: &str) -> Dim {
+        Dim::Symbolic(name.to_string())
+    }
+}
+
+fn element_count(name: &str, dims: &[usize]) -> Result<u64, OnnxError> {
+    dims.iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .ok_or_else(|| OnnxError::Invalid(format!("tensor {name:?}: shape {dims:?} overflows")))
+}
+
+fn tensor_raw(
+    name: &str,
+    dims: &[usize],
+    elem: ElemType,
+    len: usize,
+    raw_data: Vec<u8>,
+) -> Result<pb::TensorProto, OnnxError> {
+    let expected = element_count(name, dims)?;
+    if expected != len as u64 {
+        return Err(OnnxError::ShapeMismatch {
+            name: name.to_string(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            expected,
+            actual: len as u64,
+        });
+    }
+    Ok(pb::TensorProto {
+        name: name.to_string(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: elem.data_type(),
+        raw_data,
+        ..Default::default()
+    })
+}
+
+/// A `FLOAT` tensor of shape `dims` holding `data` (row-major) as little-endian `raw_data`.
+///
+/// Errors if `data.len()` is not the product of `dims`.
+pub fn tensor_f32(name: &str, dims: &[usize], data: &[f32]) -> Result<pb::TensorProto, OnnxError> {
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_raw(name, dims, ElemType::F32, data.len(), raw)
+}
+
+/// An `INT64` tensor of shape `dims` holding `data` (row-major) as little-endian `raw_data`.
+///
+/// Errors if `data.len()` is not the product of `dims`.
+pub fn tensor_i64(name: &str, dims: &[usize], data: &[i64]) -> Result<pb::TensorProto, OnnxError> {
+    let raw = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    tensor_raw(name, dims, ElemType::I64, data.len(), raw)
+}
+
+/// A graph input/output description: tensor of `elem` with the given (possibly symbolic) shape.
+pub fn value_info(name: &str, elem: ElemType, dims: &[Dim]) -> pb::ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| Dimension {
+            denotation: String::new(),
+            value: Some(match d {
+                Dim::Fixed(n) => dimension::Value::DimValue(*n as i64),
+                Dim::Symbolic(s) => dimension::Value::DimParam(s.clone()),
+            }),
+        })
+        .collect();
+    pb::ValueInfoProto {
+        name: name.to_string(),
+        r#type: Some(pb::TypeProto {
+            denotation: String::new(),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: elem.data_type(),
+                shape: Some(pb::TensorShapeProto { dim }),
+            })),
+        }),
+        doc_string: String::new(),
+    }
+}
+
+/// An `INT` attribute.
+pub fn attr_int(name: &str, value: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: value,
+        ..Default::default()
+    }
+}
+
+/// An `INTS` attribute.
+pub fn attr_ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A `FLOAT` attribute.
+pub fn attr_float(name: &str, value: f32) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Float as i32,
+        f: value,
+        ..Default::default()
+    }
+}
+
+/// A `STRING` attribute.
+pub fn attr_string(name: &str, value: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::String as i32,
+        s: value.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A default-domain node. `name` is informative (tract uses it in error messages).
+pub fn node(
+    op_type: &str,
+    name: &str,
+    inputs: &[&str],
+    outputs: &[&str],
+    attributes: Vec<pb::AttributeProto>,
+) -> pb::NodeProto {
+    pb::NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: name.to_string(),
+        op_type: op_type.to_string(),
+        domain: String::new(),
+        attribute: attributes,
+        doc_string: String::new(),
+    }
+}
+
+/// Builds a `GraphProto` in topological order, checking names as it goes.
+///
+/// Every name used as a node input must already be a graph input, an initialiser or an earlier
+/// node's output; every defined name must be new; every graph output must be defined. So a
+/// finished graph is well-formed by construction (types and shapes are not checked: that is
+/// what loading it in tract does).
+#[derive(Debug)]
+pub struct GraphBuilder {
+    graph: pb::GraphProto,
+    defined: HashSet<String>,
+    node_count: usize,
+}
+
+impl GraphBuilder {
+    /// An empty graph called `name`.
+    pub fn new(name: &str) -> GraphBuilder {
+        GraphBuilder {
+            graph: pb::GraphProto {
+                name: name.to_string(),
+                ..Default::default()
+            },
+            defined: HashSet::new(),
+            node_count: 0,
+        }
+    }
+
+    fn define(&mut self, name: &str) -> Result<(), OnnxError> {
+        if name.is_empty() {
+            return Err(OnnxError::Invalid("empty value name".into()));
+        }
+        if !self.defined.insert(name.to_string()) {
+            return Err(OnnxError::DuplicateName(name.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Declares a graph input.
+    pub fn input(&mut self, name: &str, elem: ElemType, dims: &[Dim]) -> Result<(), OnnxError> {
+        self.define(name)?;
+        self.graph.input.push(value_info(name, elem, dims));
+        Ok(())
+    }
+
+    /// Declares a graph output; `name` must already be defined.
+    pub fn output(&mut self, name: &str, elem: ElemType, dims: &[Dim]) -> Result<(), OnnxError> {
+        if !self.defined.contains(name) {
+            return Err(OnnxError::UndefinedName(name.to_string()));
+        }
+        self.graph.output.push(value_info(name, elem, dims));
+        Ok(())
+    }
+
+    /// Adds an already built initialiser (e.g. from [`tensor_f32`]).
+    pub fn initializer(&mut self, tensor: pb::TensorProto) -> Result<(), OnnxError> {
+        self.define(&tensor.name)?;
+        self.graph.initializer.push(tensor);
+        Ok(())
+    }
+
+    /// Adds a `FLOAT` initialiser; see [`tensor_f32`].
+    pub fn initializer_f32(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        data: &[f32],
+    ) -> Result<(), OnnxError> {
+        self.initializer(tensor_f32(name, dims, data)?)
+    }
+
+    /// Adds an `INT64` initialiser; see [`tensor_i64`].
+    pub fn initializer_i64(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        data: &[i64],
+    ) -> Result<(), OnnxError> {
+        self.initializer(tensor_i64(name, dims, data)?)
+    }
+
+    /// Appends a node `op_type(inputs) -> outputs`. Its name is `"{op_type}_{index}"`.
+    pub fn node(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<pb::AttributeProto>,
+    ) -> Result<(), OnnxError> {
+        for input in inputs {
+            if !self.defined.contains(*input) {
+                return Err(OnnxError::UndefinedName(input.to_string()));
+            }
+        }
+        for output in outputs {
+            self.define(output)?;
+        }
+        let name = format!("{op_type}_{}", self.node_count);
+        self.node_count += 1;
+        self.graph
+            .node
+            .push(node(op_type, &name, inputs, outputs, attributes));
+        Ok(())
+    }
+
+    /// The finished graph. Errors if it has no output.
+    pub fn finish(self) -> Result<pb::GraphProto, OnnxError> {
+        if self.graph.output.is_empty() {
+            return Err(OnnxError::Invalid("graph has no output".into()));
+        }
+        Ok(self.graph)
+    }
+}
+
+/// Wraps a graph in a `ModelProto` (IR [`IR_VERSION`], opset [`OPSET`]) with string metadata
+/// (`metadata_props`), which tract exposes as `onnx.metadata_props.<key>` properties.
+pub fn model(graph: pb::GraphProto, producer: &str, metadata: &[(&str, &str)]) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: producer.to_string(),
+        producer_version: env!("CARGO_PKG_VERSION").to_string(),
+        graph: Some(graph),
+        metadata_props: metadata
+            .iter()
+            .map(|(k, v)| pb::StringStringEntryProto {
+                key: k.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// The model as protobuf bytes (what an `.onnx` file holds).
+pub fn encode(model: &pb::ModelProto) -> Vec<u8> {
+    model.encode_to_vec()
+}
+
+/// Decodes protobuf bytes into a `ModelProto` (no semantic check: see [`check_model`]).
+pub fn decode(bytes: &[u8]) -> Result<pb::ModelProto, OnnxError> {
+    Ok(pb::ModelProto::decode(bytes)?)
+}
+
+/// The value of metadata entry `key`, if present.
+pub fn metadata<'a>(model: &'a pb::ModelProto, key: &str) -> Option<&'a str> {
+    model
+        .metadata_props
+        .iter()
+        .find(|e| e.key == key)
+        .map(|e| e.value.as_str())
+}
+
+/// The shape of an initialiser, as `usize`s.
+pub fn initializer_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>> {
+    let graph = model.graph.as_ref()?;
+    let t = graph.initializer.iter().find(|t| t.name == name)?;
+    t.dims.iter().map(|&d| usize::try_from(d).ok()).collect()
+}
+
+/// Structural checks for a model about to be handed to tract, which is known to panic or
+/// allocate without bound on malformed graphs. Accepts exactly what this module writes:
+///
+/// * a graph with at least one output, opset import of the default domain present;
+/// * no subgraph attributes, no sparse initialisers, no functions, nodes in the default domain;
+/// * initialisers of type `FLOAT` or `INT64`, non-negative dims with at most
+///   [`MAX_INITIALIZER_ELEMENTS`] elements, data inline (no external data) and exactly as long
+///   as the shape says (in `raw_data` or the typed field);
+/// * every name defined once, every node input defined before use (topological order), every
+///   graph output defined.
+///
+/// It does not check operator semantics or types; tract's own loading does.
+pub fn check_model(model: &pb::ModelProto) -> Result<(), OnnxError> {
+    let graph = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| OnnxError::Invalid("no graph".into()))?;
+    if !model
+        .opset_import
+        .iter()
+        .any(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+    {
+        return Err(OnnxError::Invalid("no default-domain opset import".into()));
+    }
+    if !model.functions.is_empty() || !model.training_info.is_empty() {
+        return Err(OnnxError::Invalid(
+            "functions and training info are not supported".into(),
+        ));
+    }
+    if !graph.sparse_initializer.is_empty() {
+        return Err(OnnxError::Invalid(
+            "sparse initialisers are not supported".into(),
+        ));
+    }
+    if graph.output.is_empty() {
+        return Err(OnnxError::Invalid("graph has no output".into()));
+    }
+    let mut defined: HashSet<&str> = HashSet::new();
+    for t in &graph.initializer {
+        check_tensor(t)?;
+        define(&t.name, &mut defined)?;
+    }
+    for i in &graph.input {
+        // Older exporters list initialisers among the inputs too; that is allowed.
+        if !defined.contains(i.name.as_str()) {
+            define(&i.name, &mut defined)?;
+        }
+    }
+    for n in &graph.node {
+        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+            return Err(OnnxError::Invalid(format!(
+                "node {:?}: domain {:?} is not supported",
+                n.name, n.domain
+            )));
+        }
+        for a in &n.attribute {
+            if a.g.is_some() || !a.graphs.is_empty() {
+                return Err(OnnxError::Invalid(format!(
+                    "node {:?}: subgraph attributes are not supported",
+                    n.name
+                )));
+            }
+            if let Some(t) = &a.t {
+                check_tensor(t)?;
+            }
+        }
+        for input in &n.input {
+            // An empty name marks an omitted optional input.
+            if !input.is_empty() && !defined.contains(input.as_str()) {
+                return Err(OnnxError::UndefinedName(input.clone()));
+            }
+        }
+        for output in &n.output {
+            define(output, &mut defined)?;
+        }
+    }
+    for o in &graph.output {
+        if !defined.contains(o.name.as_str()) {
+            return Err(OnnxError::UndefinedName(o.name.clone()));
+        }
+    }
+    Ok(())
+}
+
+fn define<'a>(name: &'a str, defined: &mut HashSet<&'a str>) -> Result<(), OnnxError> {
+    if name.is_empty() {
+        return Err(OnnxError::Invalid("empty value name".into()));
+    }
+    if !defined.insert(name) {
+        return Err(OnnxError::DuplicateName(name.to_string()));
+    }
+    Ok(())
+}
+
+fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
+    let external = pb::tensor_proto::DataLocation::External as i32;
+    if t.data_location == Some(external) || !t.external_data.is_empty() {
+        return Err(OnnxError::Invalid(format!(
+            "tensor {:?} points to external data",
+            t.name
+        )));
+    }
+    if t.segment.is_some() {
+        return Err(OnnxError::Invalid(format!(
+            "tensor {:?} is segmented",
+            t.name
+        )));
+    }
+    let elem = ElemType::from_data_type(t.data_type).ok_or_else(|| {
+        OnnxError::Invalid(format!(
+            "tensor {:?}: data type {} is not FLOAT or INT64",
+            t.name, t.data_type
+        ))
+    })?;
+    let mut expected = 1u64;
+    for &d in &t.dims {
+        let d = u64::try_from(d)
+            .map_err(|_| OnnxError::Invalid(format!("tensor {:?}: negative dim {d}", t.name)))?;
+        expected = expected.saturating_mul(d);
+    }
+    if expected > MAX_INITIALIZER_ELEMENTS {
+        return Err(OnnxError::Invalid(format!(
+            "tensor {:?}: {expected} elements is more than the limit {MAX_INITIALIZER_ELEMENTS}",
+            t.name
+        )));
+    }
+    let other_fields = !t.float_data.is_empty()
+        || !t.int32_data.is_empty()
+        || !t.string_data.is_empty()
+        || !t.int64_data.is_empty()
+        || !t.double_data.is_empty()
+        || !t.uint64_data.is_empty();
+    let actual = if !t.raw_data.is_empty() {
+        if other_fields {
+            return Err(OnnxError::Invalid(format!(
+                "tensor {:?} has both raw_data and typed data",
+                t.name
+            )));
+        }
+        if !t.raw_data.len().is_multiple_of(elem.size()) {
+            return Err(OnnxError::Invalid(format!(
+                "tensor {:?}: raw_data length {} is not a multiple of {}",
+                t.name,
+                t.raw_data.len(),
+                elem.size()
+            )));
+        }
+        (t.raw_data.len() / elem.size()) as u64
+    } else {
+        let (typed, others) = match elem {
+            ElemType::F32 => (t.float_data.len(), other_fields && t.float_data.is_empty()),
+            ElemType::I64 => (t.int64_data.len(), other_fields && t.int64_data.is_empty()),
+        };
+        if others {
+            return Err(OnnxError::Invalid(format!(
+                "tensor {:?}: data stored in the wrong field for its type",
+                t.name
+            )));
+        }
+        typed as u64
+    };
+    if actual != expected {
+        return Err(OnnxError::ShapeMismatch {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            expected,
+            actual,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_data_is_little_endian_and_length_checked() {
+        let t = tensor_f32("w", &[2], &[1.0, -2.0]).unwrap();
+        assert_eq!(
+            t.raw_data,
+            [1.0f32.to_le_bytes(), (-2.0f32).to_le_bytes()].concat()
+        );
+        assert_eq!(t.dims, vec![2]);
+        assert!(matches!(
+            tensor_f32("w", &[3], &[1.0]),
+            Err(OnnxError::ShapeMismatch {
+                expected: 3,
+                actual: 1,
+                ..
+            })
+        ));
+        let t = tensor_i64("axes", &[1], &[-1]).unwrap();
+        assert_eq!(t.raw_data, (-1i64).to_le_bytes());
+    }
+
+    #[test]
+    fn builder_rejects_dangling_and_duplicate_names() {
+        let mut g = GraphBuilder::new("g");
+        g.input("x", ElemType::F32, &[Dim::symbolic("n")]).unwrap();
+        assert!(matches!(
+            g.node("Relu", &["nope"], &["y"], vec![]),
+            Err(OnnxError::UndefinedName(_))
+        ));
+        g.node("Relu", &["x"], &["y"], vec![]).unwrap();
+        assert!(matches!(
+            g.node("Relu", &["x"], &["y"], vec![]),
+            Err(OnnxError::DuplicateName(_))
+        ));
+        assert!(matches!(
+            g.output("z", ElemType::F32, &[Dim::symbolic("n")]),
+            Err(OnnxError::UndefinedName(_))
+        ));
+        assert!(GraphBuilder::new("empty").finish().is_err());
+    }
+
+    #[test]
+    fn check_model_rejects_bad_tensors_and_order() {
+        let mut g = GraphBuilder::new("g");
+        g.input("x", ElemType::F32, &[Dim::symbolic("n"), Dim::Fixed(2)])
+            .unwrap();
+        g.initializer_f32("w", &[2, 1], &[1.0, 2.0]).unwrap();
+        g.node("MatMul", &["x", "w"], &["y"], vec![]).unwrap();
+        g.output("y", ElemType::F32, &[Dim::symbolic("n"), Dim::Fixed(1)])
+            .unwrap();
+        let good = model(g.finish().unwrap(), "test", &[("k", "v")]);
+        check_model(&good).unwrap();
+        assert_eq!(metadata(&good, "k"), Some("v"));
+        assert_eq!(initializer_dims(&good, "w"), Some(vec![2, 1]));
+
+        let mut short = good.clone();
+        short.graph.as_mut().unwrap().initializer[0]
+            .raw_data
+            .truncate(4);
+        assert!(matches!(
+            check_model(&short),
+            Err(OnnxError::ShapeMismatch { .. })
+        ));
+
+        let mut external = good.clone();
+        external.graph.as_mut().unwrap().initializer[0].data_location =
+            Some(pb::tensor_proto::DataLocation::External as i32);
+        assert!(check_model(&external).is_err());
+
+        let mut huge = good.clone();
+        huge.graph.as_mut().unwrap().initializer[0].dims = vec![1 << 40, 1 << 40];
+        assert!(check_model(&huge).is_err());
+
+        let mut reordered = good.clone();
+        let graph = reordered.graph.as_mut().unwrap();
+        graph.node.push(node("Relu", "r", &["z"], &["out"], vec![]));
+        assert!(matches!(
+            check_model(&reordered),
+            Err(OnnxError::UndefinedName(_))
+        ));
+
+        assert!(decode(b"\xff\xff\xff garbage").is_err());
+    }
+}
