@@ -21,6 +21,9 @@ cargo test --workspace
 
 bash scripts/artifacts.sh
 
+# The offline evaluation of the candidate sources (MovieLens-100K and a synthetic world).
+bash scripts/eval.sh
+
 step "wasm build (node, bundler, web)"
 bash scripts/build-wasm.sh
 

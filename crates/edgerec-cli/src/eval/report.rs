@@ -77,6 +77,9 @@ pub struct CohortResult {
     pub systems: Vec<SystemResult>,
     /// Each system against popularity.
     pub paired: Vec<Paired>,
+    /// With a ground truth: per user, the share of the oracle's top-100 that the blend's
+    /// top-100 also holds.
+    pub blend_oracle_overlap: Option<Summary>,
 }
 
 fn dot_sparse(a: &[(u32, f32)], b: &[(u32, f32)]) -> f64 {
@@ -188,11 +191,22 @@ pub fn score(
             }
         }
     }
+    let rows = |name: &str| systems.iter().find(|(n, _)| n == name).map(|(_, a)| a);
+    let blend_oracle_overlap = rows("blend").zip(rows("oracle")).map(|(b, o)| {
+        let mut s = Summary::default();
+        for (b, o) in b.iter().zip(o) {
+            let top: HashSet<u32> = o.row.iter().take(100).copied().collect();
+            let shared = b.row.iter().take(100).filter(|i| top.contains(i)).count();
+            s.push(shared as f64 / top.len().max(1) as f64);
+        }
+        s
+    });
     CohortResult {
         cohort: cohort.into(),
         users: cases.iter().map(|c| c.user).collect(),
         systems: results,
         paired,
+        blend_oracle_overlap,
     }
 }
 
@@ -307,6 +321,24 @@ pub fn markdown(r: &EvalReport) -> String {
                         p.system, p.metric, p.difference, p.se, z
                     );
                 }
+            }
+            let find = |n: &str| c.systems.iter().find(|x| x.name == n);
+            if let (Some(b), Some(o), Some(ov)) =
+                (find("blend"), find("oracle"), &c.blend_oracle_overlap)
+            {
+                let (rb, ro) = (
+                    b.metric("Recall@100").map_or(0.0, Summary::mean),
+                    o.metric("Recall@100").map_or(0.0, Summary::mean),
+                );
+                let _ = writeln!(
+                    s,
+                    "\nAgainst the oracle (the world's true utilities, same users): blend \
+                     Recall@100 {rb:.4} vs oracle {ro:.4} ({:.0}% of the oracle's); the blend's \
+                     top-100 holds {:.1}% ± {:.1}% of the oracle's top-100.",
+                    100.0 * rb / ro.max(1e-12),
+                    100.0 * ov.mean(),
+                    100.0 * ov.standard_error()
+                );
             }
             let _ = writeln!(
                 s,
