@@ -644,6 +644,7 @@ pub fn train_sources(
         cut: last.time + 1,
         warm: Vec::new(),
         cold: Vec::new(),
+        as_new: Vec::new(),
     };
     let defaults = SourceConfig::default();
     let config = SourceConfig {

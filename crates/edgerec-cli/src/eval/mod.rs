@@ -242,17 +242,22 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
     let mut plots = Vec::new();
     for sp in &splits {
         eprintln!(
-            "{}: {} past positives, {} warm and {} cold users",
+            "{}: {} past positives, {} warm and {} cold users ({} warm users also as new)",
             sp.name,
             sp.train.len(),
             sp.warm.len(),
-            sp.cold.len()
+            sp.cold.len(),
+            sp.as_new.len()
         );
         export_split(&a.out.join("splits").join(&sp.name), &data, sp, &config)?;
         let trained = sources::train(&data, sp, &config)
             .with_context(|| format!("training the sources on {}", sp.name))?;
         let mut cohorts: Vec<CohortResult> = Vec::new();
-        for (cohort, cases) in [("warm", &sp.warm), ("cold", &sp.cold)] {
+        for (cohort, cases) in [
+            ("warm", &sp.warm),
+            ("cold", &sp.cold),
+            ("as-new", &sp.as_new),
+        ] {
             let cases = sample(cases.clone(), a.max_users, a.seed);
             if cases.is_empty() {
                 continue;

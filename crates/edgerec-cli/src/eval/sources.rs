@@ -322,7 +322,7 @@ pub struct BetaFit {
     /// New users with onboarding picks.
     pub cold: f32,
     /// Validation NDCG@10 by beta, new users (or, when the validation period has fewer than
-    /// 30, users with a past reduced to their first onboarding-sized titles).
+    /// 30, users with a past treated as new).
     pub cold_curve: Vec<(f32, f64)>,
 }
 
@@ -363,25 +363,18 @@ fn fit_beta(
             )
         })
         .collect();
-    let cold: Vec<(Vec<u32>, &HashSet<u32>)> = if val.cold.len() >= 30 {
-        val.cold
-            .iter()
-            .take(1_000)
-            .map(|c| (c.onboarding.clone(), &c.relevant))
-            .collect()
+    // New users of the validation period, or (when there are too few) users with a past
+    // treated as new.
+    let new_users = if val.cold.len() >= 30 {
+        &val.cold
     } else {
-        val.warm
-            .iter()
-            .take(1_000)
-            .map(|c| {
-                let h = &histories[c.user as usize];
-                (
-                    h.iter().take(onboarding).map(|p| p.0).collect(),
-                    &c.relevant,
-                )
-            })
-            .collect()
+        &val.as_new
     };
+    let cold: Vec<(Vec<u32>, &HashSet<u32>)> = new_users
+        .iter()
+        .take(1_000)
+        .map(|c| (c.onboarding.clone(), &c.relevant))
+        .collect();
     let (w, warm_curve) = best_beta(&index, &warm, config.recency_decay);
     let (c, cold_curve) = best_beta(&index, &cold, config.recency_decay);
     Ok(BetaFit {

@@ -138,6 +138,9 @@ pub struct Split {
     pub warm: Vec<Case>,
     /// Users without a past, given onboarding picks.
     pub cold: Vec<Case>,
+    /// Users with a past treated as new: their past hidden, their first future titles taken as
+    /// onboarding picks (a larger cold-start sample than the truly new users).
+    pub as_new: Vec<Case>,
 }
 
 impl Split {
@@ -157,14 +160,14 @@ pub fn date(t: i64) -> String {
     format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
 }
 
-/// Builds warm and cold cases from a past and a future (both in time order).
+/// Builds warm, cold and as-new cases from a past and a future (both in time order).
 fn cases(
     users: usize,
     past: &[Event],
     future: &[Event],
     time: i64,
     onboarding: usize,
-) -> (Vec<Case>, Vec<Case>) {
+) -> (Vec<Case>, Vec<Case>, Vec<Case>) {
     let mut seen: Vec<HashSet<u32>> = vec![HashSet::new(); users];
     for e in past {
         seen[e.user as usize].insert(e.item);
@@ -176,8 +179,16 @@ fn cases(
             f.push(e.item);
         }
     }
-    let (mut warm, mut cold) = (Vec::new(), Vec::new());
+    let (mut warm, mut cold, mut as_new) = (Vec::new(), Vec::new(), Vec::new());
     for (u, f) in fut.into_iter().enumerate() {
+        if !seen[u].is_empty() && f.len() > onboarding {
+            as_new.push(Case {
+                user: u as u32,
+                time,
+                onboarding: f[..onboarding].to_vec(),
+                relevant: f[onboarding..].iter().copied().collect(),
+            });
+        }
         if seen[u].is_empty() {
             if f.len() > onboarding {
                 cold.push(Case {
@@ -199,7 +210,7 @@ fn cases(
             }
         }
     }
-    (warm, cold)
+    (warm, cold, as_new)
 }
 
 /// Global temporal split: the first `train_share` of all positives (by time, then log order)
@@ -210,7 +221,7 @@ pub fn temporal(data: &EvalData, train_share: f64, onboarding: usize) -> Split {
     let k = ((n as f64) * train_share).floor() as usize;
     let (past, future) = data.events.split_at(k.min(n));
     let cut = future.first().map_or(i64::MAX, |e| e.time);
-    let (warm, cold) = cases(data.users.len(), past, future, cut, onboarding);
+    let (warm, cold, as_new) = cases(data.users.len(), past, future, cut, onboarding);
     Split {
         name: "temporal".into(),
         description: format!(
@@ -221,6 +232,7 @@ pub fn temporal(data: &EvalData, train_share: f64, onboarding: usize) -> Split {
         cut,
         warm,
         cold,
+        as_new,
     }
 }
 
@@ -272,6 +284,7 @@ pub fn leave_last_out(data: &EvalData) -> Split {
         cut,
         warm,
         cold: Vec::new(),
+        as_new: Vec::new(),
     }
 }
 
@@ -296,7 +309,8 @@ pub fn folds(data: &EvalData, n: u32, days: u32, onboarding: usize) -> Vec<Split
                 .filter(|e| f.valid_start <= e.time && e.time < f.valid_end)
                 .copied()
                 .collect();
-            let (warm, cold) = cases(data.users.len(), &past, &future, f.valid_start, onboarding);
+            let (warm, cold, as_new) =
+                cases(data.users.len(), &past, &future, f.valid_start, onboarding);
             Split {
                 name: format!("fold-{}", f.index + 1),
                 description: format!(
@@ -308,6 +322,7 @@ pub fn folds(data: &EvalData, n: u32, days: u32, onboarding: usize) -> Vec<Split
                 cut: f.valid_start,
                 warm,
                 cold,
+                as_new,
             }
         })
         .collect()
