@@ -10,8 +10,8 @@
 //! - Non-finite numbers (NaN, ±∞) in means, standard errors or x values are treated as 0, so
 //!   the output never contains `NaN` or `inf`; a negative standard error is treated as 0.
 //! - Series get colours from the Okabe–Ito palette (distinguishable with the common forms of
-//!   colour blindness) in order of first appearance, cycling after eight; lines past the
-//!   eighth also change their dash pattern.
+//!   colour blindness), then four of Paul Tol's muted colours, in order of first appearance,
+//!   cycling after twelve; lines past the twelfth also change their dash pattern.
 //! - All text (title, labels, series and group names) is escaped for XML.
 //! - The output is deterministic: the same input gives the same bytes (coordinates are
 //!   written with two decimals, tick labels with the decimals their step needs).
@@ -64,8 +64,10 @@ pub struct Line {
 
 /// Okabe & Ito (2008), "Color Universal Design": blue, orange, bluish green, vermillion,
 /// reddish purple, sky blue, black, yellow (last: weakest contrast on white).
-const PALETTE: [&str; 8] = [
+const PALETTE: [&str; 12] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442",
+    // Then Paul Tol's muted wine, teal, olive and grey, so a report's dozen systems stay apart.
+    "#882255", "#44AA99", "#999933", "#888888",
 ];
 /// Dash patterns for lines, one per cycle through the palette.
 const DASHES: [&str; 3] = ["", "7 4", "2 3"];
