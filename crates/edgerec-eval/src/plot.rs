@@ -889,7 +889,7 @@ mod tests {
         let a = bar_chart("t", "y", &sample_groups());
         assert_eq!(a, bar_chart("t", "y", &sample_groups()));
         let lines = || {
-            (0..10)
+            (0..14)
                 .map(|i| Line {
                     series: format!("s{i}"),
                     points: (1..=20)
@@ -901,7 +901,7 @@ mod tests {
         let a = line_chart("t", "x", "y", &lines());
         assert_eq!(a, line_chart("t", "x", "y", &lines()));
         check_xml(&a);
-        // Colours cycle after eight series; the second cycle is dashed.
+        // Colours cycle after twelve series; the second cycle is dashed.
         assert_eq!(a.matches(&format!("stroke=\"{}\"", PALETTE[0])).count(), 4);
         assert!(a.contains("stroke-dasharray=\"7 4\""));
     }
