@@ -50,15 +50,43 @@ pub const TWO_TOWER_DENSE: usize = 7;
 
 /// The name of the dense input layout [`two_tower_dense`] produces, stored in the bundle's
 /// `TWRT` section (`dense_features`) so a runtime can refuse a model trained on another layout.
-pub const TWO_TOWER_DENSE_FEATURES: &str =
-    "edgerec-dense/1: age/100, gender=f, gender=m, gender=other, sin(hour), cos(hour), weekend";
+pub const TWO_TOWER_DENSE_FEATURES: &str = "edgerec-dense/2: age/100, gender=f, gender=m, gender=other, sin(whole hour), cos(whole hour), weekend";
+
+/// `(sin, cos)` of `2π h / 24` for each whole hour `h`, rounded to `f32` (exact at the quarters).
+const HOUR_CIRCLE: [(f32, f32); 24] = [
+    (0.0, 1.0),
+    (0.25881904, 0.9659258),
+    (0.5, 0.8660254),
+    (0.70710677, 0.70710677),
+    (0.8660254, 0.5),
+    (0.9659258, 0.25881904),
+    (1.0, 0.0),
+    (0.9659258, -0.25881904),
+    (0.8660254, -0.5),
+    (0.70710677, -0.70710677),
+    (0.5, -0.8660254),
+    (0.25881904, -0.9659258),
+    (0.0, -1.0),
+    (-0.25881904, -0.9659258),
+    (-0.5, -0.8660254),
+    (-0.70710677, -0.70710677),
+    (-0.8660254, -0.5),
+    (-0.9659258, -0.25881904),
+    (-1.0, 0.0),
+    (-0.9659258, 0.25881904),
+    (-0.8660254, 0.5),
+    (-0.70710677, 0.70710677),
+    (-0.5, 0.8660254),
+    (-0.25881904, 0.9659258),
+];
 
 /// The two-tower model's dense user and context features, in this order:
 ///
 /// 1. `age / 100` (age in years; 0 when unknown);
 /// 2. – 4. gender one-hot: `"f"`, `"m"`, anything else;
 /// 5. – 6. `sin` and `cos` of the local hour of `time` on the 24-hour circle
-///    (`utc_offset_minutes` east of UTC; fractional hours count);
+///    (`utc_offset_minutes` east of UTC; the whole hour, from a constant table so every
+///    platform gets the same bits — `f32::sin` differs between native libm and wasm);
 /// 7. `1` on Saturday and Sunday (local time), else `0`.
 ///
 /// The trainer computes the same vector for each training example at the example's time, so
@@ -72,16 +100,15 @@ pub const TWO_TOWER_DENSE_FEATURES: &str =
 /// ```
 pub fn two_tower_dense(age: u8, gender: &str, utc_offset_minutes: i32, time: i64) -> Vec<f32> {
     let local = calendar::local_seconds(time, utc_offset_minutes);
-    let hour = local.rem_euclid(86_400) as f32 / 3_600.0;
-    let angle = hour / 24.0 * std::f32::consts::TAU;
+    let (sin, cos) = HOUR_CIRCLE[(local.rem_euclid(86_400) / 3_600) as usize];
     let weekday = calendar::weekday(local.div_euclid(86_400));
     vec![
         f32::from(age) / 100.0,
         f32::from(gender == "f"),
         f32::from(gender == "m"),
         f32::from(gender != "f" && gender != "m"),
-        angle.sin(),
-        angle.cos(),
+        sin,
+        cos,
         f32::from(weekday >= 5),
     ]
 }
@@ -389,8 +416,14 @@ mod tests {
         let d = two_tower_dense(255, "x", -300, t);
         assert_eq!(d.len(), TWO_TOWER_DENSE);
         assert_eq!(&d[..4], &[2.55, 0.0, 0.0, 1.0]);
-        let angle = 18.0f32 / 24.0 * std::f32::consts::TAU;
-        assert_eq!((d[4], d[5]), (angle.sin(), angle.cos()));
+        assert_eq!((d[4], d[5]), (-1.0, 0.0));
+        // Every hour of the table is the circle's point, to f32 precision.
+        for h in 0..24 {
+            let d = two_tower_dense(30, "f", 0, h * 3600 + 1799);
+            let a = (h as f64) / 24.0 * std::f64::consts::TAU;
+            assert!((f64::from(d[4]) - a.sin()).abs() < 1e-7, "hour {h}");
+            assert!((f64::from(d[5]) - a.cos()).abs() < 1e-7, "hour {h}");
+        }
         assert_eq!(d[6], 1.0);
         assert_eq!(two_tower_dense(0, "m", 0, 0)[2], 1.0);
     }
