@@ -12,6 +12,7 @@
 mod data;
 mod eval;
 mod movielens_world;
+mod rank;
 mod recommend;
 mod tables;
 mod train;
@@ -107,6 +108,9 @@ enum Command {
     /// Evaluate every candidate source (and peers' rows) on temporal, leave-last-out and
     /// time-series splits: report.md, report.json, plots/, splits/.
     Eval(eval::EvalArgs),
+    /// Train and evaluate learned rankers on the pipeline's examples (time-series folds):
+    /// report.md, report.json, ranker.onnx.
+    Rank(rank::RankArgs),
 }
 
 /// Options of `edgerec pipeline` (see the edgerec-pipeline crate for the rules).
@@ -418,6 +422,10 @@ fn run(cli: Cli) -> Result<()> {
                     .with_context(|| format!("pipeline over {}", a.world.display()))?;
             print!("{}", report.markdown());
             println!("\nexamples written to {}", a.out.join("examples").display());
+            Ok(())
+        }
+        Command::Rank(a) => {
+            print!("{}", rank::run(&a)?);
             Ok(())
         }
     }

@@ -147,17 +147,19 @@
 //! thread count did not change the results in our runs (identical losses), but only the
 //! same-machine, same-settings determinism is tested.
 //!
-//! [`onnx`] holds the reusable ONNX writing and checking helpers.
+//! [`onnx`] holds the reusable ONNX writing and checking helpers (the `edgerec-onnx` crate,
+//! re-exported under its old path).
 
 #![warn(missing_docs)]
 
 mod export;
 mod features;
 mod model;
-pub mod onnx;
 mod rng;
 mod runtime;
 mod train;
+
+pub use edgerec_onnx as onnx;
 
 pub use runtime::OnnxUserTower;
 

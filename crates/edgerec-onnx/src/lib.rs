@@ -2,18 +2,18 @@
 //!
 //! The device runs models with [tract](https://github.com/sonos/tract); the trainer writes them
 //! with the protobuf types tract itself decodes ([`tract_onnx::pb`], re-exported here as
-//! [`pb`]) and [`prost`] to encode. This module is the small toolkit for that: typed
+//! [`pb`]) and [`prost`] to encode. This crate is the small toolkit for that: typed
 //! initialisers stored as `raw_data`, nodes and attributes, graph inputs and outputs with
 //! symbolic dimensions, a [`GraphBuilder`] that refuses dangling names, and [`check_model`],
 //! the structural check to run on untrusted bytes *before* tract sees them.
 //!
-//! It knows nothing about the two-tower model: the user-tower exporter is one client, a ranking
-//! model exporter can be another.
+//! It knows nothing about any one model: the two-tower user-tower exporter (`edgerec-twotower`)
+//! and the ranker exporter (`edgerec-rank`) are its clients.
 //!
 //! # Example: a one-layer scorer
 //!
 //! ```
-//! use edgerec_twotower::onnx::{self, Dim, ElemType, GraphBuilder};
+//! use edgerec_onnx::{self as onnx, Dim, ElemType, GraphBuilder};
 //!
 //! # fn main() -> Result<(), onnx::OnnxError> {
 //! let mut g = GraphBuilder::new("scorer");
@@ -39,6 +39,8 @@
 //!   over the other reducers to avoid the trap.
 //! * Every initialiser stores its bytes in `raw_data` (little-endian), never in external files.
 //! * Names are unique across inputs, initialisers and node outputs; [`GraphBuilder`] enforces it.
+
+#![warn(missing_docs)]
 
 use std::collections::HashSet;
 
@@ -433,7 +435,7 @@ pub fn initializer_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>
 }
 
 /// Structural checks for a model about to be handed to tract, which is known to panic or
-/// allocate without bound on malformed graphs. Accepts exactly what this module writes:
+/// allocate without bound on malformed graphs. Accepts exactly what this crate writes:
 ///
 /// * a graph with at least one output, opset import of the default domain present;
 /// * no subgraph attributes, no sparse initialisers, no functions, nodes in the default domain;

@@ -1,0 +1,517 @@
+//! Training data: an in-memory design matrix ([`Dataset`]) and the loader of a pipeline output
+//! directory ([`Examples`]).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int8Type, Int32Type};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Rows of dense features with a binary label and a non-negative weight each.
+///
+/// Invariants (checked by [`Dataset::new`]): at least one feature; `dense` is row-major with
+/// `names.len()` values per row, all finite; one label and one finite, non-negative weight per
+/// row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    names: Vec<String>,
+    dense: Vec<f32>,
+    labels: Vec<bool>,
+    weights: Vec<f32>,
+}
+
+impl Dataset {
+    /// Checks and wraps the columns. `dense` holds `labels.len()` rows of `names.len()` values.
+    pub fn new(
+        names: Vec<String>,
+        dense: Vec<f32>,
+        labels: Vec<bool>,
+        weights: Vec<f32>,
+    ) -> Result<Dataset> {
+        let d = names.len();
+        if d == 0 {
+            return Err(Error::Data("no dense features".into()));
+        }
+        if dense.len() != labels.len() * d {
+            return Err(Error::Data(format!(
+                "{} dense values for {} rows of {d} features",
+                dense.len(),
+                labels.len()
+            )));
+        }
+        if weights.len() != labels.len() {
+            return Err(Error::Data(format!(
+                "{} weights for {} rows",
+                weights.len(),
+                labels.len()
+            )));
+        }
+        if let Some(i) = dense.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Data(format!(
+                "row {}: feature {:?} is {}",
+                i / d,
+                names[i % d],
+                dense[i]
+            )));
+        }
+        if let Some(i) = weights.iter().position(|w| !w.is_finite() || *w < 0.0) {
+            return Err(Error::Data(format!("row {i}: weight {}", weights[i])));
+        }
+        Ok(Dataset {
+            names,
+            dense,
+            labels,
+            weights,
+        })
+    }
+
+    /// Feature names, in column order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Number of features per row.
+    pub fn n_features(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Row-major dense values.
+    pub fn dense(&self) -> &[f32] {
+        &self.dense
+    }
+
+    /// Row `i`'s features.
+    pub fn row(&self, i: usize) -> &[f32] {
+        let d = self.n_features();
+        &self.dense[i * d..(i + 1) * d]
+    }
+
+    /// Labels.
+    pub fn labels(&self) -> &[bool] {
+        &self.labels
+    }
+
+    /// Weights.
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The rows whose index passes `keep`, in order.
+    pub fn select(&self, mut keep: impl FnMut(usize) -> bool) -> Dataset {
+        let mut out = Dataset {
+            names: self.names.clone(),
+            dense: Vec::new(),
+            labels: Vec::new(),
+            weights: Vec::new(),
+        };
+        for i in 0..self.len() {
+            if keep(i) {
+                out.dense.extend_from_slice(self.row(i));
+                out.labels.push(self.labels[i]);
+                out.weights.push(self.weights[i]);
+            }
+        }
+        out
+    }
+}
+
+/// One rolling-origin validation window, as in the pipeline's `folds.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fold {
+    /// 0 for the oldest window; examples carry it in `fold_window`.
+    pub index: u32,
+    /// First second of the window (the training cutoff).
+    pub valid_start: i64,
+    /// First second after the window.
+    pub valid_end: i64,
+}
+
+/// A pipeline output directory in memory: the dense features, labels and weights of every
+/// example, the validation window each falls in, and the windows.
+#[derive(Debug, Clone)]
+pub struct Examples {
+    /// Every example (the columns `dense`, `label`, `weight`).
+    pub data: Dataset,
+    /// Per example: −1 before the first validation window, else the window's index.
+    pub fold_window: Vec<i32>,
+    /// The validation windows, oldest first.
+    pub folds: Vec<Fold>,
+}
+
+/// One entry of `folds.json` (the pipeline's fold report; only the window is read).
+#[derive(Deserialize)]
+struct FoldEntry {
+    fold: Fold,
+}
+
+#[derive(Deserialize)]
+struct Contract {
+    dense: Vec<String>,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Columns read from an examples file.
+const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
+
+impl Examples {
+    /// Reads `dir/features.json` (the dense feature names), `dir/folds.json` (entries
+    /// `{"fold": {"index", "valid_start", "valid_end"}, …}`, oldest first) and every
+    /// `dir/examples/part-*.parquet` (in file-name order), columns `label` (Int8, 0/1),
+    /// `weight` (Float32), `fold_window` (Int32) and `dense` (fixed-size list of Float32 as
+    /// wide as `features.json` says). Errors name the file and column.
+    pub fn load(dir: &Path) -> Result<Examples> {
+        let contract: Contract = read_json(&dir.join("features.json"))?;
+        let entries: Vec<FoldEntry> = read_json(&dir.join("folds.json"))?;
+        let folds: Vec<Fold> = entries.into_iter().map(|e| e.fold).collect();
+        if let Some((k, f)) = folds
+            .iter()
+            .enumerate()
+            .find(|(k, f)| f.index as usize != *k)
+        {
+            return Err(Error::File {
+                path: dir.join("folds.json"),
+                message: format!("entry {k} has index {} (expected oldest first)", f.index),
+            });
+        }
+        let parts_dir = dir.join("examples");
+        let entries = std::fs::read_dir(&parts_dir).map_err(|source| Error::Io {
+            path: parts_dir.clone(),
+            source,
+        })?;
+        let mut parts: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| Error::Io {
+                    path: parts_dir.clone(),
+                    source,
+                })?
+                .path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with("part-") && name.ends_with(".parquet") {
+                parts.push(path);
+            }
+        }
+        parts.sort();
+        if parts.is_empty() {
+            return Err(Error::File {
+                path: parts_dir,
+                message: "no part-*.parquet files".into(),
+            });
+        }
+        let d = contract.dense.len();
+        let mut cols = Columns::default();
+        for part in &parts {
+            read_part(part, d, &mut cols)?;
+        }
+        if let Some(&k) = cols
+            .fold
+            .iter()
+            .find(|&&k| k >= folds.len() as i32 || k < -1)
+        {
+            return Err(Error::Data(format!(
+                "fold_window {k} but folds.json lists {} windows",
+                folds.len()
+            )));
+        }
+        let data = Dataset::new(contract.dense, cols.dense, cols.labels, cols.weights)?;
+        Ok(Examples {
+            data,
+            fold_window: cols.fold,
+            folds,
+        })
+    }
+}
+
+#[derive(Default)]
+struct Columns {
+    dense: Vec<f32>,
+    labels: Vec<bool>,
+    weights: Vec<f32>,
+    fold: Vec<i32>,
+}
+
+fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<()> {
+    let file_err = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| file_err(e.to_string()))?;
+    let mut roots = Vec::new();
+    for c in COLUMNS {
+        roots.push(
+            builder
+                .schema()
+                .index_of(c)
+                .map_err(|_| column_err(path, c, "missing"))?,
+        );
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| file_err(e.to_string()))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| file_err(e.to_string()))?;
+        read_batch(path, &batch, width, cols)?;
+    }
+    Ok(())
+}
+
+fn column_err(path: &Path, column: &str, message: impl Into<String>) -> Error {
+    Error::Column {
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        message: message.into(),
+    }
+}
+
+fn read_batch(path: &Path, batch: &RecordBatch, width: usize, cols: &mut Columns) -> Result<()> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| column_err(path, name, "missing"))
+    };
+    let wrong_type =
+        |name: &str, a: &dyn Array| column_err(path, name, format!("type {}", a.data_type()));
+    let no_nulls = |name: &str, a: &dyn Array| {
+        if a.null_count() > 0 {
+            Err(column_err(path, name, format!("{} nulls", a.null_count())))
+        } else {
+            Ok(())
+        }
+    };
+
+    let label = column("label")?;
+    let label_values = label
+        .as_primitive_opt::<Int8Type>()
+        .ok_or_else(|| wrong_type("label", label.as_ref()))?;
+    no_nulls("label", label.as_ref())?;
+    for &v in label_values.values().iter() {
+        match v {
+            0 => cols.labels.push(false),
+            1 => cols.labels.push(true),
+            v => {
+                return Err(column_err(
+                    path,
+                    "label",
+                    format!("value {v} is not 0 or 1"),
+                ));
+            }
+        }
+    }
+
+    let weight = column("weight")?;
+    let weight_values = weight
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| wrong_type("weight", weight.as_ref()))?;
+    no_nulls("weight", weight.as_ref())?;
+    cols.weights.extend_from_slice(weight_values.values());
+
+    let fold = column("fold_window")?;
+    let fold_values = fold
+        .as_primitive_opt::<Int32Type>()
+        .ok_or_else(|| wrong_type("fold_window", fold.as_ref()))?;
+    no_nulls("fold_window", fold.as_ref())?;
+    cols.fold.extend_from_slice(fold_values.values());
+
+    let dense = column("dense")?;
+    let list = dense
+        .as_fixed_size_list_opt()
+        .ok_or_else(|| wrong_type("dense", dense.as_ref()))?;
+    no_nulls("dense", dense.as_ref())?;
+    if list.value_length() as usize != width {
+        return Err(column_err(
+            path,
+            "dense",
+            format!(
+                "{} values per row but features.json names {width}",
+                list.value_length()
+            ),
+        ));
+    }
+    let values = list
+        .values()
+        .as_primitive_opt::<Float32Type>()
+        .ok_or_else(|| wrong_type("dense", dense.as_ref()))?;
+    if values.null_count() > 0 {
+        return Err(column_err(path, "dense", "null values in the vectors"));
+    }
+    let start = list.offset() * width;
+    let slice = values
+        .values()
+        .get(start..start + list.len() * width)
+        .ok_or_else(|| column_err(path, "dense", "vectors shorter than the rows"))?;
+    cols.dense.extend_from_slice(slice);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int8Array, Int32Array};
+    use parquet::arrow::ArrowWriter;
+
+    use super::*;
+    use crate::{FitConfig, evaluate};
+
+    fn write_part(path: &Path, labels: &[i8], fold: &[i32], dense: &[[f32; 2]], width: i32) {
+        let list = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
+            dense.iter().map(|r| {
+                Some(
+                    r[..width as usize]
+                        .iter()
+                        .map(|&v| Some(v))
+                        .collect::<Vec<_>>(),
+                )
+            }),
+            width,
+        );
+        let n = labels.len();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "label",
+                Arc::new(Int8Array::from(labels.to_vec())) as ArrayRef,
+            ),
+            (
+                "weight",
+                Arc::new(Float32Array::from(vec![1.5; n])) as ArrayRef,
+            ),
+            (
+                "fold_window",
+                Arc::new(Int32Array::from(fold.to_vec())) as ArrayRef,
+            ),
+            ("dense", Arc::new(list) as ArrayRef),
+        ])
+        .unwrap();
+        let mut w =
+            ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    fn pipeline_dir(dir: &Path, width: i32) {
+        std::fs::create_dir_all(dir.join("examples")).unwrap();
+        std::fs::write(
+            dir.join("features.json"),
+            r#"{"format": "x", "dense": ["a", "b"]}"#,
+        )
+        .unwrap();
+        let fold = |k: i64| {
+            format!(
+                r#"{{"fold": {{"index": {k}, "valid_start": {}, "valid_end": {}}}, "train_examples": 0}}"#,
+                k * 10,
+                k * 10 + 10
+            )
+        };
+        std::fs::write(
+            dir.join("folds.json"),
+            format!("[{}, {}]", fold(0), fold(1)),
+        )
+        .unwrap();
+        // Label follows a + b, with noise so the classes overlap.
+        let mut labels = Vec::new();
+        let mut folds = Vec::new();
+        let mut dense = Vec::new();
+        for i in 0..300 {
+            let a = (i % 17) as f32 / 8.0 - 1.0;
+            let b = (i % 5) as f32 - 2.0;
+            labels.push(i8::from(
+                a + 0.3 * b + ((i * 7919) % 13) as f32 / 6.0 - 1.0 > 0.0,
+            ));
+            folds.push(match i {
+                0..200 => -1,
+                200..250 => 0,
+                _ => 1,
+            });
+            dense.push([a, b]);
+        }
+        write_part(
+            &dir.join("examples/part-00000.parquet"),
+            &labels[..150],
+            &folds[..150],
+            &dense[..150],
+            width,
+        );
+        write_part(
+            &dir.join("examples/part-00001.parquet"),
+            &labels[150..],
+            &folds[150..],
+            &dense[150..],
+            width,
+        );
+    }
+
+    #[test]
+    fn loads_a_pipeline_directory_and_evaluates_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        pipeline_dir(tmp.path(), 2);
+        let examples = Examples::load(tmp.path()).unwrap();
+        assert_eq!(examples.data.len(), 300);
+        assert_eq!(examples.data.names(), ["a", "b"]);
+        assert_eq!(examples.folds.len(), 2);
+        assert_eq!(
+            examples.data.row(201),
+            [201.0 % 17.0 / 8.0 - 1.0, 1.0 - 2.0]
+        );
+        assert_eq!(examples.data.weights()[0], 1.5);
+        let eval = evaluate(&examples, &FitConfig::default()).unwrap();
+        assert_eq!(eval.folds.len(), 2);
+        assert_eq!(eval.folds[0].train_examples, 200);
+        assert_eq!(eval.folds[1].train_examples, 250);
+        assert_eq!(eval.folds[1].valid_examples, 50);
+        for f in &eval.folds {
+            assert!(f.auc.unwrap() > 0.5, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn load_errors_name_the_file_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        pipeline_dir(tmp.path(), 1);
+        let err = Examples::load(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("part-00000.parquet") && err.contains("\"dense\""),
+            "{err}"
+        );
+
+        let empty = tempfile::tempdir().unwrap();
+        assert!(
+            Examples::load(empty.path())
+                .unwrap_err()
+                .to_string()
+                .contains("features.json")
+        );
+    }
+}
