@@ -2,16 +2,21 @@
 //!
 //! `rank train` evaluates a weighted logistic regression on the pipeline's examples with the
 //! time-series protocol (for every validation window, train on everything before it) and then
-//! trains it on all examples: `report.md`, `report.json` and `ranker.onnx`.
+//! trains it on all examples: `report.md`, `report.json` and `ranker.onnx`. It does the same
+//! for gradient-boosted trees (forust, exported as an ONNX-ML `TreeEnsembleClassifier`):
+//! its rows in both reports and `ranker-gbdt.onnx`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use edgerec_rank::{Evaluation, Examples, FitConfig, LogisticRegression};
+use edgerec_rank::{
+    Evaluation, Examples, FitConfig, FoldResult, GradientBoostedTrees, LogisticRegression,
+    TreeConfig, TreeEvaluation,
+};
 use serde::Serialize;
 
-/// Coefficients listed in the report.
+/// Coefficients (and tree feature importances) listed in the report.
 const TOP_COEFFICIENTS: usize = 20;
 
 /// Arguments of `edgerec rank`.
@@ -23,8 +28,9 @@ pub struct RankArgs {
 
 #[derive(clap::Subcommand)]
 enum RankCommand {
-    /// Evaluate a weighted logistic-regression ranker on every validation window, then train it
-    /// on all examples: report.md, report.json, ranker.onnx.
+    /// Evaluate a weighted logistic-regression ranker and gradient-boosted trees on every
+    /// validation window, then train both on all examples: report.md, report.json, ranker.onnx,
+    /// ranker-gbdt.onnx.
     Train {
         /// A pipeline output directory (examples/, features.json, folds.json).
         #[arg(long)]
@@ -35,6 +41,15 @@ enum RankCommand {
         /// L2 penalty on the standardised coefficients, in units of example weight.
         #[arg(long, default_value_t = 1.0)]
         lambda: f64,
+        /// Boosting rounds (trees) of the gradient-boosted trees.
+        #[arg(long, default_value_t = TreeConfig::default().iterations)]
+        trees: usize,
+        /// Learning rate (shrinkage) of the gradient-boosted trees.
+        #[arg(long, default_value_t = TreeConfig::default().learning_rate)]
+        learning_rate: f32,
+        /// Deepest level of each tree (the root is depth 0).
+        #[arg(long, default_value_t = TreeConfig::default().max_depth)]
+        max_depth: usize,
     },
 }
 
@@ -49,6 +64,18 @@ struct Report {
     intercept: f64,
     dropped: Vec<String>,
     coefficients: Vec<(String, f64)>,
+    gbdt: GbdtReport,
+}
+
+/// The gradient-boosted trees' part of `report.json`.
+#[derive(Serialize)]
+struct GbdtReport {
+    ranker: &'static str,
+    evaluation: TreeEvaluation,
+    trees: usize,
+    base_score: f32,
+    /// Normalised total split gain per feature, largest first.
+    importance: Vec<(String, f64)>,
 }
 
 /// Runs `edgerec rank …`; returns the markdown report.
@@ -58,11 +85,27 @@ pub fn run(args: &RankArgs) -> Result<String> {
             examples,
             out,
             lambda,
-        } => train(examples, out, *lambda),
+            trees,
+            learning_rate,
+            max_depth,
+        } => {
+            let trees = TreeConfig {
+                iterations: *trees,
+                learning_rate: *learning_rate,
+                max_depth: *max_depth,
+                ..Default::default()
+            };
+            train(examples, out, *lambda, &trees)
+        }
     }
 }
 
-fn train(dir: &std::path::Path, out: &std::path::Path, lambda: f64) -> Result<String> {
+fn train(
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    lambda: f64,
+    tree_config: &TreeConfig,
+) -> Result<String> {
     let examples =
         Examples::load(dir).with_context(|| format!("loading examples from {}", dir.display()))?;
     let config = FitConfig {
@@ -74,6 +117,11 @@ fn train(dir: &std::path::Path, out: &std::path::Path, lambda: f64) -> Result<St
     let model =
         LogisticRegression::fit(&examples.data, &config).context("training on all examples")?;
     let onnx = model.to_onnx().context("exporting the ranker")?;
+    let tree_evaluation = edgerec_rank::evaluate_trees(&examples, tree_config)
+        .context("time-series evaluation of the trees")?;
+    let trees = GradientBoostedTrees::fit(&examples.data, tree_config)
+        .context("training the trees on all examples")?;
+    let trees_onnx = trees.to_onnx().context("exporting the trees")?;
     let report = Report {
         ranker: edgerec_rank::RANKER_KIND,
         examples: examples.data.len(),
@@ -83,10 +131,22 @@ fn train(dir: &std::path::Path, out: &std::path::Path, lambda: f64) -> Result<St
         intercept: model.intercept(),
         dropped: model.dropped().iter().map(|s| s.to_string()).collect(),
         coefficients: model.coefficients(),
+        gbdt: GbdtReport {
+            ranker: edgerec_rank::GBDT_KIND,
+            evaluation: tree_evaluation,
+            trees: trees.n_trees(),
+            base_score: trees.base_score(),
+            importance: trees
+                .ranked_importance()
+                .into_iter()
+                .map(|(name, v)| (name.to_string(), v))
+                .collect(),
+        },
     };
     let md = markdown(&report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::write(&out.join("ranker.onnx"), &onnx)?;
+    crate::write(&out.join("ranker-gbdt.onnx"), &trees_onnx)?;
     crate::write(
         &out.join("report.json"),
         &serde_json::to_vec_pretty(&report)?,
@@ -113,26 +173,7 @@ fn markdown(r: &Report) -> String {
         "Each window's model is trained on every example before the window. AUC is unweighted; \
          the constant predictor predicts the training set's weighted base rate.\n"
     );
-    let _ = writeln!(
-        s,
-        "| fold | train n | valid n | base rate | AUC | log-loss (weighted) | log-loss (unweighted) | constant log-loss (weighted) | Newton steps |"
-    );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for f in &r.evaluation.folds {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.4} | {} | {} | {} | {} | {} |",
-            f.fold.index,
-            f.train_examples,
-            f.valid_examples,
-            f.base_rate,
-            opt(f.auc),
-            opt(f.log_loss_weighted),
-            opt(f.log_loss),
-            opt(f.constant_log_loss_weighted),
-            f.iterations
-        );
-    }
+    fold_table(&mut s, &r.evaluation.folds, "Newton steps");
     let _ = writeln!(
         s,
         "\n## Top {TOP_COEFFICIENTS} coefficients (model on all examples)\n"
@@ -153,7 +194,48 @@ fn markdown(r: &Report) -> String {
             r.dropped.join(", ")
         );
     }
+    let g = &r.gbdt;
+    let _ = writeln!(s, "\n# Ranker: {}\n", g.ranker);
+    let _ = writeln!(
+        s,
+        "Gradient-boosted trees (forust): {} trees, learning rate {}, max depth {}; base score \
+         {:.4} (log-odds).\n",
+        g.trees, g.evaluation.config.learning_rate, g.evaluation.config.max_depth, g.base_score
+    );
+    let _ = writeln!(s, "## Time-series evaluation\n");
+    fold_table(&mut s, &g.evaluation.folds, "trees");
+    let _ = writeln!(
+        s,
+        "\n## Top {TOP_COEFFICIENTS} features by gain (model on all examples)\n"
+    );
+    let _ = writeln!(s, "| feature | share of gain |\n|---|---:|");
+    for (name, v) in g.importance.iter().take(TOP_COEFFICIENTS) {
+        let _ = writeln!(s, "| {name} | {v:.4} |");
+    }
     s
+}
+
+fn fold_table(s: &mut String, folds: &[FoldResult], iterations: &str) {
+    let _ = writeln!(
+        s,
+        "| fold | train n | valid n | base rate | AUC | log-loss (weighted) | log-loss (unweighted) | constant log-loss (weighted) | {iterations} |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for f in folds {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.4} | {} | {} | {} | {} | {} |",
+            f.fold.index,
+            f.train_examples,
+            f.valid_examples,
+            f.base_rate,
+            opt(f.auc),
+            opt(f.log_loss_weighted),
+            opt(f.log_loss),
+            opt(f.constant_log_loss_weighted),
+            f.iterations
+        );
+    }
 }
 
 #[cfg(test)]
@@ -191,7 +273,11 @@ mod tests {
             .unwrap()
             .unwrap();
 
-        let md = train(&pipeline, &out, 1.0).unwrap();
+        let trees = TreeConfig {
+            iterations: 20,
+            ..Default::default()
+        };
+        let md = train(&pipeline, &out, 1.0, &trees).unwrap();
         assert!(md.contains("| fold |"), "{md}");
         let report: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -200,12 +286,24 @@ mod tests {
         for f in folds {
             assert!(f["auc"].as_f64().unwrap() > 0.5, "{md}");
         }
+        let tree_folds = report["gbdt"]["evaluation"]["folds"].as_array().unwrap();
+        assert_eq!(tree_folds.len(), 2, "{md}");
+        for f in tree_folds {
+            assert!(f["auc"].as_f64().unwrap() > 0.5, "{md}");
+        }
         let onnx = std::fs::read(out.join("ranker.onnx")).unwrap();
         let model = edgerec_twotower::onnx::decode(&onnx).unwrap();
         edgerec_twotower::onnx::check_model(&model).unwrap();
         assert_eq!(
             edgerec_twotower::onnx::metadata(&model, edgerec_rank::META_RANKER),
             Some(edgerec_rank::RANKER_KIND)
+        );
+        let gbdt = std::fs::read(out.join("ranker-gbdt.onnx")).unwrap();
+        let gbdt = edgerec_twotower::onnx::decode(&gbdt).unwrap();
+        edgerec_twotower::onnx::check_model(&gbdt).unwrap();
+        assert_eq!(
+            edgerec_twotower::onnx::metadata(&gbdt, edgerec_rank::META_RANKER),
+            Some(edgerec_rank::GBDT_KIND)
         );
     }
 }

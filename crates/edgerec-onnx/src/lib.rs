@@ -53,6 +53,12 @@ use pb::tensor_shape_proto::{Dimension, dimension};
 /// The default-domain operator set version written by [`model`].
 pub const OPSET: i64 = 13;
 
+/// The ONNX-ML operator domain (`TreeEnsembleClassifier`, `LinearClassifier`, …).
+pub const ML_DOMAIN: &str = "ai.onnx.ml";
+
+/// The `ai.onnx.ml` operator set version to import with [`model_with_opsets`].
+pub const ML_OPSET: i64 = 3;
+
 /// The ONNX IR version written by [`model`] (8 is accepted by onnxruntime for opset 13).
 pub const IR_VERSION: i64 = 8;
 
@@ -244,6 +250,26 @@ pub fn attr_float(name: &str, value: f32) -> pb::AttributeProto {
     }
 }
 
+/// A `FLOATS` attribute.
+pub fn attr_floats(name: &str, values: &[f32]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Floats as i32,
+        floats: values.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// A `STRINGS` attribute.
+pub fn attr_strings(name: &str, values: &[&str]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.to_string(),
+        r#type: pb::attribute_proto::AttributeType::Strings as i32,
+        strings: values.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        ..Default::default()
+    }
+}
+
 /// A `STRING` attribute.
 pub fn attr_string(name: &str, value: &str) -> pb::AttributeProto {
     pb::AttributeProto {
@@ -360,6 +386,19 @@ impl GraphBuilder {
         outputs: &[&str],
         attributes: Vec<pb::AttributeProto>,
     ) -> Result<(), OnnxError> {
+        self.node_in_domain("", op_type, inputs, outputs, attributes)
+    }
+
+    /// Like [`GraphBuilder::node`], for an operator of `domain` (e.g. [`ML_DOMAIN`]; `""` is
+    /// the default domain). The model must import that domain: see [`model_with_opsets`].
+    pub fn node_in_domain(
+        &mut self,
+        domain: &str,
+        op_type: &str,
+        inputs: &[&str],
+        outputs: &[&str],
+        attributes: Vec<pb::AttributeProto>,
+    ) -> Result<(), OnnxError> {
         for input in inputs {
             if !self.defined.contains(*input) {
                 return Err(OnnxError::UndefinedName(input.to_string()));
@@ -370,9 +409,9 @@ impl GraphBuilder {
         }
         let name = format!("{op_type}_{}", self.node_count);
         self.node_count += 1;
-        self.graph
-            .node
-            .push(node(op_type, &name, inputs, outputs, attributes));
+        let mut node = node(op_type, &name, inputs, outputs, attributes);
+        node.domain = domain.to_string();
+        self.graph.node.push(node);
         Ok(())
     }
 
@@ -388,12 +427,32 @@ impl GraphBuilder {
 /// Wraps a graph in a `ModelProto` (IR [`IR_VERSION`], opset [`OPSET`]) with string metadata
 /// (`metadata_props`), which tract exposes as `onnx.metadata_props.<key>` properties.
 pub fn model(graph: pb::GraphProto, producer: &str, metadata: &[(&str, &str)]) -> pb::ModelProto {
+    model_with_opsets(graph, producer, metadata, &[])
+}
+
+/// Like [`model`], importing also the operator sets `extra` (`(domain, version)`, e.g.
+/// `(ML_DOMAIN, ML_OPSET)`) next to the default domain's [`OPSET`].
+pub fn model_with_opsets(
+    graph: pb::GraphProto,
+    producer: &str,
+    metadata: &[(&str, &str)],
+    extra: &[(&str, i64)],
+) -> pb::ModelProto {
+    let mut opset_import = vec![pb::OperatorSetIdProto {
+        domain: String::new(),
+        version: OPSET,
+    }];
+    opset_import.extend(
+        extra
+            .iter()
+            .map(|&(domain, version)| pb::OperatorSetIdProto {
+                domain: domain.to_string(),
+                version,
+            }),
+    );
     pb::ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import,
         producer_name: producer.to_string(),
         producer_version: env!("CARGO_PKG_VERSION").to_string(),
         graph: Some(graph),
@@ -438,7 +497,8 @@ pub fn initializer_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>
 /// allocate without bound on malformed graphs. Accepts exactly what this crate writes:
 ///
 /// * a graph with at least one output, opset import of the default domain present;
-/// * no subgraph attributes, no sparse initialisers, no functions, nodes in the default domain;
+/// * no subgraph attributes, no sparse initialisers, no functions; nodes in the default domain,
+///   or in [`ML_DOMAIN`] when the model imports it;
 /// * initialisers of type `FLOAT` or `INT64`, non-negative dims with at most
 ///   [`MAX_INITIALIZER_ELEMENTS`] elements, data inline (no external data) and exactly as long
 ///   as the shape says (in `raw_data` or the typed field);
@@ -482,8 +542,10 @@ pub fn check_model(model: &pb::ModelProto) -> Result<(), OnnxError> {
             define(&i.name, &mut defined)?;
         }
     }
+    let imports_ml = model.opset_import.iter().any(|o| o.domain == ML_DOMAIN);
     for n in &graph.node {
-        if !(n.domain.is_empty() || n.domain == "ai.onnx") {
+        let ml = imports_ml && n.domain == ML_DOMAIN;
+        if !(n.domain.is_empty() || n.domain == "ai.onnx" || ml) {
             return Err(OnnxError::Invalid(format!(
                 "node {:?}: domain {:?} is not supported",
                 n.name, n.domain

@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Examples, FitConfig, Fold, LogisticRegression, Result, auc, log_loss};
+use crate::{
+    Dataset, Examples, FitConfig, Fold, GradientBoostedTrees, LogisticRegression, Result,
+    TreeConfig, auc, log_loss,
+};
 
 /// The metrics of one validation window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,7 +26,7 @@ pub struct FoldResult {
     pub log_loss: Option<f64>,
     /// Weighted log-loss of predicting the training set's weighted base rate for everyone.
     pub constant_log_loss_weighted: Option<f64>,
-    /// Newton steps of the fit.
+    /// Newton steps of the fit (logistic regression) or trees (gradient-boosted trees).
     pub iterations: usize,
 }
 
@@ -41,6 +44,43 @@ pub struct Evaluation {
 /// with no examples is skipped; a window whose past cannot be fitted (e.g. no positives) is an
 /// error.
 pub fn evaluate(examples: &Examples, config: &FitConfig) -> Result<Evaluation> {
+    let folds = evaluate_folds(examples, |train, valid| {
+        let model = LogisticRegression::fit(train, config)?;
+        Ok((model.score(valid)?, model.iterations()))
+    })?;
+    Ok(Evaluation {
+        config: *config,
+        folds,
+    })
+}
+
+/// The evaluation of [`GradientBoostedTrees`] on every window, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeEvaluation {
+    /// The settings of every fit.
+    pub config: TreeConfig,
+    /// One entry per window with examples; `iterations` is the number of trees.
+    pub folds: Vec<FoldResult>,
+}
+
+/// [`evaluate`] for [`GradientBoostedTrees`]: the same windows, the same metrics.
+pub fn evaluate_trees(examples: &Examples, config: &TreeConfig) -> Result<TreeEvaluation> {
+    let folds = evaluate_folds(examples, |train, valid| {
+        let model = GradientBoostedTrees::fit(train, config)?;
+        Ok((model.score(valid)?, model.n_trees()))
+    })?;
+    Ok(TreeEvaluation {
+        config: *config,
+        folds,
+    })
+}
+
+/// The protocol for any model: `fit_score(train, valid)` returns the window's probabilities and
+/// the fit's iteration count.
+fn evaluate_folds(
+    examples: &Examples,
+    mut fit_score: impl FnMut(&Dataset, &Dataset) -> Result<(Vec<f32>, usize)>,
+) -> Result<Vec<FoldResult>> {
     let mut folds = Vec::new();
     for fold in &examples.folds {
         let k = fold.index as i32;
@@ -49,8 +89,7 @@ pub fn evaluate(examples: &Examples, config: &FitConfig) -> Result<Evaluation> {
         if valid.is_empty() {
             continue;
         }
-        let model = LogisticRegression::fit(&train, config)?;
-        let probs = model.score(&valid)?;
+        let (probs, iterations) = fit_score(&train, &valid)?;
         let positives = valid.labels().iter().filter(|&&l| l).count();
         let (mut total, mut pos_weight) = (0.0f64, 0.0f64);
         for (&w, &y) in train.weights().iter().zip(train.labels()) {
@@ -69,11 +108,8 @@ pub fn evaluate(examples: &Examples, config: &FitConfig) -> Result<Evaluation> {
             log_loss_weighted: log_loss(&probs, valid.labels(), Some(valid.weights())),
             log_loss: log_loss(&probs, valid.labels(), None),
             constant_log_loss_weighted: log_loss(&constant, valid.labels(), Some(valid.weights())),
-            iterations: model.iterations(),
+            iterations,
         });
     }
-    Ok(Evaluation {
-        config: *config,
-        folds,
-    })
+    Ok(folds)
 }

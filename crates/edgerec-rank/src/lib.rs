@@ -35,13 +35,15 @@ mod data;
 mod evaluate;
 mod logistic;
 mod metrics;
+mod trees;
 
 use std::path::PathBuf;
 
 pub use data::{Dataset, Examples, Fold};
-pub use evaluate::{Evaluation, FoldResult, evaluate};
+pub use evaluate::{Evaluation, FoldResult, TreeEvaluation, evaluate, evaluate_trees};
 pub use logistic::{FitConfig, LogisticRegression, META_DENSE, META_RANKER, RANKER_KIND};
 pub use metrics::{auc, log_loss};
+pub use trees::{GBDT_KIND, GradientBoostedTrees, TreeConfig};
 
 /// Errors of the ranking stage.
 #[derive(Debug, thiserror::Error)]
