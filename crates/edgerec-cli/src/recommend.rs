@@ -146,6 +146,90 @@ fn read_users(path: &PathBuf) -> Result<Vec<u32>> {
     Ok(users)
 }
 
+/// What both serving paths read: the tables, the users asked for, each user's history before
+/// `--before` (oldest first) and the request context.
+struct Requests {
+    tables: Tables,
+    users: Vec<u32>,
+    histories: HashMap<u32, Vec<u32>>,
+    device: Device,
+    time: i64,
+    ctx: Context,
+}
+
+impl Requests {
+    fn read(args: &Args, rec: &Recommender) -> Result<Requests> {
+        let tables = Tables::read(&args.data)?;
+        let users = read_users(&args.users)?;
+        let device: Device = args.device.parse()?;
+        let time = args
+            .time
+            .unwrap_or(rec.bundle().contents().popularity.reference_time);
+        let ctx = Context::new(device, time, args.utc_offset_minutes)?;
+        let mut histories: HashMap<u32, Vec<u32>> = HashMap::new();
+        for x in &tables.interactions {
+            if args.before.is_none_or(|b| x.timestamp < b) {
+                histories.entry(x.user_id).or_default().push(x.item_id);
+            }
+        }
+        Ok(Requests {
+            tables,
+            users,
+            histories,
+            device,
+            time,
+            ctx,
+        })
+    }
+
+    /// A user's history (empty for unknown users).
+    fn history(&self, user: u32) -> &[u32] {
+        self.histories.get(&user).map_or(&[][..], Vec::as_slice)
+    }
+
+    /// Appends the request of `user` to `jsonl` as the JS parity tests replay it.
+    fn push_json(
+        &self,
+        jsonl: &mut String,
+        args: &Args,
+        user: u32,
+        picks: &[String],
+    ) -> Result<()> {
+        let req = JsonRequest {
+            user_id: user,
+            history: self.history(user),
+            onboarding_genres: picks,
+            context: JsonContext {
+                device: self.device.as_str(),
+                timestamp: self.time,
+                utc_offset_minutes: args.utc_offset_minutes,
+            },
+            k: args.k,
+        };
+        jsonl.push_str(&serde_json::to_string(&req)?);
+        jsonl.push('\n');
+        Ok(())
+    }
+}
+
+/// Onboarding genre picks apply to users without a history.
+fn picks<'a>(args: &'a Args, history: &[u32]) -> &'a [String] {
+    if history.is_empty() {
+        &args.cold_user_genres[..]
+    } else {
+        &[]
+    }
+}
+
+/// Writes the rows and, when asked, the requests.
+fn write_outputs(args: &Args, tsv: &str, jsonl: &str) -> Result<()> {
+    crate::write(&args.out, tsv.as_bytes())?;
+    if let Some(path) = &args.requests_out {
+        crate::write(path, jsonl.as_bytes())?;
+    }
+    Ok(())
+}
+
 pub fn run(args: &Args) -> Result<()> {
     let bytes = std::fs::read(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;
@@ -154,36 +238,21 @@ pub fn run(args: &Args) -> Result<()> {
     if args.source != ServeSource::Skeleton {
         return run_candidates(args, &rec);
     }
-    let tables = Tables::read(&args.data)?;
-    let users = read_users(&args.users)?;
-    let device: Device = args.device.parse()?;
-    let time = args
-        .time
-        .unwrap_or(rec.bundle().contents().popularity.reference_time);
-    let ctx = Context::new(device, time, args.utc_offset_minutes)?;
+    let input = Requests::read(args, &rec)?;
 
-    let mut histories: HashMap<u32, Vec<u32>> = HashMap::new();
-    for x in &tables.interactions {
-        if args.before.is_none_or(|b| x.timestamp < b) {
-            histories.entry(x.user_id).or_default().push(x.item_id);
-        }
-    }
     let mut tsv = String::from("user_id\trank\titem_id\n");
     let mut jsonl = String::new();
     let catalog = &rec.bundle().contents().catalog;
-    for (n, &user) in users.iter().enumerate() {
-        let history = histories.get(&user).map_or(&[][..], Vec::as_slice);
-        let picks = if history.is_empty() {
-            &args.cold_user_genres[..]
-        } else {
-            &[]
-        };
-        let row = rec.recommend(history, picks, &ctx, args.k)?;
+    for (n, &user) in input.users.iter().enumerate() {
+        let history = input.history(user);
+        let picks = picks(args, history);
+        let row = rec.recommend(history, picks, &input.ctx, args.k)?;
         if n < args.print {
             println!(
-                "\nuser {user} ({} titles watched), {} at {time}:",
+                "\nuser {user} ({} titles watched), {} at {}:",
                 history.len(),
-                device
+                input.device,
+                input.time
             );
             for (rank, r) in row.iter().enumerate() {
                 let item = &catalog.items()[r.position];
@@ -200,28 +269,13 @@ pub fn run(args: &Args) -> Result<()> {
             let _ = writeln!(tsv, "{user}\t{}\t{}", rank + 1, r.item_id);
         }
         if args.requests_out.is_some() {
-            let req = JsonRequest {
-                user_id: user,
-                history,
-                onboarding_genres: picks,
-                context: JsonContext {
-                    device: device.as_str(),
-                    timestamp: time,
-                    utc_offset_minutes: args.utc_offset_minutes,
-                },
-                k: args.k,
-            };
-            jsonl.push_str(&serde_json::to_string(&req)?);
-            jsonl.push('\n');
+            input.push_json(&mut jsonl, args, user, picks)?;
         }
     }
-    crate::write(&args.out, tsv.as_bytes())?;
-    if let Some(path) = &args.requests_out {
-        crate::write(path, jsonl.as_bytes())?;
-    }
+    write_outputs(args, &tsv, &jsonl)?;
     println!(
         "{} users × top-{} written to {} (model {})",
-        users.len(),
+        input.users.len(),
         args.k,
         args.out.display(),
         rec.bundle().contents().meta.model_version
@@ -365,33 +419,17 @@ fn run_candidates(args: &Args, rec: &Recommender) -> Result<()> {
             s.as_str()
         );
     }
-    let tables = Tables::read(&args.data)?;
-    let users = read_users(&args.users)?;
-    let device: Device = args.device.parse()?;
-    let time = args
-        .time
-        .unwrap_or(rec.bundle().contents().popularity.reference_time);
-    let ctx = Context::new(device, time, args.utc_offset_minutes)?;
+    let input = Requests::read(args, rec)?;
     let tower = Tower::load(rec)?;
-    let profiles: HashMap<u32, &User> = tables.users.iter().map(|u| (u.user_id, u)).collect();
+    let profiles: HashMap<u32, &User> = input.tables.users.iter().map(|u| (u.user_id, u)).collect();
 
-    let mut histories: HashMap<u32, Vec<u32>> = HashMap::new();
-    for x in &tables.interactions {
-        if args.before.is_none_or(|b| x.timestamp < b) {
-            histories.entry(x.user_id).or_default().push(x.item_id);
-        }
-    }
     let mut tsv = String::from("user_id\trank\titem_id\tsource\tscore\tsources\n");
     let mut jsonl = String::new();
-    for (n, &user) in users.iter().enumerate() {
-        let history = histories.get(&user).map_or(&[][..], Vec::as_slice);
-        let picks = if history.is_empty() {
-            &args.cold_user_genres[..]
-        } else {
-            &[]
-        };
+    for (n, &user) in input.users.iter().enumerate() {
+        let history = input.history(user);
+        let picks = picks(args, history);
         let two_tower_user = match &tower {
-            Some(t) => Some(t.embed(rec, history, profiles.get(&user).copied(), &ctx)?),
+            Some(t) => Some(t.embed(rec, history, profiles.get(&user).copied(), &input.ctx)?),
             None => None,
         };
         let req = CandidateRequest {
@@ -417,32 +455,17 @@ fn run_candidates(args: &Args, rec: &Recommender) -> Result<()> {
             );
         }
         if args.requests_out.is_some() {
-            let req = JsonRequest {
-                user_id: user,
-                history,
-                onboarding_genres: picks,
-                context: JsonContext {
-                    device: device.as_str(),
-                    timestamp: time,
-                    utc_offset_minutes: args.utc_offset_minutes,
-                },
-                k: args.k,
-            };
-            jsonl.push_str(&serde_json::to_string(&req)?);
-            jsonl.push('\n');
+            input.push_json(&mut jsonl, args, user, picks)?;
         }
     }
-    crate::write(&args.out, tsv.as_bytes())?;
-    if let Some(path) = &args.requests_out {
-        crate::write(path, jsonl.as_bytes())?;
-    }
+    write_outputs(args, &tsv, &jsonl)?;
     let name = match args.source.source() {
         Some(s) => s.as_str(),
         None => "blend",
     };
     println!(
         "{} users × top-{} ({name}) written to {} (model {})",
-        users.len(),
+        input.users.len(),
         args.k,
         args.out.display(),
         rec.bundle().contents().meta.model_version
