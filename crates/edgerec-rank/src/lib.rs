@@ -35,6 +35,8 @@ mod data;
 mod evaluate;
 mod logistic;
 mod metrics;
+#[cfg(test)]
+mod test_rng;
 mod trees;
 
 use std::path::PathBuf;

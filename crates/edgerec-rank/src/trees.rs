@@ -464,21 +464,7 @@ mod tests {
     use super::*;
     use crate::{FitConfig, LogisticRegression, auc};
 
-    /// SplitMix64: a tiny seeded generator for test data.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// XOR-like world: `P(y) = σ(2.5 · sign(x0 · x1))` with `x0, x1 ~ U(−1, 1)`, plus two
     /// noise features `x2 ~ U(0, 10)`, `x3 ~ U(−1, 1)`; weights 1 or 2.
