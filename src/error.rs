@@ -49,6 +49,14 @@ pub enum BundleError {
         /// What is wrong, for humans.
         reason: String,
     },
+    /// A model in the bundle does not match the contract it ships with, or the contract does
+    /// not match the bundle (a ranker whose inputs differ from the bundle's features, an ONNX
+    /// model tract cannot load, …).
+    #[error("ranker contract mismatch: {reason}")]
+    Contract {
+        /// What differs, for humans.
+        reason: String,
+    },
     /// A section this version of the format requires is absent.
     #[error("bundle has no {tag} section")]
     MissingSection {
@@ -67,12 +75,15 @@ pub enum Error {
     /// genre name, an impossible time zone offset…).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The ranker failed while scoring (tract reported an error).
+    #[error("ranker failed: {0}")]
+    Ranker(String),
 }
 
 impl Error {
     /// A short, stable, snake_case code for the error, used by the JS bindings and logs:
     /// `truncated`, `bad_magic`, `unsupported_version`, `checksum_mismatch`, `malformed`,
-    /// `missing_section` or `invalid_argument`.
+    /// `missing_section`, `contract_mismatch`, `invalid_argument` or `ranker_failed`.
     pub fn code(&self) -> &'static str {
         match self {
             Error::Bundle(b) => match b {
@@ -82,8 +93,10 @@ impl Error {
                 BundleError::ChecksumMismatch { .. } => "checksum_mismatch",
                 BundleError::Malformed { .. } => "malformed",
                 BundleError::MissingSection { .. } => "missing_section",
+                BundleError::Contract { .. } => "contract_mismatch",
             },
             Error::InvalidArgument(_) => "invalid_argument",
+            Error::Ranker(_) => "ranker_failed",
         }
     }
 }

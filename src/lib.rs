@@ -33,6 +33,8 @@ pub mod context;
 mod error;
 pub mod features;
 pub mod ials;
+pub mod onnx;
+pub mod ranker;
 pub mod recommend;
 
 #[cfg(target_arch = "wasm32")]

@@ -35,11 +35,16 @@
 //! | `CONT` | 1 | no | content-based item profiles (inverted index), prior, recency decay |
 //! | `TWRT` | 1 | no | two-tower item embeddings, ONNX user tower, search vocabulary |
 //! | `QUOT` | 1 | no | blend quotas of the candidate sources |
+//! | `FEAT` | 1 | no (yes with `RANK`) | the feature contract: vocabularies, windows, dense feature names |
+//! | `RANK` | 1 | no | the ranker: its input contract and ONNX model |
 //!
 //! Every per-item section holds one row per catalog item, in catalog order; a bundle whose
 //! sections disagree on the item count is `malformed`. An optional section that is absent, or
 //! present with a section version this reader does not know, leaves its capability out (the
 //! `Option` field is `None`) instead of refusing the bundle — the same rule as unknown tags.
+//! `FEAT` and `RANK` are the exception: a bundle that carries a ranker the reader cannot check
+//! against its features is refused (`contract_mismatch`), because scoring with the wrong
+//! inputs would be silently wrong rather than merely missing.
 //!
 //! Growing the format: a new capability adds a section with a new tag. Readers skip tags they do
 //! not know, so older devices keep loading newer bundles as long as the sections they need are
@@ -61,11 +66,14 @@
 //! ```
 
 mod codec;
+pub mod ranking;
 pub mod sections;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{BundleError, Result};
+use crate::ranker::Ranker;
+pub use ranking::{FeatureContract, RankerModel};
 pub use sections::{
     BlendParams, ContentModel, GenreVectors, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel,
 };
@@ -107,6 +115,10 @@ pub struct BundleContents {
     pub two_tower: Option<TwoTowerModel>,
     /// Blend quotas of the candidate sources (`QUOT`).
     pub quotas: Option<Quotas>,
+    /// The feature space the models were trained on (`FEAT`); required with a ranker.
+    pub features: Option<FeatureContract>,
+    /// The ranker and its input contract (`RANK`).
+    pub ranker: Option<RankerModel>,
 }
 
 impl BundleContents {
@@ -137,6 +149,12 @@ impl BundleContents {
         }
         if let Some(q) = &self.quotas {
             w.section(*b"QUOT", 1, q.to_payload());
+        }
+        if let Some(f) = &self.features {
+            w.section(*b"FEAT", 1, f.to_payload());
+        }
+        if let Some(r) = &self.ranker {
+            w.section(*b"RANK", 1, r.to_payload());
         }
         w.finish()
     }
@@ -193,6 +211,24 @@ impl BundleContents {
         {
             return bad("TWRT", format!("{} rows for {n} catalog items", t.rows()));
         }
+        if let Some(r) = &self.ranker {
+            r.contract.validate()?;
+            let features = self.features.as_ref().ok_or_else(|| BundleError::Contract {
+                reason: "the bundle carries a ranker but no feature contract (FEAT)".into(),
+            })?;
+            r.contract.check_features(features.space())?;
+        }
+        Ok(())
+    }
+
+    /// [`validate`](Self::validate), then loads the ranker (if any) into tract against its
+    /// contract: everything [`Bundle::from_bytes`] will check, for a trainer to run before it
+    /// publishes a bundle.
+    pub fn check(&self) -> Result<(), BundleError> {
+        self.validate()?;
+        if let Some(r) = &self.ranker {
+            Ranker::load(&r.contract, &r.onnx)?;
+        }
         Ok(())
     }
 }
@@ -202,6 +238,7 @@ impl BundleContents {
 pub struct Bundle {
     contents: BundleContents,
     sha256: [u8; 32],
+    ranker: Option<Ranker>,
 }
 
 impl Bundle {
@@ -255,12 +292,28 @@ impl Bundle {
                 .map(TwoTowerModel::from_payload)
                 .transpose()?,
             quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
+            features: optional(b"FEAT")
+                .map(FeatureContract::from_payload)
+                .transpose()?,
+            ranker: ranker_section(&table)?,
         };
         contents.validate()?;
+        let ranker = contents
+            .ranker
+            .as_ref()
+            .map(|r| Ranker::load(&r.contract, &r.onnx))
+            .transpose()?;
         Ok(Bundle {
             contents,
             sha256: Sha256::digest(bytes).into(),
+            ranker,
         })
+    }
+
+    /// The ranker, loaded and checked against the bundle's feature contract, if the bundle
+    /// carries one.
+    pub fn ranker(&self) -> Option<&Ranker> {
+        self.ranker.as_ref()
     }
 
     /// The decoded sections.
@@ -271,6 +324,20 @@ impl Bundle {
     /// The sha256 of the whole bundle file, as lowercase hex: a content address for caches.
     pub fn sha256_hex(&self) -> String {
         self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// `RANK`, if present. Unlike the candidate sources, a ranker of an unknown section version
+/// is refused rather than skipped: the bundle's row would otherwise change order silently.
+fn ranker_section(table: &[Entry<'_>]) -> Result<Option<RankerModel>, BundleError> {
+    match table.iter().find(|e| &e.tag == b"RANK") {
+        None => Ok(None),
+        Some(e) if e.version == 1 => RankerModel::from_payload(e.payload).map(Some),
+        Some(e) => Err(BundleError::UnsupportedVersion {
+            what: "RANK".into(),
+            found: e.version,
+            supported: 1,
+        }),
     }
 }
 
@@ -493,6 +560,8 @@ pub mod tests_support {
             content: None,
             two_tower: None,
             quotas: None,
+            features: None,
+            ranker: None,
         }
     }
 

@@ -92,7 +92,7 @@ impl Default for FeatureConfig {
 }
 
 /// The feature space: vocabularies, windows, and the names of the dense features in order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSpace {
     vocab: Vocabularies,
     holidays: Vocabulary,

@@ -224,6 +224,8 @@ impl Model {
             content: None,
             two_tower: None,
             quotas: None,
+            features: None,
+            ranker: None,
         };
         contents.validate()?;
         Ok(contents)
