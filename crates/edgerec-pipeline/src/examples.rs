@@ -18,6 +18,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use edgerec::context::{Context, Device};
 use edgerec::features::{History, MediaStats, Play, UserState};
+use edgerec::ranker::{MAX_HISTORY, MAX_SEARCH, history_titles};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
@@ -56,6 +57,8 @@ pub const EXAMPLE_COLUMNS: &[&str] = &[
     "user_language",
     "last_genre",
     "holiday",
+    "history",
+    "search",
 ];
 
 fn ids_field(name: &str) -> Field {
@@ -101,6 +104,8 @@ fn schema(dense: usize) -> SchemaRef {
         f("user_language", UInt32),
         f("last_genre", UInt32),
         f("holiday", UInt32),
+        ids_field("history"),
+        ids_field("search"),
     ]))
 }
 
@@ -134,6 +139,8 @@ struct Builders {
     user_language: UInt32Builder,
     last_genre: UInt32Builder,
     holiday: UInt32Builder,
+    history: ListBuilder<UInt32Builder>,
+    search: ListBuilder<UInt32Builder>,
     rows: usize,
 }
 
@@ -182,6 +189,8 @@ impl Builders {
             user_language: UInt32Builder::new(),
             last_genre: UInt32Builder::new(),
             holiday: UInt32Builder::new(),
+            history: ids_builder(),
+            search: ids_builder(),
             rows: 0,
         }
     }
@@ -216,6 +225,8 @@ impl Builders {
             Arc::new(self.user_language.finish()),
             Arc::new(self.last_genre.finish()),
             Arc::new(self.holiday.finish()),
+            Arc::new(self.history.finish()),
+            Arc::new(self.search.finish()),
         ];
         self.rows = 0;
         Ok(RecordBatch::try_new(schema, columns)?)
@@ -350,6 +361,8 @@ pub(crate) async fn write_examples(
     let mut writer: Option<ArrowWriter<File>> = None;
     let mut current: Option<(u32, History)> = None;
     let mut state: Option<(i64, UserState)> = None;
+    // The ranker's sequences at the state's time: recent titles and search tokens.
+    let mut sequences: (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
 
     while let Some(batch) = examples.next().await {
         let b = batch?;
@@ -401,10 +414,13 @@ pub(crate) async fn write_examples(
                 .ok_or_else(|| anyhow!("user {u} has events but no row in users"))?;
             let t = time.value(i);
             if state.as_ref().is_none_or(|s| s.0 != t) {
-                let s = world
-                    .space
-                    .user_state(profile, history.before(t), &world.media, t);
+                let before = history.before(t);
+                let s = world.space.user_state(profile, before, &world.media, t);
                 state = Some((t, s));
+                sequences = (
+                    history_titles(before, &world.media, MAX_HISTORY),
+                    world.recent_search_tokens(u, t, MAX_SEARCH),
+                );
             }
             let user_state = &state.as_ref().expect("set above").1;
             let d = device(dev.value(i))?;
@@ -460,6 +476,8 @@ pub(crate) async fn write_examples(
             out.user_language.append_value(s.user_language);
             out.last_genre.append_value(s.last_genre);
             out.holiday.append_value(s.holiday);
+            push_ids(&mut out.history, &sequences.0);
+            push_ids(&mut out.search, &sequences.1);
             out.rows += 1;
 
             if out.rows >= 65_536 {

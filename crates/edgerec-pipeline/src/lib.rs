@@ -21,14 +21,21 @@
 //!    24 hours and 7 days strictly before the example (SQL window `RANGE … 1 PRECEDING`).
 //! 5. **Features.** Examples sorted by `(user, time)` are merged with the user's plays and fed
 //!    to the core crate's [`edgerec::features::FeatureSpace`] — the code the device runs — which
-//!    sees only plays strictly before the example.
+//!    sees only plays strictly before the example. Two sequences for the deep ranker come from
+//!    the same point in time: `history`, the user's recently watched titles (movie ids, most
+//!    recent first: [`edgerec::ranker::history_titles`], at most
+//!    [`edgerec::ranker::MAX_HISTORY`]), and `search`, the token ids of the user's searches
+//!    strictly before the example (most recent search first, a query's tokens in query order,
+//!    at most [`edgerec::ranker::MAX_SEARCH`]; empty in worlds without a `searches` table, such
+//!    as MovieLens).
 //! 6. **Time-series folds.** Rolling-origin: the last `folds` windows of `fold_days` days each
 //!    are validation windows; fold `k` trains on examples before its window and validates on
 //!    the window. Each example records the window it falls in (`-1` before the first).
 //!
-//! Outputs in the output directory: `examples/part-NNNNN.parquet`, `features.json` (dense
-//! feature names and vocabularies: the input contract), `folds.json`, `report.md` and
-//! `report.json`.
+//! Outputs in the output directory: `examples/part-NNNNN.parquet` (columns
+//! [`EXAMPLE_COLUMNS`]), `features.json` (dense feature names and vocabularies: the input
+//! contract; `search_tokens` is the search vocabulary, the sorted distinct tokens of all
+//! searches, id = 1 + position, 0 unknown), `folds.json`, `report.md` and `report.json`.
 
 mod examples;
 mod report;

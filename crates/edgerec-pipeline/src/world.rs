@@ -1,6 +1,6 @@
-//! The small tables (items, users) loaded into the core crate's types, with the vocabularies
-//! that map their categorical values to ids. Read with `edgerec_data::schema`'s validating
-//! reader: one schema definition for the simulator, the importers and the pipeline.
+//! The small tables (items, users, searches) loaded into the core crate's types, with the
+//! vocabularies that map their categorical values to ids. Read with `edgerec_data::schema`'s
+//! validating reader: one schema definition for the simulator, the importers and the pipeline.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use edgerec::features::{
     FeatureConfig, FeatureSpace, Gender, Media, UserProfile, Vocabularies, Vocabulary,
 };
-use edgerec_data::schema::{self, Item, User};
+use edgerec_data::schema::{self, Item, Search, Table as _, User};
 use serde::Serialize;
 
 /// Items and users of a world, in core types.
@@ -22,6 +22,11 @@ pub struct World {
     pub index: HashMap<u32, u32>,
     /// User id → profile.
     pub users: HashMap<u32, UserProfile>,
+    /// The search vocabulary: sorted distinct tokens of all searches (id = 1 + position, 0
+    /// unknown). Empty for a world without a `searches` table.
+    pub search_vocab: Vocabulary,
+    /// User id → the user's searches as `(time, token ids)`, oldest first (ties in file order).
+    pub searches: HashMap<u32, Vec<(i64, Vec<u32>)>>,
 }
 
 /// Sorted, de-duplicated names.
@@ -33,6 +38,29 @@ fn vocab<'a>(names: impl IntoIterator<Item = &'a String>) -> Vocabulary {
             .into_iter()
             .cloned(),
     )
+}
+
+/// User id → `(time, token ids)` sorted by time.
+type SearchesByUser = HashMap<u32, Vec<(i64, Vec<u32>)>>;
+
+/// The `searches` table (absent in worlds without searches, e.g. MovieLens: no searches) with
+/// its vocabulary, grouped by user and sorted by time (stable: ties keep file order).
+fn load_searches(world: &Path) -> Result<(Vocabulary, SearchesByUser)> {
+    if !world.join(Search::DIR).is_dir() {
+        return Ok((Vocabulary::default(), HashMap::new()));
+    }
+    let rows: Vec<Search> = schema::read_table(world)
+        .with_context(|| format!("reading {}", world.join(Search::DIR).display()))?;
+    let vocab = vocab(rows.iter().flat_map(|s| &s.tokens));
+    let mut by_user: SearchesByUser = HashMap::new();
+    for s in rows {
+        let ids = s.tokens.iter().map(|t| vocab.id(t)).collect();
+        by_user.entry(s.user_id).or_default().push((s.time, ids));
+    }
+    for v in by_user.values_mut() {
+        v.sort_by_key(|s| s.0);
+    }
+    Ok((vocab, by_user))
 }
 
 /// The input contract written beside the examples.
@@ -49,6 +77,7 @@ struct Contract<'a> {
     holidays: Vec<String>,
     recent_days: u32,
     holiday_horizon_days: u16,
+    search_tokens: &'a [String],
 }
 
 impl World {
@@ -133,12 +162,30 @@ impl World {
                 (u.user_id, profile)
             })
             .collect();
+        let (search_vocab, searches) = load_searches(world)?;
         Ok(World {
             space: FeatureSpace::new(vocab, config),
             media,
             index,
             users,
+            search_vocab,
+            searches,
         })
+    }
+
+    /// The ids of `user`'s search tokens strictly before `time`, most recent search first (a
+    /// query's tokens in query order), at most `max`. Cost: O(log s + max) for s searches.
+    pub fn recent_search_tokens(&self, user: u32, time: i64, max: usize) -> Vec<u32> {
+        let Some(searches) = self.searches.get(&user) else {
+            return Vec::new();
+        };
+        let before = &searches[..searches.partition_point(|s| s.0 < time)];
+        before
+            .iter()
+            .rev()
+            .flat_map(|s| s.1.iter().copied())
+            .take(max)
+            .collect()
     }
 
     /// Writes the feature contract: dense names in order and every vocabulary.
@@ -157,6 +204,7 @@ impl World {
             holidays: edgerec::features::holiday_vocabulary().names().to_vec(),
             recent_days: c.recent_days,
             holiday_horizon_days: c.holiday_horizon_days,
+            search_tokens: self.search_vocab.names(),
         };
         std::fs::write(path, serde_json::to_vec_pretty(&contract)?)
             .with_context(|| format!("writing {}", path.display()))

@@ -16,6 +16,8 @@ use arrow_array::{
 use arrow_schema::{Field, Schema};
 use edgerec::context::{Context, Device};
 use edgerec::features::{History, MediaStats, Play};
+use edgerec::ranker::{MAX_HISTORY, MAX_SEARCH, history_titles};
+use edgerec_data::schema::{PartWriter, Search, WriterOptions};
 use edgerec_pipeline::{PipelineConfig, World};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -319,6 +321,10 @@ struct Row {
     /// (movie, language, country, last_genre, holiday) sparse ids.
     ids: [u32; 5],
     genres: Vec<u32>,
+    /// Recently watched titles, most recent first.
+    history: Vec<u32>,
+    /// Recent search-token ids, most recent first.
+    search: Vec<u32>,
 }
 
 /// Reads every example row, in file order.
@@ -348,6 +354,14 @@ fn read_examples(out: &Path) -> Vec<Row> {
             let (time, source, label) = (c("time"), c("source"), c("label"));
             let (weight, fold, dense, genres) =
                 (c("weight"), c("fold_window"), c("dense"), c("genres"));
+            let list = |a: &ArrayRef, i: usize| {
+                a.as_list::<i32>()
+                    .value(i)
+                    .as_primitive::<UInt32Type>()
+                    .values()
+                    .to_vec()
+            };
+            let (history, search) = (c("history"), c("search"));
             for i in 0..b.num_rows() {
                 rows.push(Row {
                     user: user.value(i),
@@ -366,12 +380,9 @@ fn read_examples(out: &Path) -> Vec<Row> {
                         .values()
                         .to_vec(),
                     ids: ids.each_ref().map(|a| a.value(i)),
-                    genres: genres
-                        .as_list::<i32>()
-                        .value(i)
-                        .as_primitive::<UInt32Type>()
-                        .values()
-                        .to_vec(),
+                    genres: list(&genres, i),
+                    history: list(&history, i),
+                    search: list(&search, i),
                 });
             }
         }
@@ -479,6 +490,11 @@ fn label_edges_weights_and_point_in_time_counts() {
     // Point in time: two plays of title 30 in the 24 h before t + 30, three in 7 days.
     assert_eq!((neg.plays_24h, neg.plays_7d), (2, 3));
     assert_eq!(rows.len(), 5);
+    // No searches table: empty search lists and vocabulary.
+    assert!(rows.iter().all(|r| r.search.is_empty()));
+    let contract: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("features.json")).unwrap()).unwrap();
+    assert_eq!(contract["search_tokens"], serde_json::json!([]));
 }
 
 /// A bigger world: many users, impressions and plays over 30 days.
@@ -557,6 +573,30 @@ fn folds_and_feature_parity_with_the_core() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = busy_world(25);
     write_world(tmp.path(), &spec);
+    // Searches: user u searches every other day at the session's time (so a search at the
+    // example's own second is not "before" it) and a second one a minute later.
+    let mut searches = Vec::new();
+    for u in 1..=spec.users {
+        for day in (0..30i64).step_by(2) {
+            let t = T0 + day * DAY + i64::from(u) * 7;
+            let word = |k: i64| format!("w{}", (i64::from(u) + day + k) % 9);
+            searches.push(Search {
+                user_id: u,
+                time: t,
+                session_id: 1,
+                tokens: vec![word(0), word(1)],
+            });
+            searches.push(Search {
+                user_id: u,
+                time: t + 60,
+                session_id: 1,
+                tokens: vec![word(5)],
+            });
+        }
+    }
+    let mut w = PartWriter::<Search>::create(tmp.path(), WriterOptions::default()).unwrap();
+    w.extend(searches.iter().cloned()).unwrap();
+    w.finish().unwrap();
     let out = tmp.path().join("out");
     let config = PipelineConfig {
         negatives_per_positive: 3.0,
@@ -598,6 +638,11 @@ fn folds_and_feature_parity_with_the_core() {
 
     // Parity: the core crate, given each user's whole history, computes the same vectors.
     let world = World::load(tmp.path(), config.features).unwrap();
+    let contract: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("features.json")).unwrap()).unwrap();
+    let vocab: Vec<String> = (0..9).map(|k| format!("w{k}")).collect();
+    assert_eq!(contract["search_tokens"], serde_json::json!(vocab));
+    let (mut with_search, mut with_history) = (0, 0);
     let mut histories: HashMap<u32, Vec<Play>> = HashMap::new();
     for p in &spec.plays {
         histories.entry(p.user).or_default().push(Play {
@@ -657,7 +702,28 @@ fn folds_and_feature_parity_with_the_core() {
             r.ids,
             [sp.movie, sp.language, sp.country, sp.last_genre, sp.holiday]
         );
+        assert_eq!(
+            r.history,
+            history_titles(history.before(r.time), &world.media, MAX_HISTORY),
+            "history of {r:?}"
+        );
+        // Search tokens by brute force: searches strictly before, newest first.
+        let mut before: Vec<&Search> = searches
+            .iter()
+            .filter(|s| s.user_id == r.user && s.time < r.time)
+            .collect();
+        before.sort_by_key(|s| std::cmp::Reverse(s.time));
+        let expected: Vec<u32> = before
+            .iter()
+            .flat_map(|s| &s.tokens)
+            .map(|t| 1 + vocab.iter().position(|v| v == t).unwrap() as u32)
+            .take(MAX_SEARCH)
+            .collect();
+        assert_eq!(r.search, expected, "search of {r:?}");
+        with_search += usize::from(!r.search.is_empty());
+        with_history += usize::from(!r.history.is_empty());
     }
+    assert!(with_search > rows.len() / 2 && with_history > rows.len() / 2);
 }
 
 #[test]
