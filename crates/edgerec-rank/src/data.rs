@@ -5,8 +5,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Int8Type, Int32Type};
+use arrow_array::types::{Float32Type, Int8Type, Int32Type, Int64Type, UInt32Type};
 use arrow_array::{Array, RecordBatch};
+use edgerec::features::SparseFeatures;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
@@ -143,7 +144,8 @@ pub struct Fold {
 }
 
 /// A pipeline output directory in memory: the dense features, labels and weights of every
-/// example, the validation window each falls in, and the windows.
+/// example, the validation window each falls in, the windows, and (when the files carry them)
+/// the sparse ids the deep ranker reads.
 #[derive(Debug, Clone)]
 pub struct Examples {
     /// Every example (the columns `dense`, `label`, `weight`).
@@ -152,6 +154,51 @@ pub struct Examples {
     pub fold_window: Vec<i32>,
     /// The validation windows, oldest first.
     pub folds: Vec<Fold>,
+    /// The columns [`SPARSE_COLUMNS`], one entry per example; `None` for files written before
+    /// the pipeline had them (the dense-only rankers do not need them).
+    pub sparse: Option<SparseColumns>,
+    /// The search vocabulary (`features.json`'s `search_tokens`; token `i` has id `i + 1`),
+    /// empty when absent.
+    pub search_tokens: Vec<String>,
+}
+
+/// The sparse side of every example, for the deep ranker.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SparseColumns {
+    /// When the example happened (unix seconds): orders the early-stopping holdout.
+    pub time: Vec<i64>,
+    /// The title's ids: `movie`, `genres`, `actors`, `directors`, `tags` and `language` are
+    /// read; the other fields are 0 or empty (no model reads them yet).
+    pub features: Vec<SparseFeatures>,
+    /// Titles the user watched before the example, most recent first.
+    pub history: Vec<Vec<u32>>,
+    /// The user's search-token ids before the example, most recent first.
+    pub search: Vec<Vec<u32>>,
+}
+
+impl SparseColumns {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    /// Whether there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+
+    fn check(&self) -> Result<()> {
+        let n = self.time.len();
+        if self.features.len() != n || self.history.len() != n || self.search.len() != n {
+            return Err(Error::Data(format!(
+                "sparse columns of unequal lengths: {n} times, {} feature rows, {} histories, {} searches",
+                self.features.len(),
+                self.history.len(),
+                self.search.len()
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// One entry of `folds.json` (the pipeline's fold report; only the window is read).
@@ -163,6 +210,8 @@ struct FoldEntry {
 #[derive(Deserialize)]
 struct Contract {
     dense: Vec<String>,
+    #[serde(default)]
+    search_tokens: Vec<String>,
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -179,12 +228,27 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 /// Columns read from an examples file.
 const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
 
+/// Columns read, when present, for the deep ranker: `time` (Int64), `movie` and `language`
+/// (UInt32), the others lists of UInt32. A file holds all of them or none.
+pub const SPARSE_COLUMNS: [&str; 9] = [
+    "time",
+    "movie",
+    "genres",
+    "actors",
+    "directors",
+    "tags",
+    "language",
+    "history",
+    "search",
+];
+
 impl Examples {
     /// Reads `dir/features.json` (the dense feature names), `dir/folds.json` (entries
     /// `{"fold": {"index", "valid_start", "valid_end"}, …}`, oldest first) and every
     /// `dir/examples/part-*.parquet` (in file-name order), columns `label` (Int8, 0/1),
     /// `weight` (Float32), `fold_window` (Int32) and `dense` (fixed-size list of Float32 as
-    /// wide as `features.json` says). Errors name the file and column.
+    /// wide as `features.json` says), and [`SPARSE_COLUMNS`] when the files have them (every
+    /// file or none). Errors name the file and column.
     pub fn load(dir: &Path) -> Result<Examples> {
         let contract: Contract = read_json(&dir.join("features.json"))?;
         let entries: Vec<FoldEntry> = read_json(&dir.join("folds.json"))?;
@@ -226,8 +290,19 @@ impl Examples {
         }
         let d = contract.dense.len();
         let mut cols = Columns::default();
+        let mut with_sparse = None;
         for part in &parts {
-            read_part(part, d, &mut cols)?;
+            let sparse = read_part(part, d, &mut cols)?;
+            if *with_sparse.get_or_insert(sparse) != sparse {
+                return Err(Error::File {
+                    path: part.clone(),
+                    message: format!(
+                        "has {} the sparse columns, the first file {}",
+                        if sparse { "" } else { "none of" },
+                        if sparse { "none" } else { "all" }
+                    ),
+                });
+            }
         }
         if let Some(&k) = cols
             .fold
@@ -240,10 +315,25 @@ impl Examples {
             )));
         }
         let data = Dataset::new(contract.dense, cols.dense, cols.labels, cols.weights)?;
+        let sparse = if with_sparse == Some(true) {
+            cols.sparse.check()?;
+            if cols.sparse.len() != data.len() {
+                return Err(Error::Data(format!(
+                    "{} sparse rows for {} examples",
+                    cols.sparse.len(),
+                    data.len()
+                )));
+            }
+            Some(cols.sparse)
+        } else {
+            None
+        };
         Ok(Examples {
             data,
             fold_window: cols.fold,
             folds,
+            sparse,
+            search_tokens: contract.search_tokens,
         })
     }
 }
@@ -254,9 +344,11 @@ struct Columns {
     labels: Vec<bool>,
     weights: Vec<f32>,
     fold: Vec<i32>,
+    sparse: SparseColumns,
 }
 
-fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<()> {
+/// Reads one part; returns whether it had the sparse columns.
+fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<bool> {
     let file_err = |message: String| Error::File {
         path: path.to_path_buf(),
         message,
@@ -276,6 +368,18 @@ fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<()> {
                 .map_err(|_| column_err(path, c, "missing"))?,
         );
     }
+    let present: Vec<Option<usize>> = SPARSE_COLUMNS
+        .iter()
+        .map(|c| builder.schema().index_of(c).ok())
+        .collect();
+    let sparse = present.iter().any(Option::is_some);
+    if sparse {
+        for (c, i) in SPARSE_COLUMNS.iter().zip(&present) {
+            roots.push(i.ok_or_else(|| {
+                column_err(path, c, "missing (the file has other sparse columns)")
+            })?);
+        }
+    }
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     let reader = builder
         .with_projection(mask)
@@ -284,8 +388,87 @@ fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<()> {
     for batch in reader {
         let batch = batch.map_err(|e| file_err(e.to_string()))?;
         read_batch(path, &batch, width, cols)?;
+        if sparse {
+            read_sparse(path, &batch, &mut cols.sparse)?;
+        }
     }
-    Ok(())
+    Ok(sparse)
+}
+
+/// Appends the [`SPARSE_COLUMNS`] of a batch.
+fn read_sparse(path: &Path, batch: &RecordBatch, out: &mut SparseColumns) -> Result<()> {
+    let column = |name: &str| {
+        let c = batch
+            .column_by_name(name)
+            .ok_or_else(|| column_err(path, name, "missing"))?;
+        if c.null_count() > 0 {
+            return Err(column_err(path, name, format!("{} nulls", c.null_count())));
+        }
+        Ok(c)
+    };
+    let wrong_type =
+        |name: &str, a: &dyn Array| column_err(path, name, format!("type {}", a.data_type()));
+    let u32s = |name: &str| -> Result<Vec<u32>> {
+        let c = column(name)?;
+        let v = c
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| wrong_type(name, c.as_ref()))?;
+        Ok(v.values().to_vec())
+    };
+    let lists = |name: &str| -> Result<Vec<Vec<u32>>> {
+        let c = column(name)?;
+        let list = c
+            .as_list_opt::<i32>()
+            .ok_or_else(|| wrong_type(name, c.as_ref()))?;
+        let values = list
+            .values()
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| wrong_type(name, c.as_ref()))?;
+        if values.null_count() > 0 {
+            return Err(column_err(path, name, "null ids in the lists"));
+        }
+        let offsets = list.value_offsets();
+        (0..list.len())
+            .map(|i| {
+                let (a, b) = (offsets[i] as usize, offsets[i + 1] as usize);
+                values
+                    .values()
+                    .get(a..b)
+                    .map(<[u32]>::to_vec)
+                    .ok_or_else(|| column_err(path, name, "offsets beyond the values"))
+            })
+            .collect()
+    };
+    let time = column("time")?;
+    let time = time
+        .as_primitive_opt::<Int64Type>()
+        .ok_or_else(|| wrong_type("time", time.as_ref()))?;
+    out.time.extend_from_slice(time.values());
+    let (movie, language) = (u32s("movie")?, u32s("language")?);
+    let (genres, actors) = (lists("genres")?, lists("actors")?);
+    let (directors, tags) = (lists("directors")?, lists("tags")?);
+    for (((((movie, language), genres), actors), directors), tags) in movie
+        .into_iter()
+        .zip(language)
+        .zip(genres)
+        .zip(actors)
+        .zip(directors)
+        .zip(tags)
+    {
+        out.features.push(SparseFeatures {
+            movie,
+            language,
+            genres,
+            actors,
+            directors,
+            tags,
+            ..Default::default()
+        });
+    }
+    out.history.extend(lists("history")?);
+    out.search.extend(lists("search")?);
+    // All columns of a batch have its length (Arrow checks), so the vectors stay aligned.
+    out.check()
 }
 
 fn column_err(path: &Path, column: &str, message: impl Into<String>) -> Error {
@@ -494,6 +677,140 @@ mod tests {
         for f in &eval.folds {
             assert!(f.auc.unwrap() > 0.5, "{f:?}");
         }
+    }
+
+    /// Adds the sparse columns (all of them, or all but `skip`) to a part written by
+    /// [`write_part`].
+    fn add_sparse(path: &Path, skip: Option<&str>) {
+        use arrow_array::builder::{ListBuilder, UInt32Builder};
+        use arrow_array::{Int64Array, UInt32Array};
+        let file = File::open(path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        assert_eq!(batches.len(), 1, "one batch per test part");
+        let batch = &batches[0];
+        let n = batch.num_rows();
+        let list = |f: &dyn Fn(usize) -> Vec<u32>| {
+            let mut b = ListBuilder::new(UInt32Builder::new());
+            for i in 0..n {
+                b.values().append_slice(&f(i));
+                b.append(true);
+            }
+            Arc::new(b.finish()) as ArrayRef
+        };
+        let mut columns: Vec<(String, ArrayRef)> = batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .map(|(f, c)| (f.name().clone(), c.clone()))
+            .filter(|(name, _)| !SPARSE_COLUMNS.contains(&name.as_str()))
+            .collect();
+        let sparse: Vec<(&str, ArrayRef)> = vec![
+            (
+                "time",
+                Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| 100 + i))),
+            ),
+            (
+                "movie",
+                Arc::new(UInt32Array::from_iter_values((0..n as u32).map(|i| i % 9))),
+            ),
+            ("genres", list(&|i| vec![1 + (i % 3) as u32])),
+            ("actors", list(&|i| (0..(i % 4) as u32).collect())),
+            ("directors", list(&|_| vec![])),
+            ("tags", list(&|_| vec![2, 3])),
+            ("language", Arc::new(UInt32Array::from(vec![1; n]))),
+            ("history", list(&|i| vec![(i % 9) as u32, 4])),
+            (
+                "search",
+                list(&|i| if i % 2 == 0 { vec![1] } else { vec![] }),
+            ),
+        ];
+        columns.extend(
+            sparse
+                .into_iter()
+                .filter(|(name, _)| Some(*name) != skip)
+                .map(|(name, c)| (name.to_string(), c)),
+        );
+        let batch = RecordBatch::try_from_iter(columns).unwrap();
+        let mut w =
+            ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+    }
+
+    /// The error of loading `dir` (without printing the examples when there is none).
+    fn load_error(dir: &Path) -> String {
+        match Examples::load(dir) {
+            Ok(_) => panic!("{} loaded", dir.display()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn loads_the_sparse_columns_when_present() {
+        let tmp = tempfile::tempdir().unwrap();
+        pipeline_dir(tmp.path(), 2);
+        // Dense-only files: no sparse side, the dense models work as before.
+        assert!(Examples::load(tmp.path()).unwrap().sparse.is_none());
+        let parts = ["part-00000.parquet", "part-00001.parquet"];
+        for p in parts {
+            add_sparse(&tmp.path().join("examples").join(p), None);
+        }
+        std::fs::write(
+            tmp.path().join("features.json"),
+            r#"{"dense": ["a", "b"], "search_tokens": ["x"]}"#,
+        )
+        .unwrap();
+        let examples = Examples::load(tmp.path()).unwrap();
+        assert_eq!(examples.search_tokens, ["x"]);
+        let sparse = examples.sparse.as_ref().unwrap();
+        assert_eq!(sparse.len(), 300);
+        // Row 151 is row 1 of the second part.
+        assert_eq!(sparse.time[151], 101);
+        assert_eq!(sparse.features[151].movie, 1);
+        assert_eq!(sparse.features[151].genres, [2]);
+        assert_eq!(sparse.features[151].actors, [0]);
+        assert!(sparse.features[151].directors.is_empty());
+        assert_eq!(sparse.history[151], [1, 4]);
+        assert!(sparse.search[151].is_empty());
+        assert_eq!(sparse.search[150], [1]);
+        assert_eq!(examples.data.len(), 300);
+        // The deep ranker runs the same protocol on them.
+        let config = crate::DeepConfig {
+            max_epochs: 2,
+            ..Default::default()
+        };
+        let importance = crate::ImportanceConfig {
+            max_rows: 40,
+            seed: 1,
+        };
+        let eval = crate::evaluate_deep(&examples, &config, Some(importance)).unwrap();
+        assert_eq!(eval.folds.len(), 2);
+        assert_eq!(eval.folds[1].train_examples, 250);
+        assert_eq!(eval.epochs.len(), 2);
+        assert_eq!((eval.importance.len(), eval.importance_rows), (2 + 8, 40));
+
+        // A file missing one of them: an error naming the file and the column.
+        add_sparse(&tmp.path().join("examples").join(parts[1]), Some("history"));
+        let err = load_error(tmp.path());
+        assert!(
+            err.contains("part-00001.parquet") && err.contains("\"history\""),
+            "{err}"
+        );
+        // One file with, one without: an error too.
+        write_part(
+            &tmp.path().join("examples").join(parts[1]),
+            &[1],
+            &[0],
+            &[[0.0, 0.0]],
+            2,
+        );
+        let err = load_error(tmp.path());
+        assert!(err.contains("part-00001.parquet"), "{err}");
     }
 
     #[test]

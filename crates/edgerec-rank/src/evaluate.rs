@@ -2,10 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::deep::{DeepConfig, DeepRanker, EpochLog};
+use crate::importance::{Importance, permutation_importance};
+use crate::metrics::{CalibrationBin, calibration, calibration_error};
 use crate::{
     Dataset, Examples, FitConfig, Fold, GradientBoostedTrees, LogisticRegression, Result,
     TreeConfig, auc, log_loss,
 };
+
+/// Bins of each window's reliability diagram.
+pub const CALIBRATION_BINS: usize = 10;
 
 /// The metrics of one validation window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,8 +32,13 @@ pub struct FoldResult {
     pub log_loss: Option<f64>,
     /// Weighted log-loss of predicting the training set's weighted base rate for everyone.
     pub constant_log_loss_weighted: Option<f64>,
-    /// Newton steps of the fit (logistic regression) or trees (gradient-boosted trees).
+    /// Newton steps of the fit (logistic regression), trees (gradient-boosted trees) or epochs
+    /// kept (deep ranker: the best epoch, 1-based).
     pub iterations: usize,
+    /// Weighted expected calibration error over [`CALIBRATION_BINS`] equal-width bins.
+    pub calibration_error: Option<f64>,
+    /// The window's weighted reliability diagram.
+    pub calibration: Vec<CalibrationBin>,
 }
 
 /// The evaluation of every window, oldest first.
@@ -44,9 +55,9 @@ pub struct Evaluation {
 /// with no examples is skipped; a window whose past cannot be fitted (e.g. no positives) is an
 /// error.
 pub fn evaluate(examples: &Examples, config: &FitConfig) -> Result<Evaluation> {
-    let folds = evaluate_folds(examples, |train, valid| {
-        let model = LogisticRegression::fit(train, config)?;
-        Ok((model.score(valid)?, model.iterations()))
+    let folds = evaluate_folds(examples, |s| {
+        let model = LogisticRegression::fit(&s.train, config)?;
+        Ok((model.score(&s.valid)?, model.iterations()))
     })?;
     Ok(Evaluation {
         config: *config,
@@ -65,9 +76,9 @@ pub struct TreeEvaluation {
 
 /// [`evaluate`] for [`GradientBoostedTrees`]: the same windows, the same metrics.
 pub fn evaluate_trees(examples: &Examples, config: &TreeConfig) -> Result<TreeEvaluation> {
-    let folds = evaluate_folds(examples, |train, valid| {
-        let model = GradientBoostedTrees::fit(train, config)?;
-        Ok((model.score(valid)?, model.n_trees()))
+    let folds = evaluate_folds(examples, |s| {
+        let model = GradientBoostedTrees::fit(&s.train, config)?;
+        Ok((model.score(&s.valid)?, model.n_trees()))
     })?;
     Ok(TreeEvaluation {
         config: *config,
@@ -75,21 +86,103 @@ pub fn evaluate_trees(examples: &Examples, config: &TreeConfig) -> Result<TreeEv
     })
 }
 
-/// The protocol for any model: `fit_score(train, valid)` returns the window's probabilities and
-/// the fit's iteration count.
+/// The evaluation of [`DeepRanker`] on every window, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeepEvaluation {
+    /// The settings of every fit.
+    pub config: DeepConfig,
+    /// One entry per window with examples; `iterations` is the epoch kept (1-based).
+    pub folds: Vec<FoldResult>,
+    /// Per window: every epoch's training and holdout loss.
+    pub epochs: Vec<Vec<EpochLog>>,
+    /// Permutation importance on the newest window, with that window's model (empty unless
+    /// asked for).
+    pub importance: Vec<Importance>,
+    /// Rows the importance was measured on.
+    pub importance_rows: usize,
+}
+
+/// Settings of the permutation importance in [`evaluate_deep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportanceConfig {
+    /// Most validation rows (a seeded sample).
+    pub max_rows: usize,
+    /// Seed of the sample and the permutations.
+    pub seed: u64,
+}
+
+/// [`evaluate`] for [`DeepRanker`] (the examples must carry the sparse columns): the same
+/// windows, the same metrics. Each window's model stops early on the newest share of its own
+/// training examples, never on the window. With `importance`, the newest window's model also
+/// gets a [`permutation_importance`] on that window.
+pub fn evaluate_deep(
+    examples: &Examples,
+    config: &DeepConfig,
+    importance: Option<ImportanceConfig>,
+) -> Result<DeepEvaluation> {
+    let mut epochs = Vec::new();
+    let mut newest = (Vec::new(), 0);
+    let last = examples.folds.len() as u32;
+    let folds = evaluate_folds(examples, |s| {
+        let model = DeepRanker::fit(examples, &s.train_rows, config)?;
+        epochs.push(model.epochs().to_vec());
+        if let Some(c) = importance {
+            let k = examples.fold_window[s.valid_rows[0]] as u32;
+            if k + 1 == last {
+                let imp =
+                    permutation_importance(&model, examples, &s.valid_rows, c.max_rows, c.seed)?;
+                newest = (imp, s.valid_rows.len().min(c.max_rows));
+            }
+        }
+        Ok((
+            model.score(examples, &s.valid_rows)?,
+            model.best_epoch() + 1,
+        ))
+    })?;
+    Ok(DeepEvaluation {
+        config: *config,
+        folds,
+        epochs,
+        importance: newest.0,
+        importance_rows: newest.1,
+    })
+}
+
+/// One window's training and validation examples, as datasets and as row indices into the
+/// examples.
+pub(crate) struct Split {
+    pub train: Dataset,
+    pub valid: Dataset,
+    pub train_rows: Vec<usize>,
+    pub valid_rows: Vec<usize>,
+}
+
+/// The protocol for any model: `fit_score(split)` returns the window's probabilities and the
+/// fit's iteration count.
 fn evaluate_folds(
     examples: &Examples,
-    mut fit_score: impl FnMut(&Dataset, &Dataset) -> Result<(Vec<f32>, usize)>,
+    mut fit_score: impl FnMut(&Split) -> Result<(Vec<f32>, usize)>,
 ) -> Result<Vec<FoldResult>> {
     let mut folds = Vec::new();
     for fold in &examples.folds {
         let k = fold.index as i32;
-        let train = examples.data.select(|i| examples.fold_window[i] < k);
-        let valid = examples.data.select(|i| examples.fold_window[i] == k);
-        if valid.is_empty() {
+        let rows = |keep: &dyn Fn(i32) -> bool| -> Vec<usize> {
+            (0..examples.data.len())
+                .filter(|&i| keep(examples.fold_window[i]))
+                .collect()
+        };
+        let (train_rows, valid_rows) = (rows(&|w| w < k), rows(&|w| w == k));
+        if valid_rows.is_empty() {
             continue;
         }
-        let (probs, iterations) = fit_score(&train, &valid)?;
+        let split = Split {
+            train: examples.data.select(|i| examples.fold_window[i] < k),
+            valid: examples.data.select(|i| examples.fold_window[i] == k),
+            train_rows,
+            valid_rows,
+        };
+        let (probs, iterations) = fit_score(&split)?;
+        let (train, valid) = (&split.train, &split.valid);
         let positives = valid.labels().iter().filter(|&&l| l).count();
         let (mut total, mut pos_weight) = (0.0f64, 0.0f64);
         for (&w, &y) in train.weights().iter().zip(train.labels()) {
@@ -99,6 +192,7 @@ fn evaluate_folds(
             }
         }
         let constant = vec![(pos_weight / total) as f32; valid.len()];
+        let bins = calibration(&probs, valid.labels(), valid.weights(), CALIBRATION_BINS);
         folds.push(FoldResult {
             fold: fold.clone(),
             train_examples: train.len(),
@@ -109,6 +203,8 @@ fn evaluate_folds(
             log_loss: log_loss(&probs, valid.labels(), None),
             constant_log_loss_weighted: log_loss(&constant, valid.labels(), Some(valid.weights())),
             iterations,
+            calibration_error: calibration_error(&bins),
+            calibration: bins,
         });
     }
     Ok(folds)

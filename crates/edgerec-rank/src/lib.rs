@@ -1,16 +1,22 @@
 //! The ranking stage: a learned ranker that scores (user, title, context) examples written by the
 //! training-data pipeline (`edgerec-pipeline`) and is exported as ONNX for the device.
 //!
-//! This first slice is a weighted, L2-regularised logistic regression on the pipeline's dense
-//! features:
+//! Three rankers share one loader and one evaluation protocol:
 //!
 //! * [`Examples::load`] reads a pipeline output directory (`examples/part-*.parquet`,
-//!   `features.json`, `folds.json`);
+//!   `features.json`, `folds.json`; the sparse columns when the files have them);
 //! * [`LogisticRegression::fit`] fits it by Newton's method (IRLS) on standardised features;
 //! * [`evaluate`] runs the time-series protocol: for every validation window *k*, train on all
 //!   examples before it and measure AUC and log-loss on the window;
 //! * [`LogisticRegression::to_onnx`] writes the model (standardisation included) as ONNX that
-//!   tract runs on the device, with the feature order in its metadata.
+//!   tract runs on the device, with the feature order in its metadata;
+//! * [`GradientBoostedTrees`] (forust) and [`evaluate_trees`]: the same for boosted trees;
+//! * [`DeepRanker`] ([`deep`]): embedding bags over the sparse ids (title, genres, people,
+//!   tags, language, the user's recent titles and searches) and the dense vector into a ReLU
+//!   network, trained in candle with early stopping, built from the device's own assembler
+//!   ([`edgerec::ranker::RankerContract::assemble`]) and exported under the device's input
+//!   contract `edgerec-ranker/1`; [`evaluate_deep`] and [`permutation_importance`];
+//! * [`calibration`] and [`calibration_error`]: each window's reliability diagram.
 //!
 //! ```
 //! use edgerec_rank::{Dataset, FitConfig, LogisticRegression};
@@ -32,19 +38,27 @@
 #![warn(missing_docs)]
 
 mod data;
+pub mod deep;
 mod evaluate;
+mod importance;
 mod logistic;
 mod metrics;
-#[cfg(test)]
-mod test_rng;
+mod rng;
 mod trees;
 
 use std::path::PathBuf;
 
-pub use data::{Dataset, Examples, Fold};
-pub use evaluate::{Evaluation, FoldResult, TreeEvaluation, evaluate, evaluate_trees};
+pub use data::{Dataset, Examples, Fold, SPARSE_COLUMNS, SparseColumns};
+pub use deep::{
+    DEEP_KIND, DeepConfig, DeepRanker, EpochLog, META_BAGS, META_CONTRACT, OUTPUT, bag_len,
+};
+pub use evaluate::{
+    CALIBRATION_BINS, DeepEvaluation, Evaluation, FoldResult, ImportanceConfig, TreeEvaluation,
+    evaluate, evaluate_deep, evaluate_trees,
+};
+pub use importance::{Importance, permutation_importance};
 pub use logistic::{FitConfig, LogisticRegression, META_DENSE, META_RANKER, RANKER_KIND};
-pub use metrics::{auc, log_loss};
+pub use metrics::{CalibrationBin, auc, calibration, calibration_error, log_loss};
 pub use trees::{GBDT_KIND, GradientBoostedTrees, TreeConfig};
 
 /// Errors of the ranking stage.

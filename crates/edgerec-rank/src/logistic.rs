@@ -431,7 +431,7 @@ mod tests {
     use super::*;
     use crate::log_loss;
 
-    use crate::test_rng::Rng;
+    use crate::rng::Rng;
 
     fn names(d: usize) -> Vec<String> {
         (0..d).map(|j| format!("f{j}")).collect()

@@ -1,4 +1,5 @@
-//! SplitMix64: a tiny seeded generator for the rankers' test data.
+//! SplitMix64: a tiny seeded generator for the deep ranker's initialisation and shuffles and
+//! the rankers' test data.
 
 pub(crate) struct Rng(pub(crate) u64);
 
@@ -21,5 +22,17 @@ impl Rng {
         let u = self.uniform().max(1e-300);
         let v = self.uniform();
         (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    /// Uniform in `0..n` (`n > 0`; the modulo bias is below 2⁻⁴⁰ for the sizes used here).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// Fisher–Yates.
+    pub(crate) fn shuffle<T>(&mut self, xs: &mut [T]) {
+        for i in (1..xs.len()).rev() {
+            xs.swap(i, self.below(i + 1));
+        }
     }
 }

@@ -464,7 +464,7 @@ mod tests {
     use super::*;
     use crate::{FitConfig, LogisticRegression, auc};
 
-    use crate::test_rng::Rng;
+    use crate::rng::Rng;
 
     /// XOR-like world: `P(y) = σ(2.5 · sign(x0 · x1))` with `x0, x1 ~ U(−1, 1)`, plus two
     /// noise features `x2 ~ U(0, 10)`, `x3 ~ U(−1, 1)`; weights 1 or 2.
