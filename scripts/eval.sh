@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The offline evaluation of the candidate sources (`edgerec eval`): MovieLens-100K under the
 # temporal and leave-last-out protocols, and a small synthetic world under the time-series
-# folds with its oracle. Writes $EDGEREC_ARTIFACTS/eval/{ml100k,world}/{report.md,report.json,
-# plots/,splits/}.
+# folds with its oracle; on every split also the second stage (blend → ranker → top-10, the
+# rankers trained on the split's past: `--rank-candidates 0` turns it off). Writes
+# $EDGEREC_ARTIFACTS/eval/{ml100k,world}/{report.md,report.json,plots/,splits/}.
 #   bash scripts/eval.sh            the evaluation (CI runs this)
 #   bash scripts/eval.sh --peers    also the peer baselines (implicit's ALS and BPR, EASE) on
 #                                   the same splits, then the evaluation again with their rows

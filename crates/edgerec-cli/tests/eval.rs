@@ -1,6 +1,8 @@
 //! `edgerec eval` end to end on a small simulated world (it has a ground truth, so the oracle
-//! must win), with peer rows from files, and the error paths.
+//! must win), with peer rows from files, and the error paths; the second stage (blend →
+//! ranker → top-10) on that world and on a MovieLens-like world with a planted genre signal.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -24,6 +26,101 @@ fn ok(args: &[&str]) -> String {
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
+}
+
+fn values(system: &serde_json::Value, name: &str) -> Vec<f64> {
+    system["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m[0] == name)
+        .unwrap_or_else(|| panic!("{name} missing"))[1]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+fn system<'a>(cohort: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    cohort["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} missing from {}", cohort["cohort"]))
+}
+
+/// The two-stage rows and tables of every cohort of a report are complete and consistent:
+/// the same candidate set as the blend (equal Recall@100 per user), a paired row against the
+/// blend and against the best single source (the one with the highest NDCG@10) for NDCG@10 and
+/// mAP@10, and the rankers' pooled AUC on the candidates.
+fn check_two_stage(report: &serde_json::Value) {
+    for split in report["splits"].as_array().unwrap() {
+        let training = &split["ranker"];
+        assert!(
+            training.is_object(),
+            "{}: no ranker: {}",
+            split["name"],
+            split["ranker_error"]
+        );
+        assert!(training["positives"].as_u64().unwrap() > 0);
+        assert!(training["examples"].as_u64().unwrap() > training["positives"].as_u64().unwrap());
+        for cohort in split["cohorts"].as_array().unwrap() {
+            let blend = system(cohort, "blend");
+            for name in ["two-stage-lr", "two-stage-gbdt", "blend-shuffled"] {
+                let s = system(cohort, name);
+                assert_eq!(
+                    values(s, "Recall@100"),
+                    values(blend, "Recall@100"),
+                    "{name} reorders the blend's candidates, never changes them"
+                );
+                for m in ["NDCG@10", "mAP@10", "Recall@10"] {
+                    let v = metric(s, m);
+                    assert!((0.0..=1.0).contains(&v), "{name} {m} = {v}");
+                }
+            }
+            // The best single source by mean NDCG@10; ties go to the earlier source.
+            let mut best = system(cohort, "popularity");
+            for name in ["ials", "content", "two-tower"] {
+                let s = system(cohort, name);
+                if metric(s, "NDCG@10") > metric(best, "NDCG@10") {
+                    best = s;
+                }
+            }
+            let table = cohort["two_stage"].as_array().unwrap();
+            for name in ["two-stage-lr", "two-stage-gbdt"] {
+                for (reference, against) in [("blend", blend), ("best source", best)] {
+                    for m in ["NDCG@10", "mAP@10"] {
+                        let row = table
+                            .iter()
+                            .find(|r| {
+                                r["system"] == name
+                                    && r["reference"] == reference
+                                    && r["metric"] == m
+                            })
+                            .unwrap_or_else(|| panic!("no {name} vs {reference} {m} row"));
+                        assert_eq!(row["against"], against["name"]);
+                        let d = row["difference"].as_f64().unwrap();
+                        let want = metric(system(cohort, name), m) - metric(against, m);
+                        assert!(
+                            (d - want).abs() < 1e-9,
+                            "{name} vs {reference} {m}: {d} vs {want}"
+                        );
+                        assert!(row["se"].as_f64().unwrap() >= 0.0);
+                    }
+                }
+            }
+            let rankers = cohort["rankers"].as_array().unwrap();
+            assert_eq!(rankers.len(), 2);
+            for r in rankers {
+                assert!(r["pairs"].as_u64().unwrap() > 0);
+                if let Some(auc) = r["auc"].as_f64() {
+                    assert!((0.0..=1.0).contains(&auc));
+                }
+            }
+        }
+    }
 }
 
 fn metric(system: &serde_json::Value, name: &str) -> f64 {
@@ -131,6 +228,32 @@ fn eval_on_a_simulated_world_reports_every_source_the_oracle_and_peers() {
         metric(&by("oracle"), "Recall@100"),
         metric(&by("popularity"), "Recall@100")
     );
+    // The second stage on every split and cohort; the world logs impressions and abandoned
+    // plays, so its rankers train on labelled negatives, never sampled ones.
+    check_two_stage(&report);
+    assert!(md.contains("Two-stage against the blend"), "{md}");
+    for split in report["splits"].as_array().unwrap() {
+        let t = &split["ranker"];
+        assert_eq!(t["sampled_negatives"], 0, "{}", split["name"]);
+        assert!(
+            t["impression_negatives"].as_u64().unwrap() + t["played_negatives"].as_u64().unwrap()
+                > 0
+        );
+    }
+    // The world's users follow a planted preference model: on every split the rankers order
+    // the warm users' candidates better than chance.
+    for split in report["splits"].as_array().unwrap() {
+        let warm = &split["cohorts"][0];
+        let shuffled = metric(system(warm, "blend-shuffled"), "NDCG@10");
+        for name in ["two-stage-lr", "two-stage-gbdt"] {
+            let ranked = metric(system(warm, name), "NDCG@10");
+            assert!(
+                ranked > shuffled,
+                "{}: {name} NDCG@10 {ranked} vs shuffled {shuffled}",
+                split["name"]
+            );
+        }
+    }
     // Plots and split files exist.
     assert!(out.join("plots/leave-last-out-warm-bars.svg").exists());
     let train = std::fs::read_to_string(out.join("splits/leave-last-out/train.tsv")).unwrap();
@@ -179,4 +302,138 @@ fn eval_on_a_simulated_world_reports_every_source_the_oracle_and_peers() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown protocol"));
+}
+
+const GENRES: [&str; 3] = ["Comedy", "Horror", "Western"];
+
+/// A MovieLens-like world (no impressions, every rating a full play) with a planted signal:
+/// each user watches titles of one favourite genre, plus a few popular titles of any genre.
+fn write_movielens_like(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let items_n = 90u32;
+    let genre = |i: u32| (i % 3) as usize;
+    let mut items =
+        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
+    for i in 1..=items_n {
+        let _ = writeln!(
+            items,
+            "{i}\tTitle {i}\t{}\t{}",
+            1970 + i % 20,
+            GENRES[genre(i)]
+        );
+    }
+    let mut users =
+        String::from("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n");
+    let users_n = 150u32;
+    for u in 1..=users_n {
+        let _ = writeln!(users, "{u}\t{}\tM\tother\t1{u:04}", 18 + u % 40);
+    }
+    // A small LCG: each user's titles in a user-specific order.
+    let mut state = 12_345u64;
+    let mut next = |n: u32| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % u64::from(n)) as u32
+    };
+    let mut lists: Vec<Vec<u32>> = Vec::new();
+    for u in 1..=users_n {
+        let fav = (u % 3) as usize;
+        let mut list: Vec<u32> = Vec::new();
+        while list.len() < 14 {
+            // Four in five of a user's titles are of the favourite genre; the rest are the
+            // catalog's first titles (popular with everyone).
+            let i = if next(5) == 0 {
+                1 + next(12)
+            } else {
+                let k = next(items_n / 3);
+                3 * k + fav as u32 + if fav == 0 { 3 } else { 0 }
+            };
+            if (1..=items_n).contains(&i) && !list.contains(&i) {
+                list.push(i);
+            }
+        }
+        lists.push(list);
+    }
+    let mut inter = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+    let mut t = 1_000_000_000u64;
+    for j in 0..14 {
+        for (u, list) in lists.iter().enumerate() {
+            t += 1_800;
+            let _ = writeln!(inter, "{}\t{}\t4\t{t}", u + 1, list[j]);
+        }
+    }
+    std::fs::write(dir.join("ml-100k.item"), items).unwrap();
+    std::fs::write(dir.join("ml-100k.user"), users).unwrap();
+    std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
+}
+
+#[test]
+fn two_stage_learns_a_planted_signal_from_sampled_negatives() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    let world = dir.path().join("world");
+    let out = dir.path().join("eval");
+    write_movielens_like(&raw);
+    ok(&[
+        "data",
+        "import",
+        "movielens-100k",
+        "--src",
+        p(&raw),
+        "--out",
+        p(&world),
+        "--to",
+        "world",
+    ]);
+    let md = ok(&[
+        "eval",
+        "--world",
+        p(&world),
+        "--out",
+        p(&out),
+        "--protocols",
+        "temporal,leave-last-out",
+        "--factors",
+        "8",
+        "--iterations",
+        "3",
+        "--tower-epochs",
+        "1",
+        "--rank-window-days",
+        "14",
+        "--rank-trees",
+        "30",
+    ]);
+    assert!(md.contains("no labelled negative in the window"), "{md}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    check_two_stage(&report);
+    for split in report["splits"].as_array().unwrap() {
+        let t = &split["ranker"];
+        assert!(t["sampled_negatives"].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["impression_negatives"], 0);
+        let warm = &split["cohorts"][0];
+        assert_eq!(warm["cohort"], "warm");
+        // Users watch their favourite genre: a ranker that learned the genre-share features
+        // orders the candidates far better than chance.
+        let shuffled = metric(system(warm, "blend-shuffled"), "NDCG@10");
+        for name in ["two-stage-lr", "two-stage-gbdt"] {
+            let ranked = metric(system(warm, name), "NDCG@10");
+            assert!(
+                ranked > shuffled + 0.05,
+                "{}: {name} NDCG@10 {ranked} vs shuffled {shuffled}",
+                split["name"]
+            );
+            let auc = warm["rankers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["system"] == name)
+                .unwrap()["auc"]
+                .as_f64()
+                .unwrap();
+            assert!(auc > 0.6, "{}: {name} pooled AUC {auc}", split["name"]);
+        }
+    }
 }

@@ -2,12 +2,18 @@
 //! world) the oracle, on the protocols of [`split`], with standard errors, paired comparisons,
 //! markdown, JSON and SVG figures.
 //!
+//! It also evaluates the second stage end to end ([`rerank`]): per split, rankers trained on
+//! that split's past reorder the blend's top `--rank-candidates` titles for every test user,
+//! and the report pairs each two-stage system with the blend it reranks and the cohort's best
+//! single source.
+//!
 //! The splits are also written as plain files (`splits/<split>/train.tsv`, `users.tsv`,
 //! `params.json`) so `bench/peers.py` can train the `implicit` library's ALS and BPR and EASE on
 //! exactly the same past; a second run with `--peers` scores their rows with the same metric
 //! code.
 
 pub mod report;
+pub mod rerank;
 pub mod sources;
 pub mod split;
 
@@ -22,6 +28,7 @@ use edgerec_train::ials::{IalsConfig, Solver};
 use edgerec_twotower::TowerConfig;
 
 use report::{CohortResult, EvalReport, SplitResult};
+use rerank::RankConfig;
 use sources::{Answer, SourceConfig};
 use split::{Case, EvalData, Split};
 
@@ -80,6 +87,25 @@ pub struct EvalArgs {
     /// Directory of peer rows from `bench/peers.py` (`<split>/<method>.tsv`).
     #[arg(long)]
     pub peers: Option<PathBuf>,
+    /// Second stage: blend candidates the rankers reorder per user (0 turns the stage off).
+    #[arg(long, default_value_t = 100)]
+    pub rank_candidates: usize,
+    /// Second stage: days before the cut whose examples train the rankers (time-cut splits).
+    #[arg(long, default_value_t = 21)]
+    pub rank_window_days: u32,
+    /// Second stage, leave-last-out: each user's last past positives that train the rankers.
+    #[arg(long, default_value_t = 3)]
+    pub rank_last_positives: usize,
+    /// Second stage: negatives per positive (the labelled negatives' downsampling target, or
+    /// how many to sample from the blend when the world has none).
+    #[arg(long, default_value_t = 4)]
+    pub rank_negatives: usize,
+    /// Second stage: at most this many training positives per split (seeded subsample).
+    #[arg(long, default_value_t = 20_000)]
+    pub rank_max_positives: usize,
+    /// Second stage: boosting rounds of the gradient-boosted trees.
+    #[arg(long, default_value_t = 100)]
+    pub rank_trees: usize,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -205,6 +231,27 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
         onboarding: a.onboarding,
         ..SourceConfig::default()
     };
+    let rank_config = RankConfig {
+        candidates: a.rank_candidates.min(config.n),
+        window_days: a.rank_window_days,
+        last_positives: a.rank_last_positives,
+        max_positives: a.rank_max_positives,
+        positive_above: a.positive_above,
+        negatives_per_positive: a.rank_negatives as f64,
+        sampled_negatives: a.rank_negatives,
+        trees: edgerec_rank::TreeConfig {
+            iterations: a.rank_trees,
+            seed: a.seed,
+            ..edgerec_rank::TreeConfig::default()
+        },
+        seed: a.seed,
+        ..RankConfig::default()
+    };
+    let features = if a.rank_candidates > 0 {
+        Some(rerank::FeatureData::load(&data).context("loading the ranking features")?)
+    } else {
+        None
+    };
     let mut splits: Vec<Split> = Vec::new();
     for p in &a.protocols {
         match p.as_str() {
@@ -252,6 +299,35 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
         export_split(&a.out.join("splits").join(&sp.name), &data, sp, &config)?;
         let trained = sources::train(&data, sp, &config)
             .with_context(|| format!("training the sources on {}", sp.name))?;
+        let (rankers, ranker_error) = match &features {
+            Some(fd) => {
+                let blend_rows = |inner: &Split| -> Result<Vec<sources::Answer>> {
+                    let trained = sources::train(&data, inner, &config)
+                        .with_context(|| format!("training the sources on {}", inner.name))?;
+                    let systems =
+                        sources::answer(&data, inner, &trained, &inner.warm, &config, None)?;
+                    Ok(systems
+                        .into_iter()
+                        .find(|(n, _)| n == "blend")
+                        .map(|p| p.1)
+                        .unwrap_or_default())
+                };
+                match rerank::train(&data, fd, sp, &rank_config, blend_rows) {
+                    Ok(r) => {
+                        eprintln!(
+                            "{}: rankers trained on {} examples ({} positives)",
+                            sp.name, r.training.examples, r.training.positives
+                        );
+                        (Some(r), None)
+                    }
+                    Err(e) => {
+                        eprintln!("{}: no second stage: {e:#}", sp.name);
+                        (None, Some(format!("{e:#}")))
+                    }
+                }
+            }
+            None => (None, None),
+        };
         let mut cohorts: Vec<CohortResult> = Vec::new();
         for (cohort, cases) in [
             ("warm", &sp.warm),
@@ -264,6 +340,20 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
             }
             let oracle: Option<&sources::Oracle<'_>> = oracle_fn.as_ref().map(|f| f as _);
             let mut systems = sources::answer(&data, sp, &trained, &cases, &config, oracle)?;
+            let mut ranker_tests = Vec::new();
+            if let (Some(fd), Some(r)) = (&features, &rankers) {
+                let at = systems
+                    .iter()
+                    .position(|(n, _)| n == "blend")
+                    .context("the sources answered without a blend")?;
+                let (two_stage, tests) =
+                    rerank::rerank(fd, r, &cases, &systems[at].1, &rank_config)
+                        .with_context(|| format!("reranking {cohort} users of {}", sp.name))?;
+                for (k, s) in two_stage.into_iter().enumerate() {
+                    systems.insert(at + 1 + k, s);
+                }
+                ranker_tests = tests;
+            }
             if cohort == "warm"
                 && let Some(dir) = &a.peers
             {
@@ -277,7 +367,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
                     }
                 }
             }
-            let c = report::score(
+            let mut c = report::score(
                 cohort,
                 &cases,
                 &systems,
@@ -285,6 +375,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
                 data.users.len(),
                 &trained.content,
             );
+            c.rankers = ranker_tests;
             plots.extend(report::plots(&sp.name, &c));
             cohorts.push(c);
         }
@@ -317,12 +408,17 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
                 .unwrap_or_default(),
             tower_onnx_bytes: trained.tower.as_ref().map_or(0, |t| t.onnx_bytes),
             peer_timings,
+            ranker: rankers.map(|r| r.training),
+            ranker_error,
         });
     }
     let report = EvalReport {
         dataset: a.dataset.clone(),
         world: (data.users.len(), data.items.len(), data.events.len()),
-        config: serde_json::to_value(&config)?,
+        config: serde_json::json!({
+            "sources": serde_json::to_value(&config)?,
+            "second_stage": (a.rank_candidates > 0).then_some(&rank_config),
+        }),
         splits: results,
     };
     for (name, svg) in &plots {

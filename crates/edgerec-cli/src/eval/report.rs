@@ -7,8 +7,16 @@ use edgerec::content::ContentIndex;
 use edgerec_eval::{self as ev, Summary};
 use serde::{Deserialize, Serialize};
 
+use super::rerank::{RankerTest, RankerTraining};
 use super::sources::Answer;
 use super::split::{Case, Event};
+
+/// The single candidate sources a two-stage system is compared with (the best of them on the
+/// cohort by mean NDCG@10).
+pub const SOURCES: [&str; 4] = ["popularity", "ials", "content", "two-tower"];
+
+/// Systems that rerank the blend's candidates (see [`super::rerank`]).
+pub const TWO_STAGE: [&str; 2] = ["two-stage-lr", "two-stage-gbdt"];
 
 /// Cut-off of the row metrics.
 pub const K: usize = 10;
@@ -66,6 +74,28 @@ pub struct Paired {
     pub se: f64,
 }
 
+/// A two-stage system against the blend it reranks or the cohort's best single source, on
+/// the same users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TwoStagePaired {
+    /// The two-stage system.
+    pub system: String,
+    /// `blend` or `best source`.
+    pub reference: String,
+    /// The reference system's name.
+    pub against: String,
+    /// The metric.
+    pub metric: String,
+    /// The reference's mean.
+    pub reference_mean: f64,
+    /// The two-stage system's mean.
+    pub mean: f64,
+    /// Mean per-user difference (two-stage − reference).
+    pub difference: f64,
+    /// Its paired standard error.
+    pub se: f64,
+}
+
 /// All systems on one group of users.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CohortResult {
@@ -78,6 +108,12 @@ pub struct CohortResult {
     pub systems: Vec<SystemResult>,
     /// Each system against popularity.
     pub paired: Vec<Paired>,
+    /// Each two-stage system against the blend and the best single source (NDCG@10, mAP@10).
+    #[serde(default)]
+    pub two_stage: Vec<TwoStagePaired>,
+    /// The per-split rankers' pooled AUC and log-loss on this cohort's candidates.
+    #[serde(default)]
+    pub rankers: Vec<RankerTest>,
     /// With a ground truth: per user, the share of the oracle's top-100 that the blend's
     /// top-100 also holds.
     pub blend_oracle_overlap: Option<Summary>,
@@ -192,6 +228,7 @@ pub fn score(
             }
         }
     }
+    let two_stage = two_stage_paired(&results);
     let rows = |name: &str| systems.iter().find(|(n, _)| n == name).map(|(_, a)| a);
     let blend_oracle_overlap = rows("blend").zip(rows("oracle")).map(|(b, o)| {
         let mut s = Summary::default();
@@ -207,8 +244,47 @@ pub fn score(
         users: cases.iter().map(|c| c.user).collect(),
         systems: results,
         paired,
+        two_stage,
+        rankers: Vec::new(),
         blend_oracle_overlap,
     }
+}
+
+/// Each two-stage system against the blend and against the best of [`SOURCES`] by mean
+/// NDCG@10 (ties: the earlier source), for NDCG@10 and mAP@10.
+pub fn two_stage_paired(results: &[SystemResult]) -> Vec<TwoStagePaired> {
+    let find = |n: &str| results.iter().find(|r| r.name == n);
+    let ndcg = |r: &SystemResult| r.metric("NDCG@10").map_or(f64::NEG_INFINITY, Summary::mean);
+    let best = SOURCES
+        .iter()
+        .filter_map(|s| find(s))
+        .fold(None::<&SystemResult>, |best, r| match best {
+            Some(b) if ndcg(b) >= ndcg(r) => Some(b),
+            _ => Some(r),
+        });
+    let mut out = Vec::new();
+    for system in TWO_STAGE.iter().filter_map(|s| find(s)) {
+        for (reference, against) in [("blend", find("blend")), ("best source", best)] {
+            let Some(against) = against else { continue };
+            for metric in ["NDCG@10", "mAP@10"] {
+                let (Some(a), Some(b)) = (system.metric(metric), against.metric(metric)) else {
+                    continue;
+                };
+                let (difference, se) = ev::paired(a, b);
+                out.push(TwoStagePaired {
+                    system: system.name.clone(),
+                    reference: reference.into(),
+                    against: against.name.clone(),
+                    metric: metric.into(),
+                    reference_mean: b.mean(),
+                    mean: a.mean(),
+                    difference,
+                    se,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// One split's results.
@@ -237,6 +313,12 @@ pub struct SplitResult {
     pub tower_onnx_bytes: usize,
     /// Peer timings as reported by `bench/peers.py`, when present.
     pub peer_timings: Option<serde_json::Value>,
+    /// How the split's rankers were trained (absent when the second stage is off or failed).
+    #[serde(default)]
+    pub ranker: Option<RankerTraining>,
+    /// Why the second stage did not run on this split, if it failed.
+    #[serde(default)]
+    pub ranker_error: Option<String>,
 }
 
 /// The whole evaluation.
@@ -280,6 +362,25 @@ pub fn markdown(r: &EvalReport) -> String {
          *cold* users are new in the test period, their first titles standing for onboarding \
          picks; *as-new* are warm users with their past hidden and their first future titles as \
          onboarding picks (a larger cold-start sample).\n"
+    );
+    let _ = writeln!(
+        s,
+        "Two-stage systems (`two-stage-lr`, `two-stage-gbdt`) reorder the blend's candidates by \
+         a ranker (weighted logistic regression, gradient-boosted trees) trained on the split's \
+         past only, with the device's feature code computed point in time at the request; \
+         `blend-shuffled` is the same candidates in a seeded random order (the chance level of \
+         any reordering). Their Recall@100 equals the blend's: the candidate set is the same. \
+         Each split says which past trained the rankers and where their negatives came from: \
+         the world's labelled negatives (abandoned plays, impressions without a play) when it \
+         logs them; otherwise (MovieLens) the blend's own candidates on an inner split of the \
+         past (sources refitted before the training window, candidates the user then watched \
+         are positives, the rest negatives: hard negatives, but ones the user may simply not \
+         have come across). The rankers see only the device's feature catalog, not the \
+         sources' scores or ranks. Titles not yet on the platform at the request are not \
+         scored and keep their blend order at the end. New users' onboarding picks enter the \
+         rankers' history as full plays; the picks being the user's first future titles, \
+         series features (next episode) favour the rankers on the cold and as-new cohorts more \
+         than a real onboarding would.\n"
     );
     for sp in &r.splits {
         let _ = writeln!(
@@ -326,6 +427,62 @@ pub fn markdown(r: &EvalReport) -> String {
                     );
                 }
             }
+            if !c.two_stage.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "\nTwo-stage against the blend it reranks and the best single source on this \
+                     cohort (by NDCG@10), paired on the same users:\n"
+                );
+                let _ = writeln!(
+                    s,
+                    "| system | against | metric | reference | two-stage | difference | paired se | z |"
+                );
+                let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+                for p in &c.two_stage {
+                    let z = if p.se > 0.0 {
+                        p.difference / p.se
+                    } else {
+                        f64::NAN
+                    };
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} ({}) | {} | {:.4} | {:.4} | {:+.4} | {:.4} | {:+.1} |",
+                        p.system,
+                        p.reference,
+                        p.against,
+                        p.metric,
+                        p.reference_mean,
+                        p.mean,
+                        p.difference,
+                        p.se,
+                        z
+                    );
+                }
+            }
+            if !c.rankers.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "\nRankers on this cohort's candidates, pooled over (user, candidate) pairs \
+                     labelled by the test future:\n"
+                );
+                let _ = writeln!(
+                    s,
+                    "| ranker | pairs | relevant | AUC | log-loss | blend order AUC |\n|---|---|---|---|---|---|"
+                );
+                let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
+                for r in &c.rankers {
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {} | {} | {} | {} |",
+                        r.system,
+                        r.pairs,
+                        r.positives,
+                        opt(r.auc),
+                        opt(r.log_loss),
+                        opt(r.blend_order_auc)
+                    );
+                }
+            }
             let find = |n: &str| c.systems.iter().find(|x| x.name == n);
             if let (Some(b), Some(o), Some(ov)) =
                 (find("blend"), find("oracle"), &c.blend_oracle_overlap)
@@ -353,6 +510,46 @@ pub fn markdown(r: &EvalReport) -> String {
                 "\n![{0} {1}](plots/{0}-{1}-bars.svg) ![{0} {1} recall@N](plots/{0}-{1}-recall.svg)\n",
                 sp.name, c.cohort
             );
+        }
+        if let Some(r) = &sp.ranker {
+            let list = |v: &[(String, f64)]| {
+                v.iter()
+                    .map(|(n, x)| format!("`{n}` {x:+.3}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+            let _ = writeln!(
+                s,
+                "Rankers of this split: trained on {} — {} examples ({} positives; negatives: {} \
+                 played below the threshold, {} unplayed impressions, {} sampled; {} labelled \
+                 negatives in the window before downsampling) from {} users, {} dense features. \
+                 Negatives: {}. In-sample AUC: logistic {}, trees {}; logistic Newton steps {}. \
+                 Seconds: {}. Largest standardised coefficients: {}. Most split gain: {}.\n",
+                r.window,
+                r.examples,
+                r.positives,
+                r.played_negatives,
+                r.impression_negatives,
+                r.sampled_negatives,
+                r.labelled_negatives_in_window,
+                r.users,
+                r.features,
+                r.negatives,
+                opt(r.train_auc.0),
+                opt(r.train_auc.1),
+                r.lr_iterations,
+                r.seconds
+                    .iter()
+                    .map(|(n, x)| format!("{n} {x:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                list(&r.top_coefficients),
+                list(&r.top_gain),
+            );
+        }
+        if let Some(e) = &sp.ranker_error {
+            let _ = writeln!(s, "The second stage did not run on this split: {e}.\n");
         }
         let _ = writeln!(s, "Fit time (seconds):\n");
         let _ = writeln!(s, "| source | seconds |\n|---|---|");
