@@ -44,7 +44,36 @@ export interface EdgerecError extends Error {
   name: "EdgerecError";
   code:
     | "truncated" | "bad_magic" | "unsupported_version" | "checksum_mismatch"
-    | "malformed" | "missing_section" | "invalid_argument";
+    | "malformed" | "missing_section" | "contract_mismatch" | "invalid_argument"
+    | "ranker_failed";
+}
+
+/** The bundle's ranker and its input contract (`edgerec-ranker/1`). */
+export interface RankerInfo {
+  /** Model kind and version, e.g. "logistic-regression/1", "gbdt/1", "deep/1". */
+  kind: string;
+  /** Dense feature names, in input order. */
+  dense: string[];
+  /** Pooled id inputs: field, embedding rows, fixed length. */
+  bags: { field: string; rows: number; len: number }[];
+  /** The output holding P(watch), and its column. */
+  output: string;
+  column: number;
+}
+
+/** One candidate's ranker inputs: the feature vector the core computes, and the user's ids. */
+export interface RankerInput {
+  dense: number[] | Float32Array;
+  movie?: number;
+  genres?: number[];
+  actors?: number[];
+  directors?: number[];
+  tags?: number[];
+  language?: number;
+  /** Titles the user finished, most recent first. */
+  history?: number[];
+  /** Search-token ids, most recent first. */
+  search?: number[];
 }
 "#;
 
@@ -83,6 +112,44 @@ struct JsContext {
     timestamp: f64,
     #[serde(default)]
     utc_offset_minutes: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsRankerInput {
+    dense: Vec<f32>,
+    #[serde(default)]
+    movie: u32,
+    #[serde(default)]
+    genres: Vec<u32>,
+    #[serde(default)]
+    actors: Vec<u32>,
+    #[serde(default)]
+    directors: Vec<u32>,
+    #[serde(default)]
+    tags: Vec<u32>,
+    #[serde(default)]
+    language: u32,
+    #[serde(default)]
+    history: Vec<u32>,
+    #[serde(default)]
+    search: Vec<u32>,
+}
+
+#[derive(Serialize)]
+struct JsBag {
+    field: &'static str,
+    rows: u32,
+    len: u32,
+}
+
+#[derive(Serialize)]
+struct JsRankerInfo<'a> {
+    kind: &'a str,
+    dense: &'a [String],
+    bags: Vec<JsBag>,
+    output: &'a str,
+    column: u32,
 }
 
 #[derive(Serialize)]
@@ -173,6 +240,70 @@ impl Recommender {
     pub fn items(&self) -> Result<JsValue, JsValue> {
         let n = self.inner.bundle().contents().catalog.len();
         to_js(&(0..n).map(|p| self.item(p)).collect::<Vec<_>>())
+    }
+
+    /// The bundle's ranker contract, or `null` when the bundle carries no ranker.
+    #[wasm_bindgen(unchecked_return_type = "RankerInfo | null")]
+    pub fn ranker(&self) -> Result<JsValue, JsValue> {
+        let Some(r) = self.inner.bundle().ranker() else {
+            return Ok(JsValue::NULL);
+        };
+        let c = r.contract();
+        to_js(&JsRankerInfo {
+            kind: &c.kind,
+            dense: &c.dense,
+            bags: c
+                .bags
+                .iter()
+                .map(|b| JsBag {
+                    field: b.field.as_str(),
+                    rows: b.rows,
+                    len: b.len,
+                })
+                .collect(),
+            output: &c.output,
+            column: c.column,
+        })
+    }
+
+    /// Scores candidates with the bundle's ranker in one batch: P(watch) per input, in order.
+    /// Throws `missing_section` without a ranker, `invalid_argument` for inputs that do not fit
+    /// its contract.
+    #[wasm_bindgen(js_name = rankerScores)]
+    pub fn ranker_scores(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "RankerInput[]")] inputs: JsValue,
+    ) -> Result<Vec<f32>, JsValue> {
+        let ranker = self.inner.bundle().ranker().ok_or_else(|| {
+            Error::from(crate::error::BundleError::MissingSection { tag: "RANK".into() })
+        })?;
+        let inputs: Vec<JsRankerInput> = serde_wasm_bindgen::from_value(inputs)
+            .map_err(|e| invalid("inputs must be RankerInput objects", e))?;
+        let vectors: Vec<crate::features::FeatureVector> = inputs
+            .iter()
+            .map(|i| crate::features::FeatureVector {
+                dense: i.dense.clone(),
+                sparse: crate::features::SparseFeatures {
+                    movie: i.movie,
+                    genres: i.genres.clone(),
+                    actors: i.actors.clone(),
+                    directors: i.directors.clone(),
+                    tags: i.tags.clone(),
+                    language: i.language,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let rows: Vec<crate::ranker::RankerRow<'_>> = vectors
+            .iter()
+            .zip(&inputs)
+            .map(|(f, i)| crate::ranker::RankerRow {
+                features: f,
+                history: &i.history,
+                search: &i.search,
+            })
+            .collect();
+        Ok(ranker.score_rows(&rows)?)
     }
 
     /// The top `k` titles for a user with this watch `history` (item ids, oldest first) and

@@ -18,6 +18,14 @@ export function topIds(rec, requests) {
 }
 
 /**
+ * The bundle's ranker scores for `inputs` (RankerInput objects), as a plain array.
+ * @param {import("../pkg/web/edgerec.js").Recommender} rec
+ */
+export function rankerScores(rec, inputs) {
+  return Array.from(rec.rankerScores(inputs));
+}
+
+/**
  * Runs `fn` and describes what it threw, in a form that survives structured cloning out of a
  * browser page: null if nothing was thrown.
  * @returns {{ isError: boolean, code: string | null, message: string } | null}

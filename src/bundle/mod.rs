@@ -213,9 +213,12 @@ impl BundleContents {
         }
         if let Some(r) = &self.ranker {
             r.contract.validate()?;
-            let features = self.features.as_ref().ok_or_else(|| BundleError::Contract {
-                reason: "the bundle carries a ranker but no feature contract (FEAT)".into(),
-            })?;
+            let features = self
+                .features
+                .as_ref()
+                .ok_or_else(|| BundleError::Contract {
+                    reason: "the bundle carries a ranker but no feature contract (FEAT)".into(),
+                })?;
             r.contract.check_features(features.space())?;
         }
         Ok(())

@@ -512,11 +512,17 @@ mod tests {
 
     #[test]
     fn validate_names_what_is_wrong() {
-        let ok = contract(vec![bag(BagField::Movie, 10, 1), bag(BagField::Genres, 5, 3)]);
+        let ok = contract(vec![
+            bag(BagField::Movie, 10, 1),
+            bag(BagField::Genres, 5, 3),
+        ]);
         ok.validate().unwrap();
         let cases = [
             (
-                contract(vec![bag(BagField::Genres, 5, 3), bag(BagField::Movie, 10, 1)]),
+                contract(vec![
+                    bag(BagField::Genres, 5, 3),
+                    bag(BagField::Movie, 10, 1),
+                ]),
                 "contract order",
             ),
             (contract(vec![bag(BagField::Movie, 0, 1)]), "rows"),

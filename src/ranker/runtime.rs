@@ -103,10 +103,17 @@ impl Ranker {
                     ))
                 })?;
             if order.contains(&k) {
-                return Err(contract_err(format!("input {:?} is declared twice", i.name)));
+                return Err(contract_err(format!(
+                    "input {:?} is declared twice",
+                    i.name
+                )));
             }
             let (name, is_ids, width) = &expected[k];
-            let want = if *is_ids { ElemType::I64 } else { ElemType::F32 };
+            let want = if *is_ids {
+                ElemType::I64
+            } else {
+                ElemType::F32
+            };
             let (elem, dims) = declared(i).ok_or_else(|| {
                 contract_err(format!("input {name:?} declares no tensor type and shape"))
             })?;

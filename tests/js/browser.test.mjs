@@ -18,8 +18,10 @@ import {
   ARTIFACTS,
   assertErrorCode,
   assertParity,
+  assertRankerParity,
   corruptedBundles,
   loadFixture,
+  loadRankerFixture,
   requireFile,
   requirePackageBuild,
 } from "./fixtures.mjs";
@@ -53,7 +55,7 @@ describe("the web build in headless Chromium", () => {
       await server.close();
       throw err;
     });
-    return { fixture, corrupted: corruptedBundles(fixture.bundle), server, browser };
+    return { fixture, ranker: loadRankerFixture(), corrupted: corruptedBundles(fixture.bundle), server, browser };
   }
 
   after(async () => {
@@ -67,7 +69,7 @@ describe("the web build in headless Chromium", () => {
    * corrupted bundles at /corrupt/0, /corrupt/1, … (in `corrupted` order).
    */
   async function openPage(path) {
-    const { server, browser, corrupted } = await ready();
+    const { server, browser, corrupted, ranker } = await ready();
     const page = await browser.newPage();
     const errors = [];
     page.on("console", (msg) => msg.type() === "error" && errors.push(`console: ${msg.text()}`));
@@ -75,6 +77,10 @@ describe("the web build in headless Chromium", () => {
     await page.route((url) => url.pathname.startsWith("/corrupt/"), (route) => {
       const index = Number(new URL(route.request().url()).pathname.split("/").pop());
       return route.fulfill({ body: Buffer.from(corrupted[index].bytes), contentType: "application/octet-stream" });
+    });
+    await page.route((url) => url.pathname.startsWith("/ranker/"), (route) => {
+      const name = new URL(route.request().url()).pathname.split("/").pop();
+      return route.fulfill({ body: Buffer.from(ranker.bundles[name]), contentType: "application/octet-stream" });
     });
     await page.goto(new URL(path, server.url).href);
     return { page, errors };
@@ -95,6 +101,22 @@ describe("the web build in headless Chromium", () => {
       fixture.requests,
     ]);
     assertParity(actual, fixture);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("the bundle's ranker scores in the page equal the trainer's", async (t) => {
+    const { ranker } = await ready();
+    const { page, errors } = await openHarness();
+    for (const [name, want] of Object.entries(ranker.expected)) {
+      await t.test(name, async () => {
+        const got = await page.evaluate(([url, inputs]) => window.edgerecHarness.rankerScores(url, inputs), [
+          `/ranker/${name}`,
+          ranker.inputs,
+        ]);
+        assertRankerParity(got, want, name);
+      });
+    }
     assert.deepEqual(errors, []);
     await page.close();
   });

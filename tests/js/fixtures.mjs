@@ -136,3 +136,30 @@ export function assertErrorCode(thrown, code, what) {
   assert.ok(thrown.isError, `${what}: threw a non-Error: ${thrown.message}`);
   assert.equal(thrown.code, code, `${what}: wrong code (message: ${thrown.message})`);
 }
+
+/**
+ * The ranker golden fixture (tests/data/ranker/, written by
+ * `cargo run -p edgerec-rank --example ranker_fixtures -- tests/data/ranker`): bundles carrying
+ * a trained ranker, fixed inputs, and the trainer's own scores for them.
+ * @returns {{ inputs: object[], expected: Record<string, number[]>, bundles: Record<string, Uint8Array> }}
+ */
+export function loadRankerFixture() {
+  const dir = join(REPO, "tests", "data", "ranker");
+  const read = (name) => readFileSync(requireFile(join(dir, name), "it is committed with the repository"));
+  const inputs = JSON.parse(read("inputs.json"));
+  const expected = JSON.parse(read("expected.json"));
+  const bundles = {};
+  for (const name of Object.keys(expected)) {
+    bundles[name] = new Uint8Array(read(`${name}.edgerec`));
+  }
+  assert.ok(Object.keys(bundles).length >= 2, "fixtures for the logistic regression and the trees");
+  return { inputs, expected, bundles };
+}
+
+/** Asserts that the wasm ranker's scores equal the trainer's within 1e-5. */
+export function assertRankerParity(actual, expected, what) {
+  assert.equal(actual.length, expected.length, `${what}: one score per input`);
+  actual.forEach((got, i) => {
+    assert.ok(Math.abs(got - expected[i]) <= 1e-5, `${what} input ${i}: wasm ${got}, trainer ${expected[i]}`);
+  });
+}

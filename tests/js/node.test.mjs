@@ -20,8 +20,10 @@ import {
   REPO,
   assertErrorCode,
   assertParity,
+  assertRankerParity,
   corruptedBundles,
   loadFixture,
+  loadRankerFixture,
   requirePackageBuild,
 } from "./fixtures.mjs";
 
@@ -156,6 +158,31 @@ describe("the npm package installed from its tarball", () => {
       assert.ok(["genre", "popularity"].includes(r.source), `source ${r.source}`);
       assert.equal(typeof r.reason, "string");
     }
+  });
+
+  test("the bundle's ranker scores equal the trainer's", async (t) => {
+    const { edgerec, rec } = await ready();
+    const { inputs, expected, bundles } = loadRankerFixture();
+    assert.equal(rec.ranker(), null, "the MovieLens bundle carries no ranker");
+    for (const [name, want] of Object.entries(expected)) {
+      await t.test(name, () => {
+        const ranked = new edgerec.Recommender(bundles[name]);
+        try {
+          const info = ranked.ranker();
+          assert.equal(info.dense.length, inputs[0].dense.length);
+          assert.ok(["p_watch", "probabilities"].includes(info.output), `output ${info.output}`);
+          assertRankerParity(Array.from(ranked.rankerScores(inputs)), want, name);
+          // Inputs that do not fit the contract are refused, not scored.
+          const short = [{ dense: inputs[0].dense.slice(1) }];
+          assertErrorCode(errorOf(() => ranked.rankerScores(short)), "invalid_argument", "short dense");
+          assertErrorCode(errorOf(() => ranked.rankerScores([])), "invalid_argument", "empty batch");
+          assertErrorCode(errorOf(() => ranked.rankerScores([{ dense: [] , bogus: 1 }])), "invalid_argument", "unknown field");
+        } finally {
+          ranked.free();
+        }
+      });
+    }
+    assertErrorCode(errorOf(() => rec.rankerScores(inputs)), "missing_section", "no ranker");
   });
 
   test("corrupted bundles are refused with an Error carrying the right code", async (t) => {
