@@ -4,17 +4,28 @@
 //! time-series protocol (for every validation window, train on everything before it) and then
 //! trains it on all examples: `report.md`, `report.json` and `ranker.onnx`. It does the same
 //! for gradient-boosted trees (forust, exported as an ONNX-ML `TreeEnsembleClassifier`):
-//! its rows in both reports and `ranker-gbdt.onnx`.
+//! its rows in both reports and `ranker-gbdt.onnx`; and, when the examples carry the sparse
+//! columns, for the deep ranker (embedding bags + MLP in candle, `ranker-deep.onnx` under the
+//! device's contract `edgerec-ranker/1`) with its permutation importance on the newest window.
+//!
+//! The report ends with a reliability diagram per window (`plots/calibration-fold-K.svg`,
+//! every ranker) and the model selection: mean weighted log-loss and AUC over the windows, the
+//! ONNX size, and the selected ranker (lowest mean weighted log-loss).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{Context as _, Result};
+use edgerec_eval::plot::{Line, line_chart};
 use edgerec_rank::{
-    Evaluation, Examples, FitConfig, FoldResult, GradientBoostedTrees, LogisticRegression,
-    TreeConfig, TreeEvaluation,
+    DeepConfig, DeepEvaluation, DeepRanker, EpochLog, Evaluation, Examples, FitConfig, FoldResult,
+    GradientBoostedTrees, ImportanceConfig, LogisticRegression, TreeConfig, TreeEvaluation,
 };
 use serde::Serialize;
+
+/// Validation rows the deep ranker's permutation importance uses (a seeded sample).
+const IMPORTANCE_ROWS: usize = 10_000;
 
 /// Coefficients (and tree feature importances) listed in the report.
 const TOP_COEFFICIENTS: usize = 20;
@@ -50,6 +61,28 @@ enum RankCommand {
         /// Deepest level of each tree (the root is depth 0).
         #[arg(long, default_value_t = TreeConfig::default().max_depth)]
         max_depth: usize,
+        /// Most epochs of the deep ranker (it stops early on the newest 15% of its training
+        /// examples).
+        #[arg(long, default_value_t = DeepConfig::default().max_epochs)]
+        deep_epochs: usize,
+        /// Embedding width of the deep ranker.
+        #[arg(long, default_value_t = DeepConfig::default().dim)]
+        deep_dim: usize,
+        /// Adam's step size for the deep ranker.
+        #[arg(long, default_value_t = DeepConfig::default().learning_rate)]
+        deep_learning_rate: f64,
+        /// Decoupled weight decay of the deep ranker (0: plain Adam).
+        #[arg(long, default_value_t = DeepConfig::default().weight_decay)]
+        deep_weight_decay: f64,
+        /// Examples per step of the deep ranker.
+        #[arg(long, default_value_t = DeepConfig::default().batch_size)]
+        deep_batch_size: usize,
+        /// Seed of the deep ranker (initialisation, shuffles, importance sample).
+        #[arg(long, default_value_t = DeepConfig::default().seed)]
+        deep_seed: u64,
+        /// Skip the deep ranker.
+        #[arg(long)]
+        no_deep: bool,
     },
 }
 
@@ -65,6 +98,40 @@ struct Report {
     dropped: Vec<String>,
     coefficients: Vec<(String, f64)>,
     gbdt: GbdtReport,
+    /// `None` when the examples have no sparse columns or `--no-deep`.
+    deep: Option<DeepReport>,
+    /// Why the deep ranker was not trained.
+    deep_skipped: Option<String>,
+    /// One row per ranker; the selected one has the lowest mean weighted log-loss.
+    selection: Vec<Selection>,
+    /// The selected ranker's kind.
+    selected: String,
+}
+
+/// The deep ranker's part of `report.json`.
+#[derive(Serialize)]
+struct DeepReport {
+    ranker: &'static str,
+    evaluation: DeepEvaluation,
+    /// The model trained on all examples: its epochs and the one kept (0-based).
+    final_epochs: Vec<EpochLog>,
+    best_epoch: usize,
+    params: usize,
+    /// `field:rows:len`, as in the model's metadata.
+    bags: Vec<String>,
+    /// Wall-clock seconds for the evaluation and the final fit.
+    seconds: f64,
+}
+
+/// One ranker in the model-selection table.
+#[derive(Serialize)]
+struct Selection {
+    ranker: &'static str,
+    file: &'static str,
+    mean_log_loss_weighted: Option<f64>,
+    mean_auc: Option<f64>,
+    mean_calibration_error: Option<f64>,
+    onnx_bytes: usize,
 }
 
 /// The gradient-boosted trees' part of `report.json`.
@@ -88,6 +155,13 @@ pub fn run(args: &RankArgs) -> Result<String> {
             trees,
             learning_rate,
             max_depth,
+            deep_epochs,
+            deep_dim,
+            deep_learning_rate,
+            deep_weight_decay,
+            deep_batch_size,
+            deep_seed,
+            no_deep,
         } => {
             let trees = TreeConfig {
                 iterations: *trees,
@@ -95,16 +169,118 @@ pub fn run(args: &RankArgs) -> Result<String> {
                 max_depth: *max_depth,
                 ..Default::default()
             };
-            train(examples, out, *lambda, &trees)
+            let deep = (!no_deep).then(|| DeepConfig {
+                max_epochs: *deep_epochs,
+                dim: *deep_dim,
+                learning_rate: *deep_learning_rate,
+                weight_decay: *deep_weight_decay,
+                batch_size: *deep_batch_size,
+                seed: *deep_seed,
+                ..Default::default()
+            });
+            train(examples, out, *lambda, &trees, deep.as_ref())
         }
     }
 }
 
+/// Trains the deep ranker: evaluation with importance, then the model on all examples.
+fn train_deep(examples: &Examples, config: &DeepConfig) -> Result<(DeepReport, Vec<u8>)> {
+    let started = Instant::now();
+    let importance = ImportanceConfig {
+        max_rows: IMPORTANCE_ROWS,
+        seed: config.seed,
+    };
+    let evaluation = edgerec_rank::evaluate_deep(examples, config, Some(importance))
+        .context("time-series evaluation of the deep ranker")?;
+    let all: Vec<usize> = (0..examples.data.len()).collect();
+    let model = DeepRanker::fit(examples, &all, config)
+        .context("training the deep ranker on all examples")?;
+    let onnx = model.to_onnx().context("exporting the deep ranker")?;
+    let report = DeepReport {
+        ranker: edgerec_rank::DEEP_KIND,
+        evaluation,
+        final_epochs: model.epochs().to_vec(),
+        best_epoch: model.best_epoch(),
+        params: model.n_params(),
+        bags: model
+            .bags()
+            .iter()
+            .map(|b| format!("{}:{}:{}", b.field, b.rows, b.len))
+            .collect(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((report, onnx))
+}
+
+fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    let v: Vec<f64> = values.collect::<Option<_>>()?;
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+fn selection(
+    ranker: &'static str,
+    file: &'static str,
+    folds: &[FoldResult],
+    onnx: &[u8],
+) -> Selection {
+    Selection {
+        ranker,
+        file,
+        mean_log_loss_weighted: mean(folds.iter().map(|f| f.log_loss_weighted)),
+        mean_auc: mean(folds.iter().map(|f| f.auc)),
+        mean_calibration_error: mean(folds.iter().map(|f| f.calibration_error)),
+        onnx_bytes: onnx.len(),
+    }
+}
+
+/// One reliability diagram per window: every ranker's bins and the diagonal.
+fn calibration_plots(report: &Report) -> Vec<(String, String)> {
+    let mut rankers: Vec<(&str, &[FoldResult])> = vec![
+        (report.ranker, &report.evaluation.folds),
+        (report.gbdt.ranker, &report.gbdt.evaluation.folds),
+    ];
+    if let Some(d) = &report.deep {
+        rankers.push((d.ranker, &d.evaluation.folds));
+    }
+    let mut out = Vec::new();
+    for (k, fold) in report.evaluation.folds.iter().enumerate() {
+        let mut lines = vec![Line {
+            series: "perfectly calibrated".into(),
+            points: vec![(0.0, 0.0, 0.0), (1.0, 1.0, 0.0)],
+        }];
+        for (name, folds) in &rankers {
+            if let Some(f) = folds.get(k) {
+                lines.push(Line {
+                    series: name.to_string(),
+                    points: f
+                        .calibration
+                        .iter()
+                        .map(|b| (b.predicted, b.observed, 0.0))
+                        .collect(),
+                });
+            }
+        }
+        let title = format!(
+            "Calibration, window {} (weighted, 10 bins)",
+            fold.fold.index
+        );
+        let svg = line_chart(
+            &title,
+            "mean predicted P(watch)",
+            "observed positive rate",
+            &lines,
+        );
+        out.push((format!("calibration-fold-{}.svg", fold.fold.index), svg));
+    }
+    out
+}
+
 fn train(
-    dir: &std::path::Path,
-    out: &std::path::Path,
+    dir: &Path,
+    out: &Path,
     lambda: f64,
     tree_config: &TreeConfig,
+    deep_config: Option<&DeepConfig>,
 ) -> Result<String> {
     let examples =
         Examples::load(dir).with_context(|| format!("loading examples from {}", dir.display()))?;
@@ -122,6 +298,54 @@ fn train(
     let trees = GradientBoostedTrees::fit(&examples.data, tree_config)
         .context("training the trees on all examples")?;
     let trees_onnx = trees.to_onnx().context("exporting the trees")?;
+    let (deep, deep_onnx, deep_skipped) = match (deep_config, &examples.sparse) {
+        (None, _) => (None, None, Some("--no-deep".to_string())),
+        (Some(_), None) => (
+            None,
+            None,
+            Some(
+                "the examples have no sparse columns (written by an older pipeline): rerun \
+                 `edgerec pipeline`"
+                    .to_string(),
+            ),
+        ),
+        (Some(c), Some(_)) => {
+            let (report, onnx) = train_deep(&examples, c)?;
+            (Some(report), Some(onnx), None)
+        }
+    };
+    let mut selections = vec![
+        selection(
+            edgerec_rank::RANKER_KIND,
+            "ranker.onnx",
+            &evaluation.folds,
+            &onnx,
+        ),
+        selection(
+            edgerec_rank::GBDT_KIND,
+            "ranker-gbdt.onnx",
+            &tree_evaluation.folds,
+            &trees_onnx,
+        ),
+    ];
+    if let (Some(d), Some(bytes)) = (&deep, &deep_onnx) {
+        selections.push(selection(
+            edgerec_rank::DEEP_KIND,
+            "ranker-deep.onnx",
+            &d.evaluation.folds,
+            bytes,
+        ));
+    }
+    let selected = selections
+        .iter()
+        .filter(|s| s.mean_log_loss_weighted.is_some())
+        .min_by(|a, b| {
+            a.mean_log_loss_weighted
+                .unwrap_or(f64::INFINITY)
+                .total_cmp(&b.mean_log_loss_weighted.unwrap_or(f64::INFINITY))
+        })
+        .map_or("none", |s| s.ranker)
+        .to_string();
     let report = Report {
         ranker: edgerec_rank::RANKER_KIND,
         examples: examples.data.len(),
@@ -142,11 +366,21 @@ fn train(
                 .map(|(name, v)| (name.to_string(), v))
                 .collect(),
         },
+        deep,
+        deep_skipped,
+        selection: selections,
+        selected,
     };
     let md = markdown(&report);
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     crate::write(&out.join("ranker.onnx"), &onnx)?;
     crate::write(&out.join("ranker-gbdt.onnx"), &trees_onnx)?;
+    if let Some(bytes) = &deep_onnx {
+        crate::write(&out.join("ranker-deep.onnx"), bytes)?;
+    }
+    for (name, svg) in calibration_plots(&report) {
+        crate::write(&out.join("plots").join(name), svg.as_bytes())?;
+    }
     crate::write(
         &out.join("report.json"),
         &serde_json::to_vec_pretty(&report)?,
@@ -212,19 +446,131 @@ fn markdown(r: &Report) -> String {
     for (name, v) in g.importance.iter().take(TOP_COEFFICIENTS) {
         let _ = writeln!(s, "| {name} | {v:.4} |");
     }
+    deep_markdown(&mut s, r);
+    selection_markdown(&mut s, r);
     s
+}
+
+fn deep_markdown(s: &mut String, r: &Report) {
+    let Some(d) = &r.deep else {
+        if let Some(why) = &r.deep_skipped {
+            let _ = writeln!(
+                s,
+                "\n# Ranker: {}\n\nNot trained: {why}.",
+                edgerec_rank::DEEP_KIND
+            );
+        }
+        return;
+    };
+    let c = &d.evaluation.config;
+    let _ = writeln!(s, "\n# Ranker: {}\n", d.ranker);
+    let _ = writeln!(
+        s,
+        "Embedding bags ({}; `movie` and `history` share the titles' table) and the title–history \
+         affinity, with the standardised dense features, into ReLU layers of {} and {}; weighted \
+         logistic loss, Adam (learning rate {}, weight decay {}), batches of {}, at most {} \
+         epochs, early stopping (patience {}) on the newest {:.0}% of each training set, seed {}. \
+         {} weights. Evaluation and final fit took {:.1} s.\n",
+        d.bags.join(", "),
+        c.hidden[0],
+        c.hidden[1],
+        c.learning_rate,
+        c.weight_decay,
+        c.batch_size,
+        c.max_epochs,
+        c.patience,
+        c.holdout * 100.0,
+        c.seed,
+        d.params,
+        d.seconds
+    );
+    let _ = writeln!(s, "## Time-series evaluation\n");
+    fold_table(s, &d.evaluation.folds, "epoch kept");
+    let _ = writeln!(
+        s,
+        "\nFinal model (all examples): epoch {} of {} kept; holdout log-loss by epoch: {}.",
+        d.best_epoch + 1,
+        d.final_epochs.len(),
+        d.final_epochs
+            .iter()
+            .map(|e| e.holdout_loss.map_or("–".into(), |l| format!("{l:.4}")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let imp = &d.evaluation.importance;
+    if !imp.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Top {TOP_COEFFICIENTS} inputs by permutation importance (newest window)\n"
+        );
+        let _ = writeln!(
+            s,
+            "Each input shuffled across {} validation rows of the newest window (a bag as a \
+             whole), scored by that window's model.\n",
+            d.evaluation.importance_rows
+        );
+        let _ = writeln!(
+            s,
+            "| input | kind | rise in weighted log-loss | drop in AUC |\n|---|---|---:|---:|"
+        );
+        for i in imp.iter().take(TOP_COEFFICIENTS) {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} |",
+                i.name,
+                if i.bag { "bag" } else { "dense" },
+                signed(i.log_loss_rise),
+                signed(i.auc_drop)
+            );
+        }
+    }
+}
+
+fn signed(v: Option<f64>) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:+.4}"))
+}
+
+fn selection_markdown(s: &mut String, r: &Report) {
+    let _ = writeln!(s, "\n# Model selection\n");
+    let _ = writeln!(
+        s,
+        "Means over the validation windows; the selected ranker has the lowest mean weighted \
+         log-loss. Calibration error: weighted mean |predicted − observed| over 10 bins \
+         (reliability diagrams in `plots/`).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| ranker | file | mean log-loss (weighted) | mean AUC | mean calibration error | ONNX bytes | |\n|---|---|---:|---:|---:|---:|---|"
+    );
+    for x in &r.selection {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            x.ranker,
+            x.file,
+            opt(x.mean_log_loss_weighted),
+            opt(x.mean_auc),
+            opt(x.mean_calibration_error),
+            x.onnx_bytes,
+            if x.ranker == r.selected {
+                "selected"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 fn fold_table(s: &mut String, folds: &[FoldResult], iterations: &str) {
     let _ = writeln!(
         s,
-        "| fold | train n | valid n | base rate | AUC | log-loss (weighted) | log-loss (unweighted) | constant log-loss (weighted) | {iterations} |"
+        "| fold | train n | valid n | base rate | AUC | log-loss (weighted) | log-loss (unweighted) | constant log-loss (weighted) | calibration error | {iterations} |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for f in folds {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.4} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.4} | {} | {} | {} | {} | {} | {} |",
             f.fold.index,
             f.train_examples,
             f.valid_examples,
@@ -233,6 +579,7 @@ fn fold_table(s: &mut String, folds: &[FoldResult], iterations: &str) {
             opt(f.log_loss_weighted),
             opt(f.log_loss),
             opt(f.constant_log_loss_weighted),
+            opt(f.calibration_error),
             f.iterations
         );
     }
@@ -277,7 +624,11 @@ mod tests {
             iterations: 20,
             ..Default::default()
         };
-        let md = train(&pipeline, &out, 1.0, &trees).unwrap();
+        let deep = DeepConfig {
+            max_epochs: 3,
+            ..Default::default()
+        };
+        let md = train(&pipeline, &out, 1.0, &trees, Some(&deep)).unwrap();
         assert!(md.contains("| fold |"), "{md}");
         let report: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
@@ -305,5 +656,36 @@ mod tests {
             edgerec_twotower::onnx::metadata(&gbdt, edgerec_rank::META_RANKER),
             Some(edgerec_rank::GBDT_KIND)
         );
+        // The deep ranker: every window beats chance, its model follows the device contract.
+        let deep_folds = report["deep"]["evaluation"]["folds"].as_array().unwrap();
+        assert_eq!(deep_folds.len(), 2, "{md}");
+        for f in deep_folds {
+            assert!(f["auc"].as_f64().unwrap() > 0.5, "{md}");
+        }
+        assert!(
+            !report["deep"]["evaluation"]["importance"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let deep = std::fs::read(out.join("ranker-deep.onnx")).unwrap();
+        let deep = edgerec_twotower::onnx::decode(&deep).unwrap();
+        edgerec_twotower::onnx::check_model(&deep).unwrap();
+        assert_eq!(
+            edgerec_twotower::onnx::metadata(&deep, edgerec_rank::META_CONTRACT),
+            Some("edgerec-ranker/1")
+        );
+        assert!(
+            md.contains("# Model selection") && md.contains("selected"),
+            "{md}"
+        );
+        assert_eq!(report["selection"].as_array().unwrap().len(), 3);
+        for k in 0..2 {
+            let svg = std::fs::read_to_string(
+                out.join("plots").join(format!("calibration-fold-{k}.svg")),
+            )
+            .unwrap();
+            assert!(svg.contains("<svg"), "{svg}");
+        }
     }
 }

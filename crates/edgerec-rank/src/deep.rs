@@ -57,6 +57,9 @@ pub const DEEP_KIND: &str = "deep/1";
 pub const META_CONTRACT: &str = "edgerec.contract";
 /// Metadata key of the bag inputs: comma-joined `field:rows:len`, in contract order.
 pub const META_BAGS: &str = "edgerec.bags";
+/// Metadata key of the search vocabulary (token `i` has id `i + 1`), newline-joined; present
+/// when the model reads the `search` bag.
+pub const META_SEARCH_TOKENS: &str = "edgerec.search_tokens";
 /// Name of the output: P(watch), float32 `[batch, 1]`.
 pub const OUTPUT: &str = "p_watch";
 
@@ -114,6 +117,8 @@ pub struct DeepConfig {
     pub hidden: [usize; 2],
     /// Adam's step size.
     pub learning_rate: f64,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter 2019) on every weight; 0 is Adam.
+    pub weight_decay: f64,
     /// Examples per step.
     pub batch_size: usize,
     /// Most passes over the training examples.
@@ -133,6 +138,7 @@ impl Default for DeepConfig {
             dim: 16,
             hidden: [64, 32],
             learning_rate: 2e-3,
+            weight_decay: 0.0,
             batch_size: 512,
             max_epochs: 8,
             patience: 2,
@@ -480,7 +486,7 @@ impl DeepRanker {
             vars,
             ParamsAdamW {
                 lr: config.learning_rate,
-                weight_decay: 0.0,
+                weight_decay: config.weight_decay,
                 ..ParamsAdamW::default()
             },
         )?;
@@ -672,11 +678,17 @@ impl DeepRanker {
     /// `F`, `F_ids` int64 `[batch, L_F]` and `F_weights` float32 `[batch, L_F]`; output
     /// `p_watch` float32 `[batch, 1]`. Ids outside `0..rows` are read as 0 inside the graph too
     /// (the assembler already maps them). Metadata: [`META_CONTRACT`], [`META_RANKER`] =
-    /// [`DEEP_KIND`], [`META_DENSE`] (comma-joined names), [`META_BAGS`] (`field:rows:len`).
+    /// [`DEEP_KIND`], [`META_DENSE`] (comma-joined names), [`META_BAGS`] (`field:rows:len`)
+    /// and, with a `search` bag, [`META_SEARCH_TOKENS`] (newline-joined).
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
         if let Some(n) = self.names.iter().find(|n| n.contains(',')) {
             return Err(Error::Data(format!(
                 "feature name {n:?} contains a comma (the metadata separator)"
+            )));
+        }
+        if let Some(t) = self.search_vocab.iter().find(|t| t.contains('\n')) {
+            return Err(Error::Data(format!(
+                "search token {t:?} contains a newline (the metadata separator)"
             )));
         }
         let d = self.names.len();
@@ -793,16 +805,17 @@ impl DeepRanker {
             .map(|b| format!("{}:{}:{}", b.field, b.rows, b.len))
             .collect::<Vec<_>>()
             .join(",");
-        let model = onnx::model(
-            g.finish()?,
-            "edgerec-rank",
-            &[
-                (META_CONTRACT, CONTRACT),
-                (META_RANKER, DEEP_KIND),
-                (META_DENSE, &dense_names),
-                (META_BAGS, &bags),
-            ],
-        );
+        let search_tokens = self.search_vocab.join("\n");
+        let mut meta = vec![
+            (META_CONTRACT, CONTRACT),
+            (META_RANKER, DEEP_KIND),
+            (META_DENSE, dense_names.as_str()),
+            (META_BAGS, bags.as_str()),
+        ];
+        if !self.search_vocab.is_empty() {
+            meta.push((META_SEARCH_TOKENS, search_tokens.as_str()));
+        }
+        let model = onnx::model(g.finish()?, "edgerec-rank", &meta);
         onnx::check_model(&model)?;
         Ok(onnx::encode(&model))
     }
@@ -818,6 +831,9 @@ fn validate(c: &DeepConfig) -> Result<()> {
     }
     if !(c.learning_rate.is_finite() && c.learning_rate > 0.0) {
         return bad("learning_rate must be finite and positive");
+    }
+    if !(c.weight_decay.is_finite() && c.weight_decay >= 0.0) {
+        return bad("weight_decay must be finite and non-negative");
     }
     if !(0.0..0.9).contains(&c.holdout) {
         return bad("holdout must be in [0, 0.9)");
@@ -994,6 +1010,7 @@ mod tests {
             dim: 8,
             hidden: [24, 12],
             learning_rate: 5e-3,
+            weight_decay: 0.0,
             batch_size: 128,
             max_epochs: 6,
             patience: 2,
@@ -1136,6 +1153,10 @@ mod tests {
             Some(
                 "movie:41:1,genres:5:8,actors:8:16,directors:1:4,tags:1:16,language:2:1,history:41:50,search:5:20"
             )
+        );
+        assert_eq!(
+            onnx::metadata(&decoded, META_SEARCH_TOKENS),
+            Some("a\nb\nc\nd")
         );
         let contract = model.contract();
         contract.validate().unwrap();

@@ -50,7 +50,8 @@ use std::path::PathBuf;
 
 pub use data::{Dataset, Examples, Fold, SPARSE_COLUMNS, SparseColumns};
 pub use deep::{
-    DEEP_KIND, DeepConfig, DeepRanker, EpochLog, META_BAGS, META_CONTRACT, OUTPUT, bag_len,
+    DEEP_KIND, DeepConfig, DeepRanker, EpochLog, META_BAGS, META_CONTRACT, META_SEARCH_TOKENS,
+    OUTPUT, bag_len,
 };
 pub use evaluate::{
     CALIBRATION_BINS, DeepEvaluation, Evaluation, FoldResult, ImportanceConfig, TreeEvaluation,
