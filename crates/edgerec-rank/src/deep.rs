@@ -1239,6 +1239,14 @@ mod tests {
             model.predict(&raw).is_err(),
             "candle refuses unassembled ids"
         );
+
+        // The device's runtime (the core's tract ranker, which checks the model against the
+        // contract first) loads the export and scores the same rows.
+        let device = edgerec::ranker::Ranker::load(&contract, &bytes).unwrap();
+        let scored = device.score_rows(&ranker_rows).unwrap();
+        for (i, (d, c)) in scored.iter().zip(&candle).enumerate() {
+            assert!((d - c).abs() <= 1e-5, "row {i}: device {d} vs candle {c}");
+        }
     }
 
     #[test]
