@@ -13,6 +13,7 @@ mod data;
 mod eval;
 mod movielens_world;
 mod rank;
+mod ranker_files;
 mod recommend;
 mod tables;
 mod train;
@@ -200,6 +201,17 @@ enum BundleCommand {
         /// The bundle file to write.
         #[arg(long)]
         out: PathBuf,
+        /// A ranker (ONNX) to carry: one written by `edgerec rank train`, or any model that
+        /// follows the `edgerec-ranker/1` input contract (then pass `--ranker-contract`).
+        #[arg(long, requires = "features")]
+        ranker: Option<PathBuf>,
+        /// The ranker's contract (JSON: contract, kind, dense, bags, search_vocab, output,
+        /// column); default: read from the model's `edgerec.*` metadata.
+        #[arg(long, requires = "ranker")]
+        ranker_contract: Option<PathBuf>,
+        /// The feature contract the ranker was trained with: the pipeline's `features.json`.
+        #[arg(long)]
+        features: Option<PathBuf>,
     },
     /// Verify a bundle and print what it holds.
     Inspect {
@@ -297,7 +309,13 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bundle { command } => match command {
-            BundleCommand::Build { model, out } => {
+            BundleCommand::Build {
+                model,
+                out,
+                ranker,
+                ranker_contract,
+                features,
+            } => {
                 let model_dir = model;
                 let path = model_dir.join("model.json");
                 let bytes =
@@ -308,7 +326,17 @@ fn run(cli: Cli) -> Result<()> {
                         path.display()
                     )
                 })?;
-                let bundle = model.load_contents(&model_dir)?.encode();
+                let mut contents = model.load_contents(&model_dir)?;
+                if let Some(path) = &features {
+                    contents.features = Some(ranker_files::feature_contract(path)?);
+                }
+                if let (Some(path), Some(f)) = (&ranker, &contents.features) {
+                    contents.ranker =
+                        Some(ranker_files::ranker(path, ranker_contract.as_deref(), f)?);
+                }
+                // Everything the device will check, with the same code, before encoding.
+                contents.check().context("the bundle was refused")?;
+                let bundle = contents.encode();
                 // Read it back with the device's code before publishing it.
                 let loaded = edgerec::Bundle::from_bytes(&bundle)?;
                 write(&out, &bundle)?;
@@ -367,6 +395,29 @@ fn run(cli: Cli) -> Result<()> {
                     println!(
                         "quotas (QUOT): ials {}, two-tower {}, content {}, popularity {}",
                         q.ials, q.two_tower, q.content, q.popularity
+                    );
+                }
+                if let Some(f) = &c.features {
+                    println!(
+                        "features (FEAT): {} dense features",
+                        f.space().dense_names().len()
+                    );
+                }
+                if let Some(r) = &c.ranker {
+                    let bags: Vec<String> = r
+                        .contract
+                        .bags
+                        .iter()
+                        .map(|b| format!("{}[{}×{}]", b.field, b.len, b.rows))
+                        .collect();
+                    println!(
+                        "ranker (RANK): {}, {} bytes, {} dense inputs, bags [{}], P(watch) = {}[:, {}]",
+                        r.contract.kind,
+                        r.onnx.len(),
+                        r.contract.dense.len(),
+                        bags.join(", "),
+                        r.contract.output,
+                        r.contract.column
                     );
                 }
                 Ok(())

@@ -531,3 +531,123 @@ fn movielens_world_and_simulated_world_through_the_pipeline() {
     assert!(json["after"]["negative_impressions"].as_u64().unwrap() > 0);
     assert_eq!(json["folds"].as_array().unwrap().len(), 2);
 }
+
+/// A weighted logistic regression over `names`, fitted on rows where the first feature decides
+/// the label, written as ONNX to `path`.
+fn write_logistic(names: &[String], path: &Path) {
+    let d = names.len();
+    let n = 64;
+    let dense: Vec<f32> = (0..n * d)
+        .map(|k| ((k * 37 % 101) as f32) / 101.0)
+        .collect();
+    let labels: Vec<bool> = (0..n).map(|r| dense[r * d] > 0.5).collect();
+    let data = edgerec_rank::Dataset::new(names.to_vec(), dense, labels, vec![1.0; n]).unwrap();
+    let model =
+        edgerec_rank::LogisticRegression::fit(&data, &edgerec_rank::FitConfig::default()).unwrap();
+    std::fs::write(path, model.to_onnx().unwrap()).unwrap();
+}
+
+#[test]
+fn bundles_carry_a_ranker_that_matches_their_features() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("raw");
+    let tables = tmp.path().join("tables");
+    let world = tmp.path().join("world");
+    let examples = tmp.path().join("examples");
+    let model = tmp.path().join("model");
+    write_movielens_like(&raw);
+    ok(&format!(
+        "data import movielens-100k --src {} --out {}",
+        p(&raw),
+        p(&tables)
+    ));
+    ok(&format!(
+        "data import movielens-100k --src {} --out {} --to world",
+        p(&raw),
+        p(&world)
+    ));
+    ok(&format!(
+        "pipeline --world {} --out {}",
+        p(&world),
+        p(&examples)
+    ));
+    ok(&format!("train --data {} --out {}", p(&tables), p(&model)));
+    let features = examples.join("features.json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&features).unwrap()).unwrap();
+    let names: Vec<String> = json["dense"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+
+    // A ranker trained on exactly these features: carried, checked, and shown by inspect.
+    let ranker = tmp.path().join("ranker.onnx");
+    write_logistic(&names, &ranker);
+    let bundle = tmp.path().join("bundle.edgerec");
+    ok(&format!(
+        "bundle build --model {} --features {} --ranker {} --out {}",
+        p(&model),
+        p(&features),
+        p(&ranker),
+        p(&bundle)
+    ));
+    let inspect = ok(&format!("bundle inspect {}", p(&bundle)));
+    assert!(
+        inspect.contains("ranker (RANK): logistic-regression/1")
+            && inspect.contains(&format!("{} dense inputs", names.len())),
+        "{inspect}"
+    );
+
+    // Trained on the features in another order, or on one fewer: refused, nothing written.
+    let mut swapped = names.clone();
+    swapped.swap(0, 1);
+    let mut fewer = names.clone();
+    fewer.pop();
+    for (what, names) in [("swapped", swapped), ("fewer", fewer)] {
+        let ranker = tmp.path().join(format!("{what}.onnx"));
+        write_logistic(&names, &ranker);
+        let out = tmp.path().join(format!("{what}.edgerec"));
+        let err = fails(&format!(
+            "bundle build --model {} --features {} --ranker {} --out {}",
+            p(&model),
+            p(&features),
+            p(&ranker),
+            p(&out)
+        ));
+        assert!(err.contains("contract"), "{what}: {err}");
+        assert!(
+            !out.exists(),
+            "{what}: a refused bundle must not be written"
+        );
+    }
+
+    // A model made elsewhere, with a contract file that does not fit these features.
+    let contract = tmp.path().join("contract.json");
+    std::fs::write(
+        &contract,
+        r#"{"contract": "edgerec-ranker/1", "kind": "sklearn-logistic/1", "dense": ["a", "b"],
+            "output": "probabilities", "column": 1}"#,
+    )
+    .unwrap();
+    let byo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data/ranker/byo/logistic_regression.onnx");
+    let err = fails(&format!(
+        "bundle build --model {} --features {} --ranker {} --ranker-contract {} --out {}",
+        p(&model),
+        p(&features),
+        p(&byo),
+        p(&contract),
+        p(&tmp.path().join("byo.edgerec"))
+    ));
+    assert!(err.contains("dense features"), "{err}");
+    // A ranker needs the feature contract.
+    let err = fails(&format!(
+        "bundle build --model {} --ranker {} --out {}",
+        p(&model),
+        p(&ranker),
+        p(&tmp.path().join("x.edgerec"))
+    ));
+    assert!(err.contains("--features"), "{err}");
+}
