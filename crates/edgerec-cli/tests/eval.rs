@@ -42,6 +42,14 @@ fn values(system: &serde_json::Value, name: &str) -> Vec<f64> {
         .collect()
 }
 
+fn has(cohort: &serde_json::Value, name: &str) -> bool {
+    cohort["systems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == name)
+}
+
 fn system<'a>(cohort: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     cohort["systems"]
         .as_array()
@@ -68,7 +76,16 @@ fn check_two_stage(report: &serde_json::Value) {
         assert!(training["examples"].as_u64().unwrap() > training["positives"].as_u64().unwrap());
         for cohort in split["cohorts"].as_array().unwrap() {
             let blend = system(cohort, "blend");
-            for name in ["two-stage-lr", "two-stage-gbdt", "blend-shuffled"] {
+            let deep = has(cohort, "two-stage-deep");
+            for name in [
+                "two-stage-lr",
+                "two-stage-gbdt",
+                "two-stage-deep",
+                "blend-shuffled",
+            ] {
+                if name == "two-stage-deep" && !deep {
+                    continue;
+                }
                 let s = system(cohort, name);
                 assert_eq!(
                     values(s, "Recall@100"),
@@ -89,7 +106,12 @@ fn check_two_stage(report: &serde_json::Value) {
                 }
             }
             let table = cohort["two_stage"].as_array().unwrap();
-            for name in ["two-stage-lr", "two-stage-gbdt"] {
+            let rankers: &[&str] = if deep {
+                &["two-stage-lr", "two-stage-gbdt", "two-stage-deep"]
+            } else {
+                &["two-stage-lr", "two-stage-gbdt"]
+            };
+            for &name in rankers {
                 for (reference, against) in [("blend", blend), ("best source", best)] {
                     for m in ["NDCG@10", "mAP@10"] {
                         let row = table
@@ -111,9 +133,9 @@ fn check_two_stage(report: &serde_json::Value) {
                     }
                 }
             }
-            let rankers = cohort["rankers"].as_array().unwrap();
-            assert_eq!(rankers.len(), 2);
-            for r in rankers {
+            let tests = cohort["rankers"].as_array().unwrap();
+            assert_eq!(tests.len(), rankers.len());
+            for r in tests {
                 assert!(r["pairs"].as_u64().unwrap() > 0);
                 if let Some(auc) = r["auc"].as_f64() {
                     assert!((0.0..=1.0).contains(&auc));
@@ -404,6 +426,8 @@ fn two_stage_learns_a_planted_signal_from_sampled_negatives() {
         "14",
         "--rank-trees",
         "30",
+        "--rank-deep-epochs",
+        "4",
     ]);
     assert!(md.contains("no labelled negative in the window"), "{md}");
     let report: serde_json::Value =
@@ -418,7 +442,8 @@ fn two_stage_learns_a_planted_signal_from_sampled_negatives() {
         // Users watch their favourite genre: a ranker that learned the genre-share features
         // orders the candidates far better than chance.
         let shuffled = metric(system(warm, "blend-shuffled"), "NDCG@10");
-        for name in ["two-stage-lr", "two-stage-gbdt"] {
+        assert!(has(warm, "two-stage-deep"));
+        for name in ["two-stage-lr", "two-stage-gbdt", "two-stage-deep"] {
             let ranked = metric(system(warm, name), "NDCG@10");
             assert!(
                 ranked > shuffled + 0.05,

@@ -651,3 +651,109 @@ fn bundles_carry_a_ranker_that_matches_their_features() {
     ));
     assert!(err.contains("--features"), "{err}");
 }
+
+/// The rankers `rank train` writes (logistic regression, trees, deep network) drop into a
+/// bundle with the pipeline's feature contract, their input contracts read from the models'
+/// metadata, and the device's runtime scores candidates with them.
+#[test]
+fn rank_train_models_go_into_bundles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = tmp.path().join("sim");
+    let examples = tmp.path().join("examples");
+    let rank = tmp.path().join("rank");
+    let (raw, tables, model) = (
+        tmp.path().join("raw"),
+        tmp.path().join("tables"),
+        tmp.path().join("model"),
+    );
+    ok(&format!(
+        "simulate --users 300 --items 300 --days 21 --seed 5 --out {}",
+        p(&sim)
+    ));
+    ok(&format!(
+        "pipeline --world {} --out {} --folds 2 --fold-days 5",
+        p(&sim),
+        p(&examples)
+    ));
+    let md = ok(&format!(
+        "rank train --examples {} --out {} --trees 10 --deep-epochs 2",
+        p(&examples),
+        p(&rank)
+    ));
+    assert!(md.contains("# Model selection"), "{md}");
+    write_movielens_like(&raw);
+    ok(&format!(
+        "data import movielens-100k --src {} --out {}",
+        p(&raw),
+        p(&tables)
+    ));
+    ok(&format!("train --data {} --out {}", p(&tables), p(&model)));
+
+    let features = examples.join("features.json");
+    for (file, kind) in [
+        ("ranker.onnx", "logistic-regression/1"),
+        ("ranker-gbdt.onnx", "gbdt/1"),
+        ("ranker-deep.onnx", "deep/1"),
+    ] {
+        let bundle = tmp.path().join(format!("{file}.edgerec"));
+        ok(&format!(
+            "bundle build --model {} --features {} --ranker {} --out {}",
+            p(&model),
+            p(&features),
+            p(&rank.join(file)),
+            p(&bundle)
+        ));
+        let inspect = ok(&format!("bundle inspect {}", p(&bundle)));
+        assert!(inspect.contains("ranker (RANK)"), "{file}: {inspect}");
+
+        let bytes = std::fs::read(&bundle).unwrap();
+        let loaded = edgerec::Bundle::from_bytes(&bytes).unwrap();
+        let ranker = loaded.ranker().expect("the bundle carries the ranker");
+        let contract = ranker.contract();
+        assert_eq!(contract.kind, kind, "{file}");
+        if file == "ranker-deep.onnx" {
+            // The simulated world logs searches: the deep ranker reads history and search bags.
+            use edgerec::ranker::BagField;
+            let fields: Vec<BagField> = contract.bags.iter().map(|b| b.field).collect();
+            assert!(fields.contains(&BagField::History), "{fields:?}");
+            assert!(fields.contains(&BagField::Search), "{fields:?}");
+            assert!(!contract.search_vocab.is_empty());
+        } else {
+            assert!(contract.bags.is_empty(), "{file}");
+        }
+        // Candidates that differ in their dense features and ids get different P(watch).
+        let d = contract.dense.len();
+        let vectors: Vec<edgerec::features::FeatureVector> = (0..8u32)
+            .map(|r| edgerec::features::FeatureVector {
+                dense: (0..d)
+                    .map(|c| ((r as usize * 31 + c * 7) % 13) as f32 / 4.0)
+                    .collect(),
+                sparse: edgerec::features::SparseFeatures {
+                    movie: 1 + r,
+                    genres: vec![1 + r % 3],
+                    ..Default::default()
+                },
+            })
+            .collect();
+        let history = [3u32, 2, 1];
+        let search = [1u32];
+        let rows: Vec<edgerec::ranker::RankerRow<'_>> = vectors
+            .iter()
+            .map(|features| edgerec::ranker::RankerRow {
+                features,
+                history: &history,
+                search: &search,
+            })
+            .collect();
+        let scores = ranker.score_rows(&rows).unwrap();
+        assert_eq!(scores.len(), 8);
+        assert!(
+            scores.iter().all(|s| (0.0..=1.0).contains(s)),
+            "{file}: {scores:?}"
+        );
+        assert!(
+            scores.iter().any(|s| (s - scores[0]).abs() > 1e-6),
+            "{file}: {scores:?}"
+        );
+    }
+}

@@ -58,16 +58,11 @@ use pb::tensor_shape_proto::{Dimension, dimension};
 /// The default-domain operator set version written by [`model`].
 pub const OPSET: i64 = 13;
 
-
 /// The `ai.onnx.ml` operator set version to import with [`model_with_opsets`].
 pub const ML_OPSET: i64 = 3;
 
 /// The ONNX IR version written by [`model`] (8 is accepted by onnxruntime for opset 13).
 pub const IR_VERSION: i64 = 8;
-
-
-
-
 
 /// One dimension of a graph input or output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -408,12 +403,6 @@ pub fn model_with_opsets(
 pub fn encode(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
-
-
-
-
-
-
 
 #[cfg(test)]
 mod tests {

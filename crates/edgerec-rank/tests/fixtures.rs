@@ -19,6 +19,14 @@ fn read_json(name: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+fn ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
 fn floats(v: &serde_json::Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
@@ -29,26 +37,45 @@ fn floats(v: &serde_json::Value) -> Vec<f32> {
 
 #[test]
 fn device_scores_equal_the_trainer_scores() {
-    let inputs: Vec<FeatureVector> = read_json("inputs.json")
-        .as_array()
-        .unwrap()
+    let json = read_json("inputs.json");
+    let json = json.as_array().unwrap();
+    let inputs: Vec<FeatureVector> = json
         .iter()
         .map(|i| FeatureVector {
             dense: floats(&i["dense"]),
-            sparse: SparseFeatures::default(),
+            sparse: SparseFeatures {
+                movie: i["movie"].as_u64().unwrap() as u32,
+                genres: ids(&i["genres"]),
+                actors: ids(&i["actors"]),
+                directors: ids(&i["directors"]),
+                tags: ids(&i["tags"]),
+                language: i["language"].as_u64().unwrap() as u32,
+                ..SparseFeatures::default()
+            },
         })
+        .collect();
+    let sequences: Vec<(Vec<u32>, Vec<u32>)> = json
+        .iter()
+        .map(|i| (ids(&i["history"]), ids(&i["search"])))
         .collect();
     let rows: Vec<RankerRow<'_>> = inputs
         .iter()
-        .map(|f| RankerRow {
+        .zip(&sequences)
+        .map(|(f, (history, search))| RankerRow {
             features: f,
-            history: &[],
-            search: &[],
+            history,
+            search,
         })
         .collect();
     let expected = read_json("expected.json");
     let expected = expected.as_object().unwrap();
-    assert!(expected.len() >= 2, "fixtures for every ranker kind");
+    let mut names: Vec<&str> = expected.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["deep", "gbdt", "logistic"],
+        "a fixture per ranker kind"
+    );
     for (name, want) in expected {
         let bytes = std::fs::read(fixtures().join(format!("{name}.edgerec"))).unwrap();
         let bundle = Bundle::from_bytes(&bytes).unwrap();

@@ -106,6 +106,10 @@ pub struct EvalArgs {
     /// Second stage: boosting rounds of the gradient-boosted trees.
     #[arg(long, default_value_t = 100)]
     pub rank_trees: usize,
+    /// Second stage: also train the deep ranker (embedding bags and an MLP, `edgerec-rank`'s
+    /// `DeepRanker`) with at most this many epochs (0: leave it out).
+    #[arg(long, default_value_t = 0)]
+    pub rank_deep_epochs: usize,
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -244,6 +248,11 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
             seed: a.seed,
             ..edgerec_rank::TreeConfig::default()
         },
+        deep: (a.rank_deep_epochs > 0).then(|| edgerec_rank::DeepConfig {
+            max_epochs: a.rank_deep_epochs,
+            seed: a.seed,
+            ..edgerec_rank::DeepConfig::default()
+        }),
         seed: a.seed,
         ..RankConfig::default()
     };

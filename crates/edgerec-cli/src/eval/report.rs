@@ -16,7 +16,7 @@ use super::split::{Case, Event};
 pub const SOURCES: [&str; 4] = ["popularity", "ials", "content", "two-tower"];
 
 /// Systems that rerank the blend's candidates (see [`super::rerank`]).
-pub const TWO_STAGE: [&str; 2] = ["two-stage-lr", "two-stage-gbdt"];
+pub const TWO_STAGE: [&str; 3] = ["two-stage-lr", "two-stage-gbdt", "two-stage-deep"];
 
 /// Cut-off of the row metrics.
 pub const K: usize = 10;

@@ -65,7 +65,10 @@ use edgerec::features::{
     FeatureConfig, FeatureSpace, History, Media, MediaStats, Play, UserProfile,
 };
 use edgerec_data::schema::{self, DEVICES, Impression};
-use edgerec_rank::{Dataset, FitConfig, GradientBoostedTrees, LogisticRegression, TreeConfig};
+use edgerec_rank::{
+    Dataset, DeepConfig, DeepRanker, Examples, FitConfig, GradientBoostedTrees, LogisticRegression,
+    SparseColumns, TreeConfig,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -104,9 +107,6 @@ impl Cuts {
     }
 }
 
-/// Names of the systems this stage adds, in report order.
-pub const SYSTEMS: [&str; 3] = ["two-stage-lr", "two-stage-gbdt", "blend-shuffled"];
-
 /// Settings of the second stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RankConfig {
@@ -130,6 +130,8 @@ pub struct RankConfig {
     pub logistic: FitConfig,
     /// The trees' settings.
     pub trees: TreeConfig,
+    /// The deep ranker's settings; `None` leaves it out.
+    pub deep: Option<DeepConfig>,
     /// Seed of the subsampling, the sampled negatives and the shuffled control.
     pub seed: u64,
 }
@@ -147,6 +149,7 @@ impl Default for RankConfig {
             sampled_negatives: 4,
             logistic: FitConfig::default(),
             trees: TreeConfig::default(),
+            deep: None,
             seed: 1,
         }
     }
@@ -166,6 +169,10 @@ pub struct FeatureData {
     impressions: Vec<Vec<Impression>>,
     /// Item id → index in `media`.
     index: HashMap<u32, u32>,
+    /// Dense user index → user id.
+    user_ids: Vec<u32>,
+    /// The pipeline's world (search vocabulary and searches, for the deep ranker's bags).
+    searches: edgerec_pipeline::World,
 }
 
 impl FeatureData {
@@ -238,14 +245,19 @@ impl FeatureData {
         for v in &mut impressions {
             v.sort_by_key(|m| m.time);
         }
+        let space = world.space.clone();
+        let media = world.media.clone();
+        let index = world.index.clone();
         Ok(FeatureData {
-            space: world.space,
-            media: world.media,
+            space,
+            media,
             media_of,
             profiles,
             histories,
             impressions,
-            index: world.index,
+            index,
+            user_ids: data.users.iter().map(|u| u.user_id).collect(),
+            searches: world,
         })
     }
 
@@ -555,9 +567,27 @@ fn candidate_examples(
     positives
 }
 
-/// Feature vectors of examples sorted by `(user, time)`, row-major, computed per user in
-/// parallel (one user state per distinct request time).
-fn featurise(fd: &FeatureData, counts: &PlatformCounts, examples: &[Example]) -> Result<Vec<f32>> {
+/// The deep ranker's sequence inputs of a request: the titles watched before it (most recent
+/// first) and the user's search tokens before it, as the pipeline writes them.
+fn sequences(fd: &FeatureData, user: u32, plays: &[Play], t: i64) -> (Vec<u32>, Vec<u32>) {
+    (
+        edgerec::ranker::history_titles(plays, &fd.media, edgerec::ranker::MAX_HISTORY),
+        fd.searches.recent_search_tokens(
+            fd.user_ids[user as usize],
+            t,
+            edgerec::ranker::MAX_SEARCH,
+        ),
+    )
+}
+
+/// Feature vectors of examples sorted by `(user, time)`: the dense values row-major and the
+/// sparse side (ids, history, searches), computed per user in parallel (one user state per
+/// distinct request time).
+fn featurise(
+    fd: &FeatureData,
+    counts: &PlatformCounts,
+    examples: &[Example],
+) -> Result<(Vec<f32>, SparseColumns)> {
     let mut groups: Vec<&[Example]> = Vec::new();
     let mut rest = examples;
     while let Some(first) = rest.first() {
@@ -565,24 +595,21 @@ fn featurise(fd: &FeatureData, counts: &PlatformCounts, examples: &[Example]) ->
         groups.push(&rest[..n]);
         rest = &rest[n..];
     }
-    let parts: Vec<Vec<f32>> = groups
+    let parts: Vec<(Vec<f32>, SparseColumns)> = groups
         .par_iter()
-        .map(|g| -> Result<Vec<f32>> {
+        .map(|g| -> Result<(Vec<f32>, SparseColumns)> {
             let u = g[0].user as usize;
             let profile = &fd.profiles[u];
             let mut out = Vec::with_capacity(g.len() * fd.dense_names().len());
+            let mut sparse = SparseColumns::default();
             let mut state = None;
             for e in g.iter() {
-                if state.as_ref().is_none_or(|(t, _)| *t != e.time) {
-                    let s = fd.space.user_state(
-                        profile,
-                        fd.histories[u].before(e.time),
-                        &fd.media,
-                        e.time,
-                    );
-                    state = Some((e.time, s));
+                if state.as_ref().is_none_or(|(t, _, _)| *t != e.time) {
+                    let plays = fd.histories[u].before(e.time);
+                    let s = fd.space.user_state(profile, plays, &fd.media, e.time);
+                    state = Some((e.time, s, sequences(fd, e.user, plays, e.time)));
                 }
-                let (_, s) = state.as_ref().expect("set above");
+                let (_, s, (history, search)) = state.as_ref().expect("set above");
                 let ctx = Context::new(e.device, e.time, profile.utc_offset_minutes)?;
                 let c = fd.space.context(profile, &ctx);
                 let fv = fd.space.features(
@@ -593,11 +620,24 @@ fn featurise(fd: &FeatureData, counts: &PlatformCounts, examples: &[Example]) ->
                     counts.stats(e.media, e.time),
                 );
                 out.extend_from_slice(&fv.dense);
+                sparse.time.push(e.time);
+                sparse.features.push(fv.sparse);
+                sparse.history.push(history.clone());
+                sparse.search.push(search.clone());
             }
-            Ok(out)
+            Ok((out, sparse))
         })
         .collect::<Result<_>>()?;
-    Ok(parts.concat())
+    let mut dense = Vec::new();
+    let mut sparse = SparseColumns::default();
+    for (d, s) in parts {
+        dense.extend(d);
+        sparse.time.extend(s.time);
+        sparse.features.extend(s.features);
+        sparse.history.extend(s.history);
+        sparse.search.extend(s.search);
+    }
+    Ok((dense, sparse))
 }
 
 /// How one split's rankers were trained (for the report).
@@ -639,6 +679,7 @@ pub struct RankerTraining {
 pub struct Rankers {
     lr: LogisticRegression,
     gbdt: GradientBoostedTrees,
+    deep: Option<DeepRanker>,
     counts: PlatformCounts,
     cuts: Cuts,
     /// The split's most frequent past device (requests of users without a past).
@@ -707,7 +748,7 @@ pub fn train(
         split.name,
         examples.len()
     );
-    let dense = featurise(fd, &counts, &examples)?;
+    let (dense, sparse) = featurise(fd, &counts, &examples)?;
     let built = started.elapsed().as_secs_f64();
     let names = fd.dense_names().to_vec();
     let labels: Vec<bool> = examples.iter().map(|e| e.label).collect();
@@ -720,6 +761,29 @@ pub fn train(
     let t = Instant::now();
     let gbdt = GradientBoostedTrees::fit(&data, &cfg.trees).context("fitting the trees")?;
     let gbdt_s = t.elapsed().as_secs_f64();
+    let mut seconds = vec![
+        ("examples".to_string(), built),
+        ("logistic".to_string(), lr_s),
+        ("trees".to_string(), gbdt_s),
+    ];
+    let deep = match &cfg.deep {
+        Some(dc) => {
+            let t = Instant::now();
+            let n = data.len();
+            let all = Examples {
+                data: data.clone(),
+                fold_window: vec![-1; n],
+                folds: Vec::new(),
+                sparse: Some(sparse),
+                search_tokens: fd.searches.search_vocab.names().to_vec(),
+            };
+            let rows: Vec<usize> = (0..n).collect();
+            let model = DeepRanker::fit(&all, &rows, dc).context("fitting the deep ranker")?;
+            seconds.push(("deep".to_string(), t.elapsed().as_secs_f64()));
+            Some(model)
+        }
+        None => None,
+    };
     let train_auc = (
         edgerec_rank::auc(&lr.score(&data)?, &labels),
         edgerec_rank::auc(&gbdt.score(&data)?, &labels),
@@ -755,11 +819,7 @@ pub fn train(
         labelled_negatives_in_window: labelled_negatives,
         users: users.len(),
         features: data.n_features(),
-        seconds: vec![
-            ("examples".into(), built),
-            ("logistic".into(), lr_s),
-            ("trees".into(), gbdt_s),
-        ],
+        seconds,
         lr_iterations: lr.iterations(),
         train_auc,
         top_coefficients: coefficients,
@@ -768,6 +828,7 @@ pub fn train(
     Ok(Rankers {
         lr,
         gbdt,
+        deep,
         counts,
         cuts,
         default_device: most_frequent(&device_counts),
@@ -803,11 +864,19 @@ pub struct RankerTest {
 /// Systems by name with one answer per case.
 pub type Systems = Vec<(String, Vec<Answer>)>;
 
-/// Per case: the three reordered rows and, per candidate, (lr, gbdt, −blend rank, relevant).
-type Scored = (Vec<Answer>, Vec<(f32, f32, f32, bool)>);
+/// One candidate of one case: each ranker's P(watch), −(its blend rank), whether relevant.
+struct Pair {
+    scores: Vec<f32>,
+    blend: f32,
+    relevant: bool,
+}
 
-/// Reorders each case's blend candidates by both rankers (and a seeded shuffle); returns the
-/// systems in [`SYSTEMS`] order and the rankers' pooled test quality.
+/// Per case: the reordered rows (each ranker's, then the shuffle) and its candidates.
+type Scored = (Vec<Answer>, Vec<Pair>);
+
+/// Reorders each case's blend candidates by every ranker (and a seeded shuffle); returns the
+/// systems (`two-stage-lr`, `two-stage-gbdt`, `two-stage-deep` when trained,
+/// `blend-shuffled`) and the rankers' pooled test quality.
 pub fn rerank(
     fd: &FeatureData,
     rankers: &Rankers,
@@ -816,6 +885,10 @@ pub fn rerank(
     cfg: &RankConfig,
 ) -> Result<(Systems, Vec<RankerTest>)> {
     ensure!(blend.len() == cases.len(), "one blend row per case");
+    let mut names = vec!["two-stage-lr", "two-stage-gbdt"];
+    if rankers.deep.is_some() {
+        names.push("two-stage-deep");
+    }
     let per_case: Vec<Scored> = cases
         .par_iter()
         .zip(blend)
@@ -861,6 +934,7 @@ pub fn rerank(
             let ctx = Context::new(device, t, profile.utc_offset_minutes)?;
             let c = fd.space.context(profile, &ctx);
             let mut dense = Vec::with_capacity(candidates.len() * fd.dense_names().len());
+            let mut vectors = Vec::with_capacity(candidates.len());
             for &i in candidates {
                 let m = fd.media_of[i as usize];
                 let fv = fd.space.features(
@@ -871,18 +945,37 @@ pub fn rerank(
                     rankers.counts.stats(m, t),
                 );
                 dense.extend_from_slice(&fv.dense);
+                if rankers.deep.is_some() {
+                    vectors.push(fv);
+                }
             }
-            let (mut lr, mut gbdt) = if candidates.is_empty() {
-                (Vec::new(), Vec::new())
+            let mut scores: Vec<Vec<f32>> = Vec::new();
+            if !candidates.is_empty() {
+                scores.push(rankers.lr.predict(&dense)?);
+                scores.push(rankers.gbdt.predict(&dense)?);
+                if let Some(deep) = &rankers.deep {
+                    let (history, search) = sequences(fd, case.user, &plays, t);
+                    let rows: Vec<edgerec::ranker::RankerRow> = vectors
+                        .iter()
+                        .map(|features| edgerec::ranker::RankerRow {
+                            features,
+                            history: &history,
+                            search: &search,
+                        })
+                        .collect();
+                    let batch = deep.contract().assemble(&rows)?;
+                    scores.push(deep.predict(&batch)?);
+                }
             } else {
-                (rankers.lr.predict(&dense)?, rankers.gbdt.predict(&dense)?)
-            };
+                scores = vec![Vec::new(); names.len()];
+            }
             // A title not yet on the platform at the request is not in the device's catalog:
             // it is not scored and keeps its blend order after every scored title.
             for (j, &i) in candidates.iter().enumerate() {
                 if fd.media[fd.media_of[i as usize] as usize].added_time > t {
-                    lr[j] = -1.0;
-                    gbdt[j] = -1.0;
+                    for s in &mut scores {
+                        s[j] = -1.0;
+                    }
                 }
             }
             let order = |scores: &[f32]| -> Answer {
@@ -896,48 +989,55 @@ pub fn rerank(
             let shuffle: Vec<f32> = (0..candidates.len())
                 .map(|j| unit(cfg.seed, case.user, candidates[j], t, 7 + j as u64) as f32)
                 .collect();
+            let mut answers: Vec<Answer> = scores.iter().map(|s| order(s)).collect();
+            answers.push(order(&shuffle));
             let pairs = candidates
                 .iter()
                 .enumerate()
-                .map(|(j, i)| (lr[j], gbdt[j], -(j as f32), case.relevant.contains(i)))
+                .map(|(j, i)| Pair {
+                    scores: scores.iter().map(|s| s[j]).collect(),
+                    blend: -(j as f32),
+                    relevant: case.relevant.contains(i),
+                })
                 .collect();
-            Ok((vec![order(&lr), order(&gbdt), order(&shuffle)], pairs))
+            Ok((answers, pairs))
         })
         .collect::<Result<_>>()?;
-    let mut systems: Vec<(String, Vec<Answer>)> = SYSTEMS
+    let mut systems: Systems = names
         .iter()
+        .chain(&["blend-shuffled"])
         .map(|s| (s.to_string(), Vec::with_capacity(cases.len())))
         .collect();
-    let mut pairs: Vec<(f32, f32, f32, bool)> = Vec::new();
+    let mut pairs: Vec<Pair> = Vec::new();
     for (answers, p) in per_case {
         for (k, a) in answers.into_iter().enumerate() {
             systems[k].1.push(a);
         }
         pairs.extend(p);
     }
-    let labels: Vec<bool> = pairs.iter().map(|p| p.3).collect();
+    let labels: Vec<bool> = pairs.iter().map(|p| p.relevant).collect();
     let positives = labels.iter().filter(|&&l| l).count();
-    let column = |f: fn(&(f32, f32, f32, bool)) -> f32| pairs.iter().map(f).collect::<Vec<f32>>();
-    let blend_order = column(|p| p.2);
+    let blend_order: Vec<f32> = pairs.iter().map(|p| p.blend).collect();
     let blend_order_auc = (!pairs.is_empty())
         .then(|| edgerec_rank::auc(&blend_order, &labels))
         .flatten();
-    let tests = [
-        ("two-stage-lr", column(|p| p.0)),
-        ("two-stage-gbdt", column(|p| p.1)),
-    ]
-    .into_iter()
-    .map(|(name, scores)| RankerTest {
-        system: name.to_string(),
-        pairs: pairs.len(),
-        positives,
-        auc: (!pairs.is_empty())
-            .then(|| edgerec_rank::auc(&scores, &labels))
-            .flatten(),
-        log_loss: edgerec_rank::log_loss(&scores, &labels, None),
-        blend_order_auc,
-    })
-    .collect();
+    let tests = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let scores: Vec<f32> = pairs.iter().map(|p| p.scores[k]).collect();
+            RankerTest {
+                system: name.to_string(),
+                pairs: pairs.len(),
+                positives,
+                auc: (!pairs.is_empty())
+                    .then(|| edgerec_rank::auc(&scores, &labels))
+                    .flatten(),
+                log_loss: edgerec_rank::log_loss(&scores, &labels, None),
+                blend_order_auc,
+            }
+        })
+        .collect();
     Ok((systems, tests))
 }
 
