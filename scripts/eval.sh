@@ -2,12 +2,17 @@
 # The offline evaluation of the candidate sources (`edgerec eval`): MovieLens-100K under the
 # temporal and leave-last-out protocols, and a small synthetic world under the time-series
 # folds with its oracle; on every split also the second stage (blend → ranker → top-10, the
-# rankers trained on the split's past: `--rank-candidates 0` turns it off). Writes
-# $EDGEREC_ARTIFACTS/eval/{ml100k,world}/{report.md,report.json,plots/,splits/}.
+# rankers — logistic regression, gradient-boosted trees and the deep network — trained on the
+# split's past: `--rank-candidates 0` turns it off). Then the ranking stage's own report on the
+# synthetic world: `edgerec pipeline` examples and `edgerec rank train` (AUC, log-loss,
+# calibration per ranker on every time-series fold; model selection; importance). Writes
+# $EDGEREC_ARTIFACTS/eval/{ml100k,world}/{report.md,report.json,plots/,splits/} and
+# $EDGEREC_ARTIFACTS/rank/world/{report.md,report.json,plots/,ranker*.onnx}.
 #   bash scripts/eval.sh            the evaluation (CI runs this)
 #   bash scripts/eval.sh --peers    also the peer baselines (implicit's ALS and BPR, EASE) on
 #                                   the same splits, then the evaluation again with their rows
-# WORLD_USERS / WORLD_ITEMS / WORLD_DAYS size the synthetic world (default 3000 / 2000 / 35).
+# WORLD_USERS / WORLD_ITEMS / WORLD_DAYS size the synthetic world (default 3000 / 2000 / 35);
+# DEEP_EPOCHS caps the deep ranker's epochs (default 6; 0 leaves it out of eval).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -49,6 +54,15 @@ run() {
   "$bin" eval "$@" --out "$out/$name" "${peer_args[@]}"
 }
 
-run ml100k --world "$world" --dataset movielens-100k --protocols temporal,leave-last-out
+deep_epochs="${DEEP_EPOCHS:-6}"
+run ml100k --world "$world" --dataset movielens-100k --protocols temporal,leave-last-out \
+  --rank-deep-epochs "$deep_epochs"
 run world --world "$synthetic" --dataset "synthetic world ($users users, $items items, $days days)" \
-  --protocols folds --folds 2 --fold-days 7 --max-users 1500
+  --protocols folds --folds 2 --fold-days 7 --max-users 1500 --rank-deep-epochs "$deep_epochs"
+
+step "ranking stage on the synthetic world: examples, then every ranker on every fold"
+"$bin" pipeline --world "$synthetic" --out "$synthetic-examples" --folds 3 --fold-days 7
+deep_args=(--deep-epochs "$deep_epochs")
+[ "$deep_epochs" = 0 ] && deep_args=(--no-deep)
+"$bin" rank train --examples "$synthetic-examples" --out "$EDGEREC_ARTIFACTS/rank/world" \
+  "${deep_args[@]}"

@@ -365,9 +365,11 @@ pub fn markdown(r: &EvalReport) -> String {
     );
     let _ = writeln!(
         s,
-        "Two-stage systems (`two-stage-lr`, `two-stage-gbdt`) reorder the blend's candidates by \
-         a ranker (weighted logistic regression, gradient-boosted trees) trained on the split's \
-         past only, with the device's feature code computed point in time at the request; \
+        "Two-stage systems (`two-stage-lr`, `two-stage-gbdt` and, with `--rank-deep-epochs`, \
+         `two-stage-deep`) reorder the blend's candidates by a ranker (weighted logistic \
+         regression, gradient-boosted trees, the deep network over embedding bags of the title's \
+         ids, the watch history and the search tokens) trained on the split's past only, with \
+         the device's feature code computed point in time at the request; \
          `blend-shuffled` is the same candidates in a seeded random order (the chance level of \
          any reordering). Their Recall@100 equals the blend's: the candidate set is the same. \
          Each split says which past trained the rankers and where their negatives came from: \

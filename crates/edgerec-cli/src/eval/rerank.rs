@@ -1,18 +1,21 @@
 //! The second stage: blend → ranker → top-10, trained and tested on one split.
 //!
-//! For every split the evaluation fits two rankers of `edgerec-rank` — the weighted logistic
-//! regression and the gradient-boosted trees — on examples drawn from that split's past only,
-//! then reorders each test user's blend candidates (the blend's top `candidates`) by the
+//! For every split the evaluation fits the rankers of `edgerec-rank` — the weighted logistic
+//! regression, the gradient-boosted trees and, when [`RankConfig::deep`] is set, the deep
+//! network (embedding bags of the title's ids, the watch history and the search tokens, fed
+//! the same way as the pipeline feeds `rank train`) — on examples drawn from that split's past
+//! only, then reorders each test user's blend candidates (the blend's top `candidates`) by the
 //! ranker's P(watch) and scores the result like any other system (`two-stage-lr`,
-//! `two-stage-gbdt`). A control row, `blend-shuffled`, is the same candidates in a seeded
+//! `two-stage-gbdt`, `two-stage-deep`). A control row, `blend-shuffled`, is the same candidates in a seeded
 //! random order: what any ordering of the candidate set scores by chance.
 //!
-//! **Features** are the device's: the core's [`FeatureSpace`] (via
-//! [`edgerec_pipeline::World`], the pipeline's vocabularies) computes every vector from the
-//! user's plays strictly before the request ([`History::before`]), the request's context
-//! (device, time, the user's UTC offset) and [`MediaStats`] — each title's plays by anyone in
-//! the 24 hours and 7 days before the request (`[t − 86400, t − 1]`, as the pipeline's SQL
-//! window), counted over the split's past plays only.
+//! **Features** are the device's: the core's
+//! [`FeatureSpace`](edgerec::features::FeatureSpace) (via [`edgerec_pipeline::World`], the
+//! pipeline's vocabularies) computes every vector from the user's plays strictly before the
+//! request ([`History::before`]), the request's context (device, time, the user's UTC offset)
+//! and [`MediaStats`] — each title's plays by anyone in the 24 hours and 7 days before the
+//! request (`[t − 86400, t − 1]`, as the pipeline's SQL window), counted over the split's past
+//! plays only.
 //!
 //! **No leakage.** User `u`'s past is every play strictly before the user's cut ([`Cuts`]: the
 //! split's cut, or for leave-last-out the time of `u`'s held-out positive); training examples,
@@ -61,9 +64,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, Result, ensure};
 use edgerec::context::{Context, Device};
-use edgerec::features::{
-    FeatureConfig, FeatureSpace, History, Media, MediaStats, Play, UserProfile,
-};
+use edgerec::features::{FeatureConfig, History, MediaStats, Play, UserProfile};
 use edgerec_data::schema::{self, DEVICES, Impression};
 use edgerec_rank::{
     Dataset, DeepConfig, DeepRanker, Examples, FitConfig, GradientBoostedTrees, LogisticRegression,
@@ -157,8 +158,9 @@ impl Default for RankConfig {
 
 /// Everything the feature code needs, loaded once per evaluation.
 pub struct FeatureData {
-    space: FeatureSpace,
-    media: Vec<Media>,
+    /// The pipeline's world: feature space, media (ordered by item id), item id → media index,
+    /// and the searches the deep ranker's bags read.
+    world: edgerec_pipeline::World,
     /// Dense item index → index in `media`.
     media_of: Vec<u32>,
     /// Dense user index → profile.
@@ -167,12 +169,8 @@ pub struct FeatureData {
     histories: Vec<History>,
     /// Dense user index → impressions, in time order.
     impressions: Vec<Vec<Impression>>,
-    /// Item id → index in `media`.
-    index: HashMap<u32, u32>,
     /// Dense user index → user id.
     user_ids: Vec<u32>,
-    /// The pipeline's world (search vocabulary and searches, for the deep ranker's bags).
-    searches: edgerec_pipeline::World,
 }
 
 impl FeatureData {
@@ -245,25 +243,19 @@ impl FeatureData {
         for v in &mut impressions {
             v.sort_by_key(|m| m.time);
         }
-        let space = world.space.clone();
-        let media = world.media.clone();
-        let index = world.index.clone();
         Ok(FeatureData {
-            space,
-            media,
+            world,
             media_of,
             profiles,
             histories,
             impressions,
-            index,
             user_ids: data.users.iter().map(|u| u.user_id).collect(),
-            searches: world,
         })
     }
 
     /// Width of the dense vectors.
     pub fn dense_names(&self) -> &[String] {
-        self.space.dense_names()
+        self.world.space.dense_names()
     }
 }
 
@@ -281,7 +273,7 @@ pub struct PlatformCounts {
 impl PlatformCounts {
     /// Every play of every user strictly before the user's cut, by media index.
     pub fn new(fd: &FeatureData, cuts: &Cuts) -> PlatformCounts {
-        let mut times = vec![Vec::new(); fd.media.len()];
+        let mut times = vec![Vec::new(); fd.world.media.len()];
         for (u, h) in fd.histories.iter().enumerate() {
             for p in h.before(cuts.of(u as u32)) {
                 times[p.media as usize].push(p.time);
@@ -367,7 +359,7 @@ fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
         };
         let start = past.partition_point(|p| p.time < from);
         for p in &past[start..] {
-            let duration = fd.media[p.media as usize].duration_s;
+            let duration = fd.world.media[p.media as usize].duration_s;
             if p.fraction > cfg.positive_above {
                 positives.push(Example {
                     user: u32u,
@@ -395,7 +387,7 @@ fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
             if m.time < from || m.time >= cut {
                 continue;
             }
-            let Some(&media) = fd.index.get(&m.item_id) else {
+            let Some(&media) = fd.world.index.get(&m.item_id) else {
                 continue;
             };
             if played.contains(&(m.session_id, media)) {
@@ -407,7 +399,7 @@ fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
                 time: m.time,
                 device: m.device,
                 label: false,
-                weight: weight(fd.media[media as usize].duration_s),
+                weight: weight(fd.world.media[media as usize].duration_s),
                 source: ExampleSource::Impression,
             });
         }
@@ -525,7 +517,7 @@ fn candidate_examples(
         let window = &fd.histories[u].before(cuts.of(case.user))[past.len()..];
         for &i in row.row.iter().take(cfg.candidates) {
             let m = fd.media_of[i as usize];
-            let media = &fd.media[m as usize];
+            let media = &fd.world.media[m as usize];
             // Only titles on the platform at the request could have been shown then.
             if media.added_time > t {
                 continue;
@@ -571,12 +563,9 @@ fn candidate_examples(
 /// first) and the user's search tokens before it, as the pipeline writes them.
 fn sequences(fd: &FeatureData, user: u32, plays: &[Play], t: i64) -> (Vec<u32>, Vec<u32>) {
     (
-        edgerec::ranker::history_titles(plays, &fd.media, edgerec::ranker::MAX_HISTORY),
-        fd.searches.recent_search_tokens(
-            fd.user_ids[user as usize],
-            t,
-            edgerec::ranker::MAX_SEARCH,
-        ),
+        edgerec::ranker::history_titles(plays, &fd.world.media, edgerec::ranker::MAX_HISTORY),
+        fd.world
+            .recent_search_tokens(fd.user_ids[user as usize], t, edgerec::ranker::MAX_SEARCH),
     )
 }
 
@@ -606,16 +595,19 @@ fn featurise(
             for e in g.iter() {
                 if state.as_ref().is_none_or(|(t, _, _)| *t != e.time) {
                     let plays = fd.histories[u].before(e.time);
-                    let s = fd.space.user_state(profile, plays, &fd.media, e.time);
+                    let s = fd
+                        .world
+                        .space
+                        .user_state(profile, plays, &fd.world.media, e.time);
                     state = Some((e.time, s, sequences(fd, e.user, plays, e.time)));
                 }
                 let (_, s, (history, search)) = state.as_ref().expect("set above");
                 let ctx = Context::new(e.device, e.time, profile.utc_offset_minutes)?;
-                let c = fd.space.context(profile, &ctx);
-                let fv = fd.space.features(
+                let c = fd.world.space.context(profile, &ctx);
+                let fv = fd.world.space.features(
                     s,
                     &c,
-                    &fd.media[e.media as usize],
+                    &fd.world.media[e.media as usize],
                     e.media,
                     counts.stats(e.media, e.time),
                 );
@@ -775,7 +767,7 @@ pub fn train(
                 fold_window: vec![-1; n],
                 folds: Vec::new(),
                 sparse: Some(sparse),
-                search_tokens: fd.searches.search_vocab.names().to_vec(),
+                search_tokens: fd.world.search_vocab.names().to_vec(),
             };
             let rows: Vec<usize> = (0..n).collect();
             let model = DeepRanker::fit(&all, &rows, dc).context("fitting the deep ranker")?;
@@ -923,24 +915,27 @@ pub fn rerank(
                             time: t - 1,
                             device,
                             session: 0,
-                            watched_s: fd.media[media as usize].duration_s,
+                            watched_s: fd.world.media[media as usize].duration_s,
                             fraction: 1.0,
                         }
                     })
                     .collect();
                 (picks, device)
             };
-            let state = fd.space.user_state(profile, &plays, &fd.media, t);
+            let state = fd
+                .world
+                .space
+                .user_state(profile, &plays, &fd.world.media, t);
             let ctx = Context::new(device, t, profile.utc_offset_minutes)?;
-            let c = fd.space.context(profile, &ctx);
+            let c = fd.world.space.context(profile, &ctx);
             let mut dense = Vec::with_capacity(candidates.len() * fd.dense_names().len());
             let mut vectors = Vec::with_capacity(candidates.len());
             for &i in candidates {
                 let m = fd.media_of[i as usize];
-                let fv = fd.space.features(
+                let fv = fd.world.space.features(
                     &state,
                     &c,
-                    &fd.media[m as usize],
+                    &fd.world.media[m as usize],
                     m,
                     rankers.counts.stats(m, t),
                 );
@@ -972,7 +967,7 @@ pub fn rerank(
             // A title not yet on the platform at the request is not in the device's catalog:
             // it is not scored and keeps its blend order after every scored title.
             for (j, &i) in candidates.iter().enumerate() {
-                if fd.media[fd.media_of[i as usize] as usize].added_time > t {
+                if fd.world.media[fd.media_of[i as usize] as usize].added_time > t {
                     for s in &mut scores {
                         s[j] = -1.0;
                     }
