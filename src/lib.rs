@@ -34,8 +34,11 @@ mod error;
 pub mod features;
 pub mod ials;
 pub mod onnx;
+pub mod quant;
 pub mod ranker;
 pub mod recommend;
+pub mod rerank;
+pub mod state;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

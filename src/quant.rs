@@ -1,0 +1,1 @@
+//! Item embeddings quantised to int8 with per-row scales, and the flat scan over them.

@@ -1,0 +1,1 @@
+//! The on-device user state: watch history, impressions, onboarding picks and settings.
