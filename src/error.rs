@@ -65,6 +65,38 @@ pub enum BundleError {
     },
 }
 
+/// Why exported user state was refused. Produced only by [`crate::state::UserState::import`];
+/// a refused blob is refused whole, so the caller keeps whatever state it had.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StateError {
+    /// The bytes end before the header or the payload it declares does.
+    #[error("user state is truncated: {needed} bytes needed, {available} available")]
+    Truncated {
+        /// Bytes the header says are needed.
+        needed: u64,
+        /// Bytes actually given.
+        available: u64,
+    },
+    /// The first four bytes are not the user-state magic: this is not exported user state.
+    #[error("not edgerec user state (bad magic bytes)")]
+    BadMagic,
+    /// The blob was written by a format version this reader does not know (a newer app).
+    #[error("unsupported user state version {found} (this reader supports {supported})")]
+    UnsupportedVersion {
+        /// The version found in the bytes.
+        found: u16,
+        /// The newest version this reader supports.
+        supported: u16,
+    },
+    /// The sha256 in the header does not match the payload (bit rot, tampering).
+    #[error("user state checksum mismatch")]
+    ChecksumMismatch,
+    /// The bytes are intact but do not describe a valid state (bad lengths, trailing bytes,
+    /// caps exceeded, unsorted times, fractions outside 0–1, bad UTF-8…).
+    #[error("malformed user state: {0}")]
+    Malformed(String),
+}
+
 /// Every error the core returns.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Error {
@@ -78,12 +110,17 @@ pub enum Error {
     /// The ranker failed while scoring (tract reported an error).
     #[error("ranker failed: {0}")]
     Ranker(String),
+    /// Exported user state could not be imported.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl Error {
     /// A short, stable, snake_case code for the error, used by the JS bindings and logs:
     /// `truncated`, `bad_magic`, `unsupported_version`, `checksum_mismatch`, `malformed`,
-    /// `missing_section`, `contract_mismatch`, `invalid_argument` or `ranker_failed`.
+    /// `missing_section`, `contract_mismatch`, `invalid_argument` or `ranker_failed`; for user
+    /// state, `unsupported_state_version` (written by a newer app: keep the blob) or
+    /// `corrupt_state` (every other refusal: the blob is unusable).
     pub fn code(&self) -> &'static str {
         match self {
             Error::Bundle(b) => match b {
@@ -97,6 +134,8 @@ impl Error {
             },
             Error::InvalidArgument(_) => "invalid_argument",
             Error::Ranker(_) => "ranker_failed",
+            Error::State(StateError::UnsupportedVersion { .. }) => "unsupported_state_version",
+            Error::State(_) => "corrupt_state",
         }
     }
 }
