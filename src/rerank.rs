@@ -366,6 +366,11 @@ impl Reranker {
             self.mmr(candidates, &pool)
         };
 
+        let recent: Vec<Prepared<'_>> = request
+            .recent
+            .iter()
+            .map(|w| prepare(w.genres, w.embedding))
+            .collect();
         Ok(row
             .into_iter()
             .map(|i| {
@@ -375,7 +380,7 @@ impl Reranker {
                     score: c.score,
                     position: i,
                     source: c.source,
-                    reason: reason(c, request),
+                    reason: reason(c, request, &recent),
                 }
             })
             .collect())
@@ -587,7 +592,9 @@ fn jaccard(a: &[u16], b: &[u16]) -> f64 {
 }
 
 /// The rule documented on [`Reason`].
-fn reason(c: &RerankCandidate<'_>, request: &RerankRequest<'_>) -> Reason {
+///
+/// `recent` holds [`RerankRequest::recent`] prepared, in the same order.
+fn reason(c: &RerankCandidate<'_>, request: &RerankRequest<'_>, recent: &[Prepared<'_>]) -> Reason {
     if c.source == Source::Popularity {
         return Reason::PopularOn {
             device: request.context.device(),
@@ -596,8 +603,11 @@ fn reason(c: &RerankCandidate<'_>, request: &RerankRequest<'_>) -> Reason {
     }
     let me = prepare(c.genres, c.embedding);
     let mut best: Option<(f64, &Watched<'_>)> = None;
-    for w in request.recent.iter().filter(|w| w.item_id != c.item_id) {
-        let sim = similarity(&me, &prepare(w.genres, w.embedding));
+    for (w, p) in request.recent.iter().zip(recent) {
+        if w.item_id == c.item_id {
+            continue;
+        }
+        let sim = similarity(&me, p);
         if sim > 0.0 && best.is_none_or(|(b, _)| sim > b) {
             best = Some((sim, w));
         }
@@ -975,7 +985,7 @@ mod tests {
         // Parts of the day and devices.
         let popular = |device, hour: i64| {
             let ctx = Context::new(device, hour * 3600, 0).unwrap();
-            reason(&c[3], &RerankRequest::new(ctx)).text()
+            reason(&c[3], &RerankRequest::new(ctx), &[]).text()
         };
         assert_eq!(popular(Device::Mobile, 8), "Popular on mobile this morning");
         assert_eq!(
@@ -1089,6 +1099,91 @@ mod tests {
             && r.limit.is_none_or(|m| c.maturity <= m)
     }
 
+    /// MMR as the paper states it, recomputing every similarity at every step: an independent
+    /// reference for the incremental implementation and its tie-breaks.
+    fn reference_mmr(c: &[RerankCandidate<'_>], r: &Req, s: &RerankSettings) -> Vec<usize> {
+        let mut seen = HashSet::new();
+        let mut order: Vec<usize> = (0..c.len()).collect();
+        order.sort_by(|&a, &b| c[b].score.partial_cmp(&c[a].score).unwrap().then(a.cmp(&b)));
+        let eligible: Vec<usize> = order
+            .into_iter()
+            .filter(|&i| allowed(&c[i], r, s.fatigue_impressions) && seen.insert(c[i].item_id))
+            .collect();
+        let scores: Vec<f64> = eligible.iter().map(|&i| f64::from(c[i].score)).collect();
+        let (lo, hi) = (
+            scores.iter().copied().fold(f64::INFINITY, f64::min),
+            scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        );
+        let rel = |i: usize| {
+            if hi > lo {
+                (f64::from(c[i].score) - lo) / (hi - lo)
+            } else {
+                1.0
+            }
+        };
+        let sim = |a: usize, b: usize| -> f64 {
+            if let (Some(x), Some(y)) = (c[a].embedding, c[b].embedding) {
+                let d = |u: &[f32], v: &[f32]| -> f64 {
+                    u.iter()
+                        .zip(v)
+                        .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                        .sum()
+                };
+                let (nx, ny) = (d(x, x).sqrt(), d(y, y).sqrt());
+                return if nx == 0.0 || ny == 0.0 {
+                    0.0
+                } else {
+                    (d(x, y) / (nx * ny)).clamp(-1.0, 1.0)
+                };
+            }
+            let ga: HashSet<u16> = c[a].genres.iter().copied().collect();
+            let gb: HashSet<u16> = c[b].genres.iter().copied().collect();
+            let union = ga.union(&gb).count();
+            if union == 0 {
+                0.0
+            } else {
+                ga.intersection(&gb).count() as f64 / union as f64
+            }
+        };
+        let lambda = f64::from(s.lambda);
+        let mut row: Vec<usize> = Vec::new();
+        while row.len() < s.k {
+            let primary_count = |g: u16| {
+                row.iter()
+                    .filter(|&&j| c[j].genres.first() == Some(&g))
+                    .count()
+            };
+            let best = eligible
+                .iter()
+                .copied()
+                .filter(|i| !row.contains(i))
+                .filter(|&i| match (s.max_per_genre, c[i].genres.first()) {
+                    (Some(cap), Some(&g)) => primary_count(g) < cap,
+                    _ => true,
+                })
+                .map(|i| {
+                    let penalty = row
+                        .iter()
+                        .map(|&j| sim(i, j))
+                        .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+                        .unwrap_or(0.0);
+                    (lambda * rel(i) - (1.0 - lambda) * penalty, i)
+                })
+                // Highest value; ties: higher score, then lower position.
+                .max_by(|a, b| {
+                    a.0.partial_cmp(&b.0)
+                        .unwrap()
+                        .then(c[a.1].score.partial_cmp(&c[b.1].score).unwrap())
+                        .then(b.1.cmp(&a.1))
+                });
+            match best {
+                Some((_, i)) => row.push(i),
+                None => break,
+            }
+        }
+        row
+    }
+
     proptest! {
         #[test]
         fn pure_relevance_is_a_plain_sort(
@@ -1152,6 +1247,21 @@ mod tests {
             }
             // Deterministic.
             prop_assert_eq!(run(s, &c, &req), row);
+        }
+
+        #[test]
+        fn mmr_matches_the_reference(
+            o in proptest::collection::vec(owned(), 0..30),
+            r in req_strategy(),
+            k in 1usize..12,
+            fatigue in 0u32..5,
+            lambda in prop_oneof![0.0f32..=1.0, Just(0.0), Just(0.5), Just(1.0)],
+            cap in proptest::option::of(1usize..4),
+        ) {
+            let c = borrow(&o);
+            let s = RerankSettings { k, fatigue_impressions: fatigue, lambda, max_per_genre: cap };
+            let got: Vec<usize> = run(s.clone(), &c, &request(&r)).iter().map(|x| x.position).collect();
+            prop_assert_eq!(got, reference_mmr(&c, &r, &s));
         }
     }
 }
