@@ -12,8 +12,9 @@
 //! let mut state = UserState::new();
 //! let t = 1_764_446_400; // unix seconds
 //! state.record_impression(&[10, 20, 30], t);
-//! state.record_progress(10, t + 60, Progress { fraction: 0.4, watched_s: 2_400, device: Device::Tv })?;
-//! state.record_progress(10, t + 3_600, Progress { fraction: 0.95, watched_s: 5_700, device: Device::Tv })?;
+//! let at = |fraction, watched_s| Progress { fraction, watched_s, device: Device::Tv };
+//! state.record_progress(10, t + 60, at(0.4, 2_400))?;
+//! state.record_progress(10, t + 3_600, at(0.95, 5_700))?;
 //! assert_eq!(state.plays().len(), 1); // same session window: one play, updated
 //! assert_eq!(state.finished_titles(), vec![10]);
 //! assert_eq!(state.impressions_without_play(10), 0); // played after it was shown
@@ -46,13 +47,13 @@
 //!
 //! | what | cap | eviction |
 //! |---|---|---|
-//! | plays | [`MAX_PLAYS`] (2,000) | the oldest *redundant* play first — one whose title has a later play, and, if it was finished, a later finished play — so every title keeps its latest play and its "finished" status; when no play is redundant, the oldest play |
+//! | plays | [`MAX_PLAYS`] (2,000) | the oldest *redundant* play first — one whose title has a later play, and, if it was finished, a later finished play; when no play is redundant, the oldest play. So a title loses its latest play or its "finished" status only once no redundant play is left |
 //! | impressions | [`MAX_IMPRESSIONS`] (5,000) | every impression more than [`IMPRESSION_TTL_S`] (30 days) older than the newest one is dropped when recording; then the oldest first |
 //! | onboarding genres | [`MAX_ONBOARDING_GENRES`], names of 1 ..= [`MAX_NAME_BYTES`] bytes | refused (`invalid_argument`) |
 //! | onboarding items | [`MAX_ONBOARDING_ITEMS`] | refused (`invalid_argument`) |
 //! | country, language | 1 ..= [`MAX_CODE_BYTES`] ASCII letters, digits or `-` | refused (`invalid_argument`) |
 //!
-//! So an exported blob is at most about 200 KB.
+//! So an exported blob is at most [`MAX_EXPORT_BYTES`] (about 130 KB).
 //!
 //! # Format, version 1
 //!
@@ -76,7 +77,8 @@
 //! played `u8`). A string is a `u32` byte length and UTF-8 bytes; a presence byte is 0 or 1.
 //!
 //! [`UserState::import`] checks, in order: magic, version, header length, flags, that the
-//! payload length matches the bytes exactly, the sha256, then parses the payload with every
+//! payload length is possible (at most [`MAX_EXPORT_BYTES`] in all) and matches the bytes
+//! exactly, the sha256, then parses the payload with every
 //! count checked against the bytes left and the caps before anything is allocated, and
 //! finally the invariants above. Any failure refuses the whole blob. Every byte sequence has at
 //! most one meaning, so `export(import(b)) == b` for every accepted `b`.
@@ -111,10 +113,25 @@ pub const MAX_ONBOARDING_ITEMS: usize = 256;
 pub const MAX_NAME_BYTES: usize = 64;
 /// Longest country or language code, in bytes.
 pub const MAX_CODE_BYTES: usize = 16;
+/// The size of an export with every cap reached (the longest [`UserState::export`] can be).
+pub const MAX_EXPORT_BYTES: usize = HEADER
+    + 11 // settings: maturity, offset (4), device, age (2), gender, two presence bytes
+    + 2 * (4 + MAX_CODE_BYTES) // country and language
+    + 4
+    + MAX_ONBOARDING_GENRES * (4 + MAX_NAME_BYTES)
+    + 4
+    + MAX_ONBOARDING_ITEMS * 4
+    + 4
+    + MAX_PLAYS * PLAY_BYTES
+    + 4
+    + MAX_IMPRESSIONS * IMPRESSION_BYTES;
 
-const HEADER: usize = 48;
-const PLAY_BYTES: usize = 30;
-const IMPRESSION_BYTES: usize = 13;
+/// Magic, version, flags, payload length, sha256.
+const HEADER: usize = 4 + 2 + 2 + 8 + 32;
+/// Item, start, update, watched seconds, fraction, flags, device.
+const PLAY_BYTES: usize = 4 + 8 + 8 + 4 + 4 + 1 + 1;
+/// Item, time, played.
+const IMPRESSION_BYTES: usize = 4 + 8 + 1;
 
 /// One play of a title: from its first progress report to its last, within one session window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -763,6 +780,12 @@ fn import(bytes: &[u8]) -> std::result::Result<UserState, StateError> {
         return Err(StateError::Malformed("reserved flags are not zero".into()));
     }
     let len = header.u64()?;
+    if len > (MAX_EXPORT_BYTES - HEADER) as u64 {
+        return Err(malformed(format!(
+            "payload of {len} bytes is over the {} a state can need",
+            MAX_EXPORT_BYTES - HEADER
+        )));
+    }
     let payload = &bytes[HEADER..];
     if len > payload.len() as u64 {
         return Err(StateError::Truncated {
@@ -981,6 +1004,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::collection::vec as pvec;
     use proptest::prelude::*;
 
     const T: i64 = 1_764_446_400;
@@ -1023,8 +1047,31 @@ mod tests {
         s
     }
 
+    /// The version-1 export of [`sample`], pinned: changing the payload layout must bump
+    /// [`FORMAT_VERSION`] and keep a test that reads these bytes (or refuses them as
+    /// `unsupported_state_version`).
+    const GOLDEN_V1: &str = concat!(
+        "4552535401000000a1000000000000000bc0c3f878cb9fe89bd335f906bacaad9ca3a9f21c4ddff7",
+        "0135f32944f35ffd03d4feffff01012202010200000055530102000000656e020000000600000043",
+        "6f6d656479050000004472616d6101000000070000000200000001000000ca502b6900000000ca50",
+        "2b6900000000b80b00000000003f000002000000d4502b6900000000d4502b690000000000000000",
+        "0000803f01020300000001000000c0502b69000000000102000000c0502b69000000000103000000",
+        "c0502b690000000000",
+    );
+
     fn code(bytes: &[u8]) -> &'static str {
         UserState::import(bytes).unwrap_err().code()
+    }
+
+    #[test]
+    fn format_v1_bytes_are_pinned() {
+        let golden: Vec<u8> = (0..GOLDEN_V1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&GOLDEN_V1[i..i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(FORMAT_VERSION, 1);
+        assert_eq!(UserState::import(&golden).unwrap(), sample());
+        assert_eq!(sample().export(), golden);
     }
 
     #[test]
@@ -1272,8 +1319,12 @@ mod tests {
             .collect();
         let picks: Vec<u32> = (0..MAX_ONBOARDING_ITEMS as u32).collect();
         s.set_onboarding(&genres, &picks).unwrap();
+        let code = "x".repeat(MAX_CODE_BYTES);
+        s.settings_mut().set_country(Some(&code)).unwrap();
+        s.settings_mut().set_language(Some(&code)).unwrap();
         let b = s.export();
-        assert!(b.len() < 200_000, "{} bytes", b.len());
+        assert_eq!(b.len(), MAX_EXPORT_BYTES);
+        assert_eq!(MAX_EXPORT_BYTES, 130_491);
         assert_eq!(UserState::import(&b).unwrap(), s);
     }
 
@@ -1310,10 +1361,16 @@ mod tests {
             Err(Error::State(StateError::Malformed(_)))
         ));
         let mut inflated = b.clone();
-        inflated[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        let len = (b.len() - HEADER + 1) as u64;
+        inflated[8..16].copy_from_slice(&len.to_le_bytes());
         assert!(matches!(
             UserState::import(&inflated),
             Err(Error::State(StateError::Truncated { .. }))
+        ));
+        inflated[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(
+            UserState::import(&inflated),
+            Err(Error::State(StateError::Malformed(_)))
         ));
         let mut flipped = b.clone();
         *flipped.last_mut().unwrap() ^= 0x80;
@@ -1430,9 +1487,9 @@ mod tests {
             4 => (item.clone(), time.clone(), 0.0f32..=1.0, any::<u32>(), 0u8..5)
                 .prop_map(|(i, t, f, w, d)| Op::Progress(i, t, f, w, d)),
             1 => (item.clone(), time.clone(), 0u8..5).prop_map(|(i, t, d)| Op::Complete(i, t, d)),
-            3 => (proptest::collection::vec(item.clone(), 0..6), time)
+            3 => (pvec(item.clone(), 0..6), time)
                 .prop_map(|(v, t)| Op::Impression(v, t)),
-            1 => (proptest::collection::vec("[a-zé]{1,8}", 0..4), proptest::collection::vec(item, 0..4))
+            1 => (pvec("[a-zé]{1,8}", 0..4), pvec(item, 0..4))
                 .prop_map(|(g, i)| Op::Onboarding(g, i)),
             1 => (
                 proptest::option::of(0u8..5),
@@ -1481,7 +1538,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
-        fn arbitrary_states_round_trip(ops in proptest::collection::vec(op(), 0..40)) {
+        fn arbitrary_states_round_trip(ops in pvec(op(), 0..40)) {
             let s = apply(&ops);
             let b = s.export();
             let back = UserState::import(&b).unwrap();
@@ -1490,7 +1547,7 @@ mod tests {
         }
 
         #[test]
-        fn every_truncation_of_a_valid_blob_is_refused(ops in proptest::collection::vec(op(), 0..12)) {
+        fn every_truncation_of_a_valid_blob_is_refused(ops in pvec(op(), 0..12)) {
             let b = apply(&ops).export();
             for n in 0..b.len() {
                 prop_assert!(UserState::import(&b[..n]).is_err());
@@ -1498,7 +1555,7 @@ mod tests {
         }
 
         #[test]
-        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn random_bytes_never_panic(bytes in pvec(any::<u8>(), 0..256)) {
             let _ = UserState::import(&bytes);
             let mut with_magic = MAGIC.to_vec();
             with_magic.extend_from_slice(&bytes);
@@ -1508,7 +1565,7 @@ mod tests {
         /// Garbage behind a correct header and checksum reaches the parser; it must refuse it
         /// or accept something that exports back to the very same bytes.
         #[test]
-        fn sealed_random_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        fn sealed_random_payloads_never_panic(bytes in pvec(any::<u8>(), 0..256)) {
             let b = seal(&bytes);
             if let Ok(s) = UserState::import(&b) {
                 prop_assert_eq!(s.export(), b);
@@ -1518,8 +1575,8 @@ mod tests {
         /// Mutating bytes of a real payload and resealing it: refused, or a canonical state.
         #[test]
         fn sealed_mutations_of_real_payloads_are_refused_or_canonical(
-            ops in proptest::collection::vec(op(), 0..12),
-            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            ops in pvec(op(), 0..12),
+            edits in pvec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         ) {
             let mut payload = apply(&ops).export()[HEADER..].to_vec();
             for (at, v) in edits {
