@@ -59,8 +59,8 @@
 //! * on `wasm32` with `target_feature = "simd128"`: 16 codes per step, widened i8→i16
 //!   (`i16x8_extend_low/high_i8x16`) and multiplied with `i32x4_dot_i16x8`, four rows per
 //!   iteration so each widened query chunk is reused four times;
-//! * everywhere else: a plain loop over 16-lane chunks with i32 accumulators that LLVM
-//!   vectorises on its own (no `std::arch`, no `unsafe`).
+//! * everywhere else: a plain i16-product, i32-sum reduction that LLVM vectorises on its own
+//!   (no `std::arch`, no `unsafe`).
 //!
 //! A unit test compares the compiled kernel with a portable reference dot on random codes;
 //! natively it checks the portable kernel, and it checks the SIMD128 kernel when the crate's
@@ -397,28 +397,21 @@ mod kernel {
             .sum()
     }
 
-    /// The chunked scalar dot: 16 independent i32 lanes that LLVM vectorises, then the tail.
-    /// With codes in `[-127, 127]` and `len ≤ MAX_DIM` no partial sum overflows.
+    /// The scalar dot: i8·i8 products in i16 (|p| ≤ 128², exact), summed in i32. LLVM
+    /// vectorises this plain reduction on its own (integer adds may be reordered); with codes
+    /// in `[-127, 127]` and `len ≤ MAX_DIM` no partial sum overflows, so the wrapping adds are
+    /// exact and only keep overflow checks (debug builds, tests) from blocking vectorisation.
+    /// (Measured natively: 16-lane i32 accumulator arrays and explicit pairwise sums were
+    /// 1.5–2× slower than this form at dim 64.)
     #[cfg_attr(
         all(target_arch = "wasm32", target_feature = "simd128"),
         allow(dead_code)
     )]
     #[inline]
     pub(super) fn dot_scalar(a: &[i8], b: &[i8]) -> i32 {
-        let mut acc = [0i32; 16];
-        let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-        let (ta, tb) = (ca.remainder(), cb.remainder());
-        for (x, y) in ca.zip(cb) {
-            for ((l, &p), &q) in acc.iter_mut().zip(x).zip(y) {
-                *l += i32::from(p) * i32::from(q);
-            }
-        }
-        let tail: i32 = ta
-            .iter()
-            .zip(tb)
-            .map(|(&x, &y)| i32::from(x) * i32::from(y))
-            .sum();
-        acc.iter().sum::<i32>() + tail
+        a.iter().zip(b).fold(0i32, |t, (&x, &y)| {
+            t.wrapping_add(i32::from(i16::from(x) * i16::from(y)))
+        })
     }
 
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
