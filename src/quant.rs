@@ -252,6 +252,8 @@ impl QuantizedIndex {
         let q = self.prepare(query)?;
         let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k.min(self.rows()) + 1);
         let mut dots = [0i32; BLOCK_ROWS];
+        // The k-th best score so far, meaningful once the heap holds k rows.
+        let (mut full, mut threshold) = (false, f32::NEG_INFINITY);
         for (b, (block, scales)) in self
             .codes
             .chunks(BLOCK_ROWS * self.dim)
@@ -262,19 +264,28 @@ impl QuantizedIndex {
             kernel::dots(block, self.dim, &q.kernel, dots);
             let base = b * BLOCK_ROWS;
             for (i, (&d, &s)) in dots.iter().zip(scales).enumerate() {
-                let cand = Candidate {
-                    score: score(d, q.scale, s),
-                    row: base + i,
-                };
-                if heap.len() < k {
-                    if !exclude(cand.row) {
-                        heap.push(cand);
+                let score = score(d, q.scale, s);
+                // Rows come in increasing order, so a score equal to the current k-th is a
+                // tie lost to a lower row: only a strictly higher score enters a full heap.
+                // (Scores are never NaN.)
+                if full && score <= threshold {
+                    continue;
+                }
+                let row = base + i;
+                if exclude(row) {
+                    continue;
+                }
+                let cand = Candidate { score, row };
+                if full {
+                    if let Some(mut worst) = heap.peek_mut() {
+                        *worst = cand; // sifts down when `worst` drops
                     }
-                } else if let Some(mut worst) = heap.peek_mut()
-                    && cand < *worst
-                    && !exclude(cand.row)
-                {
-                    *worst = cand;
+                } else {
+                    heap.push(cand);
+                }
+                full = heap.len() == k;
+                if let (true, Some(worst)) = (full, heap.peek()) {
+                    threshold = worst.score;
                 }
             }
         }
