@@ -63,8 +63,16 @@
 //!   (no `std::arch`, no `unsafe`).
 //!
 //! A unit test compares the compiled kernel with a portable reference dot on random codes;
-//! natively it checks the portable kernel, and it checks the SIMD128 kernel when the crate's
-//! tests run under wasm built with `+simd128`.
+//! natively it checks the portable kernel, and it checks the SIMD128 kernel when the unit
+//! tests are built for wasm32 with `-C target-feature=+simd128` (the crate's unit tests do not
+//! run under wasm today; the same comparison was run in node 20 on this file built alone for
+//! wasm32+simd128, with no mismatch).
+//!
+//! Measured (node 20, release, 100k × 64, top 10): the SIMD128 dots take about 0.22 ms
+//! (2.2 ns per row) and the whole scan about 0.27 ms, against 0.6 ms for an f32 brute-force
+//! scan. Natively on baseline x86-64 (SSE2) the portable kernel is not faster than a
+//! vectorised f32 scan; there the gain is the 3.8× smaller index. `examples/scan_bench.rs`
+//! prints the native comparison.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
