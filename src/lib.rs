@@ -45,5 +45,5 @@ mod wasm;
 
 pub use bundle::Bundle;
 pub use candidates::{CandidateRequest, Candidates};
-pub use error::{BundleError, Error, Result};
+pub use error::{BundleError, Error, Result, StateError};
 pub use recommend::{Recommendation, Recommender, Source};

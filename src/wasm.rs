@@ -45,7 +45,7 @@ export interface EdgerecError extends Error {
   code:
     | "truncated" | "bad_magic" | "unsupported_version" | "checksum_mismatch"
     | "malformed" | "missing_section" | "contract_mismatch" | "invalid_argument"
-    | "ranker_failed";
+    | "ranker_failed" | "corrupt_state" | "unsupported_state_version";
 }
 
 /** The bundle's ranker and its input contract (`edgerec-ranker/1`). */
@@ -352,5 +352,196 @@ impl Recommender {
             })
             .collect();
         to_js(&out)
+    }
+}
+
+/// Whole unix seconds from a JS number, or an `invalid_argument` error naming `what`.
+fn unix_seconds(what: &str, t: f64) -> Result<i64, JsValue> {
+    if t.fract() != 0.0 || t.abs() > 9_007_199_254_740_991.0 {
+        return Err(invalid(what, "must be whole unix seconds"));
+    }
+    Ok(t as i64)
+}
+
+fn device_or_unknown(device: Option<String>) -> Result<Device, JsValue> {
+    Ok(match device {
+        Some(d) => d.parse()?,
+        None => Device::Unknown,
+    })
+}
+
+fn parse_item_ids(what: &str, v: JsValue) -> Result<Vec<u32>, JsValue> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| invalid(what, e))
+}
+
+/// What stays on the user's device: watch history, impressions, onboarding picks and settings
+/// ([`crate::state::UserState`]), bounded in size (see its docs for the eviction rule). Keep it
+/// with `toBytes()` (e.g. in IndexedDB) and restore it with `UserState.fromBytes()`, which
+/// refuses a corrupt or newer blob whole (`corrupt_state`, `unsupported_state_version`).
+#[wasm_bindgen(js_name = UserState)]
+pub struct JsUserState {
+    inner: crate::state::UserState,
+}
+
+impl Default for JsUserState {
+    fn default() -> JsUserState {
+        JsUserState::new()
+    }
+}
+
+#[wasm_bindgen(js_class = UserState)]
+impl JsUserState {
+    /// An empty state.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> JsUserState {
+        JsUserState {
+            inner: crate::state::UserState::new(),
+        }
+    }
+
+    /// Restores a state from `toBytes()` output. Throws and returns nothing on any corruption.
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(bytes: &[u8]) -> Result<JsUserState, JsValue> {
+        Ok(JsUserState {
+            inner: crate::state::UserState::import(bytes)?,
+        })
+    }
+
+    /// The state as versioned, checksummed bytes.
+    #[wasm_bindgen(js_name = toBytes)]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.export()
+    }
+
+    /// Records play progress: `fraction` of the title watched (0..=1) at `timestamp` (unix
+    /// seconds). Progress within the session window updates the title's latest play.
+    #[wasm_bindgen(js_name = recordPlay)]
+    pub fn record_play(
+        &mut self,
+        #[wasm_bindgen(js_name = itemId)] item_id: u32,
+        timestamp: f64,
+        fraction: f64,
+        #[wasm_bindgen(js_name = watchedSeconds)] watched_seconds: Option<u32>,
+        device: Option<String>,
+    ) -> Result<(), JsValue> {
+        let t = unix_seconds("timestamp", timestamp)?;
+        let progress = crate::state::Progress {
+            fraction: fraction as f32,
+            watched_s: watched_seconds.unwrap_or(0),
+            device: device_or_unknown(device)?,
+        };
+        Ok(self.inner.record_progress(item_id, t, progress)?)
+    }
+
+    /// Records that the title played to its end at `timestamp`.
+    #[wasm_bindgen(js_name = recordCompletion)]
+    pub fn record_completion(
+        &mut self,
+        #[wasm_bindgen(js_name = itemId)] item_id: u32,
+        timestamp: f64,
+        device: Option<String>,
+    ) -> Result<(), JsValue> {
+        let t = unix_seconds("timestamp", timestamp)?;
+        self.inner
+            .record_completion(item_id, t, device_or_unknown(device)?);
+        Ok(())
+    }
+
+    /// Records that these titles were shown at `timestamp` (for fatigue).
+    #[wasm_bindgen(js_name = recordImpressions)]
+    pub fn record_impressions(
+        &mut self,
+        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[]")] item_ids: JsValue,
+        timestamp: f64,
+    ) -> Result<(), JsValue> {
+        let items = parse_item_ids("itemIds must be an array of item ids", item_ids)?;
+        let t = unix_seconds("timestamp", timestamp)?;
+        self.inner.record_impression(&items, t);
+        Ok(())
+    }
+
+    /// Sets the onboarding picks: genre names and title ids (duplicates dropped).
+    #[wasm_bindgen(js_name = setOnboarding)]
+    pub fn set_onboarding(
+        &mut self,
+        genres: StringArray,
+        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[]")] item_ids: JsValue,
+    ) -> Result<(), JsValue> {
+        let genres: Vec<String> = serde_wasm_bindgen::from_value(genres.into())
+            .map_err(|e| invalid("genres must be an array of strings", e))?;
+        let items = parse_item_ids("itemIds must be an array of item ids", item_ids)?;
+        Ok(self.inner.set_onboarding(&genres, &items)?)
+    }
+
+    /// Onboarding genre picks.
+    #[wasm_bindgen(js_name = onboardingGenres)]
+    pub fn onboarding_genres(&self) -> Vec<String> {
+        self.inner.onboarding().genres().to_vec()
+    }
+
+    /// The profile's maturity limit (`"G"`, `"PG"`, `"PG-13"`, `"R"`, `"NC-17"`) or `null`.
+    #[wasm_bindgen(getter, js_name = maturityLimit)]
+    pub fn maturity_limit(&self) -> Option<String> {
+        self.inner
+            .settings()
+            .maturity_limit()
+            .map(|m| m.as_str().to_string())
+    }
+
+    /// Sets or clears (`null`) the profile's maturity limit.
+    #[wasm_bindgen(js_name = setMaturityLimit)]
+    pub fn set_maturity_limit(&mut self, limit: Option<String>) -> Result<(), JsValue> {
+        let limit = match limit {
+            None => None,
+            Some(l) => Some(crate::features::Maturity::parse(&l).ok_or_else(|| {
+                invalid(
+                    "maturity limit",
+                    format!("{l:?} is not G, PG, PG-13, R or NC-17"),
+                )
+            })?),
+        };
+        self.inner.settings_mut().set_maturity_limit(limit);
+        Ok(())
+    }
+
+    /// The user's local offset from UTC in minutes.
+    #[wasm_bindgen(getter, js_name = utcOffsetMinutes)]
+    pub fn utc_offset_minutes(&self) -> i32 {
+        self.inner.settings().utc_offset_minutes()
+    }
+
+    /// Sets the user's local offset from UTC in minutes (within ±18 h).
+    #[wasm_bindgen(js_name = setUtcOffsetMinutes)]
+    pub fn set_utc_offset_minutes(&mut self, minutes: i32) -> Result<(), JsValue> {
+        Ok(self.inner.settings_mut().set_utc_offset_minutes(minutes)?)
+    }
+
+    /// Item ids of every recorded play, oldest first (the `history` `recommend` takes).
+    pub fn history(&self) -> Vec<u32> {
+        self.inner.history_oldest_first()
+    }
+
+    /// Titles watched past the positive threshold, most recently finished first.
+    #[wasm_bindgen(js_name = finishedTitles)]
+    pub fn finished_titles(&self) -> Vec<u32> {
+        self.inner.finished_titles()
+    }
+
+    /// Titles shown at least `minShown` times without a play since, by item id.
+    #[wasm_bindgen(js_name = fatiguedTitles)]
+    pub fn fatigued_titles(&self, #[wasm_bindgen(js_name = minShown)] min_shown: u32) -> Vec<u32> {
+        self.inner.fatigued_titles(min_shown as usize)
+    }
+
+    /// Number of plays kept.
+    #[wasm_bindgen(getter, js_name = playCount)]
+    pub fn play_count(&self) -> u32 {
+        self.inner.plays().len() as u32
+    }
+
+    /// Number of impressions kept.
+    #[wasm_bindgen(getter, js_name = impressionCount)]
+    pub fn impression_count(&self) -> u32 {
+        self.inner.impressions().len() as u32
     }
 }

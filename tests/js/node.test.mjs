@@ -215,4 +215,64 @@ describe("the npm package installed from its tarball", () => {
       await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));
     }
   });
+
+  test("the user state records, round-trips through bytes and refuses corrupt blobs", async (t) => {
+    const { fixture, edgerec, rec } = await ready();
+    const state = new edgerec.UserState();
+    const t0 = 893_286_638;
+    state.recordPlay(50, t0, 0.3, 600, "tv");
+    state.recordPlay(50, t0 + 1200, 0.95, 5400, "tv"); // same session: updates the play
+    state.recordCompletion(172, t0 + 9000);
+    state.recordPlay(181, t0 + 90_000, 0.05);
+    state.recordImpressions([1, 2, 50], t0 + 100);
+    state.recordImpressions([1, 2], t0 + 200);
+    state.setOnboarding(["Comedy"], [1]);
+    state.setMaturityLimit("PG-13");
+    state.setUtcOffsetMinutes(-300);
+    assert.deepEqual(Array.from(state.history()), [50, 172, 181]);
+    assert.deepEqual(Array.from(state.finishedTitles()), [172, 50]);
+    assert.deepEqual(Array.from(state.fatiguedTitles(2)), [1, 2]); // 50 was played after its showing
+    assert.equal(state.playCount, 3);
+    assert.equal(state.impressionCount, 5);
+    assert.equal(state.maturityLimit, "PG-13");
+
+    const bytes = state.toBytes();
+    assert.ok(bytes instanceof Uint8Array && bytes.length > 48);
+    const back = edgerec.UserState.fromBytes(bytes);
+    assert.deepEqual(Array.from(back.toBytes()), Array.from(bytes), "export(import(b)) == b");
+    assert.deepEqual(back.onboardingGenres(), ["Comedy"]);
+    assert.equal(back.utcOffsetMinutes, -300);
+    // The state feeds recommend(): nothing already played comes back.
+    const row = rec.recommend(back.history(), fixture.requests[0].context, 10, back.onboardingGenres());
+    assert.equal(row.length, 10);
+    assert.ok(row.every((r) => ![50, 172, 181].includes(r.itemId)));
+
+    const flipped = bytes.slice();
+    flipped[bytes.length - 1] ^= 1;
+    const newer = bytes.slice();
+    newer[4] = 99;
+    const cases = {
+      truncated: [bytes.slice(0, bytes.length - 1), "corrupt_state"],
+      "bit flip in the payload": [flipped, "corrupt_state"],
+      "wrong magic": [new Uint8Array([1, 2, 3, 4, ...bytes.slice(4)]), "corrupt_state"],
+      "newer version": [newer, "unsupported_state_version"],
+      empty: [new Uint8Array(0), "corrupt_state"],
+    };
+    for (const [name, [blob, code]] of Object.entries(cases)) {
+      await t.test(name, () => assertErrorCode(errorOf(() => edgerec.UserState.fromBytes(blob)), code, name));
+    }
+    const invalid = {
+      "fraction above 1": () => state.recordPlay(1, t0, 1.5),
+      "fractional timestamp": () => state.recordPlay(1, 1.5, 0.5),
+      "unknown device": () => state.recordPlay(1, t0, 0.5, 0, "toaster"),
+      "unknown maturity": () => state.setMaturityLimit("X"),
+      "item ids not numbers": () => state.recordImpressions(["a"], t0),
+    };
+    for (const [name, call] of Object.entries(invalid)) {
+      await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));
+    }
+    assert.equal(state.playCount, 3, "refused calls change nothing");
+    state.free();
+    back.free();
+  });
 });
