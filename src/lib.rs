@@ -32,6 +32,7 @@ pub mod content;
 pub mod context;
 mod error;
 pub mod features;
+pub mod hnsw;
 pub mod ials;
 pub mod onnx;
 pub mod quant;
