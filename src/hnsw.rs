@@ -10,10 +10,14 @@
 //! zeros stays a row of zeros: its score is 0 against every query.
 //!
 //! For catalogs of a few tens of thousands of items a flat scan
-//! ([`crate::quant::QuantizedIndex`]) is smaller and about as fast; the graph pays off for
-//! large catalogs, and is best built on the server and shipped as bytes
-//! ([`HnswIndex::to_bytes`], [`HnswIndex::from_bytes`]), since building is slow (about 4 s for
-//! 10k × 32 natively, several times that in wasm).
+//! ([`crate::quant::QuantizedIndex`]) is smaller and as fast or faster; the graph pays off for
+//! large catalogs. Natively (release, two shared cores, `examples/hnsw_bench.rs`, dim 64,
+//! top 10, recall@10 1.0 on clustered data): at 20k rows the graph's query took 0.17 ms
+//! against 0.09 ms for an exact f32 scan; at 100k rows 0.18 ms against 0.59 ms (3.2×). The
+//! graph is large and slow to build: 100k × 64 took 27 s to build and 53 MB serialised (about
+//! 530 bytes per row against 256 for the f32 rows alone; 130 ms to load). Build it on the
+//! server and ship the bytes ([`HnswIndex::to_bytes`], [`HnswIndex::from_bytes`]); the build
+//! runs on one thread in wasm, several times slower.
 //!
 //! ```
 //! use edgerec::hnsw::{HnswConfig, HnswIndex};
@@ -248,9 +252,11 @@ impl HnswIndex {
     /// excluded ones, and keeps the best `k`; `exclude` is called once per candidate.
     /// If exclusions (or `k > ef_search`) leave fewer than `k` candidates while the index holds
     /// rows the graph did not return, the search falls back to an exact scan of all rows,
-    /// O(rows · dim), calling `exclude` for rows that would enter the top `k`: a result is
-    /// never cut short by exclusions, but a large exclusion list near the query costs a flat
-    /// scan. Choose `ef_search` ≥ `k` + the usual number of excluded rows to avoid it.
+    /// O(rows · dim), calling `exclude` again for rows that would enter the top `k` (so it
+    /// should be a pure function of the row): a result is never cut short by exclusions, but
+    /// many excluded rows near the query cost a flat scan. Choose `ef_search` ≥ `k` + the
+    /// usual number of excluded rows to avoid it. The exact scan's rows are exact; the graph's
+    /// are approximate (see the recall figures in the tests).
     ///
     /// Cost otherwise: about O(ef_search · log(rows) · dim); a search reuses one buffer held by
     /// the index, or allocates an O(rows)-byte one when another search is using it.
