@@ -49,6 +49,11 @@
 //! and a wasm build differ too. A graph that has been built searches deterministically, and
 //! [`HnswIndex::to_bytes`] preserves it exactly: ship bytes, not seeds.
 //!
+//! `instant-distance` has no way to make a builder without first drawing a default seed from
+//! the environment (`rand::random`, through getrandom), which ours then replaces: the value is
+//! discarded, but building in wasm needs a host with `crypto.getRandomValues` (getrandom's
+//! `js` backend, through wasm-bindgen). Loading and searching draw nothing.
+//!
 //! # Parameters
 //!
 //! `M` (links per node) is fixed at 32 by `instant-distance` (64 on the bottom layer).
@@ -1227,6 +1232,69 @@ mod tests {
         wrong_dim[1] = 3;
         assert!(is_malformed(&HnswIndex::from_bytes(&wrong_dim)));
         assert!(HnswIndex::from_bytes(&tiny).is_ok());
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Format version 1, kept as test data: the graph of
+    /// `build(4, 2, &[1.0, 0.0, 0.6, 0.8, 0.0, 1.0, -1.0, 0.1], HnswConfig::default())` as
+    /// written natively on x86-64. Version 1, dim 2, ef_search 100; four unit points in graph
+    /// order; layer 0, each node its links then `u32::MAX` (varint `fc ff ff ff ff`) up to 64;
+    /// no upper layer; the row of each point.
+    fn golden_v1() -> Vec<u8> {
+        let node = |links: &str| {
+            let mut v = hex(links);
+            v.extend(hex("fcffffffff").repeat(64 - links.len() / 2));
+            v
+        };
+        let mut b = hex(concat!(
+            "01", "02", "64", // version, dim, ef_search
+            "04", "02", "0000803f", "00000000", // 4 points: (1, 0)
+            "02", "00000000", "0000803f", // (0, 1)
+            "02", "9a99193f", "cdcc4c3f", // (0.6, 0.8)
+            "02", "c2ba7ebf", "9bc8cb3d", // (−0.995, 0.0995)
+            "04",       // 4 nodes on layer 0
+        ));
+        for links in ["020103", "020300", "010003", "010200"] {
+            b.extend(node(links));
+        }
+        b.extend(hex(concat!("00", "04", "00020103"))); // no upper layer; rows 0, 2, 1, 3
+        b
+    }
+
+    #[test]
+    fn format_v1_golden_blob_loads_and_reencodes() {
+        let golden = golden_v1();
+        assert_eq!(golden.len(), 1279);
+        let index = HnswIndex::from_bytes(&golden).unwrap();
+        assert_eq!((index.len(), index.dim(), index.ef_search()), (4, 2, 100));
+        assert_eq!(index.to_bytes(), golden);
+        let found = index.search(&[2.0, 0.0], 4, |_| false).unwrap();
+        assert_eq!(found.iter().map(|p| p.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        let expected = [1.0, 0.6, 0.0, -1.0 / 1.01f32.sqrt()];
+        for ((_, score), e) in found.iter().zip(expected) {
+            assert!((score - e).abs() < 1e-6, "{score} vs {e}");
+        }
+        // A link to a point that does not exist is refused.
+        let mut bad = golden.clone();
+        let first_link = 4 + 4 * 9 + 1;
+        assert_eq!(bad[first_link], 2);
+        bad[first_link] = 4;
+        assert!(is_malformed(&HnswIndex::from_bytes(&bad)));
+        // A row twice is refused.
+        let mut bad = golden.clone();
+        let n = bad.len();
+        bad[n - 1] = 2;
+        assert!(is_malformed(&HnswIndex::from_bytes(&bad)));
+        // A point that is not of unit norm is refused.
+        let mut bad = golden;
+        bad[5..9].copy_from_slice(&2.0f32.to_le_bytes());
+        assert!(is_malformed(&HnswIndex::from_bytes(&bad)));
     }
 
     #[test]
