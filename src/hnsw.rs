@@ -391,8 +391,11 @@ impl HnswIndex {
     /// structure (format version, `dim`, every point's length, finiteness and unit norm, the
     /// node count of each layer, every link's target, that the values are a permutation of
     /// the rows, and that the decoded graph fits [`MAX_GRAPH_BYTES`] in memory); only then
-    /// does bincode decode the graph, with `with_limit::<MAX_GRAPH_BYTES>()`. (bincode's serde
-    /// path does not count sequence allocations against that limit, hence the first pass.)
+    /// does bincode decode the graph, with `with_limit::<MAX_GRAPH_BYTES>()` on both passes.
+    /// (In its serde path bincode counts the in-memory size of each decoded number against
+    /// that limit, not what a sequence allocates: a `Vec` of empty `Vec`s costs 8 bytes per
+    /// element against the limit but 24 in memory. The first pass bounds that, and checks what
+    /// no limit can: links, rows, norms.)
     /// Cost: O(size).
     ///
     /// Refuses with [`BundleError::Malformed`] (`what = "hnsw"`): more than
