@@ -55,7 +55,9 @@ describe("the web build in headless Chromium", () => {
       await server.close();
       throw err;
     });
-    return { fixture, ranker: loadRankerFixture(), corrupted: corruptedBundles(fixture.bundle), server, browser };
+    const ranker = loadRankerFixture();
+    const corrupted = corruptedBundles(fixture.bundle, ranker.bundles.logistic);
+    return { fixture, ranker, corrupted, server, browser };
   }
 
   after(async () => {

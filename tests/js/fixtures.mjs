@@ -9,6 +9,7 @@
 // never a skip.
 
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -110,22 +111,111 @@ export function assertParity(actual, fixture) {
 }
 
 /**
- * Damaged copies of a bundle and the error code each must be refused with.
+ * Damaged copies of a bundle and the error code each must be refused with: truncations, a bit
+ * flip, wrong magic, newer container and section versions, an inflated section length, a
+ * missing required section and, given `other` (a bundle with a ranker), sections swapped in
+ * from it and its ranker without the feature contract.
  * @param {Uint8Array} bundle
+ * @param {Uint8Array} [other]
  * @returns {{ name: string, bytes: Uint8Array, code: string }[]}
  */
-export function corruptedBundles(bundle) {
+export function corruptedBundles(bundle, other) {
   const flipped = (at) => {
     const bytes = bundle.slice();
     bytes[at] ^= 0xff;
     return bytes;
   };
-  return [
+  const cases = [
     { name: "truncated to half", bytes: bundle.slice(0, bundle.length >> 1), code: "truncated" },
     { name: "last byte missing", bytes: bundle.slice(0, -1), code: "truncated" },
     { name: "byte flipped in the middle", bytes: flipped(bundle.length >> 1), code: "checksum_mismatch" },
     { name: "wrong magic", bytes: flipped(0), code: "bad_magic" },
   ];
+  // The rest are well-formed containers (every checksum recomputed) with a wrong inside: the
+  // reader must refuse them for what they say, not because a hash gave them away.
+  const sections = sectionsOf(bundle);
+  assert.deepEqual(containerOf(sections), bundle, "the test's container writer reproduces the bundle");
+  const newer = bundle.slice();
+  newer[8] = 2;
+  cases.push({ name: "newer format version", bytes: newer, code: "unsupported_version" });
+  cases.push({
+    name: "first section's length inflated",
+    bytes: containerOf(sections, { inflate: 1 << 30 }),
+    code: "truncated",
+  });
+  cases.push({
+    name: "a section of a newer version",
+    bytes: containerOf(sections.map((s) => (s.tag === "POPL" ? { ...s, version: 2 } : s))),
+    code: "unsupported_version",
+  });
+  cases.push({
+    name: "a required section missing",
+    bytes: containerOf(sections.filter((s) => s.tag !== "CATL")),
+    code: "missing_section",
+  });
+  if (other) {
+    const from = new Map(sectionsOf(other).map((s) => [s.tag, s]));
+    for (const tag of ["POPL", "CATL"]) {
+      cases.push({
+        name: `${tag} swapped in from another bundle`,
+        bytes: containerOf(sections.map((s) => (s.tag === tag ? from.get(tag) : s))),
+        code: "malformed",
+      });
+    }
+    const ranked = sectionsOf(other);
+    cases.push({
+      name: "a ranker without its feature contract",
+      bytes: containerOf(ranked.filter((s) => s.tag !== "FEAT")),
+      code: "contract_mismatch",
+    });
+  }
+  return cases;
+}
+
+/** A bundle's sections, in table order (format 1, see src/bundle/mod.rs). */
+export function sectionsOf(bytes) {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const n = view.getUint32(12, true);
+  return Array.from({ length: n }, (_, i) => {
+    const e = 16 + 56 * i;
+    const offset = Number(view.getBigUint64(e + 8, true));
+    const length = Number(view.getBigUint64(e + 16, true));
+    return {
+      tag: String.fromCharCode(...bytes.subarray(e, e + 4)),
+      version: view.getUint16(e + 4, true),
+      payload: bytes.slice(offset, offset + length),
+    };
+  });
+}
+
+const sha256 = (bytes) => new Uint8Array(createHash("sha256").update(bytes).digest());
+
+/**
+ * Writes a format-1 container around `sections` with a valid table and checksums. `inflate`
+ * adds that many bytes to the first section's declared length (its hash and the header's are
+ * still computed, so only the length is wrong).
+ */
+export function containerOf(sections, { inflate = 0 } = {}) {
+  const table = 16 + 56 * sections.length;
+  const total = table + 32 + sections.reduce((sum, s) => sum + s.payload.length, 0);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
+  out.set(new TextEncoder().encode("EDGEREC\0"), 0);
+  view.setUint16(8, 1, true);
+  view.setUint32(12, sections.length, true);
+  let offset = table + 32;
+  sections.forEach((s, i) => {
+    const e = 16 + 56 * i;
+    out.set(new TextEncoder().encode(s.tag), e);
+    view.setUint16(e + 4, s.version, true);
+    view.setBigUint64(e + 8, BigInt(offset), true);
+    view.setBigUint64(e + 16, BigInt(s.payload.length + (i === 0 ? inflate : 0)), true);
+    out.set(sha256(s.payload), e + 24);
+    out.set(s.payload, offset);
+    offset += s.payload.length;
+  });
+  out.set(sha256(out.subarray(0, table)), table);
+  return out;
 }
 
 /**

@@ -185,13 +185,17 @@ describe("the npm package installed from its tarball", () => {
     assertErrorCode(errorOf(() => rec.rankerScores(inputs)), "missing_section", "no ranker");
   });
 
-  test("corrupted bundles are refused with an Error carrying the right code", async (t) => {
-    const { fixture, edgerec } = await ready();
-    for (const { name, bytes, code } of corruptedBundles(fixture.bundle)) {
+  test("mutated bundles are refused with typed errors while the loaded model keeps serving", async (t) => {
+    const { fixture, edgerec, rec } = await ready();
+    const { history, context, onboardingGenres } = fixture.requests[0];
+    const before = rec.recommend(history, context, 10, onboardingGenres);
+    const other = loadRankerFixture().bundles.logistic;
+    for (const { name, bytes, code } of corruptedBundles(fixture.bundle, other)) {
       await t.test(name, () => {
         assertErrorCode(errorOf(() => new edgerec.Recommender(bytes)), code, name);
       });
     }
+    assert.deepEqual(rec.recommend(history, context, 10, onboardingGenres), before);
   });
 
   test("invalid arguments are refused with code invalid_argument", async (t) => {
