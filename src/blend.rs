@@ -133,23 +133,40 @@ pub fn blend(lists: &[(Source, &[usize])], quotas: &[u32], n: usize) -> Vec<Cand
     out
 }
 
-#[derive(PartialEq)]
-struct Entry(f32, usize);
+/// A scored row in a bounded top-k heap (here, and in the flat and graph scans of
+/// [`crate::quant`] and [`crate::hnsw`]). Ordered so that "greater" means worse: the higher
+/// score wins, then the lower row; an ascending sort is best first and a `BinaryHeap`'s top is
+/// the worst of the current top k.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ranked {
+    /// The row's score.
+    pub(crate) score: f32,
+    /// The row (item position, index row…).
+    pub(crate) row: usize,
+}
 
-impl Eq for Entry {}
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        other
+            .score
+            .total_cmp(&self.score)
+            .then(self.row.cmp(&other.row))
+    }
+}
 
-impl PartialOrd for Entry {
+impl PartialOrd for Ranked {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Entry {
-    /// "Greater" means worse: higher score wins, then the lower index.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.0.total_cmp(&self.0).then(self.1.cmp(&other.1))
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
     }
 }
+
+impl Eq for Ranked {}
 
 /// The `n` highest `scores` whose index is not excluded, best first; ties go to the lower
 /// index, NaN scores are skipped. Cost O(len · log n) with a bounded heap.
@@ -157,21 +174,22 @@ pub fn top_n(scores: &[f32], n: usize, exclude: impl Fn(usize) -> bool) -> Vec<(
     if n == 0 {
         return Vec::new();
     }
-    let mut heap: BinaryHeap<Entry> = BinaryHeap::with_capacity(n + 1);
-    for (i, &s) in scores.iter().enumerate() {
-        if s.is_nan() || exclude(i) {
+    let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(n + 1);
+    for (row, &score) in scores.iter().enumerate() {
+        if score.is_nan() || exclude(row) {
             continue;
         }
+        let cand = Ranked { score, row };
         if heap.len() < n {
-            heap.push(Entry(s, i));
+            heap.push(cand);
         } else if let Some(worst) = heap.peek()
-            && Entry(s, i) < *worst
+            && cand < *worst
         {
             heap.pop();
-            heap.push(Entry(s, i));
+            heap.push(cand);
         }
     }
-    let mut v: Vec<(usize, f32)> = heap.into_iter().map(|Entry(s, i)| (i, s)).collect();
+    let mut v: Vec<(usize, f32)> = heap.into_iter().map(|r| (r.row, r.score)).collect();
     v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     v
 }

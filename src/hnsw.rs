@@ -61,7 +61,6 @@
 //! stored in the graph and cannot change per query: each search collects `ef_search`
 //! candidates, so `ef_search` bounds how many rows a query can return from the graph.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::sync::{Mutex, TryLockError};
@@ -70,6 +69,7 @@ use instant_distance::{Builder, HnswMap, Point, Search};
 use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::blend::Ranked;
 use crate::{BundleError, Error, Result};
 
 /// The largest serialised graph [`HnswIndex::from_bytes`] accepts, in bytes (256 MiB); it also
@@ -441,38 +441,6 @@ impl HnswIndex {
         })
     }
 }
-
-/// A scored row. Ordered worst first is "greatest": `a < b` when `a` has the higher score, or
-/// the same score and the lower row, so an ascending sort is best first and a `BinaryHeap`'s
-/// top is the worst.
-#[derive(Debug, Clone, Copy)]
-struct Ranked {
-    score: f32,
-    row: usize,
-}
-
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.row.cmp(&other.row))
-    }
-}
-
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Ranked {}
 
 /// Dot product with eight independent accumulators (so LLVM can vectorise it). The same
 /// function scores the graph's candidates and the exact scan, so both agree bit for bit.

@@ -74,9 +74,9 @@
 //! vectorised f32 scan; there the gain is the 3.8× smaller index. `examples/scan_bench.rs`
 //! prints the native comparison.
 
-use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::blend::Ranked;
 use crate::{Error, Result};
 
 /// The largest supported `dim`: `dim · 127 · 127` must fit in an i32 accumulator.
@@ -258,7 +258,7 @@ impl QuantizedIndex {
             ));
         }
         let q = self.prepare(query)?;
-        let mut heap: BinaryHeap<Candidate> = BinaryHeap::with_capacity(k.min(self.rows()) + 1);
+        let mut heap: BinaryHeap<Ranked> = BinaryHeap::with_capacity(k.min(self.rows()) + 1);
         let mut dots = [0i32; BLOCK_ROWS];
         // The k-th best score so far, meaningful once the heap holds k rows.
         let (mut full, mut threshold) = (false, f32::NEG_INFINITY);
@@ -283,7 +283,7 @@ impl QuantizedIndex {
                 if exclude(row) {
                     continue;
                 }
-                let cand = Candidate { score, row };
+                let cand = Ranked { score, row };
                 if full {
                     if let Some(mut worst) = heap.peek_mut() {
                         *worst = cand; // sifts down when `worst` drops
@@ -372,37 +372,6 @@ fn quantize_into(src: &[f32], dst: &mut [i8]) -> f32 {
 fn score(dot: i32, q_scale: f32, row_scale: f32) -> f32 {
     (f64::from(dot) * f64::from(q_scale) * f64::from(row_scale)) as f32
 }
-
-/// A row in the top-k heap. Ordered so that "less" means "better": higher score first, then
-/// lower row. `BinaryHeap` (a max-heap) then keeps the worst of the current top k on top.
-#[derive(Clone, Copy, Debug)]
-struct Candidate {
-    score: f32,
-    row: usize,
-}
-
-impl Ord for Candidate {
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .score
-            .total_cmp(&self.score)
-            .then(self.row.cmp(&other.row))
-    }
-}
-
-impl PartialOrd for Candidate {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Candidate {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Candidate {}
 
 /// The integer dot-product kernels. `dots` fills `out[r]` with the dot of row `r` of the
 /// row-major block `codes` (`out.len()` rows of `dim`) with the query.
