@@ -26,11 +26,11 @@
 //! cargo run --release -p edgerec --example hnsw_bench
 //! ```
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-use std::hint::black_box;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Rng, f32_top_k, median_time};
 use edgerec::hnsw::{HnswConfig, HnswIndex};
 
 const SEED: u64 = 0x4E53_57BE;
@@ -39,26 +39,6 @@ const K: usize = 10;
 const CENTRES: usize = 1_000;
 const RUNS: usize = 9;
 const QUERIES: usize = 50;
-
-/// splitmix64, so every run sees the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Standard normal (Box–Muller).
-    fn normal(&mut self) -> f32 {
-        let u = 1.0 - (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-}
 
 /// `n` rows around the given centres, noise 0.5 per coordinate.
 fn around(rng: &mut Rng, centres: &[f32], n: usize) -> Vec<f32> {
@@ -72,42 +52,6 @@ fn around(rng: &mut Rng, centres: &[f32], n: usize) -> Vec<f32> {
     out
 }
 
-/// Heap entry: "less" is better (higher score, then lower row).
-#[derive(Clone, Copy, PartialEq)]
-struct Cand(f32, usize);
-
-impl Eq for Cand {}
-
-impl Ord for Cand {
-    fn cmp(&self, o: &Self) -> Ordering {
-        o.0.total_cmp(&self.0).then(self.1.cmp(&o.1))
-    }
-}
-
-impl PartialOrd for Cand {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-
-/// An f32 dot with eight independent accumulators, so LLVM can vectorise it.
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((l, p), q) in acc.iter_mut().zip(x).zip(y) {
-            *l += p * q;
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
-
 fn normalise(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {
@@ -115,44 +59,12 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
-/// The reference: exact cosine top-k over pre-normalised rows with a bounded heap (the query
-/// is normalised per call, as the graph does).
-fn f32_top_k(unit_rows: &[f32], query: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// The reference: exact cosine top-k over pre-normalised rows (the query is normalised per
+/// call, as the graph does).
+fn cosine_top_k(unit_rows: &[f32], query: &[f32], k: usize) -> Vec<(usize, f32)> {
     let mut q = query.to_vec();
     normalise(&mut q);
-    let mut heap = BinaryHeap::with_capacity(k + 1);
-    for (row, x) in unit_rows.chunks_exact(DIM).enumerate() {
-        let c = Cand(dot_f32(x, &q), row);
-        if heap.len() < k {
-            heap.push(c);
-        } else if let Some(mut worst) = heap.peek_mut()
-            && c < *worst
-        {
-            *worst = c;
-        }
-    }
-    heap.into_sorted_vec()
-        .into_iter()
-        .map(|c| (c.1, c.0))
-        .collect()
-}
-
-/// Median per-query time of `scan` over `RUNS` passes over all queries.
-fn median_time(
-    queries: &[Vec<f32>],
-    mut scan: impl FnMut(&[f32]) -> Vec<(usize, f32)>,
-) -> Duration {
-    let mut times: Vec<Duration> = (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            for q in queries {
-                black_box(scan(black_box(q)));
-            }
-            start.elapsed() / queries.len() as u32
-        })
-        .collect();
-    times.sort();
-    times[RUNS / 2]
+    f32_top_k(unit_rows, &q, k)
 }
 
 fn main() -> edgerec::Result<()> {
@@ -193,7 +105,7 @@ fn main() -> edgerec::Result<()> {
 
         let mut hits = 0usize;
         for q in &queries {
-            let exact = f32_top_k(&unit_rows, q, K);
+            let exact = cosine_top_k(&unit_rows, q, K);
             let approx = loaded.search(q, K, |_| false)?;
             hits += approx
                 .iter()
@@ -201,8 +113,8 @@ fn main() -> edgerec::Result<()> {
                 .count();
         }
 
-        let t_exact = median_time(&queries, |q| f32_top_k(&unit_rows, q, K));
-        let t_hnsw = median_time(&queries, |q| {
+        let t_exact = median_time(RUNS, &queries, |q| cosine_top_k(&unit_rows, q, K));
+        let t_hnsw = median_time(RUNS, &queries, |q| {
             loaded.search(q, K, |_| false).unwrap_or_default()
         });
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
