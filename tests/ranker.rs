@@ -3,8 +3,10 @@
 //! match the model or the bundle's features refused with `contract_mismatch`, when the bundle
 //! is checked (build) and when it is loaded.
 
-use edgerec::bundle::tests_support::tiny_contents;
-use edgerec::bundle::{Bundle, BundleContents, ContainerWriter, FeatureContract, RankerModel};
+mod common;
+
+use common::{encode_unchecked, sections_of, with_ranker};
+use edgerec::bundle::{Bundle, BundleContents, ContainerWriter, FeatureContract};
 use edgerec::features::tests_support::tiny;
 use edgerec::features::{FeatureSpace, FeatureVector, SparseFeatures};
 use edgerec::ranker::{Bag, BagField, Ranker, RankerContract, RankerRow};
@@ -219,49 +221,6 @@ fn models_that_do_not_match_their_contract_are_refused() {
     let mut column = c.clone();
     column.column = 1;
     mismatch(&column, &good, "column 1");
-}
-
-fn with_ranker(c: RankerContract, onnx: Vec<u8>, space: FeatureSpace) -> BundleContents {
-    BundleContents {
-        features: Some(FeatureContract::new(space)),
-        ranker: Some(RankerModel { contract: c, onnx }),
-        ..tiny_contents()
-    }
-}
-
-/// Encodes without the encoder's consistency check, as a foreign or buggy trainer might.
-fn encode_unchecked(c: &BundleContents) -> Vec<u8> {
-    let full = BundleContents {
-        features: None,
-        ranker: None,
-        ..c.clone()
-    }
-    .encode();
-    let mut w = ContainerWriter::default();
-    for (tag, payload) in sections_of(&full) {
-        w.section(tag, 1, payload);
-    }
-    if let Some(f) = &c.features {
-        w.section(*b"FEAT", 1, f.to_payload());
-    }
-    if let Some(r) = &c.ranker {
-        w.section(*b"RANK", 1, r.to_payload());
-    }
-    w.finish()
-}
-
-/// The (tag, payload) pairs of an encoded bundle, read from its section table.
-fn sections_of(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
-    let n = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
-    (0..n)
-        .map(|i| {
-            let e = &bytes[16 + 56 * i..16 + 56 * (i + 1)];
-            let tag: [u8; 4] = e[0..4].try_into().unwrap();
-            let off = u64::from_le_bytes(e[8..16].try_into().unwrap()) as usize;
-            let len = u64::from_le_bytes(e[16..24].try_into().unwrap()) as usize;
-            (tag, bytes[off..off + len].to_vec())
-        })
-        .collect()
 }
 
 #[test]
