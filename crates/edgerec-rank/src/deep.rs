@@ -258,7 +258,8 @@ fn forward(
     let mut history = None;
     for (bag, t) in bags.iter().zip(&batch.bags) {
         let ids: Vec<u32> = t.ids.iter().map(|&i| i as u32).collect();
-        let pooled = pooled(&p.tables[table_of(bag.field)], ids, &t.weights, n, t.len)?;
+        let table = &p.tables[table_of(bag.field)];
+        let pooled = edgerec_twotower::embedding_bag(table, &ids, &t.weights, n, t.len)?;
         match bag.field {
             BagField::Movie => movie = Some(pooled.clone()),
             BagField::History => history = Some(pooled.clone()),
@@ -844,104 +845,6 @@ fn validate(c: &DeepConfig) -> Result<()> {
 impl From<candle_core::Error> for Error {
     fn from(e: candle_core::Error) -> Error {
         Error::Fit(format!("candle: {e}"))
-    }
-}
-
-/// Weighted sum of table rows: `out[r] = Σ_k weights[r, k] · table[ids[r, k]]`, `[n, dim]`.
-///
-/// An embedding bag as one custom op (the same op as the two-tower model's, which keeps it
-/// crate-private): gather, weighting and sum in one pass, and in the backward pass a scatter
-/// of the weighted gradient rows into a dense `[rows, dim]` gradient, instead of
-/// materialising `[n, width, dim]` tensors. Deterministic; runs on the calling thread.
-fn pooled(
-    table: &Tensor,
-    ids: Vec<u32>,
-    weights: &[f32],
-    n: usize,
-    width: usize,
-) -> Result<Tensor> {
-    if ids.len() != n * width || weights.len() != n * width {
-        return Err(Error::Data(format!(
-            "embedding bag: {} ids, {} weights for {n} × {width}",
-            ids.len(),
-            weights.len()
-        )));
-    }
-    Ok(table.apply_op1(EmbeddingBag {
-        ids,
-        weights: weights.to_vec(),
-        n,
-        width,
-    })?)
-}
-
-/// See [`pooled`]. Entries with weight 0 (padding) are skipped: they would add `0 · row`.
-struct EmbeddingBag {
-    ids: Vec<u32>,
-    weights: Vec<f32>,
-    n: usize,
-    width: usize,
-}
-
-impl EmbeddingBag {
-    /// The non-padding `(row, id, weight)` entries, with ids checked against the table.
-    fn entries(&self, rows: usize) -> Result<Vec<(usize, usize, f32)>, candle_core::Error> {
-        let mut out = Vec::with_capacity(self.ids.len());
-        for (k, (&id, &w)) in self.ids.iter().zip(&self.weights).enumerate() {
-            if w == 0.0 {
-                continue;
-            }
-            let id = id as usize;
-            if id >= rows {
-                candle_core::bail!("embedding bag: id {id} out of range for {rows} rows");
-            }
-            out.push((k / self.width, id, w));
-        }
-        Ok(out)
-    }
-}
-
-impl candle_core::CustomOp1 for EmbeddingBag {
-    fn name(&self) -> &'static str {
-        "embedding-bag"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &candle_core::CpuStorage,
-        layout: &candle_core::Layout,
-    ) -> Result<(candle_core::CpuStorage, candle_core::Shape), candle_core::Error> {
-        let (rows, dim) = layout.shape().dims2()?;
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("embedding bag: the table must be contiguous");
-        };
-        let table = &storage.as_slice::<f32>()?[start..end];
-        let mut out = vec![0f32; self.n * dim];
-        for (r, id, w) in self.entries(rows)? {
-            let src = &table[id * dim..(id + 1) * dim];
-            for (o, x) in out[r * dim..(r + 1) * dim].iter_mut().zip(src) {
-                *o += w * x;
-            }
-        }
-        Ok((candle_core::CpuStorage::F32(out), (self.n, dim).into()))
-    }
-
-    fn bwd(
-        &self,
-        arg: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<Option<Tensor>, candle_core::Error> {
-        let (rows, dim) = arg.dims2()?;
-        let grad_out = grad_res.flatten_all()?.to_vec1::<f32>()?;
-        let mut grad = vec![0f32; rows * dim];
-        for (r, id, w) in self.entries(rows)? {
-            let src = &grad_out[r * dim..(r + 1) * dim];
-            for (g, x) in grad[id * dim..(id + 1) * dim].iter_mut().zip(src) {
-                *g += w * x;
-            }
-        }
-        Ok(Some(Tensor::from_vec(grad, (rows, dim), arg.device())?))
     }
 }
 

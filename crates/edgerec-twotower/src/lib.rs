@@ -152,6 +152,7 @@
 
 #![warn(missing_docs)]
 
+mod bag;
 mod export;
 mod features;
 mod model;
@@ -161,6 +162,7 @@ mod train;
 
 pub use edgerec_onnx as onnx;
 
+pub use bag::embedding_bag;
 pub use runtime::OnnxUserTower;
 
 use model::Params;
