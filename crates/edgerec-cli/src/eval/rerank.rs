@@ -1038,6 +1038,7 @@ pub fn rerank(
 
 #[cfg(test)]
 mod tests {
+    use super::super::split::test_support::{data, ev};
     use super::*;
 
     #[test]
@@ -1057,36 +1058,8 @@ mod tests {
         assert_eq!(counts.stats(5, t), MediaStats::default());
     }
 
-    fn data(events: Vec<Event>, users: usize) -> EvalData {
-        EvalData {
-            dir: std::path::PathBuf::new(),
-            items: Vec::new(),
-            users: (0..users as u32)
-                .map(|u| edgerec_data::schema::User {
-                    user_id: u,
-                    age: 30,
-                    gender: "f".into(),
-                    language: "en".into(),
-                    country: "US".into(),
-                    utc_offset_minutes: 0,
-                    signup_time: 0,
-                    onboarding_genres: vec![],
-                })
-                .collect(),
-            events,
-            plays: vec![Vec::new(); users],
-            searches: vec![Vec::new(); users],
-        }
-    }
-
     #[test]
     fn cuts_and_inner_splits_never_reach_past_a_users_cut() {
-        let ev = |user, item, time, seq| Event {
-            user,
-            item,
-            time,
-            seq,
-        };
         // User 0: five titles, the last held out; user 1: two titles, the last held out.
         let d = data(
             vec![

@@ -328,11 +328,17 @@ pub fn folds(data: &EvalData, n: u32, days: u32, onboarding: usize) -> Vec<Split
         .collect()
 }
 
+/// Builders shared by the evaluation's unit tests (this module's and [`super::rerank`]'s).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use std::path::PathBuf;
 
-    fn ev(user: u32, item: u32, time: i64, seq: u32) -> Event {
+    use edgerec_data::schema::User;
+
+    use super::{EvalData, Event};
+
+    /// An event of `user` with `item` at `time`, `seq`-th in the log.
+    pub(crate) fn ev(user: u32, item: u32, time: i64, seq: u32) -> Event {
         Event {
             user,
             item,
@@ -341,7 +347,8 @@ mod tests {
         }
     }
 
-    fn data(events: Vec<Event>, users: usize) -> EvalData {
+    /// A tiny `EvalData`: `users` users with the same profile, no items, plays or searches.
+    pub(crate) fn data(events: Vec<Event>, users: usize) -> EvalData {
         EvalData {
             dir: PathBuf::new(),
             items: Vec::new(),
@@ -362,6 +369,12 @@ mod tests {
             searches: vec![Vec::new(); users],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{data, ev};
+    use super::*;
 
     #[test]
     fn temporal_split_keeps_log_order_within_a_second_and_finds_cold_users() {
