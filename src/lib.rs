@@ -40,6 +40,8 @@ pub mod ranker;
 pub mod recommend;
 pub mod rerank;
 pub mod state;
+#[cfg(test)]
+mod test_rng;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

@@ -537,28 +537,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// splitmix64: a tiny seeded generator for test data.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        /// Uniform in [0, 1).
-        fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-        /// Standard normal (Box–Muller).
-        fn normal(&mut self) -> f32 {
-            let u = 1.0 - self.uniform();
-            let v = self.uniform();
-            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A code uniform in [-127, 127].
     fn code(rng: &mut Rng) -> i8 {
