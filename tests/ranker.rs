@@ -5,11 +5,11 @@
 
 mod common;
 
-use common::{encode_unchecked, sections_of, with_ranker};
+use common::{as_rows, encode_unchecked, sections_of, with_ranker};
 use edgerec::bundle::{Bundle, BundleContents, ContainerWriter, FeatureContract};
 use edgerec::features::tests_support::tiny;
 use edgerec::features::{FeatureSpace, FeatureVector, SparseFeatures};
-use edgerec::ranker::{Bag, BagField, Ranker, RankerContract, RankerRow};
+use edgerec::ranker::{Bag, BagField, Ranker, RankerContract};
 use edgerec_onnx::{self as onnx, Dim, ElemType, GraphBuilder};
 
 /// Genre bag length and rows of the test model.
@@ -124,16 +124,6 @@ fn rows(space: &FeatureSpace) -> Vec<FeatureVector> {
                 genres: bags[r % bags.len()].to_vec(),
                 ..Default::default()
             },
-        })
-        .collect()
-}
-
-fn as_rows(fvs: &[FeatureVector]) -> Vec<RankerRow<'_>> {
-    fvs.iter()
-        .map(|f| RankerRow {
-            features: f,
-            history: &[],
-            search: &[],
         })
         .collect()
 }

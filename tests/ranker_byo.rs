@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 mod common;
 
-use common::{encode_unchecked, with_ranker};
+use common::{as_rows, encode_unchecked, with_ranker};
 use edgerec::bundle::Bundle;
 use edgerec::features::tests_support::tiny;
 use edgerec::features::{FeatureSpace, FeatureVector, SparseFeatures};
@@ -103,14 +103,7 @@ impl Fixture {
     }
 
     fn ranker_rows(&self) -> Vec<RankerRow<'_>> {
-        self.rows
-            .iter()
-            .map(|f| RankerRow {
-                features: f,
-                history: &[],
-                search: &[],
-            })
-            .collect()
+        as_rows(&self.rows)
     }
 }
 

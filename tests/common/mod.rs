@@ -3,8 +3,8 @@
 
 use edgerec::bundle::tests_support::tiny_contents;
 use edgerec::bundle::{BundleContents, ContainerWriter, FeatureContract, RankerModel};
-use edgerec::features::FeatureSpace;
-use edgerec::ranker::RankerContract;
+use edgerec::features::{FeatureSpace, FeatureVector};
+use edgerec::ranker::{RankerContract, RankerRow};
 
 /// The tiny test bundle carrying `space`'s feature contract and this ranker.
 pub fn with_ranker(c: RankerContract, onnx: Vec<u8>, space: FeatureSpace) -> BundleContents {
@@ -46,6 +46,17 @@ pub fn sections_of(bytes: &[u8]) -> Vec<([u8; 4], Vec<u8>)> {
             let off = u64::from_le_bytes(e[8..16].try_into().unwrap()) as usize;
             let len = u64::from_le_bytes(e[16..24].try_into().unwrap()) as usize;
             (tag, bytes[off..off + len].to_vec())
+        })
+        .collect()
+}
+
+/// Ranker rows of these feature vectors with no history and no searches.
+pub fn as_rows(fvs: &[FeatureVector]) -> Vec<RankerRow<'_>> {
+    fvs.iter()
+        .map(|f| RankerRow {
+            features: f,
+            history: &[],
+            search: &[],
         })
         .collect()
 }
