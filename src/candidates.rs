@@ -39,11 +39,12 @@
 //! ```
 
 use crate::blend::{self, Source};
-use crate::bundle::Quotas;
+use crate::bundle::{Quotas, Space};
 use crate::calendar;
 use crate::content::Onboarding;
 use crate::error::{Error, Result};
 use crate::recommend::{MAX_K, Recommender};
+use crate::retrieval::{HNSW_ABOVE, IndexChoice, IndexUsed, ItemVectors};
 
 /// Width of the two-tower model's dense input ([`two_tower_dense`]).
 pub const TWO_TOWER_DENSE: usize = 7;
@@ -130,6 +131,8 @@ pub struct CandidateRequest {
     pub n: usize,
     /// Leave the history and the onboarding titles out of every row.
     pub exclude_watched: bool,
+    /// Flat scan or HNSW graph for the embedding sources ([`IndexChoice::Auto`] by default).
+    pub index: IndexChoice,
 }
 
 impl CandidateRequest {
@@ -142,6 +145,7 @@ impl CandidateRequest {
             two_tower_user: None,
             n,
             exclude_watched: true,
+            index: IndexChoice::Auto,
         }
     }
 }
@@ -162,6 +166,9 @@ pub struct Scored {
 pub struct SourceRow {
     /// The source.
     pub source: Source,
+    /// How an embedding source searched its item vectors (`None` for content and popularity,
+    /// and for a source that knew nothing about the user).
+    pub index: Option<IndexUsed>,
     /// Its top titles, best first (fewer than `n` when the catalog runs out; empty when the
     /// source knows nothing about the user).
     pub items: Vec<Scored>,
@@ -205,10 +212,6 @@ impl Candidates {
             .find(|s| s.position == position)
             .map(|s| s.score)
     }
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 impl Recommender {
@@ -310,6 +313,36 @@ impl Recommender {
         };
 
         let mut rows = Vec::new();
+        let search = |space: Space,
+                      vectors: &ItemVectors,
+                      query: &[f32]|
+         -> Result<(Vec<Scored>, IndexUsed)> {
+            let graph = self.bundle().graph(space).filter(|_| match req.index {
+                IndexChoice::Flat => false,
+                IndexChoice::Hnsw => true,
+                IndexChoice::Auto => vectors.rows() > HNSW_ABOVE,
+            });
+            let (found, used) = match graph {
+                Some(g) => (g.search(query, n, |p| watched[p])?, IndexUsed::Hnsw),
+                None => (
+                    vectors.flat_top_k(query, n, |p| watched[p])?,
+                    if vectors.is_int8() {
+                        IndexUsed::FlatInt8
+                    } else {
+                        IndexUsed::FlatF32
+                    },
+                ),
+            };
+            let items = found
+                .into_iter()
+                .map(|(position, score)| Scored {
+                    item_id: catalog.items()[position].id,
+                    position,
+                    score,
+                })
+                .collect();
+            Ok((items, used))
+        };
         if let Some(f) = &c.ials {
             let known: Vec<(usize, f32)> =
                 history.iter().chain(&titles).map(|&p| (p, 1.0)).collect();
@@ -318,25 +351,35 @@ impl Recommender {
             let x = if known.is_empty() {
                 None
             } else {
-                crate::ials::fold_in(y, f.gram(), &known, f.alpha(), f.lambda())
+                crate::ials::fold_in_rows(
+                    y.dim(),
+                    y.rows(),
+                    |i| y.row(i),
+                    f.gram(),
+                    &known,
+                    f.alpha(),
+                    f.lambda(),
+                )
             };
-            let items = match x {
+            let (items, index) = match x {
                 Some(x) => {
-                    let scores: Vec<f32> = (0..y.rows()).map(|i| dot(y.row(i), &x)).collect();
-                    row(&scores)
+                    let (items, used) = search(Space::Ials, y, &x)?;
+                    (items, Some(used))
                 }
-                None => Vec::new(),
+                None => (Vec::new(), None),
             };
             rows.push(SourceRow {
                 source: Source::Collaborative,
+                index,
                 items,
             });
         }
         if let Some((u, t)) = tower {
-            let scores: Vec<f32> = (0..t.rows()).map(|i| dot(t.item_embedding(i), u)).collect();
+            let (items, used) = search(Space::TwoTower, t.item_vectors(), u)?;
             rows.push(SourceRow {
                 source: Source::TwoTower,
-                items: row(&scores),
+                index: Some(used),
+                items,
             });
         }
         if let Some(m) = &c.content {
@@ -363,11 +406,13 @@ impl Recommender {
             };
             rows.push(SourceRow {
                 source: Source::Content,
+                index: None,
                 items: row(&m.index().scores_with_beta(&profile, beta)),
             });
         }
         rows.push(SourceRow {
             source: Source::Popularity,
+            index: None,
             items: row(&c.popularity.scores),
         });
 
@@ -398,6 +443,10 @@ impl Recommender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
     use crate::bundle::tests_support::{tiny_contents, tiny_contents_with_sources};
     use proptest::prelude::*;
 
@@ -440,15 +489,18 @@ mod tests {
         };
         let got = r.candidates(&req).unwrap();
         // Positions 1, 3, 1 from the history, 0 from onboarding; 999 is unknown.
+        let ItemVectors::F32(y) = f.factors() else {
+            panic!("the test bundle's factors are f32")
+        };
         let x = crate::ials::fold_in(
-            f.factors(),
+            y,
             f.gram(),
             &[(1, 1.0), (3, 1.0), (1, 1.0), (0, 1.0)],
             f.alpha(),
             f.lambda(),
         )
         .unwrap();
-        let scores: Vec<f32> = (0..4).map(|i| dot(f.factors().row(i), &x)).collect();
+        let scores: Vec<f32> = (0..4).map(|i| dot(y.row(i), &x)).collect();
         let expected: Vec<Scored> = blend::top_n(&scores, 3, |p| p != 2)
             .into_iter()
             .map(|(p, s)| Scored {

@@ -125,7 +125,7 @@ pub fn solve_spd(mut a: Vec<f64>, mut b: Vec<f64>) -> Option<Vec<f64>> {
 /// against item factors `y` with Gram matrix `gram` (from [`Factors::gram`]). `alpha` scales
 /// confidence, `lambda` is the L2 penalty (> 0 keeps the system positive definite).
 /// Items outside `y` are ignored. Returns `None` only if the system is singular (`lambda` ≤ 0
-/// and a degenerate history).
+/// and a degenerate history) or `gram` is not `d × d`.
 pub fn fold_in(
     y: &Factors,
     gram: &[f64],
@@ -133,7 +133,32 @@ pub fn fold_in(
     alpha: f32,
     lambda: f32,
 ) -> Option<Vec<f32>> {
-    let d = y.dim();
+    fold_in_rows(
+        y.dim(),
+        y.rows(),
+        |i| y.row(i).into(),
+        gram,
+        history,
+        alpha,
+        lambda,
+    )
+}
+
+/// [`fold_in`] over item rows given by a function (e.g. int8 rows dequantised on the fly):
+/// `rows` items of `dim` values, `row(i)` the `i`-th. Only the history's rows are read.
+pub fn fold_in_rows<'a>(
+    dim: usize,
+    rows: usize,
+    row: impl Fn(usize) -> std::borrow::Cow<'a, [f32]>,
+    gram: &[f64],
+    history: &[(usize, f32)],
+    alpha: f32,
+    lambda: f32,
+) -> Option<Vec<f32>> {
+    let d = dim;
+    if gram.len() != d * d {
+        return None;
+    }
     let mut a = gram.to_vec();
     for k in 0..d {
         a[k * d + k] += f64::from(lambda);
@@ -142,7 +167,7 @@ pub fn fold_in(
     // Merge repeats so the result does not depend on how a history lists them.
     let mut items: Vec<(usize, f64)> = history
         .iter()
-        .filter(|(i, _)| *i < y.rows())
+        .filter(|(i, _)| *i < rows)
         .map(|&(i, r)| (i, f64::from(r)))
         .collect();
     items.sort_by_key(|p| p.0);
@@ -156,7 +181,7 @@ pub fn fold_in(
     });
     for (i, r) in items {
         let c = 1.0 + f64::from(alpha) * r;
-        let yi = y.row(i);
+        let yi = row(i);
         for p in 0..d {
             let yp = f64::from(yi[p]);
             b[p] += c * yp;

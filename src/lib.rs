@@ -30,6 +30,7 @@ pub mod candidates;
 pub mod catalog;
 pub mod content;
 pub mod context;
+pub mod device;
 mod error;
 pub mod features;
 pub mod hnsw;
@@ -39,9 +40,11 @@ pub mod quant;
 pub mod ranker;
 pub mod recommend;
 pub mod rerank;
+pub mod retrieval;
 pub mod state;
 #[cfg(test)]
 mod test_rng;
+pub mod tower;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;

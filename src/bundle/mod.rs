@@ -31,12 +31,15 @@
 //! | `POPL` | 1 | yes | time-decayed popularity per item, normalised to max 1 |
 //! | `GENV` | 1 | yes | per-genre IDF weights and L2-normalised item genre vectors |
 //! | `BLND` | 1 | yes | blend parameters fitted by the trainer |
-//! | `FACT` | 1 | no | iALS item factors, their Gram matrix, alpha and lambda |
+//! | `FACT` | 1, 2 | no | iALS item factors (v1 f32, v2 int8), their Gram matrix, alpha and lambda |
 //! | `CONT` | 1 | no | content-based item profiles (inverted index), prior, recency decay |
-//! | `TWRT` | 1 | no | two-tower item embeddings, ONNX user tower, search vocabulary |
+//! | `TWRT` | 1, 2 | no | two-tower item embeddings (v1 f32, v2 int8), ONNX user tower, search vocabulary |
 //! | `QUOT` | 1 | no | blend quotas of the candidate sources |
 //! | `FEAT` | 1 | no (yes with `RANK`) | the feature contract: vocabularies, windows, dense feature names |
 //! | `RANK` | 1 | no | the ranker: its input contract and ONNX model |
+//! | `MDIA` | 1 | no (needs `FEAT`) | every title's ranking metadata and platform counts |
+//! | `SERV` | 1 | no | serving settings: candidates to rank, rerank settings |
+//! | `HNSW` | 1 | no | HNSW graphs over the iALS or two-tower item vectors |
 //!
 //! Every per-item section holds one row per catalog item, in catalog order; a bundle whose
 //! sections disagree on the item count is `malformed`. An optional section that is absent, or
@@ -68,6 +71,7 @@
 mod codec;
 pub mod ranking;
 pub mod sections;
+pub mod serving;
 
 use sha2::{Digest, Sha256};
 
@@ -77,6 +81,11 @@ pub use ranking::{FeatureContract, RankerModel};
 pub use sections::{
     BlendParams, ContentModel, GenreVectors, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel,
 };
+pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
+
+use std::sync::Arc;
+
+use crate::retrieval::InnerProductGraph;
 
 use crate::catalog::Catalog;
 
@@ -119,6 +128,12 @@ pub struct BundleContents {
     pub features: Option<FeatureContract>,
     /// The ranker and its input contract (`RANK`).
     pub ranker: Option<RankerModel>,
+    /// Every title's ranking metadata and platform counts (`MDIA`); requires `FEAT`.
+    pub media: Option<MediaTable>,
+    /// How requests are served by default (`SERV`).
+    pub serving: Option<ServingSettings>,
+    /// HNSW graphs over the item vectors (`HNSW`), at most one per space.
+    pub graphs: Vec<GraphSection>,
 }
 
 impl BundleContents {
@@ -139,13 +154,13 @@ impl BundleContents {
         );
         w.section(*b"BLND", 1, sections::encode_blend(&self.blend));
         if let Some(f) = &self.ials {
-            w.section(*b"FACT", 1, f.to_payload());
+            w.section(*b"FACT", f.section_version(), f.to_payload());
         }
         if let Some(c) = &self.content {
             w.section(*b"CONT", 1, c.to_payload());
         }
         if let Some(t) = &self.two_tower {
-            w.section(*b"TWRT", 1, t.to_payload());
+            w.section(*b"TWRT", t.section_version(), t.to_payload());
         }
         if let Some(q) = &self.quotas {
             w.section(*b"QUOT", 1, q.to_payload());
@@ -155,6 +170,15 @@ impl BundleContents {
         }
         if let Some(r) = &self.ranker {
             w.section(*b"RANK", 1, r.to_payload());
+        }
+        if let Some(m) = &self.media {
+            w.section(*b"MDIA", 1, m.to_payload());
+        }
+        if let Some(s) = &self.serving {
+            w.section(*b"SERV", 1, s.to_payload());
+        }
+        if !self.graphs.is_empty() {
+            w.section(*b"HNSW", 1, serving::encode_graphs(&self.graphs));
         }
         w.finish()
     }
@@ -221,7 +245,75 @@ impl BundleContents {
                 })?;
             r.contract.check_features(features.space())?;
         }
+        if let Some(m) = &self.media {
+            let features = self
+                .features
+                .as_ref()
+                .ok_or_else(|| BundleError::Contract {
+                    reason: "the bundle carries a media table but no feature contract (FEAT)"
+                        .into(),
+                })?;
+            check_media(m, &self.catalog, features.space())?;
+        }
+        if let Some(s) = &self.serving {
+            s.validate()?;
+        }
+        for (i, g) in self.graphs.iter().enumerate() {
+            if self.graphs[..i].iter().any(|h| h.space == g.space) {
+                return bad("HNSW", format!("two graphs for {}", g.space.as_str()));
+            }
+            let rows = match g.space {
+                Space::Ials => self.ials.as_ref().map(|f| f.factors().rows()),
+                Space::TwoTower => self.two_tower.as_ref().map(|t| t.rows()),
+            };
+            if rows.is_none() {
+                return bad(
+                    "HNSW",
+                    format!("a graph for {} without its item vectors", g.space.as_str()),
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// The HNSW graphs loaded and checked against their item vectors.
+    pub fn load_graphs(&self) -> Result<Vec<(Space, Arc<InnerProductGraph>)>, BundleError> {
+        self.graphs
+            .iter()
+            .map(|g| {
+                let (dim, rows) = match g.space {
+                    Space::Ials => self
+                        .ials
+                        .as_ref()
+                        .map(|f| (f.factors().dim(), f.factors().rows())),
+                    Space::TwoTower => self.two_tower.as_ref().map(|t| (t.dim(), t.rows())),
+                }
+                .ok_or_else(|| BundleError::MissingSection {
+                    tag: match g.space {
+                        Space::Ials => "FACT".into(),
+                        Space::TwoTower => "TWRT".into(),
+                    },
+                })?;
+                let malformed = |reason: String| BundleError::Malformed {
+                    what: "HNSW".into(),
+                    reason,
+                };
+                let index = crate::hnsw::HnswIndex::from_bytes(&g.graph).map_err(|e| match e {
+                    crate::Error::Bundle(b) => b,
+                    other => malformed(other.to_string()),
+                })?;
+                if index.len() != rows {
+                    return Err(malformed(format!(
+                        "the {} graph has {} rows for {rows} items",
+                        g.space.as_str(),
+                        index.len()
+                    )));
+                }
+                let graph = InnerProductGraph::from_parts(index, g.max_norm, dim)
+                    .map_err(|e| malformed(e.to_string()))?;
+                Ok((g.space, Arc::new(graph)))
+            })
+            .collect()
     }
 
     /// [`validate`](Self::validate), then loads the ranker (if any) into tract against its
@@ -242,6 +334,7 @@ pub struct Bundle {
     contents: BundleContents,
     sha256: [u8; 32],
     ranker: Option<Ranker>,
+    graphs: Vec<(Space, Arc<InnerProductGraph>)>,
 }
 
 impl Bundle {
@@ -279,26 +372,43 @@ impl Bundle {
                 .find(|e| &e.tag == tag && e.version == 1)
                 .map(|e| e.payload)
         };
+        // Item vectors: version 1 is f32, version 2 int8.
+        let vectors = |tag: &Tag| -> Option<(u16, &[u8])> {
+            table
+                .iter()
+                .find(|e| &e.tag == tag && (e.version == 1 || e.version == 2))
+                .map(|e| (e.version, e.payload))
+        };
         let contents = BundleContents {
             meta: sections::decode_meta(section(b"META")?)?,
             catalog: sections::decode_catalog(section(b"CATL")?)?,
             popularity: sections::decode_popularity(section(b"POPL")?)?,
             genre_vectors: sections::decode_genre_vectors(section(b"GENV")?)?,
             blend: sections::decode_blend(section(b"BLND")?)?,
-            ials: optional(b"FACT")
-                .map(IalsFactors::from_payload)
+            ials: vectors(b"FACT")
+                .map(|(v, p)| IalsFactors::from_payload(v, p))
                 .transpose()?,
             content: optional(b"CONT")
                 .map(ContentModel::from_payload)
                 .transpose()?,
-            two_tower: optional(b"TWRT")
-                .map(TwoTowerModel::from_payload)
+            two_tower: vectors(b"TWRT")
+                .map(|(v, p)| TwoTowerModel::from_payload(v, p))
                 .transpose()?,
             quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
             features: optional(b"FEAT")
                 .map(FeatureContract::from_payload)
                 .transpose()?,
             ranker: ranker_section(&table)?,
+            media: optional(b"MDIA")
+                .map(MediaTable::from_payload)
+                .transpose()?,
+            serving: optional(b"SERV")
+                .map(ServingSettings::from_payload)
+                .transpose()?,
+            graphs: optional(b"HNSW")
+                .map(serving::decode_graphs)
+                .transpose()?
+                .unwrap_or_default(),
         };
         contents.validate()?;
         let ranker = contents
@@ -306,10 +416,12 @@ impl Bundle {
             .as_ref()
             .map(|r| Ranker::load(&r.contract, &r.onnx))
             .transpose()?;
+        let graphs = contents.load_graphs()?;
         Ok(Bundle {
             contents,
             sha256: Sha256::digest(bytes).into(),
             ranker,
+            graphs,
         })
     }
 
@@ -317,6 +429,14 @@ impl Bundle {
     /// carries one.
     pub fn ranker(&self) -> Option<&Ranker> {
         self.ranker.as_ref()
+    }
+
+    /// The HNSW graph over `space`'s item vectors, if the bundle ships one.
+    pub fn graph(&self, space: Space) -> Option<&InnerProductGraph> {
+        self.graphs
+            .iter()
+            .find(|(s, _)| *s == space)
+            .map(|(_, g)| &**g)
     }
 
     /// The decoded sections.
@@ -342,6 +462,59 @@ fn ranker_section(table: &[Entry<'_>]) -> Result<Option<RankerModel>, BundleErro
             supported: 1,
         }),
     }
+}
+
+/// `MDIA` against the catalog (one title per item, same ids) and the feature contract (every
+/// id inside its vocabulary).
+fn check_media(
+    m: &MediaTable,
+    catalog: &Catalog,
+    space: &crate::features::FeatureSpace,
+) -> Result<(), BundleError> {
+    let bad = |reason: String| {
+        Err(BundleError::Malformed {
+            what: "MDIA".into(),
+            reason,
+        })
+    };
+    if m.len() != catalog.len() {
+        return bad(format!(
+            "{} titles for {} catalog items",
+            m.len(),
+            catalog.len()
+        ));
+    }
+    let v = space.vocabularies();
+    let (genres, tags, people) = (v.genres.size(), v.tags.size(), v.people.size());
+    let (distributors, languages, countries) = (
+        v.distributors.size(),
+        v.languages.size(),
+        v.countries.size(),
+    );
+    for (media, item) in m.media().iter().zip(catalog.items()) {
+        if media.id != item.id {
+            return bad(format!(
+                "title {} where the catalog has item {}",
+                media.id, item.id
+            ));
+        }
+        let inside = |ids: &[u32], size: usize| ids.iter().all(|&i| (i as usize) < size);
+        if !(inside(&media.genres, genres)
+            && inside(&media.tags, tags)
+            && inside(&media.actors, people)
+            && inside(&media.directors, people)
+            && inside(&[media.composer], people)
+            && inside(&[media.distributor], distributors)
+            && inside(&[media.language], languages)
+            && inside(&[media.country], countries))
+        {
+            return bad(format!(
+                "title {} has an id outside the feature contract's vocabularies",
+                media.id
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn tag_name(tag: &Tag) -> String {
@@ -565,6 +738,9 @@ pub mod tests_support {
             quotas: None,
             features: None,
             ranker: None,
+            media: None,
+            serving: None,
+            graphs: Vec::new(),
         }
     }
 
@@ -613,11 +789,80 @@ pub mod tests_support {
         });
         c
     }
+
+    /// [`tiny_contents_with_sources`] plus what the device's full pipeline reads besides a
+    /// ranker: the feature contract (`FEAT`, the catalog's genres as its genre vocabulary), the
+    /// media table (`MDIA`) and serving settings (`SERV`: 4 candidates, rows of 3, no fatigue
+    /// after 2 impressions, λ = 0.7). Item 30 is rated R, the others PG.
+    pub fn tiny_contents_for_device() -> BundleContents {
+        use crate::features::{
+            FeatureConfig, FeatureSpace, Maturity, Media, MediaKind, MediaStats, ReleaseType,
+            Vocabularies, Vocabulary,
+        };
+        let mut c = tiny_contents_with_sources();
+        let vocab = Vocabularies {
+            genres: Vocabulary::new(c.catalog.genres().iter().map(String::as_str)),
+            languages: Vocabulary::new(["en"]),
+            countries: Vocabulary::new(["US"]),
+            ..Vocabularies::default()
+        };
+        let media: Vec<Media> = c
+            .catalog
+            .items()
+            .iter()
+            .map(|item| Media {
+                id: item.id,
+                kind: MediaKind::Movie,
+                series_id: None,
+                season: None,
+                episode: None,
+                duration_s: 5_400 + 600 * (item.id / 10),
+                genres: item.genres.iter().map(|&g| u32::from(g) + 1).collect(),
+                tags: vec![],
+                actors: vec![],
+                directors: vec![],
+                composer: 0,
+                distributor: 0,
+                language: 1,
+                country: 1,
+                release_time: 788_918_400,
+                release_type: ReleaseType::Theatrical,
+                added_time: 0,
+                maturity: if item.id == 30 {
+                    Maturity::R
+                } else {
+                    Maturity::Pg
+                },
+                public_rating: None,
+                revenue_usd: None,
+            })
+            .collect();
+        let stats = (0..media.len() as u32)
+            .map(|i| MediaStats {
+                plays_24h: i,
+                plays_7d: 5 * i,
+            })
+            .collect();
+        c.features = Some(FeatureContract::new(FeatureSpace::new(
+            vocab,
+            FeatureConfig::default(),
+        )));
+        c.media = Some(MediaTable::new(media, stats, 86_400).expect("valid media"));
+        c.serving = Some(ServingSettings {
+            candidates: 4,
+            rerank: crate::rerank::RerankSettings {
+                k: 3,
+                fatigue_impressions: 2,
+                ..crate::rerank::RerankSettings::default()
+            },
+        });
+        c
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::tests_support::tiny_contents;
+    use super::tests_support::{tiny_contents, tiny_contents_for_device};
     use super::*;
     use crate::Error;
 
@@ -852,10 +1097,136 @@ mod tests {
     }
 
     #[test]
+    fn int8_item_vectors_round_trip_as_section_version_2() {
+        let c = tiny_contents_with_sources();
+        let q = BundleContents {
+            ials: Some(c.ials.as_ref().unwrap().quantized().unwrap()),
+            two_tower: Some(c.two_tower.as_ref().unwrap().quantized().unwrap()),
+            ..c.clone()
+        };
+        let bytes = q.encode();
+        let versions: Vec<(Tag, u16)> = read_table(&bytes)
+            .unwrap()
+            .iter()
+            .map(|e| (e.tag, e.version))
+            .collect();
+        assert!(versions.contains(&(*b"FACT", 2)) && versions.contains(&(*b"TWRT", 2)));
+        let loaded = Bundle::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.contents(), &q);
+        assert!(loaded.contents().ials.as_ref().unwrap().factors().is_int8());
+        // Smaller than f32 (here only a little: 2 dimensions).
+        assert!(bytes.len() < c.encode().len());
+        // A v2 payload read as v1 (or v1 as v2) is malformed, not a panic.
+        let fact = q.ials.as_ref().unwrap().to_payload();
+        assert!(IalsFactors::from_payload(1, &fact).is_err());
+        let f32_fact = c.ials.as_ref().unwrap().to_payload();
+        assert!(IalsFactors::from_payload(2, &f32_fact).is_err());
+        for cut in 0..fact.len() {
+            assert!(IalsFactors::from_payload(2, &fact[..cut]).is_err());
+        }
+    }
+
+    #[test]
+    fn device_sections_round_trip_and_are_checked_against_catalog_and_features() {
+        let c = tiny_contents_for_device();
+        let bytes = c.encode();
+        let loaded = Bundle::from_bytes(&bytes).unwrap();
+        assert_eq!(loaded.contents(), &c);
+        // MDIA without FEAT: refused, as a ranker without FEAT is.
+        let no_feat = BundleContents {
+            features: None,
+            ..c.clone()
+        };
+        assert_eq!(
+            Bundle::from_bytes(&container(
+                &no_feat,
+                &[(*b"MDIA", 1, c.media.as_ref().unwrap().to_payload())]
+            ))
+            .unwrap_err()
+            .code(),
+            "contract_mismatch"
+        );
+        // Titles that do not match the catalog, or ids outside the vocabularies.
+        let m = c.media.as_ref().unwrap();
+        let mut media = m.media().to_vec();
+        media.swap(0, 1);
+        let swapped = BundleContents {
+            media: Some(MediaTable::new(media, m.stats().to_vec(), 0).unwrap()),
+            ..c.clone()
+        };
+        assert!(swapped.validate().is_err());
+        let mut media = m.media().to_vec();
+        media[2].genres.push(99);
+        let outside = BundleContents {
+            media: Some(MediaTable::new(media, m.stats().to_vec(), 0).unwrap()),
+            ..c.clone()
+        };
+        assert!(outside.validate().is_err());
+        let short = BundleContents {
+            media: Some(
+                MediaTable::new(m.media()[..3].to_vec(), m.stats()[..3].to_vec(), 0).unwrap(),
+            ),
+            ..c.clone()
+        };
+        assert!(short.validate().is_err());
+    }
+
+    #[test]
+    fn hnsw_graphs_load_with_their_space_and_are_checked() {
+        use crate::hnsw::HnswConfig;
+        use crate::retrieval::InnerProductGraph;
+        let mut c = tiny_contents_with_sources();
+        let y = c.ials.as_ref().unwrap().factors().clone();
+        let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
+        c.graphs = vec![GraphSection {
+            space: Space::Ials,
+            max_norm: g.max_norm(),
+            graph: g.index().to_bytes(),
+        }];
+        let loaded = Bundle::from_bytes(&c.encode()).unwrap();
+        let graph = loaded.graph(Space::Ials).unwrap();
+        assert_eq!(graph.len(), 4);
+        assert!(loaded.graph(Space::TwoTower).is_none());
+        // A graph for a space the bundle has no vectors for; a graph of the wrong size.
+        let orphan = BundleContents {
+            ials: None,
+            ..c.clone()
+        };
+        assert!(orphan.validate().is_err());
+        let t = c.two_tower.as_ref().unwrap().item_vectors().clone();
+        let two = InnerProductGraph::build(&t, false, HnswConfig::default()).unwrap();
+        let wrong = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: two.index().to_bytes(),
+            }],
+            ..c.clone()
+        };
+        assert_eq!(
+            Bundle::from_bytes(&wrong.encode()).unwrap_err().code(),
+            "malformed"
+        );
+        // Garbage graph bytes: malformed, never a panic.
+        let garbage = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: vec![0xff; 40],
+            }],
+            ..c
+        };
+        assert_eq!(
+            Bundle::from_bytes(&garbage.encode()).unwrap_err().code(),
+            "malformed"
+        );
+    }
+
+    #[test]
     fn optional_sections_of_unknown_versions_are_skipped() {
         let c = tiny_contents_with_sources();
         let mut extra = optional_payloads(&c);
-        extra[0].1 = 2;
+        extra[0].1 = 3;
         extra[2].2 = vec![0xff; 3]; // garbage, but version 9: never parsed
         extra[2].1 = 9;
         let b = Bundle::from_bytes(&container(&c, &extra)).unwrap();
@@ -944,7 +1315,7 @@ mod tests {
         };
         let y = [1.0f32, 0.0, 0.0, 1.0, 0.9, 0.1, 0.1, 0.8];
         let g = crate::ials::Factors::new(2, y.to_vec()).unwrap().gram();
-        assert!(IalsFactors::from_payload(&fact(2, 2.0, 0.1, &y, &g)).is_ok());
+        assert!(IalsFactors::from_payload(1, &fact(2, 2.0, 0.1, &y, &g)).is_ok());
         let mut asym = g.clone();
         asym[1] += 0.5;
         let mut wrong_trace = g.clone();
@@ -970,7 +1341,7 @@ mod tests {
                 p
             }),
         ] {
-            let err = IalsFactors::from_payload(&payload).unwrap_err();
+            let err = IalsFactors::from_payload(1, &payload).unwrap_err();
             assert!(
                 matches!(&err, BundleError::Malformed { what, .. } if what == "FACT"),
                 "{name}: {err}"
@@ -1027,7 +1398,7 @@ mod tests {
             w.bytes(tower);
             w.finish()
         };
-        assert!(TwoTowerModel::from_payload(&tw(&["a", "b"], b"onnx")).is_ok());
+        assert!(TwoTowerModel::from_payload(1, &tw(&["a", "b"], b"onnx")).is_ok());
         for (name, payload) in [
             ("duplicate search token", tw(&["a", "a"], b"onnx")),
             ("empty tower", tw(&["a"], b"")),
@@ -1036,7 +1407,7 @@ mod tests {
                 p[..p.len() - 1].to_vec()
             }),
         ] {
-            let err = TwoTowerModel::from_payload(&payload).unwrap_err();
+            let err = TwoTowerModel::from_payload(1, &payload).unwrap_err();
             assert!(
                 matches!(&err, BundleError::Malformed { what, .. } if what == "TWRT"),
                 "{name}: {err}"

@@ -17,13 +17,14 @@
 //! Optional sections (the trained candidate sources; each may be absent):
 //!
 //! * `FACT` v1 ([`IalsFactors`]): `dim: u32, alpha: f32, lambda: f32, factors: [f32]` (items ×
-//!   dim, row-major, catalog order), `gram: [f64]` (dim × dim, row-major).
+//!   dim, row-major, catalog order), `gram: [f64]` (dim × dim, row-major). v2: the factors as
+//!   int8, `scales: [f32]` (one per item) then `codes: [u8]` (items × dim, two's complement).
 //! * `CONT` v1 ([`ContentModel`]): `recency_decay: f32, beta: f32, tokens: [str],
 //!   offsets: [u32]` (items + 1), `entries: [(token: u32, weight: f32)], prior: [f32]` (one per
 //!   item).
 //! * `TWRT` v1 ([`TwoTowerModel`]): `dim: u32, max_history: u32, max_searches: u32,
 //!   dense_features: str, search_vocab: [str], item_embeddings: [f32]` (items × dim),
-//!   `user_tower: [u8]` (ONNX bytes).
+//!   `user_tower: [u8]` (ONNX bytes). v2: the embeddings as int8, like `FACT` v2.
 //! * `QUOT` v1 ([`Quotas`]): `ials: u32, two_tower: u32, content: u32, popularity: u32`.
 //!
 //! `f64` values, like `f32`, must be finite; `[u8]` is a `u32` length then raw bytes.
@@ -36,6 +37,8 @@ use crate::catalog::{Catalog, Item};
 use crate::content::ContentIndex;
 use crate::error::BundleError;
 use crate::ials::Factors;
+use crate::quant::QuantizedIndex;
+use crate::retrieval::ItemVectors;
 
 /// Where a model came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,14 +306,19 @@ fn check_dim(what: &str, dim: usize) -> Result<(), BundleError> {
 /// Invariants, checked by [`IalsFactors::new`] and by the decoder: `dim` in `1..=`[`MAX_DIM`],
 /// every value finite, `alpha ≥ 0`, `lambda > 0` (so fold-in's system is positive definite),
 /// the Gram matrix `d × d`, symmetric, with a non-negative diagonal whose sum equals the sum of
-/// the squared factors (to a relative `1e-6`: a cheap check that it belongs to these factors).
+/// the squared factors (to a relative `1e-6`: a cheap check that it belongs to these factors;
+/// for int8 factors to the quantisation's bound, `√d / 127`).
 /// The row count is checked against the catalog by [`super::BundleContents::validate`]: row
 /// `p` is the item at catalog position `p`.
+///
+/// The factors are f32 (section version 1) or int8 with per-row scales (version 2,
+/// [`IalsFactors::quantized`]); the Gram matrix is always the f64 `YᵀY` of the trained f32
+/// factors, so fold-in stays exact in everything but the history rows it reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IalsFactors {
     alpha: f32,
     lambda: f32,
-    factors: Factors,
+    factors: ItemVectors,
     gram: Vec<f64>,
 }
 
@@ -319,6 +327,18 @@ impl IalsFactors {
     /// confidence slope `alpha` and L2 penalty `lambda` they were trained with.
     pub fn new(
         factors: Factors,
+        gram: Vec<f64>,
+        alpha: f32,
+        lambda: f32,
+    ) -> Result<IalsFactors, BundleError> {
+        if factors.values().iter().any(|v| !v.is_finite()) {
+            return Err(r_err("FACT", "non-finite factor"));
+        }
+        IalsFactors::checked(ItemVectors::F32(factors), gram, alpha, lambda)
+    }
+
+    fn checked(
+        factors: ItemVectors,
         gram: Vec<f64>,
         alpha: f32,
         lambda: f32,
@@ -336,9 +356,6 @@ impl IalsFactors {
                 "FACT",
                 &format!("lambda {lambda} must be finite and > 0"),
             ));
-        }
-        if factors.values().iter().any(|v| !v.is_finite()) {
-            return Err(r_err("FACT", "non-finite factor"));
         }
         if gram.len() != d * d {
             return Err(r_err(
@@ -360,12 +377,22 @@ impl IalsFactors {
             }
         }
         let trace: f64 = (0..d).map(|a| gram[a * d + a]).sum();
-        let squares: f64 = factors
-            .values()
-            .iter()
-            .map(|&v| f64::from(v) * f64::from(v))
+        let squares: f64 = (0..factors.rows())
+            .map(|i| {
+                factors
+                    .row(i)
+                    .iter()
+                    .map(|&v| f64::from(v) * f64::from(v))
+                    .sum::<f64>()
+            })
             .sum();
-        if (trace - squares).abs() > 1e-6 * squares.max(1.0) {
+        // Per row, |Σx² − Σx̂²| ≤ s·‖x‖₁ ≤ ‖x‖²·√d/127 for int8 (s = max|x|/127).
+        let tolerance = if factors.is_int8() {
+            (d as f64).sqrt() / 127.0 * 1.01 + 1e-6
+        } else {
+            1e-6
+        };
+        if (trace - squares).abs() > tolerance * squares.max(trace).max(1.0) {
             return Err(r_err(
                 "FACT",
                 &format!("Gram trace {trace} does not match the factors ({squares})"),
@@ -389,8 +416,20 @@ impl IalsFactors {
         IalsFactors::new(factors, gram, alpha, lambda)
     }
 
+    /// The same model with int8 factors (one scale per row); the Gram matrix is kept.
+    pub fn quantized(&self) -> Result<IalsFactors, BundleError> {
+        let factors = self
+            .factors
+            .quantized()
+            .map_err(|e| r_err("FACT", &e.to_string()))?;
+        Ok(IalsFactors {
+            factors,
+            ..self.clone()
+        })
+    }
+
     /// The item factors, one row per catalog item.
-    pub fn factors(&self) -> &Factors {
+    pub fn factors(&self) -> &ItemVectors {
         &self.factors
     }
 
@@ -409,32 +448,76 @@ impl IalsFactors {
         self.lambda
     }
 
-    /// The `FACT` v1 payload: `dim: u32, alpha: f32, lambda: f32, factors: [f32]` (rows × dim,
-    /// row-major), `gram: [f64]` (dim × dim, row-major).
+    /// The section version of [`to_payload`](Self::to_payload): 1 for f32 factors, 2 for int8.
+    pub fn section_version(&self) -> u16 {
+        if self.factors.is_int8() { 2 } else { 1 }
+    }
+
+    /// The `FACT` payload. v1: `dim: u32, alpha: f32, lambda: f32, factors: [f32]` (rows × dim,
+    /// row-major), `gram: [f64]` (dim × dim, row-major). v2: the same with the factors as
+    /// `scales: [f32]` (one per row), `codes: [u8]` (rows × dim int8 codes, row-major, two's
+    /// complement, `-128` never used).
     pub fn to_payload(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(self.factors.dim() as u32);
         w.f32(self.alpha);
         w.f32(self.lambda);
-        w.f32s(self.factors.values());
+        write_vectors(&mut w, &self.factors);
         w.f64s(&self.gram);
         w.finish()
     }
 
-    /// Decodes and checks a `FACT` v1 payload. Never panics; allocation is bounded by the
-    /// payload's length.
-    pub fn from_payload(b: &[u8]) -> Result<IalsFactors, BundleError> {
+    /// Decodes and checks a `FACT` payload of section version 1 or 2. Never panics; allocation
+    /// is bounded by the payload's length.
+    pub fn from_payload(version: u16, b: &[u8]) -> Result<IalsFactors, BundleError> {
         let mut r = Reader::new(b, "FACT");
         let dim = r.u32()? as usize;
         check_dim("FACT", dim)?;
         let alpha = r.f32()?;
         let lambda = r.f32()?;
-        let values = r.f32s()?;
+        let factors = read_vectors(&mut r, version, dim)?;
         let gram = r.f64s()?;
         r.finish()?;
-        let factors = Factors::new(dim, values)
-            .ok_or_else(|| r_err("FACT", &format!("factor count is not a multiple of {dim}")))?;
-        IalsFactors::new(factors, gram, alpha, lambda)
+        IalsFactors::checked(factors, gram, alpha, lambda)
+    }
+}
+
+/// Writes item vectors: f32 as `[f32]`; int8 as `scales: [f32], codes: [u8]`.
+fn write_vectors(w: &mut Writer, v: &ItemVectors) {
+    match v {
+        ItemVectors::F32(f) => w.f32s(f.values()),
+        ItemVectors::Int8(q) => {
+            w.f32s(q.scales());
+            let codes: Vec<u8> = q.codes().iter().map(|&c| c as u8).collect();
+            w.bytes(&codes);
+        }
+    }
+}
+
+/// Reads what [`write_vectors`] wrote: f32 rows for section version 1, int8 for 2.
+fn read_vectors(r: &mut Reader, version: u16, dim: usize) -> Result<ItemVectors, BundleError> {
+    match version {
+        1 => {
+            let values = r.f32s()?;
+            let f = Factors::new(dim, values)
+                .ok_or_else(|| r.malformed(format!("value count is not a multiple of {dim}")))?;
+            Ok(ItemVectors::F32(f))
+        }
+        2 => {
+            let scales = r.f32s()?;
+            let codes: Vec<i8> = r.bytes()?.iter().map(|&b| b as i8).collect();
+            if Some(codes.len()) != scales.len().checked_mul(dim) {
+                return Err(r.malformed(format!(
+                    "{} int8 codes for {} rows of {dim}",
+                    codes.len(),
+                    scales.len()
+                )));
+            }
+            QuantizedIndex::from_parts(dim, codes, scales)
+                .map(ItemVectors::Int8)
+                .map_err(|e| r.malformed(e.to_string()))
+        }
+        _ => Err(r.malformed(format!("section version {version} is not 1 or 2"))),
     }
 }
 
@@ -553,7 +636,7 @@ impl ContentModel {
 /// `max_history`), ids into [`TwoTowerModel::search_vocab`] for search tokens (the most recent
 /// `max_searches`), and the dense features named by [`TwoTowerModel::dense_features`] (see
 /// [`crate::candidates::two_tower_dense`]). Its output is scored against
-/// [`TwoTowerModel::item_embeddings`] by dot product.
+/// [`TwoTowerModel::item_vectors`] by dot product.
 ///
 /// Invariants: `dim` in `1..=`[`MAX_DIM`]; embeddings finite, a whole number of rows (checked
 /// against the catalog by [`super::BundleContents::validate`]); search tokens unique; the user
@@ -561,7 +644,7 @@ impl ContentModel {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TwoTowerModel {
     dim: usize,
-    item_embeddings: Vec<f32>,
+    item_embeddings: ItemVectors,
     user_tower: Vec<u8>,
     search_vocab: Vec<String>,
     search_ids: HashMap<String, u32>,
@@ -595,6 +678,37 @@ impl TwoTowerModel {
         if item_embeddings.iter().any(|v| !v.is_finite()) {
             return Err(r_err("TWRT", "non-finite item embedding"));
         }
+        let item_embeddings = ItemVectors::F32(
+            Factors::new(dim, item_embeddings)
+                .ok_or_else(|| r_err("TWRT", "embeddings are not whole rows"))?,
+        );
+        TwoTowerModel::checked(
+            dim,
+            item_embeddings,
+            user_tower,
+            search_vocab,
+            max_history,
+            max_searches,
+            dense_features,
+        )
+    }
+
+    fn checked(
+        dim: usize,
+        item_embeddings: ItemVectors,
+        user_tower: Vec<u8>,
+        search_vocab: Vec<String>,
+        max_history: usize,
+        max_searches: usize,
+        dense_features: String,
+    ) -> Result<TwoTowerModel, BundleError> {
+        check_dim("TWRT", dim)?;
+        if item_embeddings.dim() != dim {
+            return Err(r_err(
+                "TWRT",
+                &format!("embeddings of {} for dim {dim}", item_embeddings.dim()),
+            ));
+        }
         if user_tower.is_empty() {
             return Err(r_err("TWRT", "the user tower is empty"));
         }
@@ -626,17 +740,31 @@ impl TwoTowerModel {
 
     /// Number of item rows.
     pub fn rows(&self) -> usize {
-        self.item_embeddings.len() / self.dim
+        self.item_embeddings.rows()
     }
 
-    /// All item embeddings, row-major.
-    pub fn item_embeddings(&self) -> &[f32] {
+    /// The item embeddings, one row per catalog item (f32, or int8 after
+    /// [`quantized`](Self::quantized)).
+    pub fn item_vectors(&self) -> &ItemVectors {
         &self.item_embeddings
     }
 
-    /// The embedding of the item at catalog position `position`. Panics if out of range.
-    pub fn item_embedding(&self, position: usize) -> &[f32] {
-        &self.item_embeddings[position * self.dim..(position + 1) * self.dim]
+    /// The same model with int8 item embeddings (one scale per row).
+    pub fn quantized(&self) -> Result<TwoTowerModel, BundleError> {
+        let item_embeddings = self
+            .item_embeddings
+            .quantized()
+            .map_err(|e| r_err("TWRT", &e.to_string()))?;
+        Ok(TwoTowerModel {
+            item_embeddings,
+            ..self.clone()
+        })
+    }
+
+    /// The section version of [`to_payload`](Self::to_payload): 1 for f32 embeddings, 2 for
+    /// int8.
+    pub fn section_version(&self) -> u16 {
+        if self.item_embeddings.is_int8() { 2 } else { 1 }
     }
 
     /// The encoded ONNX user tower.
@@ -677,9 +805,10 @@ impl TwoTowerModel {
         ids[skip..].to_vec()
     }
 
-    /// The `TWRT` v1 payload: `dim: u32, max_history: u32, max_searches: u32,
+    /// The `TWRT` payload. v1: `dim: u32, max_history: u32, max_searches: u32,
     /// dense_features: str, search_vocab: [str], item_embeddings: [f32]` (rows × dim,
-    /// row-major), `user_tower: [u8]` (ONNX bytes).
+    /// row-major), `user_tower: [u8]` (ONNX bytes). v2: the same with the embeddings as
+    /// `scales: [f32], codes: [u8]` (as `FACT` v2).
     pub fn to_payload(&self) -> Vec<u8> {
         let mut w = Writer::new();
         w.u32(self.dim as u32);
@@ -690,14 +819,14 @@ impl TwoTowerModel {
         for t in &self.search_vocab {
             w.str(t);
         }
-        w.f32s(&self.item_embeddings);
+        write_vectors(&mut w, &self.item_embeddings);
         w.bytes(&self.user_tower);
         w.finish()
     }
 
-    /// Decodes and checks a `TWRT` v1 payload. Never panics; allocation is bounded by the
-    /// payload's length.
-    pub fn from_payload(b: &[u8]) -> Result<TwoTowerModel, BundleError> {
+    /// Decodes and checks a `TWRT` payload of section version 1 or 2. Never panics;
+    /// allocation is bounded by the payload's length.
+    pub fn from_payload(version: u16, b: &[u8]) -> Result<TwoTowerModel, BundleError> {
         let mut r = Reader::new(b, "TWRT");
         let dim = r.u32()? as usize;
         check_dim("TWRT", dim)?;
@@ -708,10 +837,10 @@ impl TwoTowerModel {
         let search_vocab = (0..n_vocab)
             .map(|_| r.str())
             .collect::<Result<Vec<_>, _>>()?;
-        let item_embeddings = r.f32s()?;
+        let item_embeddings = read_vectors(&mut r, version, dim)?;
         let user_tower = r.bytes()?.to_vec();
         r.finish()?;
-        TwoTowerModel::new(
+        TwoTowerModel::checked(
             dim,
             item_embeddings,
             user_tower,
