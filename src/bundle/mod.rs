@@ -86,6 +86,7 @@ pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
 use std::sync::Arc;
 
 use crate::retrieval::InnerProductGraph;
+use crate::tower::UserTower;
 
 use crate::catalog::Catalog;
 
@@ -334,6 +335,7 @@ pub struct Bundle {
     contents: BundleContents,
     sha256: [u8; 32],
     ranker: Option<Ranker>,
+    tower: Option<UserTower>,
     graphs: Vec<(Space, Arc<InnerProductGraph>)>,
 }
 
@@ -416,11 +418,13 @@ impl Bundle {
             .as_ref()
             .map(|r| Ranker::load(&r.contract, &r.onnx))
             .transpose()?;
+        let tower = contents.two_tower.as_ref().map(load_tower).transpose()?;
         let graphs = contents.load_graphs()?;
         Ok(Bundle {
             contents,
             sha256: Sha256::digest(bytes).into(),
             ranker,
+            tower,
             graphs,
         })
     }
@@ -429,6 +433,11 @@ impl Bundle {
     /// carries one.
     pub fn ranker(&self) -> Option<&Ranker> {
         self.ranker.as_ref()
+    }
+
+    /// The two-tower user tower, loaded and checked against `TWRT`, if the bundle has one.
+    pub fn tower(&self) -> Option<&UserTower> {
+        self.tower.as_ref()
     }
 
     /// The HNSW graph over `space`'s item vectors, if the bundle ships one.
@@ -462,6 +471,42 @@ fn ranker_section(table: &[Entry<'_>]) -> Result<Option<RankerModel>, BundleErro
             supported: 1,
         }),
     }
+}
+
+/// Loads `TWRT`'s user tower into tract and checks it against the section: the same width, one
+/// history row per item, the search vocabulary, and the dense layout this device computes.
+fn load_tower(t: &TwoTowerModel) -> Result<UserTower, BundleError> {
+    if t.dense_features() != crate::candidates::TWO_TOWER_DENSE_FEATURES {
+        return Err(BundleError::Contract {
+            reason: format!(
+                "the user tower reads dense features {:?}, this device computes {:?}",
+                t.dense_features(),
+                crate::candidates::TWO_TOWER_DENSE_FEATURES
+            ),
+        });
+    }
+    let tower = UserTower::load(t.user_tower())?;
+    let fits = tower.dim() == t.dim()
+        && tower.n_items() == t.rows()
+        && tower.n_dense() == crate::candidates::TWO_TOWER_DENSE
+        && tower.n_search_tokens() <= t.search_vocab().len() + 1;
+    if !fits {
+        return Err(BundleError::Contract {
+            reason: format!(
+                "the user tower (dim {}, {} items, {} dense inputs, {} search tokens) does not \
+                 fit TWRT (dim {}, {} items, {} dense, {} search tokens)",
+                tower.dim(),
+                tower.n_items(),
+                tower.n_dense(),
+                tower.n_search_tokens(),
+                t.dim(),
+                t.rows(),
+                crate::candidates::TWO_TOWER_DENSE,
+                t.search_vocab().len()
+            ),
+        });
+    }
+    Ok(tower)
 }
 
 /// `MDIA` against the catalog (one title per item, same ids) and the feature contract (every
@@ -773,7 +818,7 @@ pub mod tests_support {
             TwoTowerModel::new(
                 2,
                 vec![0.6, 0.8, 1.0, 0.0, 0.0, 1.0, -0.6, 0.8],
-                b"placeholder user tower".to_vec(),
+                tiny_user_tower(4, 2, 2),
                 vec!["space".into(), "comedy".into()],
                 50,
                 20,
@@ -788,6 +833,92 @@ pub mod tests_support {
             popularity: 1,
         });
         c
+    }
+
+    /// A small valid user tower (the trainer's graph shape without the hidden layer): the mean
+    /// of the history rows plus the mean of the search rows plus a linear map of the dense
+    /// features, L2-normalised; deterministic weights.
+    pub fn tiny_user_tower(n_items: usize, dim: usize, n_search: usize) -> Vec<u8> {
+        use crate::onnx::ElemType;
+        use crate::onnx::build::{Dim, GraphBuilder, attr_int, encode, model};
+        use crate::tower::*;
+        let n_dense = crate::candidates::TWO_TOWER_DENSE;
+        let wave = |n: usize, k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| (((i * 7 + k * 3) % 11) as f32 - 5.0) / 5.0)
+                .collect()
+        };
+        let build = || -> Result<Vec<u8>, crate::onnx::OnnxError> {
+            let batch = Dim::symbolic("batch");
+            let seq = |len: &str| [batch.clone(), Dim::symbolic(len)];
+            let mut g = GraphBuilder::new("tiny_user_tower");
+            g.input(HISTORY_IDS, ElemType::I64, &seq("history_len"))?;
+            g.input(HISTORY_WEIGHTS, ElemType::F32, &seq("history_len"))?;
+            g.input(SEARCH_IDS, ElemType::I64, &seq("search_len"))?;
+            g.input(SEARCH_WEIGHTS, ElemType::F32, &seq("search_len"))?;
+            g.input(DENSE, ElemType::F32, &[batch.clone(), Dim::Fixed(n_dense)])?;
+            g.initializer_f32(HISTORY_TABLE, &[n_items, dim], &wave(n_items * dim, 1))?;
+            let search_rows = table_rows(n_search);
+            g.initializer_f32(
+                SEARCH_TABLE,
+                &[search_rows, dim],
+                &wave(search_rows * dim, 2),
+            )?;
+            g.initializer_f32("w_dense", &[n_dense, dim], &wave(n_dense * dim, 3))?;
+            g.initializer_i64("axes_1", &[1], &[1])?;
+            g.initializer_i64("axes_2", &[1], &[2])?;
+            g.initializer_f32("norm_floor", &[1], &[1e-24])?;
+            for (prefix, table, ids, weights) in [
+                ("history", HISTORY_TABLE, HISTORY_IDS, HISTORY_WEIGHTS),
+                ("search", SEARCH_TABLE, SEARCH_IDS, SEARCH_WEIGHTS),
+            ] {
+                let rows = format!("{prefix}_rows");
+                let w3 = format!("{prefix}_w3");
+                let weighted = format!("{prefix}_weighted");
+                let pooled = format!("{prefix}_pooled");
+                g.node("Gather", &[table, ids], &[&rows], vec![attr_int("axis", 0)])?;
+                g.node("Unsqueeze", &[weights, "axes_2"], &[&w3], vec![])?;
+                g.node("Mul", &[&rows, &w3], &[&weighted], vec![])?;
+                g.node(
+                    "ReduceSum",
+                    &[&weighted, "axes_1"],
+                    &[&pooled],
+                    vec![attr_int("keepdims", 0)],
+                )?;
+            }
+            g.node("MatMul", &[DENSE, "w_dense"], &["dense_part"], vec![])?;
+            g.node(
+                "Add",
+                &["history_pooled", "search_pooled"],
+                &["pooled"],
+                vec![],
+            )?;
+            g.node("Add", &["pooled", "dense_part"], &["raw"], vec![])?;
+            g.node("Mul", &["raw", "raw"], &["raw_sq"], vec![])?;
+            g.node(
+                "ReduceSum",
+                &["raw_sq", "axes_1"],
+                &["sum_sq"],
+                vec![attr_int("keepdims", 1)],
+            )?;
+            g.node("Max", &["sum_sq", "norm_floor"], &["floored"], vec![])?;
+            g.node("Sqrt", &["floored"], &["norm"], vec![])?;
+            g.node("Div", &["raw", "norm"], &[USER_EMBEDDING], vec![])?;
+            g.output(USER_EMBEDDING, ElemType::F32, &[batch, Dim::Fixed(dim)])?;
+            let meta = [
+                (META_KIND, KIND_USER_TOWER.to_string()),
+                (META_FORMAT, FORMAT_VERSION.to_string()),
+                (META_N_ITEMS, n_items.to_string()),
+                (META_N_SEARCH, n_search.to_string()),
+                (META_N_DENSE, n_dense.to_string()),
+                (META_DIM, dim.to_string()),
+                (META_MAX_HISTORY, "50".to_string()),
+                (META_MAX_SEARCHES, "20".to_string()),
+            ];
+            let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            Ok(encode(&model(g.finish()?, "edgerec-tests", &meta)))
+        };
+        build().expect("the tiny user tower is well-formed")
     }
 
     /// [`tiny_contents_with_sources`] plus what the device's full pipeline reads besides a
@@ -1175,6 +1306,7 @@ mod tests {
     fn hnsw_graphs_load_with_their_space_and_are_checked() {
         use crate::hnsw::HnswConfig;
         use crate::retrieval::InnerProductGraph;
+        use crate::tower::UserTower;
         let mut c = tiny_contents_with_sources();
         let y = c.ials.as_ref().unwrap().factors().clone();
         let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
