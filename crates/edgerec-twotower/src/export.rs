@@ -1,35 +1,16 @@
-//! The user tower as an ONNX graph (see the crate docs for the input contract).
+//! The user tower as an ONNX graph (see the crate docs for the input contract; its names are
+//! defined once, in `edgerec::tower`, which runs the graph on the device).
+
+use edgerec::tower::{
+    DENSE, FORMAT_VERSION, HISTORY_IDS, HISTORY_TABLE, HISTORY_WEIGHTS, KIND_USER_TOWER, META_DIM,
+    META_FORMAT, META_KIND, META_MAX_HISTORY, META_MAX_SEARCHES, META_N_DENSE, META_N_ITEMS,
+    META_N_SEARCH, SEARCH_IDS, SEARCH_TABLE, SEARCH_WEIGHTS, USER_EMBEDDING,
+};
 
 use crate::Error;
 use crate::Shapes;
 use crate::model::{NORM_FLOOR, Params, to_vec};
 use crate::onnx::{self, Dim, ElemType, GraphBuilder, attr_int};
-
-/// `metadata_props` key naming the kind of model.
-pub(crate) const META_KIND: &str = "edgerec.kind";
-/// The value of [`META_KIND`] for a user tower.
-pub(crate) const KIND_USER_TOWER: &str = "twotower.user_tower";
-/// `metadata_props` key of the format version.
-pub(crate) const META_FORMAT: &str = "edgerec.format_version";
-/// The format version written (and the only one read).
-pub(crate) const FORMAT_VERSION: &str = "1";
-pub(crate) const META_N_ITEMS: &str = "edgerec.n_items";
-pub(crate) const META_N_SEARCH: &str = "edgerec.n_search_tokens";
-pub(crate) const META_N_DENSE: &str = "edgerec.n_dense";
-pub(crate) const META_DIM: &str = "edgerec.dim";
-pub(crate) const META_MAX_HISTORY: &str = "edgerec.max_history";
-pub(crate) const META_MAX_SEARCHES: &str = "edgerec.max_searches";
-
-/// Graph input and output names.
-pub(crate) const HISTORY_IDS: &str = "history_ids";
-pub(crate) const HISTORY_WEIGHTS: &str = "history_weights";
-pub(crate) const SEARCH_IDS: &str = "search_ids";
-pub(crate) const SEARCH_WEIGHTS: &str = "search_weights";
-pub(crate) const DENSE: &str = "dense";
-pub(crate) const USER_EMBEDDING: &str = "user_embedding";
-/// Initialiser names of the two lookup tables (the loader checks their row counts).
-pub(crate) const HISTORY_TABLE: &str = "history_table";
-pub(crate) const SEARCH_TABLE: &str = "search_table";
 
 /// `pooled = ReduceSum(Gather(table, ids) * Unsqueeze(weights, 2), axis 1)`: `[batch, dim]`.
 fn pooled(

@@ -9,8 +9,8 @@
 //! * the **item embeddings**, one L2-normalised row of `dim` floats per item
 //!   ([`TwoTower::item_embeddings`]), to be scanned (or indexed) on the device;
 //! * the **user tower** as ONNX bytes ([`TwoTower::user_tower_onnx`]), run on the device by
-//!   [tract](https://github.com/sonos/tract) through [`OnnxUserTower`], so the watch history
-//!   never leaves it.
+//!   [tract](https://github.com/sonos/tract) through [`OnnxUserTower`] (the core crate's
+//!   [`edgerec::tower::UserTower`], re-exported), so the watch history never leaves it.
 //!
 //! Retrieval is then `top_k(item_embeddings · user_embedding)`: both sides are unit vectors, so
 //! the score is a cosine in `[-1, 1]`.
@@ -108,6 +108,9 @@
 //! |-------------------|-----------|----------------------|------------------------------------------------------------------|
 //! | `user_embedding`  | `float32` | `[batch, dim]`       | L2-normalised user vector                                        |
 //!
+//! The input, output, initialiser and metadata names are defined once, in [`edgerec::tower`],
+//! which both this export and the device's loader use.
+//!
 //! `L` and `S` are symbolic (`history_len`, `search_len`) and must be at least 1; a row with an
 //! empty list is one padding entry of weight 0. The weighted sums are the means, so the caller
 //! chooses the truncation: [`OnnxUserTower::embed`] applies the model's `max_history` and
@@ -157,13 +160,14 @@ mod export;
 mod features;
 mod model;
 mod rng;
-mod runtime;
 mod train;
 
 pub use edgerec_onnx as onnx;
 
 pub use bag::embedding_bag;
-pub use runtime::OnnxUserTower;
+pub use edgerec::tower::UserInput;
+/// The device's user-tower runtime, [`edgerec::tower::UserTower`], under its old name here.
+pub use edgerec::tower::UserTower as OnnxUserTower;
 
 use model::Params;
 
@@ -242,17 +246,6 @@ impl Default for TowerConfig {
     }
 }
 
-/// What the user tower sees of one user at request time.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct UserInput {
-    /// Watched items, oldest first (ids < `n_items`; only the most recent `max_history` are used).
-    pub history: Vec<u32>,
-    /// Search tokens, oldest first (ids < `n_search_tokens`; most recent `max_searches` used).
-    pub searches: Vec<u32>,
-    /// Dense features, scaled as in training; length `n_dense`, finite.
-    pub dense: Vec<f32>,
-}
-
 /// Errors of training, exporting and running the towers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -265,18 +258,22 @@ pub enum Error {
     /// A [`UserInput`] does not fit the model (ids out of range, wrong dense width…).
     #[error("invalid user input: {0}")]
     InvalidInput(String),
-    /// The ONNX bytes are not a user tower this crate can run.
-    #[error("invalid user-tower model: {0}")]
-    InvalidModel(String),
     /// Building or checking an ONNX model failed.
     #[error(transparent)]
     Onnx(#[from] onnx::OnnxError),
-    /// tract failed to load or run the model.
-    #[error("tract: {0}")]
-    Tract(String),
+    /// The device runtime ([`OnnxUserTower`], i.e. [`edgerec::tower::UserTower`]) refused the
+    /// model (a `malformed` bundle error) or an input (`invalid_argument`).
+    #[error(transparent)]
+    Device(#[from] edgerec::Error),
     /// A tensor operation failed in candle (a bug rather than a data problem).
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<edgerec::BundleError> for Error {
+    fn from(e: edgerec::BundleError) -> Self {
+        Error::Device(e.into())
+    }
 }
 
 /// Sizes fixed at training time and carried by the exported model.
@@ -290,6 +287,19 @@ pub(crate) struct Shapes {
     pub hidden: usize,
     pub max_history: usize,
     pub max_searches: usize,
+}
+
+impl Shapes {
+    /// The sizes the device checks and packs user inputs against.
+    pub(crate) fn input_shape(&self) -> edgerec::tower::InputShape {
+        edgerec::tower::InputShape {
+            n_items: self.n_items,
+            n_search_tokens: self.n_search_tokens,
+            n_dense: self.n_dense,
+            max_history: self.max_history,
+            max_searches: self.max_searches,
+        }
+    }
 }
 
 /// A trained two-tower model: the weights (for the reference forward pass and the export), the

@@ -1,6 +1,7 @@
 //! The towers' parameters and forward passes in candle.
 
 use candle_core::{DType, Device, Tensor, Var};
+use edgerec::tower::table_rows;
 
 use crate::Shapes;
 use crate::bag::embedding_bag as pooled;
@@ -10,11 +11,6 @@ use crate::rng::SplitMix64;
 /// Floor of the squared norm in the L2 normalisation: `y / sqrt(max(Σy², NORM_FLOOR))`. The
 /// ONNX export uses the same constant and the same order of operations.
 pub(crate) const NORM_FLOOR: f32 = 1e-24;
-
-/// Rows of a token table: one unused row for an empty vocabulary, so padding ids index a row.
-pub(crate) fn table_rows(vocabulary: usize) -> usize {
-    vocabulary.max(1)
-}
 
 /// All weights of both towers. Linear layers are stored `[in, out]` (so `x · W + b`, the layout
 /// of ONNX `Gemm` without transposition).

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use edgerec::BundleError;
 use edgerec_twotower::onnx::{self, pb};
 use edgerec_twotower::{
     Error, OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput,
@@ -532,8 +533,10 @@ fn invalid_inputs_are_errors() {
         );
         let batch = [good.clone(), input.clone()];
         match tower.embed(&batch) {
-            Err(Error::InvalidInput(msg)) => assert!(msg.starts_with("input 1"), "{msg}"),
-            other => panic!("{input:?}: expected InvalidInput, got {other:?}"),
+            Err(edgerec::Error::InvalidArgument(msg)) => {
+                assert!(msg.starts_with("input 1"), "{msg}")
+            }
+            other => panic!("{input:?}: expected InvalidArgument, got {other:?}"),
         }
     }
     // Out-of-range ids beyond the truncation window are still rejected.
@@ -542,13 +545,21 @@ fn invalid_inputs_are_errors() {
     assert!(tower.embed(&[old_bad]).is_err());
 }
 
+/// The exported model, broken: refused by the device's loader (`edgerec::tower`, whose own
+/// tests cover more cases on a model written without candle).
+fn malformed(result: Result<OnnxUserTower, BundleError>) -> bool {
+    matches!(result, Err(BundleError::Malformed { what, .. }) if what == "TWRT")
+}
+
 #[test]
 fn bad_model_bytes_are_errors() {
     let (_, model) = trained();
     let bytes = model.user_tower_onnx().unwrap();
-    assert!(OnnxUserTower::load(b"").is_err());
-    assert!(OnnxUserTower::load(b"definitely not onnx \x00\xff\x13\x37").is_err());
-    assert!(OnnxUserTower::load(&bytes[..bytes.len() / 2]).is_err());
+    assert!(malformed(OnnxUserTower::load(b"")));
+    assert!(malformed(OnnxUserTower::load(
+        b"definitely not onnx \x00\xff\x13\x37"
+    )));
+    assert!(malformed(OnnxUserTower::load(&bytes[..bytes.len() / 2])));
     let mut flipped = bytes.clone();
     for i in (0..flipped.len()).step_by(97) {
         flipped[i] ^= 0x5a;
@@ -571,10 +582,7 @@ fn bad_model_bytes_are_errors() {
             .unwrap();
         t.raw_data.truncate(t.raw_data.len() - 4);
     });
-    assert!(matches!(
-        OnnxUserTower::load(&short_table),
-        Err(Error::Onnx(_))
-    ));
+    assert!(malformed(OnnxUserTower::load(&short_table)));
     // A table smaller than the ids the metadata allows.
     let lying_meta = reencode(&|p| {
         let e = p
@@ -584,15 +592,9 @@ fn bad_model_bytes_are_errors() {
             .unwrap();
         e.value = (N_ITEMS + 1).to_string();
     });
-    assert!(matches!(
-        OnnxUserTower::load(&lying_meta),
-        Err(Error::InvalidModel(_))
-    ));
+    assert!(malformed(OnnxUserTower::load(&lying_meta)));
     let no_meta = reencode(&|p| p.metadata_props.clear());
-    assert!(matches!(
-        OnnxUserTower::load(&no_meta),
-        Err(Error::InvalidModel(_))
-    ));
+    assert!(malformed(OnnxUserTower::load(&no_meta)));
     // A graph tract rejects: an unknown operator.
     let unknown_op = reencode(&|p| {
         let g = p.graph.as_mut().unwrap();
@@ -602,10 +604,7 @@ fn bad_model_bytes_are_errors() {
             .unwrap()
             .op_type = "NoSuchOp".into();
     });
-    assert!(matches!(
-        OnnxUserTower::load(&unknown_op),
-        Err(Error::Tract(_))
-    ));
+    assert!(malformed(OnnxUserTower::load(&unknown_op)));
     // A wrong dense width in the graph vs the metadata.
     let wrong_width = reencode(&|p| {
         let e = p
@@ -615,7 +614,7 @@ fn bad_model_bytes_are_errors() {
             .unwrap();
         e.value = "5".into();
     });
-    assert!(OnnxUserTower::load(&wrong_width).is_err());
+    assert!(malformed(OnnxUserTower::load(&wrong_width)));
 }
 
 /// Random sequences for the timing tests: `n_users` users with `min_len..max_len` watches of
