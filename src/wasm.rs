@@ -9,6 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::context::{Context, Device};
 use crate::error::Error;
+use crate::rerank::Reason;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -74,6 +75,58 @@ export interface RankerInput {
   history?: number[];
   /** Search-token ids, most recent first. */
   search?: number[];
+}
+/** Options of `Recommender.recommendRow`. */
+export interface RowOptions {
+  context: Context;
+  /** Row length (default: the bundle's serving settings, else 10). */
+  k?: number;
+  /** Blend candidates the ranker scores (default: the bundle's, else 500). */
+  candidates?: number;
+  /** "auto" (flat scan up to 100k titles, HNSW above when the bundle has a graph), "flat" or "hnsw". */
+  index?: "auto" | "flat" | "hnsw";
+  /** Recent search tokens, oldest first. */
+  searches?: string[];
+  /** Score with the bundle's ranker when it has one (default true). */
+  useRanker?: boolean;
+  /** Rerank settings instead of the bundle's. */
+  rerank?: { lambda?: number; fatigueImpressions?: number; maxPerGenre?: number | null };
+}
+
+/** One title of a row from `recommendRow`. */
+export interface RowItem extends CatalogItem {
+  /** P(watch) from the ranker, or the blend order's score without one. */
+  score: number;
+  /** The candidate source whose blend turn placed the title. */
+  placedBy: "ials" | "two-tower" | "content" | "popularity";
+  /** Every source that proposed it, with its rank there (1 = best). */
+  sources: { source: string; rank: number }[];
+  /** The explanation shown to the user. */
+  reason: string;
+  /** Which rule chose the reason. */
+  reasonKind: "because_you_watched" | "because_you_like" | "popular" | "top_pick";
+}
+
+/** Milliseconds per stage of one request. */
+export interface Timings {
+  userMs: number;
+  candidatesMs: number;
+  featuresMs: number;
+  rankingMs: number;
+  rerankMs: number;
+  totalMs: number;
+}
+
+/** A reranked row and how it was made. */
+export interface Row {
+  items: RowItem[];
+  timings: Timings;
+  modelVersion: string;
+  /** Blend candidates produced, and whether the ranker scored them. */
+  candidates: number;
+  ranked: boolean;
+  /** Sources served and, for iALS and two-tower, the index searched ("flat-f32", "flat-int8", "hnsw"). */
+  sources: { source: string; index: string | null }[];
 }
 "#;
 
@@ -178,6 +231,119 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
             .serialize_maps_as_objects(true),
     )
     .map_err(|e| js_error("internal", &e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsRowOptions {
+    context: JsContext,
+    k: Option<f64>,
+    candidates: Option<f64>,
+    index: Option<String>,
+    #[serde(default)]
+    searches: Vec<String>,
+    use_ranker: Option<bool>,
+    rerank: Option<JsRerankOptions>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsRerankOptions {
+    lambda: Option<f32>,
+    fatigue_impressions: Option<u32>,
+    #[serde(default, deserialize_with = "nullable")]
+    max_per_genre: Option<Option<u32>>,
+}
+
+/// `undefined` → `None` (keep the bundle's), `null` → `Some(None)` (no cap).
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
+    Option::<u32>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize)]
+struct JsSourceRank {
+    source: &'static str,
+    rank: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsRowItem<'a> {
+    #[serde(flatten)]
+    item: JsItem<'a>,
+    score: f32,
+    placed_by: &'static str,
+    sources: Vec<JsSourceRank>,
+    reason: String,
+    reason_kind: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsTimings {
+    user_ms: f64,
+    candidates_ms: f64,
+    features_ms: f64,
+    ranking_ms: f64,
+    rerank_ms: f64,
+    total_ms: f64,
+}
+
+#[derive(Serialize)]
+struct JsSourceIndex {
+    source: &'static str,
+    index: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsRow<'a> {
+    items: Vec<JsRowItem<'a>>,
+    timings: JsTimings,
+    model_version: &'a str,
+    candidates: usize,
+    ranked: bool,
+    sources: Vec<JsSourceIndex>,
+}
+
+/// Milliseconds from the host's `performance.now()` (browsers, node), else `Date.now()`.
+fn host_clock() -> impl Fn() -> f64 {
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .filter(|p| p.is_object());
+    let now = performance.as_ref().and_then(|p| {
+        js_sys::Reflect::get(p, &"now".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    });
+    move || match (&performance, &now) {
+        (Some(p), Some(f)) => f.call0(p).ok().and_then(|v| v.as_f64()).unwrap_or(0.0),
+        _ => js_sys::Date::now(),
+    }
+}
+
+/// A whole number in `1..=max` from JS, or an `invalid_argument` error naming `what`.
+fn whole(what: &str, x: f64, max: usize) -> Result<usize, JsValue> {
+    if x.fract() == 0.0 && x >= 1.0 && x <= max as f64 {
+        Ok(x as usize)
+    } else {
+        Err(invalid(
+            what,
+            format!("must be a whole number from 1 to {max}, got {x}"),
+        ))
+    }
+}
+
+fn context_from(ctx: JsContext) -> Result<Context, JsValue> {
+    if ctx.timestamp.fract() != 0.0 || ctx.timestamp.abs() > 9_007_199_254_740_991.0 {
+        return Err(invalid("context.timestamp", "must be whole unix seconds"));
+    }
+    let device: Device = ctx.device.parse()?;
+    Ok(Context::new(
+        device,
+        ctx.timestamp as i64,
+        ctx.utc_offset_minutes,
+    )?)
 }
 
 /// An on-device recommender loaded from a model bundle.
@@ -304,6 +470,95 @@ impl Recommender {
             })
             .collect();
         Ok(ranker.score_rows(&rows)?)
+    }
+
+    /// The full on-device pipeline for the user whose local `state` this is: candidates (iALS
+    /// fold-in, the two-tower user tower, content, popularity; flat int8 scan or HNSW), the
+    /// feature catalog, the bundle's ranker, then the top-k rerank (finished, fatigued and
+    /// too-mature titles dropped, MMR diversity, reasons). Nothing leaves the device. Throws
+    /// `invalid_argument` for bad options.
+    #[wasm_bindgen(js_name = recommendRow, unchecked_return_type = "Row")]
+    pub fn recommend_row(
+        &self,
+        state: &JsUserState,
+        #[wasm_bindgen(unchecked_param_type = "RowOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let o: JsRowOptions =
+            serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
+        let max = crate::recommend::MAX_K;
+        let mut req = crate::device::RowRequest::new(context_from(o.context)?);
+        req.k = o.k.map(|k| whole("k", k, max)).transpose()?;
+        req.candidates = o
+            .candidates
+            .map(|n| whole("candidates", n, max))
+            .transpose()?;
+        if let Some(i) = &o.index {
+            req.index = i.parse()?;
+        }
+        req.searches = o.searches;
+        req.use_ranker = o.use_ranker.unwrap_or(true);
+        if let Some(r) = o.rerank {
+            let mut s = self.inner.serving().rerank;
+            if let Some(l) = r.lambda {
+                s.lambda = l;
+            }
+            if let Some(f) = r.fatigue_impressions {
+                s.fatigue_impressions = f;
+            }
+            if let Some(m) = r.max_per_genre {
+                s.max_per_genre = m.map(|m| m as usize);
+            }
+            req.rerank = Some(s);
+        }
+        let clock = host_clock();
+        let row = self.inner.recommend_row_timed(&state.inner, &req, &clock)?;
+        let t = row.timings;
+        to_js(&JsRow {
+            items: row
+                .items
+                .into_iter()
+                .map(|r| JsRowItem {
+                    item: self.item(r.position),
+                    score: r.score,
+                    placed_by: r.placed_by.as_str(),
+                    sources: r
+                        .sources
+                        .iter()
+                        .map(|&(source, rank)| JsSourceRank {
+                            source: source.as_str(),
+                            rank,
+                        })
+                        .collect(),
+                    reason_kind: match r.reason {
+                        Reason::BecauseYouWatched { .. } => "because_you_watched",
+                        Reason::BecauseYouLike { .. } => "because_you_like",
+                        Reason::PopularOn { .. } => "popular",
+                        Reason::TopPick => "top_pick",
+                    },
+                    reason: r.reason.text(),
+                })
+                .collect(),
+            timings: JsTimings {
+                user_ms: t.user_ms,
+                candidates_ms: t.candidates_ms,
+                features_ms: t.features_ms,
+                ranking_ms: t.ranking_ms,
+                rerank_ms: t.rerank_ms,
+                total_ms: t.total_ms,
+            },
+            model_version: &self.inner.bundle().contents().meta.model_version,
+            candidates: row.info.candidates,
+            ranked: row.info.ranked,
+            sources: row
+                .info
+                .sources
+                .iter()
+                .map(|&(source, index)| JsSourceIndex {
+                    source: source.as_str(),
+                    index: index.map(|i| i.as_str()),
+                })
+                .collect(),
+        })
     }
 
     /// The top `k` titles for a user with this watch `history` (item ids, oldest first) and
@@ -486,6 +741,44 @@ impl JsUserState {
             .settings()
             .maturity_limit()
             .map(|m| m.as_str().to_string())
+    }
+
+    /// Sets the optional profile fields the ranking features use: `age` (years), `gender`
+    /// (`"f"`, `"m"`, `"x"`), `country` and `language` (ISO codes); `null` or absent clears a
+    /// field. Throws `invalid_argument` (and changes nothing) on a bad value.
+    #[wasm_bindgen(js_name = setProfile)]
+    pub fn set_profile(
+        &mut self,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ age?: number | null; gender?: \"f\" | \"m\" | \"x\" | null; country?: string | null; language?: string | null }"
+        )]
+        profile: JsValue,
+    ) -> Result<(), JsValue> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct JsProfile {
+            age: Option<u8>,
+            gender: Option<String>,
+            country: Option<String>,
+            language: Option<String>,
+        }
+        let p: JsProfile =
+            serde_wasm_bindgen::from_value(profile).map_err(|e| invalid("profile", e))?;
+        let gender = match p.gender.as_deref() {
+            None => crate::features::Gender::Unknown,
+            Some("f") => crate::features::Gender::Female,
+            Some("m") => crate::features::Gender::Male,
+            Some("x") => crate::features::Gender::Other,
+            Some(g) => return Err(invalid("profile.gender", format!("{g:?} is not f, m or x"))),
+        };
+        // Validate everything on a copy so a bad field changes nothing.
+        let mut settings = self.inner.settings().clone();
+        settings.set_country(p.country.as_deref())?;
+        settings.set_language(p.language.as_deref())?;
+        settings.set_age(p.age);
+        settings.set_gender(gender);
+        *self.inner.settings_mut() = settings;
+        Ok(())
     }
 
     /// Sets or clears (`null`) the profile's maturity limit.

@@ -1306,7 +1306,6 @@ mod tests {
     fn hnsw_graphs_load_with_their_space_and_are_checked() {
         use crate::hnsw::HnswConfig;
         use crate::retrieval::InnerProductGraph;
-        use crate::tower::UserTower;
         let mut c = tiny_contents_with_sources();
         let y = c.ials.as_ref().unwrap().factors().clone();
         let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();

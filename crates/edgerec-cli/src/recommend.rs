@@ -48,6 +48,9 @@ pub enum ServeSource {
     Popularity,
     /// Every candidate source blended with the bundle's quotas.
     Blend,
+    /// The device's whole pipeline (`Recommender::recommend_row`): each user's local state
+    /// built from the data, candidates, features, the bundle's ranker and the rerank.
+    Device,
 }
 
 impl ServeSource {
@@ -58,7 +61,7 @@ impl ServeSource {
             ServeSource::TwoTower => Some(Source::TwoTower),
             ServeSource::Content => Some(Source::Content),
             ServeSource::Popularity => Some(Source::Popularity),
-            ServeSource::Skeleton | ServeSource::Blend => None,
+            ServeSource::Skeleton | ServeSource::Blend | ServeSource::Device => None,
         }
     }
 }
@@ -102,9 +105,27 @@ pub struct Args {
     /// `--source`: every source's top titles and the blend).
     #[arg(long, default_value_t = 0)]
     print: usize,
-    /// The row to write: the skeleton's, one candidate source's, or their blend.
+    /// The row to write: the skeleton's, one candidate source's, their blend, or the
+    /// device's full pipeline.
     #[arg(long, value_enum, default_value_t = ServeSource::Skeleton)]
     source: ServeSource,
+    /// `--source device`: blend candidates to rank (default: the bundle's SERV).
+    #[arg(long)]
+    candidates: Option<usize>,
+    /// `--source device`: `auto`, `flat` or `hnsw` search of the embedding sources.
+    #[arg(long, default_value = "auto")]
+    index: String,
+    /// `--source device`: the users' country and language (ISO codes) in their local state.
+    #[arg(long)]
+    country: Option<String>,
+    /// See `--country`.
+    #[arg(long)]
+    language: Option<String>,
+    /// `--source device`: every third user (id divisible by 3) has been shown the N most
+    /// popular titles three times each in the last hours without playing them, so the
+    /// fatigue filter has something to do.
+    #[arg(long, default_value_t = 0)]
+    shown_popular: usize,
 }
 
 #[derive(Serialize)]
@@ -152,6 +173,8 @@ struct Requests {
     tables: Tables,
     users: Vec<u32>,
     histories: HashMap<u32, Vec<u32>>,
+    /// The same interactions with their times.
+    events: HashMap<u32, Vec<(u32, i64)>>,
     device: Device,
     time: i64,
     ctx: Context,
@@ -167,15 +190,21 @@ impl Requests {
             .unwrap_or(rec.bundle().contents().popularity.reference_time);
         let ctx = Context::new(device, time, args.utc_offset_minutes)?;
         let mut histories: HashMap<u32, Vec<u32>> = HashMap::new();
+        let mut events: HashMap<u32, Vec<(u32, i64)>> = HashMap::new();
         for x in &tables.interactions {
             if args.before.is_none_or(|b| x.timestamp < b) {
                 histories.entry(x.user_id).or_default().push(x.item_id);
+                events
+                    .entry(x.user_id)
+                    .or_default()
+                    .push((x.item_id, x.timestamp));
             }
         }
         Ok(Requests {
             tables,
             users,
             histories,
+            events,
             device,
             time,
             ctx,
@@ -235,6 +264,9 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("reading {}", args.bundle.display()))?;
     let rec = edgerec::Recommender::from_bytes(&bytes)
         .with_context(|| format!("{} was refused", args.bundle.display()))?;
+    if args.source == ServeSource::Device {
+        return run_device(args, &rec);
+    }
     if args.source != ServeSource::Skeleton {
         return run_candidates(args, &rec);
     }
@@ -469,6 +501,190 @@ fn run_candidates(args: &Args, rec: &Recommender) -> Result<()> {
         args.k,
         args.out.display(),
         rec.bundle().contents().meta.model_version
+    );
+    Ok(())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRowOptions<'a> {
+    context: JsonContext<'a>,
+    k: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    candidates: Option<usize>,
+    index: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRowRequest<'a> {
+    user_id: u32,
+    /// `UserState.toBytes()` as hex.
+    state: String,
+    options: JsonRowOptions<'a>,
+}
+
+/// A user's local state as the device would hold it: every interaction as a finished play of
+/// the whole title at its time (on a desktop), the profile's age and gender, the given country
+/// and language, onboarding picks for users without history, and the `--shown-popular`
+/// impressions.
+fn device_state(
+    args: &Args,
+    rec: &Recommender,
+    input: &Requests,
+    user: u32,
+    popular: &[u32],
+) -> Result<edgerec::state::UserState> {
+    use edgerec::features::Gender;
+    use edgerec::state::{Progress, UserState};
+    let c = rec.bundle().contents();
+    let mut state = UserState::new();
+    for &(item, time) in input.events.get(&user).map_or(&[][..], Vec::as_slice) {
+        let duration = c
+            .catalog
+            .position(item)
+            .and_then(|p| c.media.as_ref().map(|m| m.media()[p].duration_s))
+            .unwrap_or(crate::movielens_world::DEFAULT_DURATION_S);
+        state.record_progress(
+            item,
+            time,
+            Progress {
+                fraction: 1.0,
+                watched_s: duration,
+                device: Device::Desktop,
+            },
+        )?;
+    }
+    let profile = input.tables.users.iter().find(|u| u.user_id == user);
+    let s = state.settings_mut();
+    s.set_age(profile.and_then(|u| u.age).map(|a| a.min(120) as u8));
+    s.set_gender(match profile.and_then(|u| u.gender.as_deref()) {
+        Some("F" | "f") => Gender::Female,
+        Some("M" | "m") => Gender::Male,
+        Some(_) => Gender::Other,
+        None => Gender::Unknown,
+    });
+    s.set_country(args.country.as_deref())?;
+    s.set_language(args.language.as_deref())?;
+    s.set_utc_offset_minutes(args.utc_offset_minutes)?;
+    if input.history(user).is_empty() && !args.cold_user_genres.is_empty() {
+        state.set_onboarding(&args.cold_user_genres, &[])?;
+    }
+    if user % 3 == 0 {
+        for hours in [3, 2, 1] {
+            state.record_impression(popular, input.time - hours * 3_600);
+        }
+    }
+    Ok(state)
+}
+
+/// `--source device`: the device's whole pipeline per user, with the median time per stage.
+fn run_device(args: &Args, rec: &Recommender) -> Result<()> {
+    use edgerec::device::RowRequest;
+    let input = Requests::read(args, rec)?;
+    let c = rec.bundle().contents();
+    let mut by_popularity: Vec<usize> = (0..c.catalog.len()).collect();
+    by_popularity.sort_by(|&a, &b| {
+        c.popularity.scores[b]
+            .total_cmp(&c.popularity.scores[a])
+            .then(a.cmp(&b))
+    });
+    let popular: Vec<u32> = by_popularity
+        .iter()
+        .take(args.shown_popular)
+        .map(|&p| c.catalog.items()[p].id)
+        .collect();
+    let index: edgerec::retrieval::IndexChoice = args.index.parse()?;
+    let mut tsv = String::from("user_id\trank\titem_id\tplaced_by\tscore\treason\n");
+    let mut jsonl = String::new();
+    let mut timings = Vec::with_capacity(input.users.len());
+    let mut ranked = false;
+    for (n, &user) in input.users.iter().enumerate() {
+        let state = device_state(args, rec, &input, user, &popular)
+            .with_context(|| format!("user {user}'s state"))?;
+        let req = RowRequest {
+            k: Some(args.k),
+            candidates: args.candidates,
+            index,
+            ..RowRequest::new(input.ctx)
+        };
+        let row = rec
+            .recommend_row(&state, &req)
+            .with_context(|| format!("user {user}"))?;
+        ranked |= row.info.ranked;
+        timings.push(row.timings);
+        if n < args.print {
+            println!(
+                "\nuser {user} ({} plays, {} candidates, ranked: {}), {} at {}:",
+                state.plays().len(),
+                row.info.candidates,
+                row.info.ranked,
+                input.device,
+                input.time
+            );
+            for (rank, r) in row.items.iter().enumerate() {
+                println!(
+                    "{:>3}. {:<50} {:<10} {:.4}  {}",
+                    rank + 1,
+                    c.catalog.items()[r.position].display_title(),
+                    r.placed_by.as_str(),
+                    r.score,
+                    r.reason
+                );
+            }
+        }
+        for (rank, r) in row.items.iter().enumerate() {
+            let _ = writeln!(
+                tsv,
+                "{user}\t{}\t{}\t{}\t{}\t{}",
+                rank + 1,
+                r.item_id,
+                r.placed_by.as_str(),
+                r.score,
+                r.reason
+            );
+        }
+        if args.requests_out.is_some() {
+            let req = JsonRowRequest {
+                user_id: user,
+                state: state.export().iter().map(|b| format!("{b:02x}")).collect(),
+                options: JsonRowOptions {
+                    context: JsonContext {
+                        device: input.device.as_str(),
+                        timestamp: input.time,
+                        utc_offset_minutes: args.utc_offset_minutes,
+                    },
+                    k: args.k,
+                    candidates: args.candidates,
+                    index: index.as_str(),
+                },
+            };
+            jsonl.push_str(&serde_json::to_string(&req)?);
+            jsonl.push('\n');
+        }
+    }
+    write_outputs(args, &tsv, &jsonl)?;
+    let median = |f: fn(&edgerec::device::Timings) -> f64| -> f64 {
+        let mut v: Vec<f64> = timings.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    println!(
+        "{} users × top-{} (device pipeline, ranker: {}) written to {} (model {})",
+        input.users.len(),
+        args.k,
+        if ranked { "yes" } else { "no" },
+        args.out.display(),
+        c.meta.model_version
+    );
+    println!(
+        "median ms per request (native): user {:.3}, candidates {:.3}, features {:.3}, ranking {:.3}, rerank {:.3}, total {:.3}",
+        median(|t| t.user_ms),
+        median(|t| t.candidates_ms),
+        median(|t| t.features_ms),
+        median(|t| t.ranking_ms),
+        median(|t| t.rerank_ms),
+        median(|t| t.total_ms)
     );
     Ok(())
 }

@@ -226,6 +226,9 @@ impl Model {
             quotas: None,
             features: None,
             ranker: None,
+            media: None,
+            serving: None,
+            graphs: Vec::new(),
         };
         contents.validate()?;
         Ok(contents)
@@ -251,7 +254,8 @@ impl Model {
             let refused = || format!("{} ({}) was refused", path.display(), s.tag);
             match s.tag.as_str() {
                 "FACT" => {
-                    contents.ials = Some(IalsFactors::from_payload(&bytes).with_context(refused)?)
+                    contents.ials =
+                        Some(IalsFactors::from_payload(1, &bytes).with_context(refused)?)
                 }
                 "CONT" => {
                     contents.content =
@@ -259,7 +263,7 @@ impl Model {
                 }
                 "TWRT" => {
                     contents.two_tower =
-                        Some(TwoTowerModel::from_payload(&bytes).with_context(refused)?)
+                        Some(TwoTowerModel::from_payload(1, &bytes).with_context(refused)?)
                 }
                 "QUOT" => {
                     contents.quotas = Some(Quotas::from_payload(&bytes).with_context(refused)?)
