@@ -322,6 +322,25 @@ fn host_clock() -> impl Fn() -> f64 {
     }
 }
 
+/// Refuses keys of a JS object outside `allowed` (serde-wasm-bindgen reads only a struct's
+/// named fields, so `deny_unknown_fields` alone would let a misspelt option pass silently).
+fn check_keys(v: &JsValue, what: &str, allowed: &[&str]) -> Result<(), JsValue> {
+    if !v.is_object() {
+        return Ok(()); // serde reports the wrong type
+    }
+    let object: &js_sys::Object = v.unchecked_ref();
+    for key in js_sys::Object::keys(object).iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !allowed.contains(&key.as_str()) {
+            return Err(invalid(
+                what,
+                format!("unknown field {key:?}, expected one of {allowed:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A whole number in `1..=max` from JS, or an `invalid_argument` error naming `what`.
 fn whole(what: &str, x: f64, max: usize) -> Result<usize, JsValue> {
     if x.fract() == 0.0 && x >= 1.0 && x <= max as f64 {
@@ -483,6 +502,19 @@ impl Recommender {
         state: &JsUserState,
         #[wasm_bindgen(unchecked_param_type = "RowOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
+        check_keys(
+            &options,
+            "options",
+            &["context", "k", "candidates", "index", "searches", "useRanker", "rerank"],
+        )?;
+        for (key, allowed) in [
+            ("context", &["device", "timestamp", "utcOffsetMinutes"][..]),
+            ("rerank", &["lambda", "fatigueImpressions", "maxPerGenre"][..]),
+        ] {
+            if let Ok(inner) = js_sys::Reflect::get(&options, &key.into()) {
+                check_keys(&inner, &format!("options.{key}"), allowed)?;
+            }
+        }
         let o: JsRowOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
         let max = crate::recommend::MAX_K;

@@ -1,10 +1,14 @@
 // The edgerec demo page. Everything runs in the page: the web build of the npm package
-// (served at /pkg/), one model bundle (served at /models/), and recommend() on every change.
+// (served at /pkg/), one model bundle (served at /models/), and the device pipeline
+// (Recommender.recommendRow: candidates → features → ranker → rerank) on every change. The
+// user's state (watch history, onboarding picks) is a UserState kept as bytes in IndexedDB:
+// it never leaves the browser, and a reload restores it.
 //
-// Query parameters: ?bundle=URL loads another bundle (the browser test uses it to check that a
-// refused bundle's error code is shown).
+// Query parameters: ?bundle=URL loads another bundle (e.g. /models/bundle-ranked.edgerec, the
+// one with a ranker; the browser test uses it to check that a refused bundle's error code is
+// shown).
 
-import init, { Recommender } from "/pkg/edgerec.js";
+import init, { Recommender, UserState } from "/pkg/edgerec.js";
 
 /** Device values of the API, with their labels. */
 const DEVICES = { tv: "TV", desktop: "Desktop", mobile: "Mobile", tablet: "Tablet" };
@@ -55,8 +59,80 @@ async function main() {
     renderHistory();
     update();
   });
+  await restoreState();
   renderHistory();
   update();
+}
+
+// ---------------------------------------------------------------- local state (IndexedDB)
+
+const DB = { name: "edgerec-demo", store: "state", key: "user" };
+
+function openDb() {
+  return new Promise((resolve, reject) => {
+    const req = indexedDB.open(DB.name, 1);
+    req.onupgradeneeded = () => req.result.createObjectStore(DB.store);
+    req.onsuccess = () => resolve(req.result);
+    req.onerror = () => reject(req.error);
+  });
+}
+
+async function dbRequest(mode, op) {
+  const db = await openDb();
+  try {
+    return await new Promise((resolve, reject) => {
+      const req = op(db.transaction(DB.store, mode).objectStore(DB.store));
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+/** Restores the history and picks saved by the last visit; a corrupt blob is refused whole. */
+async function restoreState() {
+  let bytes;
+  try {
+    bytes = await dbRequest("readonly", (s) => s.get(DB.key));
+  } catch (err) {
+    console.warn("IndexedDB unavailable; the state will not persist", err);
+    return;
+  }
+  if (!bytes) return;
+  let saved;
+  try {
+    saved = UserState.fromBytes(new Uint8Array(bytes));
+  } catch (err) {
+    showError(err); // corrupt_state / unsupported_state_version: start afresh, lose nothing else
+    return;
+  }
+  state.history = Array.from(saved.history()).filter((id) => state.byId.has(id));
+  for (const g of saved.onboardingGenres()) if (state.genreOrder.includes(g)) state.genres.add(g);
+  saved.free();
+  syncGenres();
+}
+
+/** The page's choices as the device's UserState: one finished play a day, oldest first. */
+function userState(context, genres) {
+  const s = new UserState();
+  const n = state.history.length;
+  state.history.forEach((id, i) => s.recordCompletion(id, context.timestamp - (n - i) * 86_400, state.device));
+  s.setOnboarding(genres, []);
+  s.setUtcOffsetMinutes(context.utcOffsetMinutes);
+  return s;
+}
+
+function saveState(s) {
+  const bytes = s.toBytes();
+  const saved = { plays: s.playCount, genres: s.onboardingGenres().length };
+  dbRequest("readwrite", (store) => store.put(bytes, DB.key))
+    .then(() => {
+      // For tests and curious readers: what the last completed save holds.
+      document.body.dataset.savedPlays = String(saved.plays);
+      document.body.dataset.savedGenres = String(saved.genres);
+    })
+    .catch((err) => console.warn("not saved", err));
 }
 
 async function fetchBytes(url) {
@@ -77,7 +153,7 @@ function withCode(err, code) {
 
 // ---------------------------------------------------------------- recommend
 
-/** Reads the controls, calls recommend() and renders the row; errors go to the banner. */
+/** Reads the controls, calls recommendRow() and renders the row; errors go to the banner. */
 function update() {
   const when = new Date($("when").value);
   const at = Number.isNaN(when.getTime()) ? new Date() : when;
@@ -90,20 +166,27 @@ function update() {
   const k = Number($("k").value);
   const genres = state.genreOrder.filter((g) => state.genres.has(g));
 
-  let recs;
-  const start = performance.now();
+  let row;
+  const s = userState(context, genres);
   try {
-    recs = state.rec.recommend(state.history, context, k, genres);
+    row = state.rec.recommendRow(s, { context, k });
+    saveState(s);
   } catch (err) {
     showError(err);
     return;
+  } finally {
+    s.free();
   }
-  const ms = performance.now() - start;
 
   hideError();
-  $("recommend-ms").textContent = `${ms.toFixed(2)} ms`;
-  $("k-shown").textContent = String(recs.length);
-  renderCards(recs);
+  const t = row.timings;
+  $("recommend-ms").textContent = `${t.totalMs.toFixed(2)} ms`;
+  $("stage-ms").textContent =
+    `candidates ${t.candidatesMs.toFixed(2)} · features ${t.featuresMs.toFixed(2)} · ` +
+    `ranker ${t.rankingMs.toFixed(2)} · rerank ${t.rerankMs.toFixed(2)} ms — ${row.candidates} candidates, ` +
+    (row.ranked ? "ranked by the bundle's ranker" : "blend order (this bundle has no ranker)");
+  $("k-shown").textContent = String(row.items.length);
+  renderCards(row.items);
 }
 
 function renderCards(recs) {
@@ -118,8 +201,9 @@ function renderCards(recs) {
     set("reason", r.reason);
     set("score", `score ${r.score.toFixed(4)}`);
     const source = card.querySelector(".source");
-    source.textContent = r.source;
-    source.classList.add(`source-${r.source}`);
+    source.textContent = r.placedBy;
+    source.title = r.sources.map((x) => `${x.source} #${x.rank}`).join(", ");
+    source.classList.add(`source-${r.placedBy}`);
     card.querySelector(".tags").append(...r.genres.map((g) => tag(g)));
     return card;
   });
@@ -177,6 +261,13 @@ function setUpGenres() {
     return chip;
   });
   $("genres").replaceChildren(...chips);
+}
+
+/** Shows the chosen genres on their chips (after a restore). */
+function syncGenres() {
+  for (const chip of $("genres").children) {
+    chip.setAttribute("aria-pressed", String(state.genres.has(chip.textContent)));
+  }
 }
 
 function setUpSearch() {

@@ -17,6 +17,40 @@ export function topIds(rec, requests) {
   return out;
 }
 
+/** Hex (as the native CLI writes a state) → bytes. */
+export function fromHex(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * The device pipeline's row for every request of the native CLI's `recommend --source device`:
+ * the user's state restored from its bytes, then `recommendRow(state, options)`.
+ * @param {import("../pkg/web/edgerec.js").Recommender} rec
+ * @param {typeof import("../pkg/web/edgerec.js").UserState} UserState
+ * @param {{ userId: number, state: string, options: object }[]} requests
+ * @returns {Record<number, { ids: number[], reasons: string[], scores: number[], ranked: boolean }>}
+ */
+export function deviceRows(rec, UserState, requests) {
+  const out = {};
+  for (const req of requests) {
+    const state = UserState.fromBytes(fromHex(req.state));
+    try {
+      const row = rec.recommendRow(state, req.options);
+      out[req.userId] = {
+        ids: row.items.map((r) => r.itemId),
+        reasons: row.items.map((r) => r.reason),
+        scores: row.items.map((r) => r.score),
+        ranked: row.ranked,
+      };
+    } finally {
+      state.free();
+    }
+  }
+  return out;
+}
+
 /**
  * The bundle's ranker scores for `inputs` (RankerInput objects), as a plain array.
  * @param {import("../pkg/web/edgerec.js").Recommender} rec

@@ -16,10 +16,12 @@ import { chromium } from "playwright-core";
 import { startServer } from "../../scripts/serve.mjs";
 import {
   ARTIFACTS,
+  assertDeviceParity,
   assertErrorCode,
   assertParity,
   assertRankerParity,
   corruptedBundles,
+  loadDeviceFixture,
   loadFixture,
   loadRankerFixture,
   requireFile,
@@ -107,6 +109,20 @@ describe("the web build in headless Chromium", () => {
     await page.close();
   });
 
+  test("recommendRow in the page equals the native device pipeline for every parity user", async () => {
+    await ready();
+    const device = loadDeviceFixture();
+    const { page, errors } = await openHarness();
+    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
+      "/models/device/bundle.edgerec",
+      device.requests,
+    ]);
+    const ranked = assertDeviceParity(actual, device);
+    assert.equal(ranked, device.requests.length, "every row went through the bundle's ranker");
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
   test("the bundle's ranker scores in the page equal the trainer's", async (t) => {
     const { ranker } = await ready();
     const { page, errors } = await openHarness();
@@ -182,6 +198,27 @@ describe("the web build in headless Chromium", () => {
     assert.match(await page.locator("#error").textContent(), /invalid_argument/);
     await page.locator("#k").fill("10");
     assert.ok(await page.locator("#error").isHidden());
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test("the demo page keeps the user's state in IndexedDB across reloads", async () => {
+    const { page, errors } = await openPage("/");
+    await page.waitForSelector("#recs[data-state='ready']", { timeout: 30_000 });
+    const title = await page.locator("#recs .card .title").nth(2).textContent();
+    await page.locator("#search").fill(title);
+    await page.locator("#search").press("Enter");
+    await page.locator("#genres .chip").nth(1).click();
+    const row = await page.locator("#recs .card").evaluateAll((cards) => cards.map((c) => c.dataset.itemId));
+    // Saving is asynchronous: wait until the last save (one play, one genre) has completed.
+    await page.waitForSelector("body[data-saved-plays='1'][data-saved-genres='1']", { timeout: 10_000 });
+    await page.reload();
+    await page.waitForSelector("#recs[data-state='ready']", { timeout: 30_000 });
+    assert.deepEqual(await page.locator("#history li span").allTextContents(), [title]);
+    assert.equal(await page.locator("#genres .chip").nth(1).getAttribute("aria-pressed"), "true");
+    const again = await page.locator("#recs .card").evaluateAll((cards) => cards.map((c) => c.dataset.itemId));
+    assert.deepEqual(again, row, "the restored state gives the same row");
+    assert.match(await page.locator("#stage-ms").textContent(), /candidates .* rerank/);
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -69,6 +69,60 @@ export function loadFixture() {
   return { bundlePath, bundle, requests, expected };
 }
 
+/**
+ * The device-pipeline parity fixture written by scripts/artifacts.sh into $EDGEREC_ARTIFACTS/device:
+ * the bundle, each request (state bytes as hex, options) and the native rows (ids, reasons,
+ * scores).
+ */
+export function loadDeviceFixture() {
+  const dir = join(ARTIFACTS, "device");
+  const howToMake = "run scripts/artifacts.sh (it writes the device fixture into $EDGEREC_ARTIFACTS/device)";
+  const bundlePath = requireFile(join(dir, "bundle.edgerec"), howToMake);
+  const requests = readFileSync(requireFile(join(dir, "requests.jsonl"), howToMake), "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line));
+  const recsPath = requireFile(join(dir, "recs.tsv"), howToMake);
+  const [header, ...rows] = readFileSync(recsPath, "utf8").split("\n").filter((l) => l !== "");
+  assert.equal(header, "user_id\trank\titem_id\tplaced_by\tscore\treason", `${recsPath}: unexpected header`);
+  const expected = new Map(requests.map((r) => [r.userId, { ids: [], reasons: [], scores: [] }]));
+  for (const row of rows) {
+    const [user, , item, , score, reason] = row.split("\t");
+    const want = expected.get(Number(user));
+    assert.ok(want, `${recsPath}: user ${user} has no request`);
+    want.ids.push(Number(item));
+    want.reasons.push(reason);
+    want.scores.push(Number(score));
+  }
+  return { bundle: new Uint8Array(readFileSync(bundlePath)), requests, expected };
+}
+
+/**
+ * Asserts the wasm rows equal the native ones: the same titles in the same order with the same
+ * reasons, scores within 1e-5 (tract's float kernels may differ in the last bits).
+ */
+export function assertDeviceParity(actual, fixture) {
+  const mismatches = [];
+  let ranked = 0;
+  for (const { userId } of fixture.requests) {
+    const want = fixture.expected.get(userId);
+    const got = actual[userId];
+    ranked += got?.ranked ? 1 : 0;
+    const scoresClose =
+      got && got.scores.length === want.scores.length && got.scores.every((s, i) => Math.abs(s - want.scores[i]) <= 1e-5);
+    if (!got || JSON.stringify(got.ids) !== JSON.stringify(want.ids) || JSON.stringify(got.reasons) !== JSON.stringify(want.reasons) || !scoresClose) {
+      mismatches.push(`user ${userId}: native ${JSON.stringify(want)}, wasm ${JSON.stringify(got)}`);
+    }
+  }
+  assert.equal(
+    mismatches.length,
+    0,
+    `${mismatches.length} of ${fixture.requests.length} device rows differ from the native CLI:\n` +
+      mismatches.slice(0, 3).join("\n"),
+  );
+  return ranked;
+}
+
 function parseRecs(path) {
   const [header, ...rows] = readFileSync(path, "utf8").split("\n").filter((l) => l !== "");
   assert.equal(header, "user_id\trank\titem_id", `${path}: unexpected header`);

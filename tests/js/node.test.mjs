@@ -15,13 +15,15 @@ import { after, describe, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 
-import { errorOf } from "../../www/parity.js";
+import { deviceRows, errorOf } from "../../www/parity.js";
 import {
   REPO,
   assertErrorCode,
   assertParity,
+  assertDeviceParity,
   assertRankerParity,
   corruptedBundles,
+  loadDeviceFixture,
   loadFixture,
   loadRankerFixture,
   requirePackageBuild,
@@ -157,6 +159,48 @@ describe("the npm package installed from its tarball", () => {
       assert.ok(Number.isFinite(r.score), `score ${r.score}`);
       assert.ok(["genre", "popularity"].includes(r.source), `source ${r.source}`);
       assert.equal(typeof r.reason, "string");
+    }
+  });
+
+  test("recommendRow: the device pipeline's rows equal the native CLI's for every parity user", async () => {
+    const { edgerec } = await ready();
+    const device = loadDeviceFixture();
+    const rec = new edgerec.Recommender(device.bundle);
+    try {
+      const rows = deviceRows(rec, edgerec.UserState, device.requests);
+      const ranked = assertDeviceParity(rows, device);
+      assert.equal(ranked, device.requests.length, "every row went through the bundle's ranker");
+      // Shape: timings per stage, sources with their index, items with reasons.
+      const { userId, state, options } = device.requests[1];
+      const s = edgerec.UserState.fromBytes(Buffer.from(state, "hex"));
+      const row = rec.recommendRow(s, options);
+      for (const key of ["userMs", "candidatesMs", "featuresMs", "rankingMs", "rerankMs", "totalMs"]) {
+        assert.ok(Number.isFinite(row.timings[key]) && row.timings[key] >= 0, `${key} ${row.timings[key]}`);
+      }
+      assert.ok(row.timings.totalMs >= row.timings.rankingMs);
+      assert.equal(row.modelVersion, rec.modelVersion);
+      assert.ok(row.sources.some((x) => x.source === "ials" && x.index === "flat-int8"), JSON.stringify(row.sources));
+      const first = row.items[0];
+      assert.deepEqual(Object.keys(first).sort(), ["genres", "itemId", "placedBy", "reason", "reasonKind", "score", "sources", "title", "year"]);
+      assert.ok(!s.finishedTitles().some((id) => row.items.some((r) => r.itemId === id)), `user ${userId}: a finished title came back`);
+      // Recording plays changes the next row: the first title, once finished, never returns.
+      s.recordCompletion(first.itemId, options.context.timestamp - 60);
+      const next = rec.recommendRow(s, options);
+      assert.ok(!next.items.some((r) => r.itemId === first.itemId));
+      // Bad options are refused with codes, and nothing changes.
+      for (const [name, bad] of [
+        ["k 0", { ...options, k: 0 }],
+        ["unknown index", { ...options, index: "kd-tree" }],
+        ["unknown field", { ...options, bogus: 1 }],
+        ["lambda 2", { ...options, rerank: { lambda: 2 } }],
+        ["no context", { k: 10 }],
+      ]) {
+        assertErrorCode(errorOf(() => rec.recommendRow(s, bad)), "invalid_argument", name);
+      }
+      assert.deepEqual(rec.recommendRow(s, options).items, next.items);
+      s.free();
+    } finally {
+      rec.free();
     }
   });
 
