@@ -11,18 +11,35 @@
 //! The report ends with a reliability diagram per window (`plots/calibration-fold-K.svg`,
 //! every ranker) and the model selection: mean weighted log-loss and AUC over the windows, the
 //! ONNX size, and the selected ranker (lowest mean weighted log-loss).
+//!
+//! `rank train-candidates` trains the same three rankers for worlds without labelled negatives
+//! (MovieLens: no impressions, every rating a full play), the way the offline evaluation's
+//! second stage does ([`crate::eval::rerank`]): on [`rerank::final_split`] (all of the world's
+//! data), the candidate sources are refitted on everything before the last `window_days` days
+//! and the blend's candidates at the window start are the examples — positive when the user
+//! watched the title in the window, else a sampled negative. It writes the same model files as
+//! `rank train`, plus the feature contract (`features.json`, the pipeline's format), so
+//! `bundle build --features … --ranker …` can carry them. There is no held-out evaluation here
+//! (`edgerec eval` measures the two-stage system): the report gives the examples, the in-sample
+//! AUC and the limits.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, ensure};
 use edgerec_eval::plot::{Line, line_chart};
 use edgerec_rank::{
     DeepConfig, DeepEvaluation, DeepRanker, EpochLog, Evaluation, Examples, FitConfig, FoldResult,
     GradientBoostedTrees, ImportanceConfig, LogisticRegression, TreeConfig, TreeEvaluation,
 };
+use edgerec_train::ials::IalsConfig;
+use edgerec_twotower::TowerConfig;
 use serde::Serialize;
+
+use crate::eval::rerank::{self, RankConfig, RankerTraining};
+use crate::eval::sources::{self, SourceConfig};
+use crate::eval::split::{self, EvalData};
 
 /// Validation rows the deep ranker's permutation importance uses (a seeded sample).
 const IMPORTANCE_ROWS: usize = 10_000;
@@ -84,6 +101,65 @@ enum RankCommand {
         #[arg(long)]
         no_deep: bool,
     },
+    /// Train the rankers on a world without labelled negatives, as the evaluation's second
+    /// stage does: the blend's candidates at the start of the world's last days, positive when
+    /// watched in them, the rest sampled negatives. Writes ranker.onnx, ranker-gbdt.onnx,
+    /// ranker-deep.onnx, features.json (for `bundle build --features`), report.md, report.json.
+    TrainCandidates(CandidateArgs),
+}
+
+/// Arguments of `edgerec rank train-candidates`.
+#[derive(clap::Args)]
+struct CandidateArgs {
+    /// A world directory in the canonical schema (`edgerec data import … --to world`).
+    #[arg(long)]
+    world: PathBuf,
+    /// Output directory.
+    #[arg(long)]
+    out: PathBuf,
+    /// The training window: the world's last N days (the sources are fitted on everything
+    /// before them).
+    #[arg(long, default_value_t = RankConfig::default().window_days)]
+    window_days: u32,
+    /// Blend candidates per user at the window start (the blend's top N).
+    #[arg(long, default_value_t = RankConfig::default().candidates)]
+    candidates: usize,
+    /// Unwatched candidates kept per positive (a seeded sample).
+    #[arg(long, default_value_t = RankConfig::default().sampled_negatives)]
+    sampled_negatives: usize,
+    /// A play is a positive above this fraction of the title.
+    #[arg(long, default_value_t = RankConfig::default().positive_above)]
+    positive_above: f32,
+    /// L2 penalty of the logistic regression.
+    #[arg(long, default_value_t = 1.0)]
+    lambda: f64,
+    /// Boosting rounds (trees) of the gradient-boosted trees.
+    #[arg(long, default_value_t = TreeConfig::default().iterations)]
+    trees: usize,
+    /// Learning rate (shrinkage) of the gradient-boosted trees.
+    #[arg(long, default_value_t = TreeConfig::default().learning_rate)]
+    learning_rate: f32,
+    /// Deepest level of each tree (the root is depth 0).
+    #[arg(long, default_value_t = TreeConfig::default().max_depth)]
+    max_depth: usize,
+    /// Most epochs of the deep ranker (it stops early on the newest 15% of the examples).
+    #[arg(long, default_value_t = DeepConfig::default().max_epochs)]
+    deep_epochs: usize,
+    /// Skip the deep ranker.
+    #[arg(long)]
+    no_deep: bool,
+    /// iALS factors (candidate source).
+    #[arg(long, default_value_t = IalsConfig::default().factors)]
+    factors: usize,
+    /// iALS iterations (candidate source).
+    #[arg(long, default_value_t = IalsConfig::default().iterations)]
+    iterations: usize,
+    /// Two-tower training epochs (candidate source; 0 leaves it out of the blend).
+    #[arg(long, default_value_t = 8)]
+    tower_epochs: usize,
+    /// Seed of the sources, the sampled negatives and every ranker.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// `report.json`.
@@ -180,6 +256,7 @@ pub fn run(args: &RankArgs) -> Result<String> {
             });
             train(examples, out, *lambda, &trees, deep.as_ref())
         }
+        RankCommand::TrainCandidates(a) => train_candidates(a),
     }
 }
 
@@ -387,6 +464,281 @@ fn train(
     )?;
     crate::write(&out.join("report.md"), md.as_bytes())?;
     Ok(md)
+}
+
+/// One file of `rank train-candidates`.
+#[derive(Serialize)]
+struct CandidateRanker {
+    ranker: &'static str,
+    file: &'static str,
+    /// In-sample AUC on the training examples (not a test).
+    train_auc: Option<f64>,
+    onnx_bytes: usize,
+}
+
+/// `report.json` of `rank train-candidates`.
+#[derive(Serialize)]
+struct CandidateReport {
+    world: String,
+    /// The final split and its cut (unix seconds, one second after the last event).
+    split: String,
+    cut: i64,
+    /// Start of the training window (the inner cut the sources are fitted before).
+    window_start: i64,
+    config: RankConfig,
+    sources: SourceConfig,
+    training: RankerTraining,
+    rankers: Vec<CandidateRanker>,
+    deep_skipped: Option<String>,
+    /// Wall-clock seconds of the whole command.
+    seconds: f64,
+    limits: Vec<String>,
+}
+
+fn train_candidates(a: &CandidateArgs) -> Result<String> {
+    let started = Instant::now();
+    let data = EvalData::load(&a.world, a.positive_above)
+        .with_context(|| format!("loading {}", a.world.display()))?;
+    ensure!(
+        !data.events.is_empty(),
+        "{}: no play above {:.0}% watched: no ranker can be trained",
+        a.world.display(),
+        a.positive_above * 100.0
+    );
+    ensure!(a.candidates > 0, "--candidates must be at least 1");
+    let fd = rerank::FeatureData::load(&data).context("loading the ranking features")?;
+    let sources = SourceConfig {
+        n: SourceConfig::default().n.max(a.candidates),
+        ials: IalsConfig {
+            factors: a.factors,
+            iterations: a.iterations,
+            seed: a.seed,
+            ..IalsConfig::default()
+        },
+        tower: (a.tower_epochs > 0).then(|| TowerConfig {
+            epochs: a.tower_epochs,
+            seed: a.seed,
+            ..TowerConfig::default()
+        }),
+        ..SourceConfig::default()
+    };
+    let config = RankConfig {
+        candidates: a.candidates,
+        window_days: a.window_days,
+        positive_above: a.positive_above,
+        sampled_negatives: a.sampled_negatives,
+        logistic: FitConfig {
+            lambda: a.lambda,
+            ..FitConfig::default()
+        },
+        trees: TreeConfig {
+            iterations: a.trees,
+            learning_rate: a.learning_rate,
+            max_depth: a.max_depth,
+            seed: a.seed,
+            ..TreeConfig::default()
+        },
+        deep: (!a.no_deep).then(|| DeepConfig {
+            max_epochs: a.deep_epochs,
+            seed: a.seed,
+            ..DeepConfig::default()
+        }),
+        seed: a.seed,
+        ..RankConfig::default()
+    };
+    let split = rerank::final_split(&data, &fd);
+    let window_start = split.cut - i64::from(a.window_days) * 86_400;
+    let rankers = rerank::train(&data, &fd, &split, &config, |inner| {
+        sources::blend_rows(&data, inner, &sources)
+    })
+    .with_context(|| {
+        format!(
+            "no ranker can be trained on {} (window {} to {})",
+            a.world.display(),
+            split::date(window_start),
+            split::date(split.cut)
+        )
+    })?;
+    let mut files: Vec<(&'static str, &'static str, Option<f64>, Vec<u8>)> = vec![
+        (
+            edgerec_rank::RANKER_KIND,
+            "ranker.onnx",
+            rankers.training.train_auc.0,
+            rankers
+                .logistic()
+                .to_onnx()
+                .context("exporting the logistic regression")?,
+        ),
+        (
+            edgerec_rank::GBDT_KIND,
+            "ranker-gbdt.onnx",
+            rankers.training.train_auc.1,
+            rankers.trees().to_onnx().context("exporting the trees")?,
+        ),
+    ];
+    if let Some(deep) = rankers.deep() {
+        files.push((
+            edgerec_rank::DEEP_KIND,
+            "ranker-deep.onnx",
+            rankers.training.train_auc_deep,
+            deep.to_onnx().context("exporting the deep ranker")?,
+        ));
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for (_, file, _, bytes) in &files {
+        crate::write(&a.out.join(file), bytes)?;
+    }
+    fd.write_contract(&a.out.join("features.json"))?;
+    let training = rankers.training;
+    let sampled = training.sampled_negatives > 0;
+    let report = CandidateReport {
+        world: a.world.display().to_string(),
+        split: split.description.clone(),
+        cut: split.cut,
+        window_start,
+        limits: candidate_limits(sampled),
+        config,
+        sources,
+        rankers: files
+            .iter()
+            .map(|(ranker, file, auc, bytes)| CandidateRanker {
+                ranker,
+                file,
+                train_auc: *auc,
+                onnx_bytes: bytes.len(),
+            })
+            .collect(),
+        training,
+        deep_skipped: a.no_deep.then(|| "--no-deep".to_string()),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let md = candidate_markdown(&report);
+    crate::write(
+        &a.out.join("report.json"),
+        &serde_json::to_vec_pretty(&report)?,
+    )?;
+    crate::write(&a.out.join("report.md"), md.as_bytes())?;
+    Ok(md)
+}
+
+/// What rankers trained on candidates cannot know (the evaluation's limits, `eval::rerank`).
+fn candidate_limits(sampled: bool) -> Vec<String> {
+    let mut v = vec![
+        "No held-out evaluation: the AUC above is in-sample. `edgerec eval` measures the \
+         two-stage system per split; on MovieLens-100K the rankers do not lift the blend."
+            .to_string(),
+    ];
+    if sampled {
+        v.extend(
+            [
+                "Positives the blend did not propose are not used: the rankers only learn to \
+                 order the first stage's candidates.",
+                "The blend at the window start, not at each watch, decides what counts as shown, \
+                 and every request is made at the window start.",
+                "A candidate the user did not watch in the window may simply not have been seen \
+                 (there is no exposure log): the negatives are unwatched, not rejected.",
+                "Few users train the rankers: those with a past before the window and positives \
+                 in it.",
+                "The candidates come from the evaluation's sources refitted on the past before \
+                 the window, not from the bundle's own sources (`edgerec train --world`, fitted \
+                 on all data).",
+            ]
+            .map(String::from),
+        );
+    } else {
+        v.push(
+            "The world logs labelled negatives (abandoned plays, unplayed impressions): the \
+             rankers trained on those, as the evaluation does; `edgerec pipeline` and `rank \
+             train` evaluate that setting on rolling folds."
+                .to_string(),
+        );
+    }
+    v.push(
+        "The features are only the core's catalog: the rankers do not see the candidate \
+         sources' scores or ranks, so they can lose the first stage's order."
+            .to_string(),
+    );
+    v
+}
+
+fn candidate_markdown(r: &CandidateReport) -> String {
+    let t = &r.training;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Rankers trained on the first stage's candidates\n");
+    let _ = writeln!(
+        s,
+        "World `{}`; {}. Training window: {} to {} ({} days).\n",
+        r.world,
+        r.split,
+        split::date(r.window_start),
+        split::date(r.cut),
+        r.config.window_days
+    );
+    let _ = writeln!(s, "Window: {}.\n\nNegatives: {}.\n", t.window, t.negatives);
+    let _ = writeln!(s, "| | count |\n|---|---:|");
+    for (name, n) in [
+        ("examples", t.examples),
+        ("positives", t.positives),
+        ("negatives: sampled candidates", t.sampled_negatives),
+        ("negatives: played below threshold", t.played_negatives),
+        ("negatives: unplayed impressions", t.impression_negatives),
+        ("users", t.users),
+        ("dense features", t.features),
+    ] {
+        let _ = writeln!(s, "| {name} | {n} |");
+    }
+    let _ = writeln!(
+        s,
+        "\n| ranker | file | in-sample AUC | ONNX bytes |\n|---|---|---:|---:|"
+    );
+    for x in &r.rankers {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            x.ranker,
+            x.file,
+            opt(x.train_auc),
+            x.onnx_bytes
+        );
+    }
+    if let Some(why) = &r.deep_skipped {
+        let _ = writeln!(s, "\n{} not trained: {why}.", edgerec_rank::DEEP_KIND);
+    }
+    let _ = writeln!(
+        s,
+        "\nSeconds: {} (whole command {:.1}). Logistic regression: {} Newton steps.",
+        t.seconds
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.seconds,
+        t.lr_iterations
+    );
+    let _ = writeln!(
+        s,
+        "\nLargest standardised coefficients: {}.\n\nMost split gain: {}.",
+        t.top_coefficients
+            .iter()
+            .map(|(n, c)| format!("{n} {c:+.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        t.top_gain
+            .iter()
+            .map(|(n, g)| format!("{n} {g:.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(s, "\n## Limits\n");
+    for l in &r.limits {
+        let _ = writeln!(s, "- {l}");
+    }
+    let _ = writeln!(
+        s,
+        "\nThe feature contract is `features.json`: `edgerec bundle build --model … --features \
+         features.json --ranker ranker-gbdt.onnx` carries a ranker."
+    );
+    s
 }
 
 fn opt(v: Option<f64>) -> String {

@@ -310,17 +310,7 @@ pub fn run(a: &EvalArgs) -> Result<EvalReport> {
             .with_context(|| format!("training the sources on {}", sp.name))?;
         let (rankers, ranker_error) = match &features {
             Some(fd) => {
-                let blend_rows = |inner: &Split| -> Result<Vec<sources::Answer>> {
-                    let trained = sources::train(&data, inner, &config)
-                        .with_context(|| format!("training the sources on {}", inner.name))?;
-                    let systems =
-                        sources::answer(&data, inner, &trained, &inner.warm, &config, None)?;
-                    Ok(systems
-                        .into_iter()
-                        .find(|(n, _)| n == "blend")
-                        .map(|p| p.1)
-                        .unwrap_or_default())
-                };
+                let blend_rows = |inner: &Split| sources::blend_rows(&data, inner, &config);
                 match rerank::train(&data, fd, sp, &rank_config, blend_rows) {
                     Ok(r) => {
                         eprintln!(

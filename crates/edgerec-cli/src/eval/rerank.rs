@@ -58,6 +58,12 @@
 //!
 //! The features are only the core's catalog: the rankers do not see the candidate sources'
 //! scores or ranks, so they can lose the first stage's order as well as improve on it.
+//!
+//! **Deployable rankers** (`edgerec rank train-candidates`) are trained by the same code on
+//! [`final_split`]: all of the world's data is the past and the cut is one second after its
+//! last play or impression, so the training window is the world's last `window_days` days and,
+//! without labelled negatives, the inner past (everything before the window) trains the
+//! candidate sources whose blend proposes the candidates. The limits above hold for them too.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -256,6 +262,43 @@ impl FeatureData {
     /// Width of the dense vectors.
     pub fn dense_names(&self) -> &[String] {
         self.world.space.dense_names()
+    }
+
+    /// Writes the feature contract the rankers are trained with, in the pipeline's
+    /// `features.json` format (what `bundle build --features` reads).
+    pub fn write_contract(&self, path: &std::path::Path) -> Result<()> {
+        self.world.write_contract(path)
+    }
+}
+
+/// The split deployable rankers train on: every positive is the past, the cut is one second
+/// after the world's last play or impression, and there are no test cases. [`train`] then takes
+/// its window from the world's last `window_days` days and, when the window has no labelled
+/// negative, refits the candidate sources on everything before it.
+pub fn final_split(data: &EvalData, fd: &FeatureData) -> Split {
+    let last = fd
+        .histories
+        .iter()
+        .filter_map(|h| h.plays().last().map(|p| p.time))
+        .chain(
+            fd.impressions
+                .iter()
+                .filter_map(|v| v.last().map(|m| m.time)),
+        )
+        .chain(data.events.last().map(|e| e.time))
+        .max();
+    let cut = last.map_or(0, |t| t + 1);
+    Split {
+        name: "final".into(),
+        description: format!(
+            "all of the world's data: the cut is one second after its last event ({})",
+            super::split::date(cut)
+        ),
+        train: data.events.clone(),
+        cut,
+        warm: Vec::new(),
+        cold: Vec::new(),
+        as_new: Vec::new(),
     }
 }
 
@@ -661,6 +704,9 @@ pub struct RankerTraining {
     pub lr_iterations: usize,
     /// In-sample AUC (logistic regression, trees).
     pub train_auc: (Option<f64>, Option<f64>),
+    /// In-sample AUC of the deep ranker, when trained.
+    #[serde(default)]
+    pub train_auc_deep: Option<f64>,
     /// Largest standardised coefficients by magnitude.
     pub top_coefficients: Vec<(String, f64)>,
     /// Features with the most split gain.
@@ -678,6 +724,23 @@ pub struct Rankers {
     default_device: Device,
     /// How they were trained.
     pub training: RankerTraining,
+}
+
+impl Rankers {
+    /// The weighted logistic regression.
+    pub fn logistic(&self) -> &LogisticRegression {
+        &self.lr
+    }
+
+    /// The gradient-boosted trees.
+    pub fn trees(&self) -> &GradientBoostedTrees {
+        &self.gbdt
+    }
+
+    /// The deep ranker, when [`RankConfig::deep`] was set.
+    pub fn deep(&self) -> Option<&DeepRanker> {
+        self.deep.as_ref()
+    }
 }
 
 /// Trains both rankers on the split's past. `blend_rows` trains the candidate sources on an
@@ -772,9 +835,14 @@ pub fn train(
             let rows: Vec<usize> = (0..n).collect();
             let model = DeepRanker::fit(&all, &rows, dc).context("fitting the deep ranker")?;
             seconds.push(("deep".to_string(), t.elapsed().as_secs_f64()));
-            Some(model)
+            let auc = edgerec_rank::auc(&model.score(&all, &rows)?, &labels);
+            Some((model, auc))
         }
         None => None,
+    };
+    let (deep, train_auc_deep) = match deep {
+        Some((model, auc)) => (Some(model), auc),
+        None => (None, None),
     };
     let train_auc = (
         edgerec_rank::auc(&lr.score(&data)?, &labels),
@@ -814,6 +882,7 @@ pub fn train(
         seconds,
         lr_iterations: lr.iterations(),
         train_auc,
+        train_auc_deep,
         top_coefficients: coefficients,
         top_gain,
     };

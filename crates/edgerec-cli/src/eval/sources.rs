@@ -431,6 +431,20 @@ pub fn train(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Tr
     })
 }
 
+/// The blend's rows for `split`'s warm cases, in order, from every source trained on the
+/// split's past: the first stage's candidates the second stage learns to order when a world
+/// has no labelled negative (the `blend_rows` of [`super::rerank::train`]).
+pub fn blend_rows(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Vec<Answer>> {
+    let trained = train(data, split, config)
+        .with_context(|| format!("training the sources on {}", split.name))?;
+    let systems = answer(data, split, &trained, &split.warm, config, None)?;
+    Ok(systems
+        .into_iter()
+        .find(|(n, _)| n == "blend")
+        .map(|p| p.1)
+        .unwrap_or_default())
+}
+
 /// Scores every item for a case from the world's ground truth (the oracle).
 pub type Oracle<'a> = dyn Fn(&Case, &[u32]) -> Vec<f32> + Sync + 'a;
 
