@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main pipeline on MovieLens-100K: fetch → import → train → bundle → top-10s.
 # Writes $EDGEREC_ARTIFACTS/{model/,bundle.edgerec,users.txt,recs.tsv,requests.jsonl,
-# recs-blend.tsv,rank/,bundle-ranked.edgerec}; users.txt, recs.tsv and requests.jsonl are the
+# recs-blend.tsv,rank/,bundle-ranked.edgerec,device/}; users.txt, recs.tsv and requests.jsonl are the
 # parity fixture the node and browser tests replay (the skeleton's row); recs-blend.tsv is the
 # candidate sources' blend; bundle-ranked.edgerec is the default bundle plus a ranker trained
 # on the blend's candidates (rank/).
@@ -29,7 +29,10 @@ step "train"
 "$bin" train --data "$tables" --world "$EDGEREC_DATA/world" --out "$out/model" --seed 42
 
 step "bundle"
-"$bin" bundle build --model "$out/model" --out "$out/bundle.edgerec"
+# --world adds the media table (MDIA) and the feature contract the device's ranking stage and
+# maturity filter read; --int8 ships the item vectors as int8 with per-row scales.
+"$bin" bundle build --model "$out/model" --world "$EDGEREC_DATA/world" --int8 \
+  --out "$out/bundle.edgerec"
 
 step "ranker on the blend's candidates, and a second bundle that carries it"
 # MovieLens has no negatives for `rank train`: `rank train-candidates` trains the rankers the
@@ -39,8 +42,10 @@ step "ranker on the blend's candidates, and a second bundle that carries it"
 # the default bundle.edgerec stays without one; bundle-ranked.edgerec carries the trees, with
 # the world's media table (--world: MDIA) the device needs to compute their features.
 "$bin" rank train-candidates --world "$EDGEREC_DATA/world" --out "$out/rank" --seed 42
+# It carries the logistic regression: tract 0.23's TreeEnsembleClassifier takes about 2 ms per
+# candidate (a second for 500), the logistic regression 0.6 ms for all 500.
 "$bin" bundle build --model "$out/model" --features "$out/rank/features.json" \
-  --world "$EDGEREC_DATA/world" --ranker "$out/rank/ranker-gbdt.onnx" \
+  --world "$EDGEREC_DATA/world" --int8 --ranker "$out/rank/ranker.onnx" \
   --out "$out/bundle-ranked.edgerec"
 
 step "top-10 with the device's code"
@@ -57,3 +62,16 @@ step "top-10 of the candidate sources' blend"
   --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
   --cold-user-genres "Sci-Fi,Comedy" --source blend \
   --out "$out/recs-blend.tsv" "${print[@]}"
+
+step "the device pipeline's top-10 (recommendRow's parity fixture)"
+# Each user's local state (plays, profile, onboarding picks for the cold user, and for every
+# third user the 3 most popular titles shown 3 times without a play) goes through the whole
+# device pipeline of the ranked bundle natively; the node and browser tests replay the same
+# states in wasm and must get the same rows.
+mkdir -p "$out/device"
+cp "$out/bundle-ranked.edgerec" "$out/device/bundle.edgerec"
+"$bin" recommend --bundle "$out/device/bundle.edgerec" --data "$tables" --users "$out/users.txt" \
+  --k 10 --device tv --time 893286638 --utc-offset-minutes -300 \
+  --cold-user-genres "Sci-Fi,Comedy" --source device --country US --language en \
+  --shown-popular 3 --out "$out/device/recs.tsv" --requests-out "$out/device/requests.jsonl" \
+  "${print[@]}"

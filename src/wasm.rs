@@ -505,11 +505,22 @@ impl Recommender {
         check_keys(
             &options,
             "options",
-            &["context", "k", "candidates", "index", "searches", "useRanker", "rerank"],
+            &[
+                "context",
+                "k",
+                "candidates",
+                "index",
+                "searches",
+                "useRanker",
+                "rerank",
+            ],
         )?;
         for (key, allowed) in [
             ("context", &["device", "timestamp", "utcOffsetMinutes"][..]),
-            ("rerank", &["lambda", "fatigueImpressions", "maxPerGenre"][..]),
+            (
+                "rerank",
+                &["lambda", "fatigueImpressions", "maxPerGenre"][..],
+            ),
         ] {
             if let Ok(inner) = js_sys::Reflect::get(&options, &key.into()) {
                 check_keys(&inner, &format!("options.{key}"), allowed)?;

@@ -570,7 +570,7 @@ fn device_state(
     if input.history(user).is_empty() && !args.cold_user_genres.is_empty() {
         state.set_onboarding(&args.cold_user_genres, &[])?;
     }
-    if user % 3 == 0 {
+    if user.is_multiple_of(3) {
         for hours in [3, 2, 1] {
             state.record_impression(popular, input.time - hours * 3_600);
         }
