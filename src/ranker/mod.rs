@@ -52,6 +52,7 @@
 //! ```
 
 pub mod runtime;
+mod trees;
 
 use crate::error::{BundleError, Error, Result};
 use crate::features::{FeatureSpace, FeatureVector, Media, Play};

@@ -1,11 +1,20 @@
 //! Running a ranker with tract: load an ONNX model against its [`RankerContract`], score
 //! batches of candidates.
+//!
+//! Tree-ensemble rankers (a graph whose scored output is an ONNX-ML `TreeEnsembleClassifier`
+//! reading `dense`) are scored by a native evaluator instead (`src/ranker/trees.rs`), because
+//! tract 0.23.9 walks its leaf table linearly for every tree of every row, so its time per row
+//! grows with trees × leaves (dev profile, 500 candidates: 96 ms for the 30-tree depth-3
+//! fixture GBDT, 3.5 s for 100 trees of depth 6; natively 0.3 ms and 2 ms: `examples/
+//! tree_bench.rs`). The model is still loaded and checked by tract, and the two engines must
+//! agree on probe rows at load time, else tract scores: see [`Ranker::load`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
+use super::trees::{self, TreeEnsemble, TreeError};
 use super::{RankerBatch, RankerContract, RankerRow, contract_err};
 use crate::error::{BundleError, Error, Result};
 use crate::features::{FeatureVector, SparseFeatures};
@@ -23,15 +32,45 @@ use crate::onnx::{self, ElemType, pb};
 /// must be `[1, C]` with the contract's column inside. Every failure is a
 /// [`BundleError::Contract`] naming what differs.
 ///
+/// Every `TreeEnsembleClassifier` in the graph is also checked before tract runs it: one whose
+/// attributes are malformed (ids out of range, cycles, class ids beyond the labels,
+/// `BRANCH_GTE`, …) is refused, since tract 0.23.9 would loop forever, panic, write out of
+/// bounds or score it wrongly.
+///
+/// # Engines
+///
+/// When the contract's output is the probabilities output of an `ai.onnx.ml`
+/// `TreeEnsembleClassifier` (possibly through `Identity` nodes) that reads `dense`, the ranker
+/// scores natively ([`Ranker::engine`] = [`ENGINE_TREES`]) — provided the native evaluator
+/// understands the node and agrees with tract within [`PROBE_TOLERANCE`] on
+/// [`PROBE_ROWS`] probe rows (zeros, and every split's threshold exactly and one ulp either
+/// side). Otherwise tract scores ([`ENGINE_TRACT`]).
+///
 /// Cost: loading is dominated by tract's optimisation (milliseconds for the project's
-/// rankers); [`Ranker::score`] is one tract run over the whole batch.
+/// rankers); [`Ranker::score`] is one tract run over the whole batch, or for tree ensembles
+/// O(rows · trees · depth) native work.
 #[derive(Debug, Clone)]
 pub struct Ranker {
     plan: Arc<TypedRunnableModel>,
     contract: RankerContract,
     /// `order[k]`: index into [`RankerContract::inputs`] of tract's k-th input.
     order: Vec<usize>,
+    /// The native tree evaluator, when it scores this ranker.
+    trees: Option<Arc<TreeEnsemble>>,
 }
+
+/// [`Ranker::engine`] of a ranker scored by tract.
+pub const ENGINE_TRACT: &str = "tract";
+
+/// [`Ranker::engine`] of a tree-ensemble ranker scored by the native evaluator.
+pub const ENGINE_TREES: &str = "native-trees";
+
+/// Rows of the load-time comparison between the native tree evaluator and tract.
+pub const PROBE_ROWS: usize = 16;
+
+/// Largest difference between native and tract scores on the probe rows for the native
+/// evaluator to be used.
+pub const PROBE_TOLERANCE: f32 = 1e-5;
 
 fn tract_reason(e: TractError) -> String {
     format!("{e:#}")
@@ -172,10 +211,21 @@ impl Ranker {
         }))
         .map_err(|_| contract_err("tract panicked while loading the model"))?
         .map_err(|e| contract_err(format!("tract cannot load the model: {}", tract_reason(e))))?;
-        let ranker = Ranker {
+        // Tree ensembles tract would mis-run are refused before tract runs anything.
+        for node in graph
+            .node
+            .iter()
+            .filter(|n| n.op_type == "TreeEnsembleClassifier")
+        {
+            if let Err(TreeError::Invalid(reason)) = TreeEnsemble::from_node(node) {
+                return Err(contract_err(format!("node {:?}: {reason}", node.name)));
+            }
+        }
+        let mut ranker = Ranker {
             plan,
             contract: contract.clone(),
             order,
+            trees: None,
         };
         // Probe: one all-zero candidate must give one finite score.
         let probe = FeatureVector {
@@ -192,7 +242,17 @@ impl Ranker {
         ranker
             .score(&batch)
             .map_err(|e| contract_err(format!("probe run: {e}")))?;
+        ranker.trees = native_trees(&ranker, graph).map(Arc::new);
         Ok(ranker)
+    }
+
+    /// Which engine scores: [`ENGINE_TREES`] or [`ENGINE_TRACT`].
+    pub fn engine(&self) -> &'static str {
+        if self.trees.is_some() {
+            ENGINE_TREES
+        } else {
+            ENGINE_TRACT
+        }
     }
 
     /// The contract the ranker was loaded with.
@@ -205,6 +265,28 @@ impl Ranker {
     /// score is not a finite number, with `invalid_argument` if the batch does not fit the
     /// contract.
     pub fn score(&self, batch: &RankerBatch) -> Result<Vec<f32>> {
+        self.check_batch(batch)?;
+        let scores = match &self.trees {
+            Some(t) => t
+                .column(
+                    &batch.dense,
+                    self.contract.dense.len(),
+                    self.contract.column as usize,
+                )
+                .map_err(Error::Ranker)?,
+            None => self.run_tract(batch)?,
+        };
+        finite(scores)
+    }
+
+    /// [`Ranker::score`] with tract, whichever engine the ranker uses (parity checks and
+    /// benchmarks).
+    pub fn score_with_tract(&self, batch: &RankerBatch) -> Result<Vec<f32>> {
+        self.check_batch(batch)?;
+        finite(self.run_tract(batch)?)
+    }
+
+    fn check_batch(&self, batch: &RankerBatch) -> Result<()> {
         let n = batch.rows;
         let d = self.contract.dense.len();
         if batch.dense.len() != n * d || batch.bags.len() != self.contract.bags.len() {
@@ -221,6 +303,13 @@ impl Ranker {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Column [`RankerContract::column`] of tract's output (not checked for finiteness).
+    fn run_tract(&self, batch: &RankerBatch) -> Result<Vec<f32>> {
+        let n = batch.rows;
+        let d = self.contract.dense.len();
         let fail = |e: TractError| Error::Ranker(tract_reason(e));
         let dense_slot = usize::from(!self.contract.dense.is_empty());
         let inputs: TVec<TValue> = self
@@ -261,11 +350,6 @@ impl Ranker {
                 )));
             }
         };
-        if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-            return Err(Error::Ranker(format!(
-                "the score of candidate {i} is not finite"
-            )));
-        }
         Ok(scores)
     }
 
@@ -273,4 +357,54 @@ impl Ranker {
     pub fn score_rows(&self, rows: &[RankerRow]) -> Result<Vec<f32>> {
         self.score(&self.contract.assemble(rows)?)
     }
+}
+
+fn finite(scores: Vec<f32>) -> Result<Vec<f32>> {
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(Error::Ranker(format!(
+            "the score of candidate {i} is not finite"
+        )));
+    }
+    Ok(scores)
+}
+
+/// The native evaluator for `ranker`'s graph, when the contract's output is a
+/// `TreeEnsembleClassifier`'s probabilities computed from `dense`, the evaluator understands
+/// the node, and it agrees with tract on [`PROBE_ROWS`] probe rows within
+/// [`PROBE_TOLERANCE`]; `None` (tract scores) otherwise.
+fn native_trees(ranker: &Ranker, graph: &onnx::pb::GraphProto) -> Option<TreeEnsemble> {
+    let contract = &ranker.contract;
+    let d = contract.dense.len();
+    let node = trees::classifier_behind(graph, &contract.output)?;
+    if d == 0 || node.input[0] != "dense" || !graph.input.iter().any(|i| i.name == "dense") {
+        return None;
+    }
+    let ensemble = TreeEnsemble::from_node(node).ok()?;
+    if ensemble.n_features() > d || contract.column as usize >= ensemble.columns() {
+        return None;
+    }
+    let batch = RankerBatch {
+        rows: PROBE_ROWS,
+        dense: ensemble.probe_rows(d, PROBE_ROWS),
+        bags: contract
+            .bags
+            .iter()
+            .map(|b| super::BagTensor {
+                field: b.field,
+                len: b.len as usize,
+                ids: vec![0; PROBE_ROWS * b.len as usize],
+                weights: vec![0.0; PROBE_ROWS * b.len as usize],
+            })
+            .collect(),
+    };
+    let tract = ranker.run_tract(&batch).ok()?;
+    let native = ensemble
+        .column(&batch.dense, d, contract.column as usize)
+        .ok()?;
+    let agree = tract.len() == native.len()
+        && tract
+            .iter()
+            .zip(&native)
+            .all(|(a, b)| (a - b).abs() <= PROBE_TOLERANCE || a.to_bits() == b.to_bits());
+    agree.then_some(ensemble)
 }
