@@ -361,7 +361,10 @@ pub fn markdown(r: &EvalReport) -> String {
          each system with popularity on the same users. Cohorts: *warm* users have a past; \
          *cold* users are new in the test period, their first titles standing for onboarding \
          picks; *as-new* are warm users with their past hidden and their first future titles as \
-         onboarding picks (a larger cold-start sample).\n"
+         onboarding picks (a larger cold-start sample). `ials-int8` and `two-tower-int8` are \
+         the same models as the device ships them by default (`bundle build --int8`): item \
+         vectors as int8 with one scale per row, iALS fold-in over the dequantised rows, scores \
+         from the int8 scan; compare them with `ials` and `two-tower` (f32).\n"
     );
     let _ = writeln!(
         s,

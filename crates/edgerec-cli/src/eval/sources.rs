@@ -12,6 +12,8 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use edgerec::blend::{self, Source};
 use edgerec::content::{ContentIndex, Onboarding};
+use edgerec::ials::Factors;
+use edgerec::retrieval::ItemVectors;
 use edgerec_data::schema::{Search, User};
 use edgerec_train::ials::{self, IalsConfig, IalsModel, Interactions};
 use edgerec_twotower::{OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput};
@@ -511,6 +513,24 @@ pub fn answer(
         None => None,
     };
     let n = config.n;
+    // What the device ships by default (`bundle build --int8`): the same vectors as int8 with
+    // per-row scales, fold-in reading the dequantised rows, scores from the int8 scan.
+    let ials_int8 = ItemVectors::F32(trained.ials.item_factors().clone())
+        .quantized()
+        .context("quantising the iALS factors")?;
+    let tower_int8 = match &trained.tower {
+        Some(t) => {
+            let e = t.model.item_embeddings();
+            let dim = t.onnx.dim();
+            let f = Factors::new(dim, e.to_vec()).context("two-tower embeddings")?;
+            Some(
+                ItemVectors::F32(f)
+                    .quantized()
+                    .context("quantising the embeddings")?,
+            )
+        }
+        None => None,
+    };
     let per_case: Vec<Vec<(String, Answer)>> = cases
         .par_iter()
         .zip(&requests)
@@ -548,6 +568,20 @@ pub fn answer(
                 None => vec![0.0; y.rows()],
             };
             push("ials", Some(Source::Collaborative), &ials_scores, &mut out);
+            let cfg = trained.ials.config();
+            let known: Vec<(usize, f32)> = req.history.iter().map(|&i| (i as usize, 1.0)).collect();
+            let int8_scores = edgerec::ials::fold_in_rows(
+                ials_int8.dim(),
+                ials_int8.rows(),
+                |i| ials_int8.row(i),
+                trained.ials.gram(),
+                &known,
+                cfg.alpha,
+                cfg.lambda,
+            )
+            .and_then(|x| ials_int8.scores(&x).ok())
+            .unwrap_or_else(|| vec![0.0; ials_int8.rows()]);
+            push("ials-int8", None, &int8_scores, &mut out);
             let profile = trained.content.profile(
                 &history_weights(&req.history, config.recency_decay),
                 &Onboarding::default(),
@@ -568,6 +602,10 @@ pub fn answer(
                     .map(|row| row.iter().zip(u).map(|(a, b)| a * b).sum())
                     .collect();
                 push("two-tower", Some(Source::TwoTower), &scores, &mut out);
+                if let Some(q) = &tower_int8 {
+                    let scores = q.scores(u).unwrap_or_else(|_| vec![0.0; q.rows()]);
+                    push("two-tower-int8", None, &scores, &mut out);
+                }
             }
             // Blend in the fixed source order with the configured quotas.
             let order = [
