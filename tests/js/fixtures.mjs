@@ -207,6 +207,77 @@ export function corruptedBundles(bundle, other) {
     bytes: containerOf(sections.filter((s) => s.tag !== "CATL")),
     code: "missing_section",
   });
+  // The device pipeline's sections (when the bundle has them): each one damaged inside a
+  // well-formed container.
+  const has = (tag) => sections.some((s) => s.tag === tag);
+  const replaced = (tag, f) => containerOf(sections.map((s) => (s.tag === tag ? f(s) : s)));
+  if (has("MDIA")) {
+    cases.push({
+      name: "the media table cut short",
+      bytes: replaced("MDIA", (s) => ({ ...s, payload: s.payload.slice(0, s.payload.length - 7) })),
+      code: "malformed",
+    });
+    cases.push({
+      name: "a media table without its feature contract",
+      bytes: containerOf(sections.filter((s) => s.tag !== "FEAT")),
+      code: "contract_mismatch",
+    });
+  }
+  if (has("SERV")) {
+    cases.push({
+      name: "serving settings with MMR lambda 2",
+      bytes: replaced("SERV", (s) => {
+        const payload = s.payload.slice();
+        new DataView(payload.buffer).setFloat32(12, 2, true); // candidates, k, fatigue, then lambda
+        return { ...s, payload };
+      }),
+      code: "malformed",
+    });
+  }
+  const fact = sections.find((s) => s.tag === "FACT");
+  if (fact?.version === 2) {
+    cases.push({
+      name: "int8 factors declared as f32 (FACT v1)",
+      bytes: replaced("FACT", (s) => ({ ...s, version: 1 })),
+      code: "malformed",
+    });
+  }
+  if (has("TWRT")) {
+    cases.push({
+      name: "the user tower's ONNX damaged",
+      bytes: replaced("TWRT", (s) => {
+        const payload = s.payload.slice();
+        // The ONNX bytes end the section: break the protobuf near their end.
+        for (let i = payload.length - 40; i < payload.length - 20; i++) payload[i] = 0xff;
+        return { ...s, payload };
+      }),
+      code: "malformed",
+    });
+  }
+  cases.push({
+    name: "an HNSW graph section of garbage",
+    bytes: containerOf([
+      ...sections,
+      // One graph for the iALS space: name "ials", max norm 1, 40 bytes of 0xff.
+      {
+        tag: "HNSW",
+        version: 1,
+        payload: (() => {
+          const name = new TextEncoder().encode("ials");
+          const out = new Uint8Array(4 + 4 + name.length + 4 + 4 + 40);
+          const v = new DataView(out.buffer);
+          v.setUint32(0, 1, true);
+          v.setUint32(4, name.length, true);
+          out.set(name, 8);
+          v.setFloat32(8 + name.length, 1, true);
+          v.setUint32(12 + name.length, 40, true);
+          out.fill(0xff, 16 + name.length);
+          return out;
+        })(),
+      },
+    ]),
+    code: "malformed",
+  });
   if (other) {
     const from = new Map(sectionsOf(other).map((s) => [s.tag, s]));
     for (const tag of ["POPL", "CATL"]) {

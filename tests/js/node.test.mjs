@@ -233,6 +233,9 @@ describe("the npm package installed from its tarball", () => {
     const { fixture, edgerec, rec } = await ready();
     const { history, context, onboardingGenres } = fixture.requests[0];
     const before = rec.recommend(history, context, 10, onboardingGenres);
+    const state = new edgerec.UserState();
+    for (const [i, id] of history.entries()) state.recordCompletion(id, context.timestamp - 86_400 * (history.length - i));
+    const rowBefore = rec.recommendRow(state, { context, k: 10 }).items;
     const other = loadRankerFixture().bundles.logistic;
     for (const { name, bytes, code } of corruptedBundles(fixture.bundle, other)) {
       await t.test(name, () => {
@@ -240,6 +243,8 @@ describe("the npm package installed from its tarball", () => {
       });
     }
     assert.deepEqual(rec.recommend(history, context, 10, onboardingGenres), before);
+    assert.deepEqual(rec.recommendRow(state, { context, k: 10 }).items, rowBefore);
+    state.free();
   });
 
   test("invalid arguments are refused with code invalid_argument", async (t) => {
