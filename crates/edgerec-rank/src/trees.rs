@@ -375,8 +375,12 @@ impl GradientBoostedTrees {
 
     /// The model as ONNX bytes (IR 8, opset 13 + `ai.onnx.ml` 3): input `dense` float32
     /// `[batch, d]` → one `TreeEnsembleClassifier` (classes `[0, 1]`, every leaf weighted for
-    /// class 1, `base_values = [0, base]`, `post_transform = LOGISTIC`, `BRANCH_LT`) →
-    /// outputs `label` int64 `[batch]` and `probabilities` float32 `[batch, 2]`.
+    /// class 1, `post_transform = LOGISTIC`, `BRANCH_LT`) → outputs `label` int64 `[batch]`
+    /// and `probabilities` float32 `[batch, 2]`. The boosting's base score is folded into the
+    /// leaves of the first tree (every row reaches exactly one of them) and `base_values` is
+    /// left out: with `base_values` present onnxruntime ignores the trees of such a binary
+    /// classifier and returns σ(base) for every row (microsoft/onnxruntime#1007), so this form
+    /// scores the same in tract, onnxruntime and the core's tree engine.
     ///
     /// **Read column 1 of `probabilities`** as `P(watch)`. In tract (0.23) column 0 is
     /// σ(0) = 0.5, not 1 − P: tract's "binary layout" (which writes `[1 − p, p]`) is only taken
@@ -407,7 +411,11 @@ impl GradientBoostedTrees {
                 if node.is_leaf {
                     leaf_tree.push(t as i64);
                     leaf_node.push(k as i64);
-                    leaf_weight.push(node.weight);
+                    leaf_weight.push(if t == 0 {
+                        node.weight + self.base
+                    } else {
+                        node.weight
+                    });
                 }
             }
         }
@@ -423,10 +431,9 @@ impl GradientBoostedTrees {
             "TreeEnsembleClassifier",
             &["dense"],
             &["label", "probabilities"],
-            vec![
+            [
                 attr_ints("classlabels_int64s", &[0, 1]),
                 attr_string("post_transform", "LOGISTIC"),
-                attr_floats("base_values", &[0.0, self.base]),
                 attr_ints("nodes_treeids", &tree_ids),
                 attr_ints("nodes_nodeids", &node_ids),
                 attr_ints("nodes_featureids", &feature_ids),
@@ -439,7 +446,16 @@ impl GradientBoostedTrees {
                 attr_ints("class_nodeids", &leaf_node),
                 attr_ints("class_ids", &vec![1; n_leaves]),
                 attr_floats("class_weights", &leaf_weight),
-            ],
+            ]
+            .into_iter()
+            // Without trees the base score has no leaf to live in: only then `base_values`
+            // (whose mere presence makes onnxruntime ignore the trees of a binary classifier).
+            .chain(
+                self.trees
+                    .is_empty()
+                    .then(|| attr_floats("base_values", &[0.0, self.base])),
+            )
+            .collect(),
         )?;
         g.output("label", ElemType::I64, &[Dim::symbolic("batch")])?;
         g.output(
@@ -609,7 +625,7 @@ mod tests {
         for (i, e) in expected.iter().enumerate() {
             let got = probs[2 * i + 1];
             assert!((got - e).abs() <= 1e-5, "row {i}: tract {got} vs rust {e}");
-            // tract's convention for class-1 leaves: column 0 is σ(base_values[0]) = 0.5 and
+            // tract's convention for class-1 leaves: column 0 is σ(base_values[0]) = σ(0) = 0.5 and
             // the label is 1 exactly when P > 0.5.
             assert!(
                 (probs[2 * i] - 0.5).abs() <= 1e-6,
