@@ -272,7 +272,6 @@ impl Recommender {
         let (scores, ranked, t3) = match (ranker, &c.features, &c.media) {
             (Some(ranker), Some(features), Some(media)) => {
                 let space = features.space();
-                let vocab = space.vocabularies();
                 let profile = self.feature_profile(state, ctx);
                 let history = state.to_history(|id| catalog.position(id).map(|p| p as u32));
                 let before = history.before(time);
@@ -308,7 +307,6 @@ impl Recommender {
                         search: &search,
                     })
                     .collect();
-                let _ = vocab;
                 let t3 = now();
                 (ranker.score_rows(&rows)?, true, t3)
             }
