@@ -7,6 +7,12 @@
 //! of a month, an offset from Western Easter, or a table of dates for lunar holidays (covering
 //! 2020–2030; other years have no date for them).
 //!
+//! The table compiled into the crate is [`COUNTRIES`]. [`Calendar`] is the same kind of table as
+//! an owned value: [`Calendar::builtin`] is [`COUNTRIES`], and a model bundle may carry another
+//! one (section `CALD`, [`crate::bundle::calendar`]) so devices pick up new countries and
+//! holidays without an app update. [`Calendar::next_holiday`] and [`next_holiday`] share one
+//! implementation.
+//!
 //! ```
 //! use edgerec::calendar::{self, CivilDate};
 //! let day = calendar::days_from_civil(2026, 11, 20);
@@ -14,7 +20,11 @@
 //! let us = calendar::country("US").unwrap();
 //! let next = calendar::next_holiday(us, day, 60).unwrap();
 //! assert_eq!((next.name, next.days_until), ("thanksgiving", 6)); // Thu 26 Nov 2026
+//! let builtin = calendar::Calendar::builtin();
+//! assert_eq!(builtin.next_holiday("US", day, 60), Some(next));
 //! ```
+
+use std::borrow::Cow;
 
 /// A calendar date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,7 +141,7 @@ pub fn season(month: u8, hemisphere: Hemisphere) -> Season {
 }
 
 /// How a holiday's date is found in a given year.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rule {
     /// The same month and day every year.
     Fixed {
@@ -140,7 +150,8 @@ pub enum Rule {
         /// Day, 1–31.
         day: u8,
     },
-    /// The `n`-th given weekday of a month (`n` = 1…4, or −1 for the last).
+    /// The `n`-th given weekday of a month (`n` = 1…4, or −1 for the last, −2 for the one
+    /// before…, down to −4).
     NthWeekday {
         /// Month, 1–12.
         month: u8,
@@ -154,8 +165,38 @@ pub enum Rule {
         /// Offset in days.
         offset: i16,
     },
-    /// A table of `(year, month, day)`, for holidays set by lunar or lunisolar calendars.
-    Table(&'static [(i32, u8, u8)]),
+    /// A table of `(year, month, day)`, for holidays set by lunar or lunisolar calendars: at
+    /// most one date per year (the first one listed for a year counts). Borrowed for the
+    /// built-in table, owned when decoded from a bundle.
+    Table(Cow<'static, [(i32, u8, u8)]>),
+}
+
+/// Most countries a [`Calendar`] may have.
+pub const MAX_COUNTRIES: usize = 512;
+/// Most holidays one country of a [`Calendar`] may have.
+pub const MAX_HOLIDAYS: usize = 128;
+/// Most dates one [`Rule::Table`] may list.
+pub const MAX_TABLE_DATES: usize = 512;
+/// Longest holiday name, in bytes.
+pub const MAX_NAME_BYTES: usize = 64;
+/// Offsets from Easter [`Rule::validate`] accepts: Easter falls between 22 March and 25 April,
+/// so these keep the holiday inside Easter's own year (1 January … 31 December).
+pub const EASTER_OFFSETS: std::ops::RangeInclusive<i16> = -80..=250;
+/// Years a [`Rule::Table`] may list.
+pub const TABLE_YEARS: std::ops::RangeInclusive<i32> = 1900..=2200;
+
+fn is_leap(year: i32) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+/// Days in `month` (1–12) of `year`.
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Western (Gregorian) Easter Sunday of a year (the anonymous Gregorian computus).
@@ -210,16 +251,79 @@ impl Rule {
                 let e = easter(year);
                 Some(days_from_civil(e.year, e.month, e.day) + i64::from(offset))
             }
-            Rule::Table(dates) => dates
+            Rule::Table(ref dates) => dates
                 .iter()
                 .find(|d| d.0 == year)
                 .map(|&(y, m, d)| days_from_civil(y, m, d)),
         }
     }
+
+    /// Checks that the rule names real dates: months 1–12; fixed days that exist every year
+    /// (so not 29 February); weekdays 0–6 and `n` in 1…4 or −4…−1; Easter offsets in
+    /// [`EASTER_OFFSETS`]; tables of at most [`MAX_TABLE_DATES`] real dates in
+    /// [`TABLE_YEARS`], one per year. Every rule of [`COUNTRIES`] passes.
+    pub fn validate(&self) -> Result<(), String> {
+        let month_ok = |m: u8| (1..=12).contains(&m);
+        match *self {
+            Rule::Fixed { month, day } => {
+                // 2001 is not a leap year: the day must exist every year.
+                if !month_ok(month) || day == 0 || day > days_in_month(2001, month) {
+                    return Err(format!(
+                        "fixed date {month}/{day} does not exist every year"
+                    ));
+                }
+            }
+            Rule::NthWeekday { month, weekday, n } => {
+                if !month_ok(month) {
+                    return Err(format!("month {month} is not 1-12"));
+                }
+                if weekday > 6 {
+                    return Err(format!("weekday {weekday} is not 0 (Monday) - 6 (Sunday)"));
+                }
+                if !matches!(n, 1..=4 | -4..=-1) {
+                    return Err(format!("occurrence {n} is not 1..4 or -4..-1"));
+                }
+            }
+            Rule::Easter { offset } => {
+                if !EASTER_OFFSETS.contains(&offset) {
+                    return Err(format!(
+                        "Easter offset {offset} is outside {}..={}",
+                        EASTER_OFFSETS.start(),
+                        EASTER_OFFSETS.end()
+                    ));
+                }
+            }
+            Rule::Table(ref dates) => {
+                if dates.len() > MAX_TABLE_DATES {
+                    return Err(format!(
+                        "{} dates in a table, at most {MAX_TABLE_DATES}",
+                        dates.len()
+                    ));
+                }
+                for (i, &(y, m, d)) in dates.iter().enumerate() {
+                    if !TABLE_YEARS.contains(&y)
+                        || !month_ok(m)
+                        || d == 0
+                        || d > days_in_month(y, m)
+                    {
+                        return Err(format!(
+                            "table date {y}-{m}-{d} is not a date of {}..={}",
+                            TABLE_YEARS.start(),
+                            TABLE_YEARS.end()
+                        ));
+                    }
+                    if dates[..i].iter().any(|e| e.0 == y) {
+                        return Err(format!("table lists {y} twice"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A public holiday or festive day that changes what people watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holiday {
     /// Lowercase identifier, also usable as a content tag (`"christmas"`, `"halloween"`).
     pub name: &'static str,
@@ -228,7 +332,7 @@ pub struct Holiday {
 }
 
 /// A country edgerec has calendars for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Country {
     /// ISO 3166-1 alpha-2 code.
     pub code: &'static str,
@@ -415,12 +519,12 @@ pub const COUNTRIES: &[Country] = &[
             NEW_YEAR,
             Holiday {
                 name: "holi",
-                rule: Rule::Table(HOLI),
+                rule: Rule::Table(Cow::Borrowed(HOLI)),
             },
             fixed("independence_day", 8, 15),
             Holiday {
                 name: "diwali",
-                rule: Rule::Table(DIWALI),
+                rule: Rule::Table(Cow::Borrowed(DIWALI)),
             },
             CHRISTMAS,
         ],
@@ -446,11 +550,11 @@ pub const COUNTRIES: &[Country] = &[
             NEW_YEAR,
             Holiday {
                 name: "seollal",
-                rule: Rule::Table(SEOLLAL),
+                rule: Rule::Table(Cow::Borrowed(SEOLLAL)),
             },
             Holiday {
                 name: "chuseok",
-                rule: Rule::Table(CHUSEOK),
+                rule: Rule::Table(Cow::Borrowed(CHUSEOK)),
             },
             CHRISTMAS,
         ],
@@ -471,27 +575,43 @@ pub fn country(code: &str) -> Option<&'static Country> {
 
 /// A holiday ahead of a given day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UpcomingHoliday {
+pub struct UpcomingHoliday<'a> {
     /// The holiday's name.
-    pub name: &'static str,
+    pub name: &'a str,
     /// Days from the given day to the holiday: 0 on the day itself.
     pub days_until: u16,
 }
 
 /// The first holiday of `country` on or after local day `today` and at most `horizon_days`
 /// ahead; ties on the same day go to the one listed first. Cost: O(holidays).
-pub fn next_holiday(country: &Country, today: i64, horizon_days: u16) -> Option<UpcomingHoliday> {
+pub fn next_holiday(
+    country: &Country,
+    today: i64,
+    horizon_days: u16,
+) -> Option<UpcomingHoliday<'static>> {
+    let holidays: &'static [Holiday] = country.holidays;
+    first_upcoming(
+        holidays.iter().map(|h| (h.name, &h.rule)),
+        today,
+        horizon_days,
+    )
+}
+
+/// [`next_holiday`] over `(name, rule)` pairs: the one implementation both calendars use.
+fn first_upcoming<'a>(
+    holidays: impl Iterator<Item = (&'a str, &'a Rule)>,
+    today: i64,
+    horizon_days: u16,
+) -> Option<UpcomingHoliday<'a>> {
     let year = civil_from_days(today).year;
-    country
-        .holidays
-        .iter()
-        .filter_map(|h| {
+    holidays
+        .filter_map(|(name, rule)| {
             // This year's date, or next year's once it has passed.
             [year, year + 1]
                 .iter()
-                .filter_map(|&y| h.rule.date(y))
+                .filter_map(|&y| rule.date(y))
                 .find(|&d| d >= today)
-                .map(|d| (d - today, h.name))
+                .map(|d| (d - today, name))
         })
         .filter(|&(until, _)| until <= i64::from(horizon_days))
         .min_by_key(|&(until, _)| until)
@@ -499,6 +619,151 @@ pub fn next_holiday(country: &Country, today: i64, horizon_days: u16) -> Option<
             name,
             days_until: until as u16,
         })
+}
+
+/// A holiday of a [`Calendar`]: an owned [`Holiday`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolidayRule {
+    /// Lowercase identifier (`[a-z0-9_]`, at most [`MAX_NAME_BYTES`]), also the holiday's
+    /// sparse feature name.
+    pub name: String,
+    /// When it falls.
+    pub rule: Rule,
+}
+
+/// One country of a [`Calendar`]: what the context features need of a [`Country`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryCalendar {
+    /// ISO 3166-1 alpha-2 code (two uppercase ASCII letters).
+    pub code: String,
+    /// For seasons.
+    pub hemisphere: Hemisphere,
+    /// Holidays; ties on the same day go to the one listed first.
+    pub holidays: Vec<HolidayRule>,
+}
+
+impl CountryCalendar {
+    /// The first holiday on or after local day `today` and at most `horizon_days` ahead,
+    /// exactly as [`next_holiday`] computes it for a [`Country`]. Cost: O(holidays).
+    pub fn next_holiday(&self, today: i64, horizon_days: u16) -> Option<UpcomingHoliday<'_>> {
+        first_upcoming(
+            self.holidays.iter().map(|h| (h.name.as_str(), &h.rule)),
+            today,
+            horizon_days,
+        )
+    }
+}
+
+/// Holiday calendars per country as a value: what the trainer computed the context features
+/// with and the device computes them with. [`Calendar::builtin`] is the table compiled into
+/// the crate ([`COUNTRIES`]); a bundle may ship another one (`CALD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    /// The countries, with unique codes.
+    pub countries: Vec<CountryCalendar>,
+}
+
+impl Calendar {
+    /// The built-in table, [`COUNTRIES`], in its order.
+    pub fn builtin() -> Calendar {
+        Calendar {
+            countries: COUNTRIES
+                .iter()
+                .map(|c| CountryCalendar {
+                    code: c.code.to_string(),
+                    hemisphere: c.hemisphere,
+                    holidays: c
+                        .holidays
+                        .iter()
+                        .map(|h| HolidayRule {
+                            name: h.name.to_string(),
+                            rule: h.rule.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The country with this code, if the calendar has it. Cost: O(countries).
+    pub fn country(&self, code: &str) -> Option<&CountryCalendar> {
+        self.countries.iter().find(|c| c.code == code)
+    }
+
+    /// The next holiday of the country `code` ([`CountryCalendar::next_holiday`]); `None` for
+    /// a country the calendar does not have.
+    pub fn next_holiday(
+        &self,
+        code: &str,
+        today: i64,
+        horizon_days: u16,
+    ) -> Option<UpcomingHoliday<'_>> {
+        self.country(code)?.next_holiday(today, horizon_days)
+    }
+
+    /// Every country's holiday names in calendar order, repeats included (the holiday
+    /// vocabulary is their first-seen order).
+    pub fn holiday_names(&self) -> impl Iterator<Item = &str> {
+        self.countries
+            .iter()
+            .flat_map(|c| c.holidays.iter().map(|h| h.name.as_str()))
+    }
+
+    /// Number of holidays over all countries (a holiday of several countries counts in each).
+    pub fn holiday_count(&self) -> usize {
+        self.countries.iter().map(|c| c.holidays.len()).sum()
+    }
+
+    /// Checks the calendar: at most [`MAX_COUNTRIES`] countries with unique ISO 3166-1
+    /// alpha-2 codes, at most [`MAX_HOLIDAYS`] holidays per country with unique names of
+    /// `[a-z0-9_]` (1 to [`MAX_NAME_BYTES`] bytes), and every rule valid ([`Rule::validate`]).
+    /// The reason names the country and holiday.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.countries.len() > MAX_COUNTRIES {
+            return Err(format!(
+                "{} countries, at most {MAX_COUNTRIES}",
+                self.countries.len()
+            ));
+        }
+        for (i, c) in self.countries.iter().enumerate() {
+            if c.code.len() != 2 || !c.code.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "country code {:?} is not two uppercase letters",
+                    c.code
+                ));
+            }
+            if self.countries[..i].iter().any(|o| o.code == c.code) {
+                return Err(format!("country {} appears twice", c.code));
+            }
+            if c.holidays.len() > MAX_HOLIDAYS {
+                return Err(format!(
+                    "{}: {} holidays, at most {MAX_HOLIDAYS}",
+                    c.code,
+                    c.holidays.len()
+                ));
+            }
+            for (j, h) in c.holidays.iter().enumerate() {
+                let name_ok = !h.name.is_empty()
+                    && h.name.len() <= MAX_NAME_BYTES
+                    && h.name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+                if !name_ok {
+                    return Err(format!(
+                        "{}: holiday name {:?} is not 1-{MAX_NAME_BYTES} characters of a-z, 0-9, _",
+                        c.code, h.name
+                    ));
+                }
+                if c.holidays[..j].iter().any(|o| o.name == h.name) {
+                    return Err(format!("{}: holiday {} appears twice", c.code, h.name));
+                }
+                h.rule
+                    .validate()
+                    .map_err(|e| format!("{} {}: {e}", c.code, h.name))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -554,7 +819,7 @@ mod tests {
             n: -1,
         };
         assert_eq!(civil_from_days(last_monday.date(2026).unwrap()).day, 25);
-        assert_eq!(Rule::Table(DIWALI).date(1998), None);
+        assert_eq!(Rule::Table(Cow::Borrowed(DIWALI)).date(1998), None);
     }
 
     #[test]
@@ -579,5 +844,141 @@ mod tests {
         assert_eq!(season(12, Hemisphere::Southern), Season::Summer);
         assert_eq!(season(4, Hemisphere::Southern), Season::Autumn);
         assert!(COUNTRIES.iter().all(|c| country(c.code) == Some(c)));
+    }
+
+    #[test]
+    fn builtin_calendar_answers_like_the_static_table() {
+        let cal = Calendar::builtin();
+        assert_eq!(cal.countries.len(), COUNTRIES.len());
+        assert_eq!(cal.validate(), Ok(()));
+        let from = days_from_civil(2019, 1, 1);
+        let to = days_from_civil(2032, 1, 1);
+        for c in COUNTRIES {
+            let owned = cal.country(c.code).unwrap();
+            assert_eq!(owned.hemisphere, c.hemisphere);
+            assert_eq!(owned.holidays.len(), c.holidays.len());
+            for today in from..to {
+                for horizon in [0, 7, 30, 400] {
+                    let expected = next_holiday(c, today, horizon);
+                    assert_eq!(owned.next_holiday(today, horizon), expected);
+                    assert_eq!(
+                        cal.next_holiday(c.code, today, horizon),
+                        expected,
+                        "{} day {today} horizon {horizon}",
+                        c.code
+                    );
+                }
+            }
+        }
+        assert_eq!(cal.country("ZZ"), None);
+        assert_eq!(cal.next_holiday("ZZ", from, 400), None);
+        let names: Vec<&str> = cal.holiday_names().collect();
+        let expected: Vec<&str> = COUNTRIES
+            .iter()
+            .flat_map(|c| c.holidays.iter().map(|h| h.name))
+            .collect();
+        assert_eq!(names, expected);
+        assert_eq!(cal.holiday_count(), expected.len());
+    }
+
+    #[test]
+    fn easter_offsets_in_bounds_stay_in_easter_year() {
+        for year in 1583..=2500 {
+            for offset in [*EASTER_OFFSETS.start(), *EASTER_OFFSETS.end()] {
+                let d = Rule::Easter { offset }.date(year).unwrap();
+                assert_eq!(civil_from_days(d).year, year, "{year} {offset}");
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_rules_and_calendars_are_refused() {
+        for rule in [
+            Rule::Fixed { month: 0, day: 1 },
+            Rule::Fixed { month: 13, day: 1 },
+            Rule::Fixed { month: 1, day: 0 },
+            Rule::Fixed { month: 4, day: 31 },
+            Rule::Fixed { month: 2, day: 29 },
+            Rule::NthWeekday {
+                month: 13,
+                weekday: 0,
+                n: 1,
+            },
+            Rule::NthWeekday {
+                month: 5,
+                weekday: 7,
+                n: 1,
+            },
+            Rule::NthWeekday {
+                month: 5,
+                weekday: 0,
+                n: 0,
+            },
+            Rule::NthWeekday {
+                month: 5,
+                weekday: 0,
+                n: 5,
+            },
+            Rule::NthWeekday {
+                month: 5,
+                weekday: 0,
+                n: -5,
+            },
+            Rule::Easter { offset: -81 },
+            Rule::Easter { offset: 251 },
+            Rule::Table(Cow::Owned(vec![(2025, 2, 29)])),
+            Rule::Table(Cow::Owned(vec![(2025, 13, 1)])),
+            Rule::Table(Cow::Owned(vec![(1899, 1, 1)])),
+            Rule::Table(Cow::Owned(vec![(2025, 1, 1), (2025, 2, 1)])),
+            Rule::Table(Cow::Owned(vec![(2000, 1, 1); MAX_TABLE_DATES + 1])),
+        ] {
+            assert!(rule.validate().is_err(), "{rule:?}");
+        }
+        for rule in [
+            Rule::Fixed { month: 12, day: 31 },
+            Rule::NthWeekday {
+                month: 5,
+                weekday: 6,
+                n: -4,
+            },
+            Rule::Easter { offset: -80 },
+            Rule::Table(Cow::Owned(vec![(2024, 2, 29), (2200, 12, 31)])),
+        ] {
+            assert_eq!(rule.validate(), Ok(()), "{rule:?}");
+        }
+        let good = Calendar::builtin();
+        let mut bad = Vec::new();
+        let mut c = good.clone();
+        c.countries[1].code = "US".into();
+        bad.push(("duplicate country", c));
+        let mut c = good.clone();
+        c.countries[0].code = "us".into();
+        bad.push(("lowercase code", c));
+        let mut c = good.clone();
+        let h = c.countries[0].holidays[0].clone();
+        c.countries[0].holidays.push(h);
+        bad.push(("duplicate holiday", c));
+        let mut c = good.clone();
+        c.countries[0].holidays[0].name = "New Year".into();
+        bad.push(("bad name", c));
+        let mut c = good.clone();
+        c.countries[0].holidays[0].name = String::new();
+        bad.push(("empty name", c));
+        let mut c = good.clone();
+        c.countries[0].holidays[0].rule = Rule::Fixed { month: 2, day: 30 };
+        bad.push(("bad rule", c));
+        let mut c = good.clone();
+        c.countries[0].holidays = (0..=MAX_HOLIDAYS)
+            .map(|i| HolidayRule {
+                name: format!("h{i}"),
+                rule: Rule::Fixed { month: 1, day: 1 },
+            })
+            .collect();
+        bad.push(("too many holidays", c));
+        for (what, c) in bad {
+            assert!(c.validate().is_err(), "{what}");
+        }
+        // A holiday shared with other countries is fine; the empty calendar too.
+        assert_eq!(Calendar { countries: vec![] }.validate(), Ok(()));
     }
 }

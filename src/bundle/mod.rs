@@ -40,6 +40,7 @@
 //! | `MDIA` | 1 | no (needs `FEAT`) | every title's ranking metadata and platform counts |
 //! | `SERV` | 1 | no | serving settings: candidates to rank, rerank settings |
 //! | `HNSW` | 1 | no | HNSW graphs over the iALS or two-tower item vectors |
+//! | `CALD` | 1 | no | holiday calendar per country the context features use (see [`calendar`]); without it, the built-in one |
 //!
 //! Every per-item section holds one row per catalog item, in catalog order; a bundle whose
 //! sections disagree on the item count is `malformed`. An optional section that is absent, or
@@ -68,6 +69,7 @@
 //! # Ok::<(), edgerec::Error>(())
 //! ```
 
+pub mod calendar;
 mod codec;
 pub mod ranking;
 pub mod sections;
@@ -88,6 +90,7 @@ use std::sync::Arc;
 use crate::retrieval::InnerProductGraph;
 use crate::tower::UserTower;
 
+use crate::calendar::Calendar;
 use crate::catalog::Catalog;
 
 /// The first eight bytes of every bundle.
@@ -135,6 +138,9 @@ pub struct BundleContents {
     pub serving: Option<ServingSettings>,
     /// HNSW graphs over the item vectors (`HNSW`), at most one per space.
     pub graphs: Vec<GraphSection>,
+    /// The holiday calendar of the context features (`CALD`); `None`: the built-in one. When
+    /// present, the loaded `features` space uses it.
+    pub calendar: Option<Calendar>,
 }
 
 impl BundleContents {
@@ -168,6 +174,9 @@ impl BundleContents {
         }
         if let Some(f) = &self.features {
             w.section(*b"FEAT", 1, f.to_payload());
+        }
+        if let Some(c) = &self.calendar {
+            w.section(*b"CALD", 1, calendar::encode_calendar(c));
         }
         if let Some(r) = &self.ranker {
             w.section(*b"RANK", 1, r.to_payload());
@@ -259,6 +268,7 @@ impl BundleContents {
         if let Some(s) = &self.serving {
             s.validate()?;
         }
+        calendar::check(self.calendar.as_ref(), self.features.as_ref())?;
         for (i, g) in self.graphs.iter().enumerate() {
             if self.graphs[..i].iter().any(|h| h.space == g.space) {
                 return bad("HNSW", format!("two graphs for {}", g.space.as_str()));
@@ -381,6 +391,9 @@ impl Bundle {
                 .find(|e| &e.tag == tag && (e.version == 1 || e.version == 2))
                 .map(|e| (e.version, e.payload))
         };
+        let bundle_calendar = optional(b"CALD")
+            .map(calendar::decode_calendar)
+            .transpose()?;
         let contents = BundleContents {
             meta: sections::decode_meta(section(b"META")?)?,
             catalog: sections::decode_catalog(section(b"CATL")?)?,
@@ -397,9 +410,13 @@ impl Bundle {
                 .map(|(v, p)| TwoTowerModel::from_payload(v, p))
                 .transpose()?,
             quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
-            features: optional(b"FEAT")
-                .map(FeatureContract::from_payload)
-                .transpose()?,
+            // The FEAT space over the bundle's calendar, if it has one.
+            features: calendar::with_bundle_calendar(
+                optional(b"FEAT")
+                    .map(FeatureContract::from_payload)
+                    .transpose()?,
+                bundle_calendar.as_ref(),
+            ),
             ranker: ranker_section(&table)?,
             media: optional(b"MDIA")
                 .map(MediaTable::from_payload)
@@ -411,6 +428,7 @@ impl Bundle {
                 .map(serving::decode_graphs)
                 .transpose()?
                 .unwrap_or_default(),
+            calendar: bundle_calendar,
         };
         contents.validate()?;
         let ranker = contents
@@ -786,6 +804,7 @@ pub mod tests_support {
             media: None,
             serving: None,
             graphs: Vec::new(),
+            calendar: None,
         }
     }
 

@@ -41,7 +41,7 @@ pub use media::{
     Vocabulary,
 };
 
-use crate::calendar::{self, Hemisphere, Season};
+use crate::calendar::{self, Calendar, Hemisphere, Season};
 use crate::context::{Context, Daypart, Device};
 
 const DAY: i64 = 86_400;
@@ -64,7 +64,8 @@ pub struct Vocabularies {
 }
 
 /// Holiday names of every country of [`calendar::COUNTRIES`], in first-seen order; the sparse
-/// holiday feature is `1 + position` (0 = none).
+/// holiday feature is `1 + position` (0 = none). This is the vocabulary of a space over the
+/// built-in calendar; [`FeatureSpace::holidays`] is a space's own.
 pub fn holiday_vocabulary() -> Vocabulary {
     Vocabulary::new(
         calendar::COUNTRIES
@@ -91,11 +92,13 @@ impl Default for FeatureConfig {
     }
 }
 
-/// The feature space: vocabularies, windows, and the names of the dense features in order.
+/// The feature space: vocabularies, windows, the holiday calendar, and the names of the dense
+/// features in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSpace {
     vocab: Vocabularies,
     holidays: Vocabulary,
+    calendar: Calendar,
     config: FeatureConfig,
     names: Vec<String>,
 }
@@ -154,7 +157,7 @@ pub struct SparseFeatures {
     pub user_language: u32,
     /// Genre id of the last title watched.
     pub last_genre: u32,
-    /// Upcoming holiday id ([`holiday_vocabulary`]).
+    /// Upcoming holiday id ([`FeatureSpace::holidays`]).
     pub holiday: u32,
 }
 
@@ -199,8 +202,22 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const GENDERS: [&str; 4] = ["f", "m", "x", "unknown"];
 
 impl FeatureSpace {
-    /// The space over these vocabularies.
+    /// The space over these vocabularies and the built-in holiday calendar
+    /// ([`Calendar::builtin`]).
     pub fn new(vocab: Vocabularies, config: FeatureConfig) -> FeatureSpace {
+        FeatureSpace::with_calendar(vocab, config, Calendar::builtin())
+    }
+
+    /// The space over these vocabularies whose context features use `calendar` (a bundle's
+    /// `CALD`): the user's country's hemisphere and holidays come from it, and its holidays
+    /// have sparse ids ([`FeatureSpace::holidays`]). The dense feature names do not depend on
+    /// the calendar. The calendar is not checked here ([`Calendar::validate`]; the bundle
+    /// reader does).
+    pub fn with_calendar(
+        vocab: Vocabularies,
+        config: FeatureConfig,
+        calendar: Calendar,
+    ) -> FeatureSpace {
         let mut names: Vec<String> = Vec::new();
         let mut add = |n: String| names.push(n);
         for n in ["user.age", "user.age_known"] {
@@ -283,10 +300,29 @@ impl FeatureSpace {
         }
         FeatureSpace {
             vocab,
-            holidays: holiday_vocabulary(),
+            holidays: Vocabulary::new(
+                holiday_vocabulary()
+                    .names()
+                    .iter()
+                    .map(String::as_str)
+                    .chain(calendar.holiday_names()),
+            ),
+            calendar,
             config,
             names,
         }
+    }
+
+    /// The holiday calendar of the context features.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// The sparse holiday ids: [`holiday_vocabulary`] (the built-in calendar's names, so
+    /// their ids never depend on the calendar), then the calendar's other holiday names in
+    /// first-seen order.
+    pub fn holidays(&self) -> &Vocabulary {
+        &self.holidays
     }
 
     /// Names of the dense features, in vector order. Stable for a given vocabulary; this list
@@ -372,7 +408,8 @@ impl FeatureSpace {
         s
     }
 
-    /// Context features of a request; the holiday calendar is the user's country's.
+    /// Context features of a request; the hemisphere and holidays are the user's country's in
+    /// the space's calendar ([`FeatureSpace::calendar`]).
     pub fn context(&self, profile: &UserProfile, ctx: &Context) -> ContextFeatures {
         let mut d = Vec::with_capacity(32);
         one_hot(
@@ -396,7 +433,7 @@ impl FeatureSpace {
             .vocab
             .countries
             .name(profile.country)
-            .and_then(calendar::country);
+            .and_then(|code| self.calendar.country(code));
         let today = ctx.local_days();
         let month = calendar::civil_from_days(today).month;
         let hemisphere = country.map_or(Hemisphere::Northern, |c| c.hemisphere);
@@ -407,7 +444,7 @@ impl FeatureSpace {
             Season::ALL.iter().position(|&s| s == season).unwrap_or(0),
         );
         let horizon = self.config.holiday_horizon_days;
-        let next = country.and_then(|c| calendar::next_holiday(c, today, horizon));
+        let next = country.and_then(|c| c.next_holiday(today, horizon));
         d.push(flag(next.is_some()));
         d.push(next.map_or(1.0, |h| f32::from(h.days_until) / f32::from(horizon.max(1))));
         ContextFeatures {
@@ -778,6 +815,83 @@ mod tests {
             .unwrap();
         assert_eq!(value(&space, &fv, "ctx.season=summer"), 1.0);
         assert_eq!(fv.sparse.holiday, holiday_vocabulary().id("christmas"));
+    }
+
+    #[test]
+    fn the_space_computes_context_with_its_calendar() {
+        use crate::calendar::{CountryCalendar, HolidayRule, Rule};
+        let (space, profile, _) = tiny();
+        assert_eq!(space.calendar(), &Calendar::builtin());
+        assert_eq!(space.holidays(), &holiday_vocabulary());
+        // 2026-11-20: Thanksgiving (US) in 6 days; a calendar adding 22 November has one in 2.
+        let t = calendar::days_from_civil(2026, 11, 20) * DAY + 21 * 3_600;
+        let ctx = Context::new(Device::Tv, t, 0).unwrap();
+        let mut cal = Calendar::builtin();
+        let us = cal.countries.iter_mut().find(|c| c.code == "US").unwrap();
+        us.holidays.push(HolidayRule {
+            name: "streaming_day".into(),
+            rule: Rule::Fixed { month: 11, day: 22 },
+        });
+        // And a country the built-in table does not have.
+        cal.countries.push(CountryCalendar {
+            code: "NZ".into(),
+            hemisphere: calendar::Hemisphere::Southern,
+            holidays: vec![],
+        });
+        let custom =
+            FeatureSpace::with_calendar(space.vocabularies().clone(), space.config(), cal.clone());
+        assert_eq!(custom.dense_names(), space.dense_names());
+        assert_eq!(custom.calendar(), &cal);
+        // Every built-in holiday keeps its id; new ones come after them.
+        let builtin_ids = holiday_vocabulary();
+        let n = builtin_ids.names().len();
+        assert_eq!(&custom.holidays().names()[..n], builtin_ids.names());
+        assert_eq!(&custom.holidays().names()[n..], ["streaming_day"]);
+        let days = |s: &FeatureSpace, p: &UserProfile| {
+            let c = s.context(p, &ctx);
+            let i = s
+                .dense_names()
+                .iter()
+                .position(|n| n == "ctx.days_to_holiday");
+            let offset = s
+                .dense_names()
+                .iter()
+                .position(|n| n.starts_with("ctx."))
+                .unwrap();
+            (c.dense[i.unwrap() - offset], c.holiday)
+        };
+        assert_eq!(
+            days(&space, &profile),
+            (6.0 / 30.0, builtin_ids.id("thanksgiving"))
+        );
+        assert_eq!(
+            days(&custom, &profile),
+            (2.0 / 30.0, custom.holidays().id("streaming_day"))
+        );
+        // NZ is southern in the custom calendar only; unknown countries default to northern.
+        let mut nz = space.vocabularies().clone();
+        nz.countries = Vocabulary::new(["NZ"]);
+        let mut p = profile.clone();
+        p.country = 1;
+        let spring = |s: &FeatureSpace| {
+            let c = s.context(&p, &ctx);
+            let offset = s
+                .dense_names()
+                .iter()
+                .position(|n| n.starts_with("ctx."))
+                .unwrap();
+            let i = s
+                .dense_names()
+                .iter()
+                .position(|n| n == "ctx.season=spring")
+                .unwrap();
+            c.dense[i - offset]
+        };
+        assert_eq!(spring(&FeatureSpace::new(nz.clone(), space.config())), 0.0);
+        assert_eq!(
+            spring(&FeatureSpace::with_calendar(nz, space.config(), cal)),
+            1.0
+        );
     }
 
     proptest! {

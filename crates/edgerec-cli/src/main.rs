@@ -395,6 +395,11 @@ fn run(cli: Cli) -> Result<()> {
                         max_per_genre,
                     },
                 });
+                // The holiday calendar the features were computed with (the pipeline's, built
+                // in): devices use the bundle's (CALD) instead of the one compiled into them.
+                if contents.features.is_some() {
+                    contents.calendar = Some(edgerec::calendar::Calendar::builtin());
+                }
                 // Everything the device will check, with the same code, before encoding.
                 contents.check().context("the bundle was refused")?;
                 let bundle = contents.encode();
@@ -471,6 +476,13 @@ fn run(cli: Cli) -> Result<()> {
                     println!(
                         "features (FEAT): {} dense features",
                         f.space().dense_names().len()
+                    );
+                }
+                if let Some(cal) = &c.calendar {
+                    println!(
+                        "calendar (CALD): {} countries, {} holidays",
+                        cal.countries.len(),
+                        cal.holiday_count()
                     );
                 }
                 if let Some(r) = &c.ranker {

@@ -229,6 +229,7 @@ impl Model {
             media: None,
             serving: None,
             graphs: Vec::new(),
+            calendar: None,
         };
         contents.validate()?;
         Ok(contents)
