@@ -49,9 +49,10 @@
 //!    with the f32 scan's top 10 (trivially near 1);
 //! 3. flat f32 vs flat int8 vs HNSW over inner-product-ranked rows of dim 64 with varied
 //!    norms (the iALS case, graph over the augmented rows) at 100k and 1M rows: build time,
-//!    bytes, median top-10 query time and recall@10 against the exact scan. HNSW at 1M is
-//!    refused by [`HnswIndex::build`]'s size bound ([`edgerec::hnsw::MAX_GRAPH_BYTES`]) at any
-//!    dimension; the example prints the refusal instead of a number.
+//!    bytes, median top-10 query time and recall@10 against the exact scan. A graph beyond
+//!    [`HnswIndex::build`]'s size bound ([`edgerec::hnsw::MAX_GRAPH_BYTES`], 1 GiB: about
+//!    1.5M rows at dim 64) is not built; the example then prints the library's refusal
+//!    instead of a number.
 //!
 //! **What it writes** into the out dir, for `bench/device.mjs`: `bundle-20k.edgerec` (the
 //! int8 bundle) and `states.json`: every state as hex bytes (`UserState::export`), its request
