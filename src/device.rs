@@ -421,13 +421,7 @@ impl Recommender {
             })
             .collect();
         let finished = state.finished_titles();
-        let impressions: Vec<(u32, u32)> = {
-            let mut counts = std::collections::BTreeMap::new();
-            for i in state.impressions().iter().filter(|i| !i.played) {
-                *counts.entry(i.item).or_insert(0u32) += 1;
-            }
-            counts.into_iter().collect()
-        };
+        let impressions = state.unplayed_impressions();
         let recent_pos: Vec<(u32, usize)> = finished
             .iter()
             .filter_map(|&id| catalog.position(id).map(|p| (id, p)))

@@ -522,15 +522,22 @@ impl UserState {
     /// Titles shown at least `min_shown` times without a play since (fatigue), ascending by
     /// item id. `min_shown = 0` is treated as 1. O(impressions log impressions).
     pub fn fatigued_titles(&self, min_shown: usize) -> Vec<u32> {
-        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        self.unplayed_impressions()
+            .into_iter()
+            .filter(|&(_, n)| n as usize >= min_shown.max(1))
+            .map(|(item, _)| item)
+            .collect()
+    }
+
+    /// `(item, impressions without a play since)` for every title shown and not played,
+    /// ascending by item id — what [`crate::rerank::RerankRequest::impressions`] takes.
+    /// O(impressions log impressions).
+    pub fn unplayed_impressions(&self) -> Vec<(u32, u32)> {
+        let mut counts: BTreeMap<u32, u32> = BTreeMap::new();
         for i in self.impressions.iter().filter(|i| !i.played) {
             *counts.entry(i.item).or_default() += 1;
         }
-        counts
-            .into_iter()
-            .filter(|&(_, n)| n >= min_shown.max(1))
-            .map(|(item, _)| item)
-            .collect()
+        counts.into_iter().collect()
     }
 
     /// The plays as the feature code's [`History`]. `media_index` maps an item id to its index

@@ -354,15 +354,9 @@ fn whole(what: &str, x: f64, max: usize) -> Result<usize, JsValue> {
 }
 
 fn context_from(ctx: JsContext) -> Result<Context, JsValue> {
-    if ctx.timestamp.fract() != 0.0 || ctx.timestamp.abs() > 9_007_199_254_740_991.0 {
-        return Err(invalid("context.timestamp", "must be whole unix seconds"));
-    }
+    let timestamp = unix_seconds("context.timestamp", ctx.timestamp)?;
     let device: Device = ctx.device.parse()?;
-    Ok(Context::new(
-        device,
-        ctx.timestamp as i64,
-        ctx.utc_offset_minutes,
-    )?)
+    Ok(Context::new(device, timestamp, ctx.utc_offset_minutes)?)
 }
 
 /// An on-device recommender loaded from a model bundle.
@@ -618,28 +612,16 @@ impl Recommender {
     ) -> Result<JsValue, JsValue> {
         let history: Vec<u32> = serde_wasm_bindgen::from_value(history)
             .map_err(|e| invalid("history must be an array of item ids", e))?;
-        let ctx: JsContext =
-            serde_wasm_bindgen::from_value(context).map_err(|e| invalid("context", e))?;
-        if ctx.timestamp.fract() != 0.0 || ctx.timestamp.abs() > 9_007_199_254_740_991.0 {
-            return Err(invalid("context.timestamp", "must be whole unix seconds"));
-        }
-        let device: Device = ctx.device.parse()?;
-        let ctx = Context::new(device, ctx.timestamp as i64, ctx.utc_offset_minutes)?;
+        let ctx = context_from(
+            serde_wasm_bindgen::from_value(context).map_err(|e| invalid("context", e))?,
+        )?;
         let picks: Vec<String> = match onboarding_genres {
             None => Vec::new(),
             Some(a) => serde_wasm_bindgen::from_value(a.into())
                 .map_err(|e| invalid("onboardingGenres must be an array of strings", e))?,
         };
-        if !(k.fract() == 0.0 && k >= 1.0 && k <= crate::recommend::MAX_K as f64) {
-            return Err(invalid(
-                "k",
-                format!(
-                    "must be a whole number from 1 to {}, got {k}",
-                    crate::recommend::MAX_K
-                ),
-            ));
-        }
-        let row = self.inner.recommend(&history, &picks, &ctx, k as usize)?;
+        let k = whole("k", k, crate::recommend::MAX_K)?;
+        let row = self.inner.recommend(&history, &picks, &ctx, k)?;
         let out: Vec<JsRecommendation<'_>> = row
             .into_iter()
             .map(|r| JsRecommendation {
