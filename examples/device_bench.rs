@@ -75,14 +75,12 @@ use common::{Rng, f32_top_k, median_time};
 use edgerec::Recommender;
 use edgerec::blend::Source;
 use edgerec::bundle::{
-    BlendParams, BundleContents, ContentModel, FeatureContract, GenreVectors, IalsFactors,
-    MediaTable, Meta, Popularity, Quotas, RankerModel, ServingSettings, TwoTowerModel,
+    BundleContents, ContentModel, FeatureContract, IalsFactors, MediaTable, Meta, Popularity,
+    Quotas, RankerModel, ServingSettings, TwoTowerModel,
 };
-use edgerec::candidates::{CandidateRequest, TWO_TOWER_DENSE, TWO_TOWER_DENSE_FEATURES};
 use edgerec::catalog::{Catalog, Item};
 use edgerec::content::{ContentIndex, item_tokens};
 use edgerec::context::{Context, Device};
-use edgerec::device::{RowRequest, Timings};
 use edgerec::features::{
     FeatureConfig, FeatureSpace, Gender, Maturity, Media, MediaKind, MediaStats, ReleaseType,
     Vocabularies, Vocabulary,
@@ -90,12 +88,15 @@ use edgerec::features::{
 use edgerec::hnsw::{HnswConfig, HnswIndex, MAX_GRAPH_BYTES};
 use edgerec::ials::Factors;
 use edgerec::onnx::ElemType;
-use edgerec::onnx::build::{Dim, GraphBuilder, attr_int, encode, model};
+use edgerec::onnx::build::{Dim, GraphBuilder, encode, model};
 use edgerec::ranker::RankerContract;
 use edgerec::rerank::RerankSettings;
 use edgerec::retrieval::{IndexChoice, InnerProductGraph, ItemVectors};
+use edgerec::stages::candidates::{CandidateRequest, candidates};
 use edgerec::state::{Progress, UserState};
 use edgerec::tower;
+use edgerec::tower::{TWO_TOWER_DENSE, TWO_TOWER_DENSE_FEATURES};
+use edgerec::{RowRequest, Timings};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -260,7 +261,7 @@ impl World {
 }
 
 fn build_world() -> Res<World> {
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
     let clusters: Vec<Cluster> = (0..CLUSTERS)
         .map(|c| Cluster {
             ials: (0..IALS_DIM).map(|_| rng.normal()).collect(),
@@ -429,17 +430,6 @@ fn build_world() -> Res<World> {
     }
 
     let catalog = Catalog::new(GENRES.iter().map(|g| g.to_string()).collect(), items)?;
-    let mut df = vec![0usize; GENRES.len()];
-    for item in catalog.items() {
-        for &g in &item.genres {
-            df[g as usize] += 1;
-        }
-    }
-    let idf: Vec<f32> = df
-        .iter()
-        .map(|&d| ((TITLES as f64 / d.max(1) as f64).ln() + 1.0) as f32)
-        .collect();
-    let genre_vectors = GenreVectors::from_catalog(&catalog, idf);
 
     let index = ContentIndex::build(
         &tokens,
@@ -466,7 +456,7 @@ fn build_world() -> Res<World> {
         normalise(&mut row);
         search_table.extend(row.iter().map(|x| 0.5 * x));
     }
-    let user_tower = user_tower_onnx(&tt, &search_table, &mut rng)?;
+    let user_tower = user_tower(&tt, &search_table, &mut rng)?;
     let two_tower = TwoTowerModel::new(
         TT_DIM,
         tt,
@@ -515,11 +505,6 @@ fn build_world() -> Res<World> {
             reference_time: NOW,
             scores: pop,
         },
-        genre_vectors,
-        blend: BlendParams {
-            popularity_weight: 0.1,
-            recency_decay: 0.05,
-        },
         ials: Some(ials),
         content: Some(content),
         two_tower: Some(two_tower),
@@ -544,7 +529,7 @@ fn build_world() -> Res<World> {
         graphs: Vec::new(),
         calendar: None,
     };
-    contents.check()?;
+    edgerec::Model::check(&contents)?;
     Ok(World {
         contents,
         ids,
@@ -562,8 +547,8 @@ fn build_world() -> Res<World> {
 /// The user tower in the trainer's graph shape (see the module docs): `history_table` is the
 /// item embeddings, so the output is about the normalised mean of the history's embeddings
 /// plus the searches', nudged by the dense features and the seeded noise in the weights.
-fn user_tower_onnx(item_rows: &[f32], search_table: &[f32], rng: &mut Rng) -> Res<Vec<u8>> {
-    use tower::*;
+fn user_tower(item_rows: &[f32], search_table: &[f32], rng: &mut Rng) -> Res<Vec<u8>> {
+    use tower::{TowerShape, TowerWeights, user_tower_onnx};
     let d = TT_DIM;
     let hidden = 2 * d;
     let user_in = 2 * d + TWO_TOWER_DENSE;
@@ -585,78 +570,24 @@ fn user_tower_onnx(item_rows: &[f32], search_table: &[f32], rng: &mut Rng) -> Re
     }
     let b1 = vec![0f32; hidden];
     let b2: Vec<f32> = (0..d).map(|_| 0.01 * rng.normal()).collect();
-
-    let batch = Dim::symbolic("batch");
-    let seq = |len: &str| [batch.clone(), Dim::symbolic(len)];
-    let mut g = GraphBuilder::new("bench_user_tower");
-    g.input(HISTORY_IDS, ElemType::I64, &seq("history_len"))?;
-    g.input(HISTORY_WEIGHTS, ElemType::F32, &seq("history_len"))?;
-    g.input(SEARCH_IDS, ElemType::I64, &seq("search_len"))?;
-    g.input(SEARCH_WEIGHTS, ElemType::F32, &seq("search_len"))?;
-    g.input(
-        DENSE,
-        ElemType::F32,
-        &[batch.clone(), Dim::Fixed(TWO_TOWER_DENSE)],
-    )?;
-    g.initializer_f32(HISTORY_TABLE, &[TITLES, d], item_rows)?;
-    g.initializer_f32(SEARCH_TABLE, &[table_rows(SEARCH_TOKENS), d], search_table)?;
-    g.initializer_f32("w1", &[user_in, hidden], &w1)?;
-    g.initializer_f32("b1", &[hidden], &b1)?;
-    g.initializer_f32("w2", &[hidden, d], &w2)?;
-    g.initializer_f32("b2", &[d], &b2)?;
-    g.initializer_i64("axes_1", &[1], &[1])?;
-    g.initializer_i64("axes_2", &[1], &[2])?;
-    g.initializer_f32("norm_floor", &[1], &[1e-24])?;
-    for (prefix, table, ids, weights) in [
-        ("history", HISTORY_TABLE, HISTORY_IDS, HISTORY_WEIGHTS),
-        ("search", SEARCH_TABLE, SEARCH_IDS, SEARCH_WEIGHTS),
-    ] {
-        let rows = format!("{prefix}_rows");
-        let w3 = format!("{prefix}_w3");
-        let weighted = format!("{prefix}_weighted");
-        let pooled = format!("{prefix}_pooled");
-        g.node("Gather", &[table, ids], &[&rows], vec![attr_int("axis", 0)])?;
-        g.node("Unsqueeze", &[weights, "axes_2"], &[&w3], vec![])?;
-        g.node("Mul", &[&rows, &w3], &[&weighted], vec![])?;
-        g.node(
-            "ReduceSum",
-            &[&weighted, "axes_1"],
-            &[&pooled],
-            vec![attr_int("keepdims", 0)],
-        )?;
-    }
-    g.node(
-        "Concat",
-        &["history_pooled", "search_pooled", DENSE],
-        &["features"],
-        vec![attr_int("axis", 1)],
-    )?;
-    g.node("Gemm", &["features", "w1", "b1"], &["hidden_pre"], vec![])?;
-    g.node("Relu", &["hidden_pre"], &["hidden"], vec![])?;
-    g.node("Gemm", &["hidden", "w2", "b2"], &["raw"], vec![])?;
-    g.node("Mul", &["raw", "raw"], &["raw_sq"], vec![])?;
-    g.node(
-        "ReduceSum",
-        &["raw_sq", "axes_1"],
-        &["sum_sq"],
-        vec![attr_int("keepdims", 1)],
-    )?;
-    g.node("Max", &["sum_sq", "norm_floor"], &["floored"], vec![])?;
-    g.node("Sqrt", &["floored"], &["norm"], vec![])?;
-    g.node("Div", &["raw", "norm"], &[USER_EMBEDDING], vec![])?;
-    g.output(USER_EMBEDDING, ElemType::F32, &[batch, Dim::Fixed(d)])?;
-    let meta = [
-        (META_KIND, KIND_USER_TOWER.to_string()),
-        (META_FORMAT, FORMAT_VERSION.to_string()),
-        (META_N_ITEMS, TITLES.to_string()),
-        (META_N_SEARCH, SEARCH_TOKENS.to_string()),
-        (META_N_DENSE, TWO_TOWER_DENSE.to_string()),
-        (META_DIM, d.to_string()),
-        (META_MAX_HISTORY, MAX_HISTORY.to_string()),
-        (META_MAX_SEARCHES, MAX_SEARCHES.to_string()),
-    ];
-    let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Ok(encode(&model(g.finish()?, "edgerec-device-bench", &meta)))
+    let shape = TowerShape {
+        n_items: TITLES,
+        n_search_tokens: SEARCH_TOKENS,
+        n_dense: TWO_TOWER_DENSE,
+        dim: d,
+        hidden,
+        max_history: MAX_HISTORY,
+        max_searches: MAX_SEARCHES,
+    };
+    let weights = TowerWeights {
+        history: item_rows,
+        search: search_table,
+        w1: &w1,
+        b1: &b1,
+        w2: &w2,
+        b2: &b2,
+    };
+    Ok(user_tower_onnx(&shape, &weights, "edgerec-device-bench")?)
 }
 
 /// `p_watch = σ(dense · w + b)`, written as the project's exporter writes a logistic
@@ -1023,7 +954,7 @@ const K: usize = 10;
 /// log-normal norm factor (so inner product and cosine rank differently), and user-like
 /// queries (a centre plus noise).
 fn index_data(rows: usize) -> (Vec<f32>, Vec<Vec<f32>>) {
-    let mut rng = Rng(SEED ^ rows as u64);
+    let mut rng = Rng::new(SEED ^ rows as u64);
     let centres: Vec<f32> = (0..INDEX_CENTRES * INDEX_DIM)
         .map(|_| rng.normal())
         .collect();
@@ -1252,7 +1183,7 @@ fn main() -> Res<()> {
     int8_contents.two_tower = Some(f32_contents.two_tower.as_ref().ok_or("TWRT")?.quantized()?);
     let f32_bytes = f32_contents.encode();
     let int8_bytes = int8_contents.encode();
-    let mut rng = Rng(SEED ^ 0x05E5);
+    let mut rng = Rng::new(SEED ^ 0x05E5);
     let users: Vec<User> = (0..USERS)
         .map(|i| make_user(&world, &mut rng, i % 10 == 9))
         .collect::<Res<_>>()?;
@@ -1355,7 +1286,7 @@ fn main() -> Res<()> {
     // Retrieval quality: iALS candidates against planted held-out titles.
     let rec32 = Recommender::from_bytes(&f32_bytes)?;
     let rec8 = Recommender::from_bytes(&int8_bytes)?;
-    let mut eval_rng = Rng(SEED ^ 0xE7A1);
+    let mut eval_rng = Rng::new(SEED ^ 0xE7A1);
     let (mut n32, mut n8, mut agree, mut agree_ndcg, mut n) = (0.0, 0.0, 0usize, 0.0, 0usize);
     let (mut oracle, mut diff_sq) = (0.0, 0.0);
     for _ in 0..EVAL_USERS {
@@ -1369,8 +1300,7 @@ fn main() -> Res<()> {
             ..CandidateRequest::new(K)
         };
         let ials_row = |rec: &Recommender| -> Res<Vec<u32>> {
-            Ok(rec
-                .candidates(&req)?
+            Ok(candidates(rec.model(), &req)?
                 .row(Source::Collaborative)
                 .ok_or("no iALS row")?
                 .iter()

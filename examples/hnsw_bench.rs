@@ -85,7 +85,7 @@ fn main() -> edgerec::Result<()> {
         "rows", "build s", "bytes", "load ms", "exact ms", "hnsw ms", "speedup", "recall@10"
     );
     for rows in [20_000, 100_000] {
-        let mut rng = Rng(SEED ^ rows as u64);
+        let mut rng = Rng::new(SEED ^ rows as u64);
         let centres: Vec<f32> = (0..CENTRES * DIM).map(|_| rng.normal()).collect();
         let values = around(&mut rng, &centres, rows);
         let queries: Vec<Vec<f32>> = around(&mut rng, &centres, QUERIES)

@@ -43,7 +43,7 @@ fn main() -> edgerec::Result<()> {
         "rows", "f32 ms", "int8 ms", "speedup", "f32 bytes", "int8 bytes", "ratio", "overlap"
     );
     for rows in [20_000, 100_000] {
-        let mut rng = Rng(SEED ^ rows as u64);
+        let mut rng = Rng::new(SEED ^ rows as u64);
         let values: Vec<f32> = (0..rows * DIM).map(|_| rng.normal()).collect();
         let queries: Vec<Vec<f32>> = (0..QUERIES)
             .map(|_| (0..DIM).map(|_| rng.normal()).collect())

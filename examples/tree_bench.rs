@@ -24,33 +24,21 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use edgerec::Bundle;
+use edgerec::Model;
 use edgerec::onnx::build::{
     self as b, Dim, GraphBuilder, attr_floats, attr_ints, attr_string, attr_strings,
 };
 use edgerec::onnx::{ElemType, ML_DOMAIN};
 use edgerec::ranker::{Ranker, RankerBatch, RankerContract};
 
+// Only the seeded generator of the shared helpers is used here.
+#[allow(dead_code)]
+mod common;
+
+use common::Rng;
+
 const SEED: u64 = 0x7EE5_BE7C;
 const D: usize = 75;
-
-/// splitmix64, so every run sees the same data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 /// Median wall time of `runs` calls of `f` (after one warm-up call).
 fn median(runs: usize, mut f: impl FnMut()) -> Duration {
@@ -201,11 +189,11 @@ fn main() {
         "{:<34} {:>5}  {:>10}  {:>10}  {:>9}  {:>8}",
         "model", "rows", "tract ms", "native ms", "ratio", "max diff"
     );
-    let mut rng = Rng(SEED);
+    let mut rng = Rng::new(SEED);
 
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/ranker/gbdt.edgerec");
     let bytes = std::fs::read(&fixture).unwrap_or_else(|e| panic!("{}: {e}", fixture.display()));
-    let bundle = Bundle::from_bytes(&bytes).unwrap();
+    let bundle = Model::from_bytes(&bytes).unwrap();
     let gbdt = bundle.ranker().expect("the fixture carries a ranker");
     let d = gbdt.contract().dense.len();
     row(

@@ -18,7 +18,7 @@ splits="$out/splits"
 if [ ! -f "$splits/leave-last-out/train.tsv" ]; then
   step "splits"
   "$bin" data fetch movielens-100k --out "$EDGEREC_DATA/ml-100k"
-  "$bin" data import movielens-100k --src "$EDGEREC_DATA/ml-100k" --out "$EDGEREC_DATA/world" --to world
+  "$bin" data import movielens-100k --src "$EDGEREC_DATA/ml-100k" --out "$EDGEREC_DATA/world"
   "$bin" eval --world "$EDGEREC_DATA/world" --out "$out" --tower-epochs 0 > /dev/null
 fi
 

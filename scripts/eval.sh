@@ -29,7 +29,7 @@ out="$EDGEREC_ARTIFACTS/eval"
 
 step "MovieLens-100K as a canonical world"
 "$bin" data fetch movielens-100k --out "$raw"
-"$bin" data import movielens-100k --src "$raw" --out "$world" --to world
+"$bin" data import movielens-100k --src "$raw" --out "$world"
 
 step "synthetic world"
 users="${WORLD_USERS:-3000}" items="${WORLD_ITEMS:-2000}" days="${WORLD_DAYS:-35}"

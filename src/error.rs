@@ -9,7 +9,7 @@ use thiserror::Error;
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Why a bundle was refused. Produced only by [`crate::Bundle::from_bytes`]; a refused bundle
+/// Why a bundle was refused. Produced only by [`crate::bundle::BundleContents::decode`] and [`crate::model::Model::load`]; a refused bundle
 /// leaves nothing half-loaded behind.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum BundleError {

@@ -886,7 +886,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::test_rng::Rng;
+    use crate::rng::SplitMix64;
 
     /// `rows × dim` points around `clusters` random centres (noise 0.4 per coordinate), then
     /// `extra` more points from the same centres (queries).
@@ -897,13 +897,13 @@ mod tests {
         dim: usize,
         clusters: usize,
     ) -> (Vec<f32>, Vec<f32>) {
-        let mut rng = Rng(seed);
-        let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.unit()).collect();
+        let mut rng = SplitMix64::new(seed);
+        let centres: Vec<f32> = (0..clusters * dim).map(|_| rng.signed_unit()).collect();
         let mut values = Vec::with_capacity((rows + extra) * dim);
         for _ in 0..rows + extra {
             let c = (rng.next_u64() % clusters as u64) as usize;
             for j in 0..dim {
-                values.push(centres[c * dim + j] + 0.4 * rng.unit());
+                values.push(centres[c * dim + j] + 0.4 * rng.signed_unit());
             }
         }
         let queries = values.split_off(rows * dim);

@@ -537,10 +537,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::test_rng::Rng;
+    use crate::rng::SplitMix64;
 
     /// A code uniform in [-127, 127].
-    fn code(rng: &mut Rng) -> i8 {
+    fn code(rng: &mut SplitMix64) -> i8 {
         ((rng.next_u64() % 255) as i32 - 127) as i8
     }
 
@@ -638,7 +638,7 @@ mod tests {
     #[test]
     fn compiled_kernel_matches_the_portable_reference() {
         // Natively this checks the scalar kernel; under wasm32+simd128 it checks the SIMD path.
-        let mut rng = Rng(0x5EED_0001);
+        let mut rng = SplitMix64::new(0x5EED_0001);
         for dim in [
             1, 2, 7, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 100, 128, 300,
         ] {
@@ -670,7 +670,7 @@ mod tests {
 
     #[test]
     fn top_k_matches_sorted_scores_with_ties_to_the_lower_row() {
-        let mut rng = Rng(0x5EED_0002);
+        let mut rng = SplitMix64::new(0x5EED_0002);
         let (rows, dim) = (1_000, 20);
         // Few distinct codes so that many scores tie.
         let codes: Vec<i8> = (0..rows * dim)
@@ -678,7 +678,7 @@ mod tests {
             .collect();
         let scales = vec![0.5f32; rows];
         let idx = QuantizedIndex::from_parts(dim, codes, scales).unwrap();
-        let query: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+        let query: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
         let scores = idx.scores(&query).unwrap();
         let mut all: Vec<(usize, f32)> = scores.iter().copied().enumerate().collect();
         all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -706,14 +706,14 @@ mod tests {
     #[test]
     fn recall_against_exact_f32_top_10() {
         let seed = 0x5EED_2000_u64;
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let (rows, dim, k, queries) = (2_000, 32, 10, 100);
-        let values: Vec<f32> = (0..rows * dim).map(|_| rng.normal()).collect();
+        let values: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
         let idx = QuantizedIndex::from_f32(rows, dim, &values).unwrap();
         let mut total = 0.0;
         let mut worst = 1.0f64;
         for _ in 0..queries {
-            let query: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+            let query: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
             let exact = exact_top_k(&values, dim, &query, k);
             let got = idx.scan_top_k(&query, k, |_| false).unwrap();
             let hits = got.iter().filter(|(r, _)| exact.contains(r)).count();
@@ -797,9 +797,9 @@ mod tests {
         fn scan_matches_sort_and_truncate(
             seed in any::<u64>(), rows in 0usize..300, dim in 1usize..40, k in 1usize..30,
         ) {
-            let mut rng = Rng(seed);
-            let values: Vec<f32> = (0..rows * dim).map(|_| rng.normal()).collect();
-            let query: Vec<f32> = (0..dim).map(|_| rng.normal()).collect();
+            let mut rng = SplitMix64::new(seed);
+            let values: Vec<f32> = (0..rows * dim).map(|_| rng.normal() as f32).collect();
+            let query: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
             let idx = QuantizedIndex::from_f32(rows, dim, &values).unwrap();
             let mut all: Vec<(usize, f32)> = idx.scores(&query).unwrap().into_iter().enumerate().collect();
             all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));

@@ -61,7 +61,7 @@ use crate::blend::Source;
 use crate::context::{Context, Daypart, Device};
 use crate::error::{Error, Result};
 use crate::features::Maturity;
-use crate::recommend::MAX_K;
+use crate::limits::MAX_K;
 
 /// The knobs of the rerank stage. Fields are public; [`RerankSettings::validate`] (also run by
 /// [`Reranker::new`]) checks them.
@@ -115,6 +115,42 @@ impl RerankSettings {
             ));
         }
         Ok(())
+    }
+}
+
+/// Changes to a model's [`RerankSettings`] for one request: each field given replaces the
+/// model's (the bundle's `SERV`), each `None` keeps it; the row length is the request's own
+/// (`RowRequest::k`). The one place the merge rule lives, so every client (Rust, JS, the
+/// CLI) overrides the same way.
+///
+/// ```
+/// use edgerec::rerank::{RerankOverrides, RerankSettings};
+/// let base = RerankSettings { k: 10, lambda: 0.7, fatigue_impressions: 3, max_per_genre: Some(2) };
+/// let o = RerankOverrides { lambda: Some(1.0), max_per_genre: Some(None), ..RerankOverrides::default() };
+/// let s = o.apply(base);
+/// assert_eq!((s.k, s.lambda, s.fatigue_impressions, s.max_per_genre), (10, 1.0, 3, None));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RerankOverrides {
+    /// MMR trade-off instead of the model's.
+    pub lambda: Option<f32>,
+    /// Fatigue threshold instead of the model's (`Some(0)` turns the filter off).
+    pub fatigue_impressions: Option<u32>,
+    /// Per-genre cap instead of the model's: `Some(None)` removes the cap, `Some(Some(n))`
+    /// sets it.
+    pub max_per_genre: Option<Option<usize>>,
+}
+
+impl RerankOverrides {
+    /// `base` with every given field replaced. The result is not validated here
+    /// ([`Reranker::new`] does).
+    pub fn apply(&self, base: RerankSettings) -> RerankSettings {
+        RerankSettings {
+            k: base.k,
+            lambda: self.lambda.unwrap_or(base.lambda),
+            fatigue_impressions: self.fatigue_impressions.unwrap_or(base.fatigue_impressions),
+            max_per_genre: self.max_per_genre.unwrap_or(base.max_per_genre),
+        }
     }
 }
 

@@ -352,15 +352,17 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::Rng;
+    use crate::rng::SplitMix64;
 
     fn random(rows: usize, dim: usize, seed: u64) -> Factors {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         // Rows of varied norms, as iALS factors have (popular items are longer).
         let values = (0..rows)
             .flat_map(|r| {
                 let len = 0.2 + (r % 7) as f32 * 0.3;
-                (0..dim).map(|_| rng.unit() * len).collect::<Vec<_>>()
+                (0..dim)
+                    .map(|_| rng.signed_unit() * len)
+                    .collect::<Vec<_>>()
             })
             .collect();
         Factors::new(dim, values).unwrap()

@@ -37,7 +37,7 @@
 //!   largest fraction and watched seconds seen (seeking back loses nothing) and the original
 //!   start and device. [`UserState::record_completion`] marks the play completed with
 //!   fraction 1.
-//! * **Finished** means a play above [`crate::ranker::WATCHED_ABOVE`] (0.8) of the title, the
+//! * **Finished** means a play above [`WATCHED_ABOVE`] (0.8) of the title, the
 //!   rule the ranker and the training data use.
 //! * **Impressions** ([`Impression`]) are kept sorted by time. A play of a title marks every
 //!   earlier-or-simultaneous impression of it as played; only unplayed impressions count
@@ -90,8 +90,7 @@ use sha2::{Digest, Sha256};
 use crate::context::{Device, MAX_UTC_OFFSET_MINUTES};
 pub use crate::error::StateError;
 use crate::error::{Error, Result};
-use crate::features::{Gender, History, Maturity, Play};
-use crate::ranker::WATCHED_ABOVE;
+use crate::features::{Gender, History, Maturity, Play, WATCHED_ABOVE};
 
 /// The first four bytes of exported user state.
 pub const MAGIC: [u8; 4] = *b"ERST";
@@ -732,7 +731,7 @@ fn device_code(d: Device) -> u8 {
     Device::ALL.iter().position(|&x| x == d).unwrap_or(0) as u8
 }
 
-const GENDERS: [Gender; 4] = [Gender::Female, Gender::Male, Gender::Other, Gender::Unknown];
+const GENDERS: [Gender; 4] = Gender::ALL;
 
 fn gender_code(g: Gender) -> u8 {
     GENDERS.iter().position(|&x| x == g).unwrap_or(3) as u8

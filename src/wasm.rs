@@ -2,7 +2,10 @@
 //!
 //! Every failure reaches JS as an `Error` whose `code` is [`crate::Error::code`] and whose
 //! `name` is `"EdgerecError"`. Nothing here unwraps: arguments are validated and converted,
-//! then handed to the core.
+//! then handed to the core. No policy lives here: rows come only from the core's
+//! `recommend_row`, rerank overrides are merged by [`crate::rerank::RerankOverrides`], gender
+//! codes are parsed by [`crate::features::Gender::from_code`] and ranker inputs are built by
+//! [`crate::ranker::RankerInput`].
 
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -28,16 +31,6 @@ export interface CatalogItem {
   title: string;
   year: number | null;
   genres: string[];
-}
-
-/** One title of a recommended row. */
-export interface Recommendation extends CatalogItem {
-  /** Blended score; the row is sorted by it, descending. */
-  score: number;
-  /** The candidate source that contributed most. */
-  source: "genre" | "popularity";
-  /** A short explanation for the user. */
-  reason: string;
 }
 
 /** What every edgerec call throws. */
@@ -89,6 +82,8 @@ export interface RowOptions {
   searches?: string[];
   /** Score with the bundle's ranker when it has one (default true). */
   useRanker?: boolean;
+  /** Candidates from this source alone, through the same filters and rerank (default: every source, blended). */
+  source?: "ials" | "two-tower" | "content" | "popularity";
   /** Rerank settings instead of the bundle's. */
   rerank?: { lambda?: number; fatigueImpressions?: number; maxPerGenre?: number | null };
 }
@@ -214,16 +209,6 @@ struct JsItem<'a> {
     genres: Vec<&'a str>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsRecommendation<'a> {
-    #[serde(flatten)]
-    item: JsItem<'a>,
-    score: f32,
-    source: &'static str,
-    reason: String,
-}
-
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(
         &serde_wasm_bindgen::Serializer::new()
@@ -243,6 +228,7 @@ struct JsRowOptions {
     #[serde(default)]
     searches: Vec<String>,
     use_ranker: Option<bool>,
+    source: Option<String>,
     rerank: Option<JsRerankOptions>,
 }
 
@@ -367,7 +353,7 @@ pub struct Recommender {
 
 impl Recommender {
     fn item(&self, position: usize) -> JsItem<'_> {
-        let catalog = &self.inner.bundle().contents().catalog;
+        let catalog = &self.inner.model().contents().catalog;
         let item = &catalog.items()[position];
         JsItem {
             item_id: item.id,
@@ -394,37 +380,37 @@ impl Recommender {
     /// The model version recorded by the trainer.
     #[wasm_bindgen(getter, js_name = modelVersion)]
     pub fn model_version(&self) -> String {
-        self.inner.bundle().contents().meta.model_version.clone()
+        self.inner.model().contents().meta.model_version.clone()
     }
 
     /// The sha256 of the loaded bundle file, hex.
     #[wasm_bindgen(getter, js_name = bundleSha256)]
     pub fn bundle_sha256(&self) -> String {
-        self.inner.bundle().sha256_hex()
+        self.inner.model().sha256_hex()
     }
 
     /// Number of titles in the catalog.
     #[wasm_bindgen(getter, js_name = itemCount)]
     pub fn item_count(&self) -> u32 {
-        self.inner.bundle().contents().catalog.len() as u32
+        self.inner.model().contents().catalog.len() as u32
     }
 
     /// Genre names, usable as onboarding picks.
     pub fn genres(&self) -> Vec<String> {
-        self.inner.bundle().contents().catalog.genres().to_vec()
+        self.inner.model().contents().catalog.genres().to_vec()
     }
 
     /// Every title of the catalog, in catalog order.
     #[wasm_bindgen(unchecked_return_type = "CatalogItem[]")]
     pub fn items(&self) -> Result<JsValue, JsValue> {
-        let n = self.inner.bundle().contents().catalog.len();
+        let n = self.inner.model().contents().catalog.len();
         to_js(&(0..n).map(|p| self.item(p)).collect::<Vec<_>>())
     }
 
     /// The bundle's ranker contract, or `null` when the bundle carries no ranker.
     #[wasm_bindgen(unchecked_return_type = "RankerInfo | null")]
     pub fn ranker(&self) -> Result<JsValue, JsValue> {
-        let Some(r) = self.inner.bundle().ranker() else {
+        let Some(r) = self.inner.model().ranker() else {
             return Ok(JsValue::NULL);
         };
         let c = r.contract();
@@ -453,36 +439,26 @@ impl Recommender {
         &self,
         #[wasm_bindgen(unchecked_param_type = "RankerInput[]")] inputs: JsValue,
     ) -> Result<Vec<f32>, JsValue> {
-        let ranker = self.inner.bundle().ranker().ok_or_else(|| {
+        let ranker = self.inner.model().ranker().ok_or_else(|| {
             Error::from(crate::error::BundleError::MissingSection { tag: "RANK".into() })
         })?;
         let inputs: Vec<JsRankerInput> = serde_wasm_bindgen::from_value(inputs)
             .map_err(|e| invalid("inputs must be RankerInput objects", e))?;
-        let vectors: Vec<crate::features::FeatureVector> = inputs
-            .iter()
-            .map(|i| crate::features::FeatureVector {
-                dense: i.dense.clone(),
-                sparse: crate::features::SparseFeatures {
-                    movie: i.movie,
-                    genres: i.genres.clone(),
-                    actors: i.actors.clone(),
-                    directors: i.directors.clone(),
-                    tags: i.tags.clone(),
-                    language: i.language,
-                    ..Default::default()
-                },
+        let inputs: Vec<crate::ranker::RankerInput> = inputs
+            .into_iter()
+            .map(|i| crate::ranker::RankerInput {
+                dense: i.dense,
+                movie: i.movie,
+                genres: i.genres,
+                actors: i.actors,
+                directors: i.directors,
+                tags: i.tags,
+                language: i.language,
+                history: i.history,
+                search: i.search,
             })
             .collect();
-        let rows: Vec<crate::ranker::RankerRow<'_>> = vectors
-            .iter()
-            .zip(&inputs)
-            .map(|(f, i)| crate::ranker::RankerRow {
-                features: f,
-                history: &i.history,
-                search: &i.search,
-            })
-            .collect();
-        Ok(ranker.score_rows(&rows)?)
+        Ok(ranker.score_inputs(&inputs)?)
     }
 
     /// The full on-device pipeline for the user whose local `state` this is: candidates (iALS
@@ -506,6 +482,7 @@ impl Recommender {
                 "index",
                 "searches",
                 "useRanker",
+                "source",
                 "rerank",
             ],
         )?;
@@ -522,30 +499,33 @@ impl Recommender {
         }
         let o: JsRowOptions =
             serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
-        let max = crate::recommend::MAX_K;
-        let mut req = crate::device::RowRequest::new(context_from(o.context)?);
-        req.k = o.k.map(|k| whole("k", k, max)).transpose()?;
+        let mut req = crate::RowRequest::new(context_from(o.context)?);
+        req.k =
+            o.k.map(|k| whole("k", k, crate::limits::MAX_K))
+                .transpose()?;
         req.candidates = o
             .candidates
-            .map(|n| whole("candidates", n, max))
+            .map(|n| whole("candidates", n, crate::limits::MAX_CANDIDATES))
             .transpose()?;
         if let Some(i) = &o.index {
             req.index = i.parse()?;
         }
         req.searches = o.searches;
         req.use_ranker = o.use_ranker.unwrap_or(true);
+        if let Some(name) = &o.source {
+            req.only_source = Some(crate::blend::Source::parse(name).ok_or_else(|| {
+                invalid(
+                    "options.source",
+                    format!("{name:?} is not ials, two-tower, content or popularity"),
+                )
+            })?);
+        }
         if let Some(r) = o.rerank {
-            let mut s = self.inner.serving().rerank;
-            if let Some(l) = r.lambda {
-                s.lambda = l;
-            }
-            if let Some(f) = r.fatigue_impressions {
-                s.fatigue_impressions = f;
-            }
-            if let Some(m) = r.max_per_genre {
-                s.max_per_genre = m.map(|m| m as usize);
-            }
-            req.rerank = Some(s);
+            req.rerank = crate::rerank::RerankOverrides {
+                lambda: r.lambda,
+                fatigue_impressions: r.fatigue_impressions,
+                max_per_genre: r.max_per_genre.map(|m| m.map(|m| m as usize)),
+            };
         }
         let clock = host_clock();
         let row = self.inner.recommend_row_timed(&state.inner, &req, &clock)?;
@@ -583,7 +563,7 @@ impl Recommender {
                 rerank_ms: t.rerank_ms,
                 total_ms: t.total_ms,
             },
-            model_version: &self.inner.bundle().contents().meta.model_version,
+            model_version: self.inner.model().version(),
             candidates: row.info.candidates,
             ranked: row.info.ranked,
             sources: row
@@ -596,42 +576,6 @@ impl Recommender {
                 })
                 .collect(),
         })
-    }
-
-    /// The top `k` titles for a user with this watch `history` (item ids, oldest first) and
-    /// optional onboarding genre picks. Watched titles are never returned.
-    #[wasm_bindgen(unchecked_return_type = "Recommendation[]")]
-    pub fn recommend(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "number[]")] history: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "Context")] context: JsValue,
-        k: f64,
-        // Option makes the parameter optional in TypeScript; the value is validated here, so
-        // bad input gets an error code.
-        #[wasm_bindgen(js_name = onboardingGenres)] onboarding_genres: Option<StringArray>,
-    ) -> Result<JsValue, JsValue> {
-        let history: Vec<u32> = serde_wasm_bindgen::from_value(history)
-            .map_err(|e| invalid("history must be an array of item ids", e))?;
-        let ctx = context_from(
-            serde_wasm_bindgen::from_value(context).map_err(|e| invalid("context", e))?,
-        )?;
-        let picks: Vec<String> = match onboarding_genres {
-            None => Vec::new(),
-            Some(a) => serde_wasm_bindgen::from_value(a.into())
-                .map_err(|e| invalid("onboardingGenres must be an array of strings", e))?,
-        };
-        let k = whole("k", k, crate::recommend::MAX_K)?;
-        let row = self.inner.recommend(&history, &picks, &ctx, k)?;
-        let out: Vec<JsRecommendation<'_>> = row
-            .into_iter()
-            .map(|r| JsRecommendation {
-                item: self.item(r.position),
-                score: r.score,
-                source: r.source.as_str(),
-                reason: r.reason,
-            })
-            .collect();
-        to_js(&out)
     }
 }
 
@@ -791,10 +735,9 @@ impl JsUserState {
             serde_wasm_bindgen::from_value(profile).map_err(|e| invalid("profile", e))?;
         let gender = match p.gender.as_deref() {
             None => crate::features::Gender::Unknown,
-            Some("f") => crate::features::Gender::Female,
-            Some("m") => crate::features::Gender::Male,
-            Some("x") => crate::features::Gender::Other,
-            Some(g) => return Err(invalid("profile.gender", format!("{g:?} is not f, m or x"))),
+            Some(g) => crate::features::Gender::from_code(g)
+                .filter(|_| !g.is_empty())
+                .ok_or_else(|| invalid("profile.gender", format!("{g:?} is not f, m or x")))?,
         };
         // Validate everything on a copy so a bad field changes nothing.
         let mut settings = self.inner.settings().clone();
@@ -834,7 +777,7 @@ impl JsUserState {
         Ok(self.inner.settings_mut().set_utc_offset_minutes(minutes)?)
     }
 
-    /// Item ids of every recorded play, oldest first (the `history` `recommend` takes).
+    /// Item ids of every recorded play, oldest first.
     pub fn history(&self) -> Vec<u32> {
         self.inner.history_oldest_first()
     }

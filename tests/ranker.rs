@@ -6,10 +6,11 @@
 mod common;
 
 use common::{as_rows, encode_unchecked, sections_of, with_ranker};
-use edgerec::bundle::{Bundle, BundleContents, ContainerWriter, FeatureContract};
-use edgerec::features::tests_support::tiny;
+use edgerec::Model;
+use edgerec::bundle::{BundleContents, ContainerWriter, FeatureContract};
 use edgerec::features::{FeatureSpace, FeatureVector, SparseFeatures};
 use edgerec::ranker::{Bag, BagField, Ranker, RankerContract};
+use edgerec::test_support::tiny_features as tiny;
 use edgerec_onnx::{self as onnx, Dim, ElemType, GraphBuilder};
 
 /// Genre bag length and rows of the test model.
@@ -220,8 +221,8 @@ fn bundles_carry_the_ranker_and_refuse_one_that_does_not_fit_their_features() {
     let reference = Reference::new(d);
     let good = reference.onnx("test/1", "dense", d, Dim::symbolic("batch"));
     let contents = with_ranker(contract(&space), good.clone(), space.clone());
-    contents.check().unwrap();
-    let bundle = Bundle::from_bytes(&contents.encode()).unwrap();
+    Model::check(&contents).unwrap();
+    let bundle = Model::from_bytes(&contents.encode()).unwrap();
     assert_eq!(bundle.contents(), &contents);
     let fvs = rows(&space);
     let scores = bundle.ranker().unwrap().score_rows(&as_rows(&fvs)).unwrap();
@@ -231,9 +232,9 @@ fn bundles_carry_the_ranker_and_refuse_one_that_does_not_fit_their_features() {
     let mut swapped = contract(&space);
     swapped.dense.swap(0, 1);
     let bad = with_ranker(swapped, good.clone(), space.clone());
-    let e = bad.check().unwrap_err();
+    let e = Model::check(&bad).unwrap_err();
     assert!(e.to_string().contains("dense feature 0"), "{e}");
-    let e = Bundle::from_bytes(&encode_unchecked(&bad)).unwrap_err();
+    let e = Model::from_bytes(&encode_unchecked(&bad)).unwrap_err();
     assert_eq!(e.code(), "contract_mismatch", "{e}");
 
     // A feature space with one genre fewer: the ranker's width no longer matches.
@@ -242,13 +243,13 @@ fn bundles_carry_the_ranker_and_refuse_one_that_does_not_fit_their_features() {
     let smaller = FeatureSpace::new(vocab, space.config());
     let bad = with_ranker(contract(&space), good.clone(), smaller);
     assert!(
-        bad.check()
+        Model::check(&bad)
             .unwrap_err()
             .to_string()
             .contains("dense features")
     );
     assert_eq!(
-        Bundle::from_bytes(&encode_unchecked(&bad))
+        Model::from_bytes(&encode_unchecked(&bad))
             .unwrap_err()
             .code(),
         "contract_mismatch"
@@ -259,9 +260,9 @@ fn bundles_carry_the_ranker_and_refuse_one_that_does_not_fit_their_features() {
     wrong_model.bags[0].len = 2;
     let bad = with_ranker(wrong_model, good.clone(), space.clone());
     bad.validate().unwrap();
-    assert!(bad.check().is_err());
+    assert!(Model::check(&bad).is_err());
     assert_eq!(
-        Bundle::from_bytes(&encode_unchecked(&bad))
+        Model::from_bytes(&encode_unchecked(&bad))
             .unwrap_err()
             .code(),
         "contract_mismatch"
@@ -272,9 +273,9 @@ fn bundles_carry_the_ranker_and_refuse_one_that_does_not_fit_their_features() {
         features: None,
         ..contents.clone()
     };
-    assert!(bad.check().unwrap_err().to_string().contains("FEAT"));
+    assert!(Model::check(&bad).unwrap_err().to_string().contains("FEAT"));
     assert_eq!(
-        Bundle::from_bytes(&encode_unchecked(&bad))
+        Model::from_bytes(&encode_unchecked(&bad))
             .unwrap_err()
             .code(),
         "contract_mismatch"
@@ -292,7 +293,7 @@ fn a_ranker_section_of_a_newer_version_is_refused_not_skipped() {
     for (tag, payload) in sections_of(&bytes) {
         w.section(tag, if &tag == b"RANK" { 2 } else { 1 }, payload);
     }
-    let e = Bundle::from_bytes(&w.finish()).unwrap_err();
+    let e = Model::from_bytes(&w.finish()).unwrap_err();
     assert_eq!(e.code(), "unsupported_version");
 }
 

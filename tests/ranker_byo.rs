@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 mod common;
 
 use common::{as_rows, encode_unchecked, with_ranker};
-use edgerec::bundle::Bundle;
-use edgerec::features::tests_support::tiny;
+use edgerec::Model;
 use edgerec::features::{FeatureSpace, FeatureVector, SparseFeatures};
 use edgerec::ranker::{Ranker, RankerContract, RankerRow};
+use edgerec::test_support::tiny_features as tiny;
 
 const TOLERANCE: f32 = 1e-5;
 const REGENERATE: &str = "regenerate the fixture with `bash scripts/byo-fixture.sh`";
@@ -127,11 +127,9 @@ fn scikit_learn_models_drop_into_a_bundle_and_score_as_scikit_learn_does() {
 
         // Build time: the bundle's check loads the model against the contract.
         let contents = with_ranker(c.clone(), onnx.clone(), fx.space.clone());
-        contents
-            .check()
-            .unwrap_or_else(|e| panic!("{name}: check refused the model: {e}"));
+        Model::check(&contents).unwrap_or_else(|e| panic!("{name}: check refused the model: {e}"));
         // Load time: the device's path.
-        let bundle = Bundle::from_bytes(&contents.encode())
+        let bundle = Model::from_bytes(&contents.encode())
             .unwrap_or_else(|e| panic!("{name}: the bundle did not load: {e}"));
         assert_eq!(bundle.contents(), &contents);
         let ranker = bundle.ranker().expect("the bundle carries the ranker");
@@ -185,12 +183,12 @@ fn a_model_trained_on_one_feature_fewer_is_refused() {
 
     // Build time.
     let contents = with_ranker(c, onnx, fx.space.clone());
-    let e = contents.check().unwrap_err();
+    let e = Model::check(&contents).unwrap_err();
     assert_eq!(edgerec::Error::from(e.clone()).code(), "contract_mismatch");
     shape(&e.to_string());
 
     // Load time, from a bundle written without the check.
-    let e = Bundle::from_bytes(&encode_unchecked(&contents)).unwrap_err();
+    let e = Model::from_bytes(&encode_unchecked(&contents)).unwrap_err();
     assert_eq!(e.code(), "contract_mismatch", "{e}");
     shape(&e.to_string());
     println!("narrow: refused: {e}");
@@ -205,13 +203,13 @@ fn models_tract_cannot_run_are_refused_when_built_and_loaded() {
         let onnx = read(&format!("byo/{}", m.get("file").str()));
         let c = contract(m.get("kind").str(), &fx.space);
         let contents = with_ranker(c, onnx, fx.space.clone());
-        let e = contents.check().expect_err(&format!(
+        let e = Model::check(&contents).expect_err(&format!(
             "{name} is listed as unsupported but now passes the check: move it to \"models\" \
              in make_byo.py (UNSUPPORTED) and {REGENERATE}"
         ));
         assert_eq!(edgerec::Error::from(e.clone()).code(), "contract_mismatch");
         assert!(e.to_string().contains(why), "{name}: {e}");
-        let e = Bundle::from_bytes(&encode_unchecked(&contents)).unwrap_err();
+        let e = Model::from_bytes(&encode_unchecked(&contents)).unwrap_err();
         assert_eq!(e.code(), "contract_mismatch", "{name}: {e}");
         assert!(e.to_string().contains(why), "{name}: {e}");
         println!("{name}: refused: {e}");

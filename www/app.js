@@ -25,7 +25,7 @@ const state = {
   genreOrder: [],
   device: "desktop",
   genres: new Set(),
-  /** Item ids, oldest first, as recommend() expects. */
+  /** Item ids, oldest first. */
   history: [],
 };
 
@@ -367,7 +367,7 @@ function localDateTimeValue(date) {
   );
 }
 
-/** Shows an error and its code in the banner (until the next successful recommend()). */
+/** Shows an error and its code in the banner (until the next successful recommendRow()). */
 function showError(err) {
   $("error-code").textContent = err?.code ?? "error";
   $("error-message").textContent = err?.message ?? String(err);

@@ -3,20 +3,6 @@
 // both compute what they compare with the native CLI in exactly the same way.
 // Pure functions of a Recommender: no DOM, no I/O.
 
-/**
- * The top-k item ids for every parity request, each one `recommend(history, context, k, onboardingGenres)`.
- * @param {import("../pkg/web/edgerec.js").Recommender} rec
- * @param {{ userId: number, history: number[], context: object, k: number, onboardingGenres: string[] }[]} requests
- * @returns {Record<number, number[]>} userId → item ids, best first
- */
-export function topIds(rec, requests) {
-  const out = {};
-  for (const req of requests) {
-    out[req.userId] = rec.recommend(req.history, req.context, req.k, req.onboardingGenres).map((r) => r.itemId);
-  }
-  return out;
-}
-
 /** Hex (as the native CLI writes a state) → bytes. */
 export function fromHex(hex) {
   const out = new Uint8Array(hex.length / 2);
@@ -25,8 +11,8 @@ export function fromHex(hex) {
 }
 
 /**
- * The device pipeline's row for every request of the native CLI's `recommend --source device`:
- * the user's state restored from its bytes, then `recommendRow(state, options)`.
+ * The device pipeline's row for every request the native CLI's `recommend --requests-out`
+ * wrote: the user's state restored from its bytes, then `recommendRow(state, options)`.
  * @param {import("../pkg/web/edgerec.js").Recommender} rec
  * @param {typeof import("../pkg/web/edgerec.js").UserState} UserState
  * @param {{ userId: number, state: string, options: object }[]} requests

@@ -6,24 +6,32 @@ use std::collections::BinaryHeap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// splitmix64, so every run sees the same data.
-pub struct Rng(pub u64);
+use edgerec::rng::SplitMix64;
+
+/// The project's seeded generator ([`edgerec::rng::SplitMix64`]) with the `f32` draws the
+/// benchmarks use, so every run sees the same data.
+pub struct Rng(SplitMix64);
 
 impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// The stream of `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(SplitMix64::new(seed))
     }
 
-    /// Standard normal (Box–Muller).
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0.next_u64()
+    }
+
+    /// Standard normal.
     pub fn normal(&mut self) -> f32 {
-        let u = 1.0 - (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        self.0.normal() as f32
+    }
+
+    /// Uniform in `[0, 1)`, 24 random bits.
+    #[allow(dead_code)] // not every benchmark draws uniforms
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 }
 

@@ -206,11 +206,11 @@ pub(super) fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::tests_support::{tiny_contents, tiny_contents_for_device};
-    use crate::bundle::{Bundle, BundleContents, ContainerWriter, sections};
+    use crate::bundle::{BundleContents, ContainerWriter, sections};
     use crate::calendar::{self, UpcomingHoliday};
     use crate::context::{Context, Device};
     use crate::features::{Gender, UserProfile};
+    use crate::test_support::{tiny_contents, tiny_contents_for_device};
 
     /// The built-in calendar plus a US holiday on 22 November and a southern country.
     fn extended() -> Calendar {
@@ -413,8 +413,7 @@ mod tests {
 
     /// The days-to-holiday feature and the sparse holiday of a US user on 2026-11-20, as the
     /// loaded bundle's feature space computes them (context through the full vector).
-    fn us_holiday(bundle: &Bundle) -> (f32, Option<String>) {
-        let c = bundle.contents();
+    fn us_holiday(c: &BundleContents) -> (f32, Option<String>) {
         let space = c.features.as_ref().unwrap().space();
         // The device fixture's titles (not every bundle below carries MDIA).
         let titles = tiny_contents_for_device().media.unwrap();
@@ -449,10 +448,10 @@ mod tests {
         let base = tiny_contents_for_device();
         assert!(base.calendar.is_none());
         // Without CALD: the built-in calendar, as today (Thanksgiving in 6 days).
-        let old = Bundle::from_bytes(&base.encode()).unwrap();
+        let old = BundleContents::decode(&base.encode()).unwrap();
         assert_eq!(us_holiday(&old), (6.0 / 30.0, Some("thanksgiving".into())));
         assert_eq!(
-            old.contents().features.as_ref().unwrap().space().calendar(),
+            old.features.as_ref().unwrap().space().calendar(),
             &Calendar::builtin()
         );
 
@@ -467,8 +466,8 @@ mod tests {
             ..base.clone()
         };
         let bytes = with.encode();
-        let new = Bundle::from_bytes(&bytes).unwrap();
-        assert_eq!(new.contents(), &with);
+        let new = BundleContents::decode(&bytes).unwrap();
+        assert_eq!(new, with);
         assert_eq!(us_holiday(&new), (2.0 / 30.0, Some("streaming_day".into())));
 
         // A server adding CALD to a bundle whose FEAT was written over the built-in calendar:
@@ -477,33 +476,21 @@ mod tests {
         w.section(*b"META", 1, sections::encode_meta(&base.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&base.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&base.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&base.genre_vectors),
-        );
-        w.section(*b"BLND", 1, sections::encode_blend(&base.blend));
         w.section(*b"FEAT", 1, base.features.as_ref().unwrap().to_payload());
         w.section(*b"CALD", 1, encode_calendar(&cal));
-        let served = Bundle::from_bytes(&w.finish()).unwrap();
+        let served = BundleContents::decode(&w.finish()).unwrap();
         assert_eq!(
             us_holiday(&served),
             (2.0 / 30.0, Some("streaming_day".into()))
         );
-        assert_eq!(served.contents().calendar.as_ref(), Some(&cal));
+        assert_eq!(served.calendar.as_ref(), Some(&cal));
         // The dense names are the same whatever the calendar.
         assert_eq!(
-            served
-                .contents()
-                .features
-                .as_ref()
-                .unwrap()
-                .space()
-                .dense_names(),
+            served.features.as_ref().unwrap().space().dense_names(),
             f.dense_names()
         );
         // Appending keeps the built-in holiday ids.
-        let served_space = served.contents().features.as_ref().unwrap().space();
+        let served_space = served.features.as_ref().unwrap().space();
         assert_eq!(
             served_space.holidays().id("christmas"),
             f.holidays().id("christmas")
@@ -512,22 +499,16 @@ mod tests {
         // CALD without FEAT is carried; an unknown CALD version is skipped (built-in calendar).
         let mut only = tiny_contents();
         only.calendar = Some(cal.clone());
-        let b = Bundle::from_bytes(&only.encode()).unwrap();
-        assert_eq!(b.contents(), &only);
+        let b = BundleContents::decode(&only.encode()).unwrap();
+        assert_eq!(b, only);
         let mut w = ContainerWriter::default();
         w.section(*b"META", 1, sections::encode_meta(&base.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&base.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&base.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&base.genre_vectors),
-        );
-        w.section(*b"BLND", 1, sections::encode_blend(&base.blend));
         w.section(*b"FEAT", 1, base.features.as_ref().unwrap().to_payload());
         w.section(*b"CALD", 2, vec![0xff; 5]);
-        let future = Bundle::from_bytes(&w.finish()).unwrap();
-        assert!(future.contents().calendar.is_none());
+        let future = BundleContents::decode(&w.finish()).unwrap();
+        assert!(future.calendar.is_none());
         assert_eq!(us_holiday(&future), us_holiday(&old));
 
         // A malformed CALD refuses the bundle by name.
@@ -574,8 +555,8 @@ mod tests {
             ..base
         };
         assert_eq!(explicit.validate(), Ok(()));
-        let loaded = Bundle::from_bytes(&explicit.encode()).unwrap();
-        assert_eq!(loaded.contents(), &explicit);
+        let loaded = BundleContents::decode(&explicit.encode()).unwrap();
+        assert_eq!(loaded, explicit);
     }
 
     #[test]

@@ -22,6 +22,10 @@
 //! header checksum, that every payload lies inside the bytes given, every payload's sha256 —
 //! and only then parses a payload. Each failure is a distinct [`BundleError`].
 //!
+//! This module is the format only: bytes ↔ [`BundleContents`]. Loading the models a bundle
+//! carries into their runtimes (the ranker, the user tower, the HNSW graphs) is
+//! [`crate::model::Model`]'s job.
+//!
 //! Sections of format 1 (see [`sections`] for each payload's layout):
 //!
 //! | tag | version | required | content |
@@ -29,8 +33,6 @@
 //! | `META` | 1 | yes | model version, creation time, dataset, seed, trainer, recipe |
 //! | `CATL` | 1 | yes | genre names; items with id, title, year and genres |
 //! | `POPL` | 1 | yes | time-decayed popularity per item, normalised to max 1 |
-//! | `GENV` | 1 | yes | per-genre IDF weights and L2-normalised item genre vectors |
-//! | `BLND` | 1 | yes | blend parameters fitted by the trainer |
 //! | `FACT` | 1, 2 | no | iALS item factors (v1 f32, v2 int8), their Gram matrix, alpha and lambda |
 //! | `CONT` | 1 | no | content-based item profiles (inverted index), prior, recency decay |
 //! | `TWRT` | 1, 2 | no | two-tower item embeddings (v1 f32, v2 int8), ONNX user tower, search vocabulary |
@@ -41,6 +43,10 @@
 //! | `SERV` | 1 | no | serving settings: candidates to rank, rerank settings |
 //! | `HNSW` | 1 | no | HNSW graphs over the iALS or two-tower item vectors |
 //! | `CALD` | 1 | no | holiday calendar per country the context features use (see [`calendar`]); without it, the built-in one |
+//!
+//! Bundles written before the device pipeline became the one recommendation path also carry
+//! `GENV` and `BLND` (the first skeleton's genre vectors and blend weights, once required):
+//! readers skip them like any unknown tag, so those bundles still load.
 //!
 //! Every per-item section holds one row per catalog item, in catalog order; a bundle whose
 //! sections disagree on the item count is `malformed`. An optional section that is absent, or
@@ -56,16 +62,16 @@
 //! [`FORMAT_VERSION`].
 //!
 //! ```
-//! use edgerec::bundle::{Bundle, BundleContents};
-//! # let contents = edgerec::bundle::tests_support::tiny_contents();
+//! use edgerec::bundle::BundleContents;
+//! # let contents = edgerec::test_support::tiny_contents();
 //! let bytes: Vec<u8> = contents.encode();
-//! let bundle = Bundle::from_bytes(&bytes)?;
-//! assert_eq!(bundle.contents().catalog.len(), contents.catalog.len());
+//! let decoded = BundleContents::decode(&bytes)?;
+//! assert_eq!(decoded, contents);
 //!
 //! let mut corrupt = bytes.clone();
 //! let last = corrupt.len() - 1;
 //! corrupt[last] ^= 0x01;
-//! assert_eq!(Bundle::from_bytes(&corrupt).unwrap_err().code(), "checksum_mismatch");
+//! assert_eq!(BundleContents::decode(&corrupt).unwrap_err().code(), "checksum_mismatch");
 //! # Ok::<(), edgerec::Error>(())
 //! ```
 
@@ -77,21 +83,12 @@ pub mod serving;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{BundleError, Result};
-use crate::ranker::Ranker;
-pub use ranking::{FeatureContract, RankerModel};
-pub use sections::{
-    BlendParams, ContentModel, GenreVectors, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel,
-};
-pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
-
-use std::sync::Arc;
-
-use crate::retrieval::InnerProductGraph;
-use crate::tower::UserTower;
-
 use crate::calendar::Calendar;
 use crate::catalog::Catalog;
+use crate::error::{BundleError, Result};
+pub use ranking::{FeatureContract, RankerModel};
+pub use sections::{ContentModel, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel};
+pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
 
 /// The first eight bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"EDGEREC\0";
@@ -116,10 +113,6 @@ pub struct BundleContents {
     pub catalog: Catalog,
     /// Time-decayed popularity, one score per catalog item.
     pub popularity: Popularity,
-    /// Content vectors for genre affinity, one row per catalog item.
-    pub genre_vectors: GenreVectors,
-    /// How the skeleton's genre affinity and popularity are blended.
-    pub blend: BlendParams,
     /// iALS item factors (`FACT`), when trained.
     pub ials: Option<IalsFactors>,
     /// The content-based source (`CONT`), when trained.
@@ -154,12 +147,6 @@ impl BundleContents {
         w.section(*b"META", 1, sections::encode_meta(&self.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&self.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&self.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&self.genre_vectors),
-        );
-        w.section(*b"BLND", 1, sections::encode_blend(&self.blend));
         if let Some(f) = &self.ials {
             w.section(*b"FACT", f.section_version(), f.to_payload());
         }
@@ -209,19 +196,6 @@ impl BundleContents {
                     "{} scores for {n} catalog items",
                     self.popularity.scores.len()
                 ),
-            );
-        }
-        let dim = self.catalog.genres().len();
-        if self.genre_vectors.dim() != dim {
-            return bad(
-                "GENV",
-                format!("{} dimensions for {dim} genres", self.genre_vectors.dim()),
-            );
-        }
-        if self.genre_vectors.rows() != n {
-            return bad(
-                "GENV",
-                format!("{} rows for {n} catalog items", self.genre_vectors.rows()),
             );
         }
         if let Some(f) = &self.ials
@@ -287,72 +261,11 @@ impl BundleContents {
         Ok(())
     }
 
-    /// The HNSW graphs loaded and checked against their item vectors.
-    pub fn load_graphs(&self) -> Result<Vec<(Space, Arc<InnerProductGraph>)>, BundleError> {
-        self.graphs
-            .iter()
-            .map(|g| {
-                let (dim, rows) = match g.space {
-                    Space::Ials => self
-                        .ials
-                        .as_ref()
-                        .map(|f| (f.factors().dim(), f.factors().rows())),
-                    Space::TwoTower => self.two_tower.as_ref().map(|t| (t.dim(), t.rows())),
-                }
-                .ok_or_else(|| BundleError::MissingSection {
-                    tag: match g.space {
-                        Space::Ials => "FACT".into(),
-                        Space::TwoTower => "TWRT".into(),
-                    },
-                })?;
-                let malformed = |reason: String| BundleError::Malformed {
-                    what: "HNSW".into(),
-                    reason,
-                };
-                let index = crate::hnsw::HnswIndex::from_bytes(&g.graph).map_err(|e| match e {
-                    crate::Error::Bundle(b) => b,
-                    other => malformed(other.to_string()),
-                })?;
-                if index.len() != rows {
-                    return Err(malformed(format!(
-                        "the {} graph has {} rows for {rows} items",
-                        g.space.as_str(),
-                        index.len()
-                    )));
-                }
-                let graph = InnerProductGraph::from_parts(index, g.max_norm, dim)
-                    .map_err(|e| malformed(e.to_string()))?;
-                Ok((g.space, Arc::new(graph)))
-            })
-            .collect()
-    }
-
-    /// [`validate`](Self::validate), then loads the ranker (if any) into tract against its
-    /// contract: everything [`Bundle::from_bytes`] will check, for a trainer to run before it
-    /// publishes a bundle.
-    pub fn check(&self) -> Result<(), BundleError> {
-        self.validate()?;
-        if let Some(r) = &self.ranker {
-            Ranker::load(&r.contract, &r.onnx)?;
-        }
-        Ok(())
-    }
-}
-
-/// A loaded, verified bundle.
-#[derive(Debug, Clone)]
-pub struct Bundle {
-    contents: BundleContents,
-    sha256: [u8; 32],
-    ranker: Option<Ranker>,
-    tower: Option<UserTower>,
-    graphs: Vec<(Space, Arc<InnerProductGraph>)>,
-}
-
-impl Bundle {
-    /// Verifies and decodes a bundle. Cost: one sha256 pass over the bytes plus decoding;
+    /// Verifies and decodes a bundle: the container and every checksum ([`read_table`]'s
+    /// order, see the module docs), then each section the reader knows, then
+    /// [`validate`](Self::validate). Cost: one sha256 pass over the bytes plus decoding;
     /// allocation is bounded by the input length. Never panics on any input.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Bundle> {
+    pub fn decode(bytes: &[u8]) -> Result<BundleContents> {
         let table = read_table(bytes)?;
         let find = |tag: &Tag| -> Result<(u16, &[u8]), BundleError> {
             table
@@ -398,8 +311,6 @@ impl Bundle {
             meta: sections::decode_meta(section(b"META")?)?,
             catalog: sections::decode_catalog(section(b"CATL")?)?,
             popularity: sections::decode_popularity(section(b"POPL")?)?,
-            genre_vectors: sections::decode_genre_vectors(section(b"GENV")?)?,
-            blend: sections::decode_blend(section(b"BLND")?)?,
             ials: vectors(b"FACT")
                 .map(|(v, p)| IalsFactors::from_payload(v, p))
                 .transpose()?,
@@ -431,49 +342,7 @@ impl Bundle {
             calendar: bundle_calendar,
         };
         contents.validate()?;
-        let ranker = contents
-            .ranker
-            .as_ref()
-            .map(|r| Ranker::load(&r.contract, &r.onnx))
-            .transpose()?;
-        let tower = contents.two_tower.as_ref().map(load_tower).transpose()?;
-        let graphs = contents.load_graphs()?;
-        Ok(Bundle {
-            contents,
-            sha256: Sha256::digest(bytes).into(),
-            ranker,
-            tower,
-            graphs,
-        })
-    }
-
-    /// The ranker, loaded and checked against the bundle's feature contract, if the bundle
-    /// carries one.
-    pub fn ranker(&self) -> Option<&Ranker> {
-        self.ranker.as_ref()
-    }
-
-    /// The two-tower user tower, loaded and checked against `TWRT`, if the bundle has one.
-    pub fn tower(&self) -> Option<&UserTower> {
-        self.tower.as_ref()
-    }
-
-    /// The HNSW graph over `space`'s item vectors, if the bundle ships one.
-    pub fn graph(&self, space: Space) -> Option<&InnerProductGraph> {
-        self.graphs
-            .iter()
-            .find(|(s, _)| *s == space)
-            .map(|(_, g)| &**g)
-    }
-
-    /// The decoded sections.
-    pub fn contents(&self) -> &BundleContents {
-        &self.contents
-    }
-
-    /// The sha256 of the whole bundle file, as lowercase hex: a content address for caches.
-    pub fn sha256_hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        Ok(contents)
     }
 }
 
@@ -489,42 +358,6 @@ fn ranker_section(table: &[Entry<'_>]) -> Result<Option<RankerModel>, BundleErro
             supported: 1,
         }),
     }
-}
-
-/// Loads `TWRT`'s user tower into tract and checks it against the section: the same width, one
-/// history row per item, the search vocabulary, and the dense layout this device computes.
-fn load_tower(t: &TwoTowerModel) -> Result<UserTower, BundleError> {
-    if t.dense_features() != crate::candidates::TWO_TOWER_DENSE_FEATURES {
-        return Err(BundleError::Contract {
-            reason: format!(
-                "the user tower reads dense features {:?}, this device computes {:?}",
-                t.dense_features(),
-                crate::candidates::TWO_TOWER_DENSE_FEATURES
-            ),
-        });
-    }
-    let tower = UserTower::load(t.user_tower())?;
-    let fits = tower.dim() == t.dim()
-        && tower.n_items() == t.rows()
-        && tower.n_dense() == crate::candidates::TWO_TOWER_DENSE
-        && tower.n_search_tokens() <= t.search_vocab().len() + 1;
-    if !fits {
-        return Err(BundleError::Contract {
-            reason: format!(
-                "the user tower (dim {}, {} items, {} dense inputs, {} search tokens) does not \
-                 fit TWRT (dim {}, {} items, {} dense, {} search tokens)",
-                tower.dim(),
-                tower.n_items(),
-                tower.n_dense(),
-                tower.n_search_tokens(),
-                t.dim(),
-                t.rows(),
-                crate::candidates::TWO_TOWER_DENSE,
-                t.search_vocab().len()
-            ),
-        });
-    }
-    Ok(tower)
 }
 
 /// `MDIA` against the catalog (one title per item, same ids) and the feature contract (every
@@ -710,7 +543,7 @@ fn read_table(bytes: &[u8]) -> Result<Vec<Entry<'_>>, BundleError> {
     Ok(entries)
 }
 
-/// Builds the container around section payloads (the writer side of [`Bundle::from_bytes`]).
+/// Builds the container around section payloads (the writer side of [`BundleContents::decode`]).
 #[derive(Debug, Default)]
 pub struct ContainerWriter {
     sections: Vec<(Tag, u16, Vec<u8>)>,
@@ -758,273 +591,23 @@ impl ContainerWriter {
     }
 }
 
-#[doc(hidden)]
-pub mod tests_support {
-    //! A tiny, hand-made bundle for doctests and unit tests.
-    use super::*;
-    use crate::catalog::Item;
-
-    /// Four items over three genres.
-    pub fn tiny_contents() -> BundleContents {
-        let genres = vec!["Action".to_string(), "Comedy".into(), "Drama".into()];
-        let items = vec![
-            Item::new(10, "Alpha", Some(1995), vec![0]),
-            Item::new(20, "Beta", Some(1996), vec![1]),
-            Item::new(30, "Gamma", None, vec![0, 2]),
-            Item::new(40, "Delta", Some(1990), vec![2]),
-        ];
-        let catalog = Catalog::new(genres, items).expect("valid catalog");
-        let genre_vectors = GenreVectors::from_catalog(&catalog, vec![1.0, 1.0, 1.0]);
-        BundleContents {
-            meta: Meta {
-                model_version: "tiny-1".into(),
-                created_at: 0,
-                dataset: "hand-made".into(),
-                seed: 7,
-                trainer: "tests".into(),
-                recipe: "{}".into(),
-            },
-            catalog,
-            popularity: Popularity {
-                half_life_days: 30.0,
-                reference_time: 0,
-                scores: vec![1.0, 0.5, 0.25, 0.75],
-            },
-            genre_vectors,
-            blend: BlendParams {
-                popularity_weight: 0.1,
-                recency_decay: 0.5,
-            },
-            ials: None,
-            content: None,
-            two_tower: None,
-            quotas: None,
-            features: None,
-            ranker: None,
-            media: None,
-            serving: None,
-            graphs: Vec::new(),
-            calendar: None,
-        }
-    }
-
-    /// [`tiny_contents`] with every optional section: iALS factors in two dimensions (Alpha and
-    /// Gamma on one axis, Beta and Delta on the other), a content index over the genres, a
-    /// two-tower model with placeholder tower bytes (the core never runs them) and quotas
-    /// 2:1:1:1.
-    pub fn tiny_contents_with_sources() -> BundleContents {
-        use crate::content::ContentIndex;
-        use crate::ials::Factors;
-        let mut c = tiny_contents();
-        let factors = Factors::new(2, vec![1.0, 0.0, 0.0, 1.0, 0.9, 0.1, 0.1, 0.8]).expect("2-d");
-        c.ials = Some(IalsFactors::from_factors(factors, 2.0, 0.1).expect("valid factors"));
-        let tokens: Vec<Vec<String>> = c
-            .catalog
-            .items()
-            .iter()
-            .map(|i| {
-                c.catalog
-                    .genre_names(i)
-                    .into_iter()
-                    .map(|g| format!("genre:{g}"))
-                    .collect()
-            })
-            .collect();
-        let index = ContentIndex::build(&tokens, &[], vec![1.0, 0.5, 0.25, 0.75], 0.1)
-            .expect("valid index");
-        c.content = Some(ContentModel::new(index, 0.5).expect("valid decay"));
-        c.two_tower = Some(
-            TwoTowerModel::new(
-                2,
-                vec![0.6, 0.8, 1.0, 0.0, 0.0, 1.0, -0.6, 0.8],
-                tiny_user_tower(4, 2, 2),
-                vec!["space".into(), "comedy".into()],
-                50,
-                20,
-                crate::candidates::TWO_TOWER_DENSE_FEATURES.into(),
-            )
-            .expect("valid two-tower model"),
-        );
-        c.quotas = Some(Quotas {
-            ials: 2,
-            two_tower: 1,
-            content: 1,
-            popularity: 1,
-        });
-        c
-    }
-
-    /// A small valid user tower (the trainer's graph shape without the hidden layer): the mean
-    /// of the history rows plus the mean of the search rows plus a linear map of the dense
-    /// features, L2-normalised; deterministic weights.
-    pub fn tiny_user_tower(n_items: usize, dim: usize, n_search: usize) -> Vec<u8> {
-        use crate::onnx::ElemType;
-        use crate::onnx::build::{Dim, GraphBuilder, attr_int, encode, model};
-        use crate::tower::*;
-        let n_dense = crate::candidates::TWO_TOWER_DENSE;
-        let wave = |n: usize, k: usize| -> Vec<f32> {
-            (0..n)
-                .map(|i| (((i * 7 + k * 3) % 11) as f32 - 5.0) / 5.0)
-                .collect()
-        };
-        let build = || -> Result<Vec<u8>, crate::onnx::OnnxError> {
-            let batch = Dim::symbolic("batch");
-            let seq = |len: &str| [batch.clone(), Dim::symbolic(len)];
-            let mut g = GraphBuilder::new("tiny_user_tower");
-            g.input(HISTORY_IDS, ElemType::I64, &seq("history_len"))?;
-            g.input(HISTORY_WEIGHTS, ElemType::F32, &seq("history_len"))?;
-            g.input(SEARCH_IDS, ElemType::I64, &seq("search_len"))?;
-            g.input(SEARCH_WEIGHTS, ElemType::F32, &seq("search_len"))?;
-            g.input(DENSE, ElemType::F32, &[batch.clone(), Dim::Fixed(n_dense)])?;
-            g.initializer_f32(HISTORY_TABLE, &[n_items, dim], &wave(n_items * dim, 1))?;
-            let search_rows = table_rows(n_search);
-            g.initializer_f32(
-                SEARCH_TABLE,
-                &[search_rows, dim],
-                &wave(search_rows * dim, 2),
-            )?;
-            g.initializer_f32("w_dense", &[n_dense, dim], &wave(n_dense * dim, 3))?;
-            g.initializer_i64("axes_1", &[1], &[1])?;
-            g.initializer_i64("axes_2", &[1], &[2])?;
-            g.initializer_f32("norm_floor", &[1], &[1e-24])?;
-            for (prefix, table, ids, weights) in [
-                ("history", HISTORY_TABLE, HISTORY_IDS, HISTORY_WEIGHTS),
-                ("search", SEARCH_TABLE, SEARCH_IDS, SEARCH_WEIGHTS),
-            ] {
-                let rows = format!("{prefix}_rows");
-                let w3 = format!("{prefix}_w3");
-                let weighted = format!("{prefix}_weighted");
-                let pooled = format!("{prefix}_pooled");
-                g.node("Gather", &[table, ids], &[&rows], vec![attr_int("axis", 0)])?;
-                g.node("Unsqueeze", &[weights, "axes_2"], &[&w3], vec![])?;
-                g.node("Mul", &[&rows, &w3], &[&weighted], vec![])?;
-                g.node(
-                    "ReduceSum",
-                    &[&weighted, "axes_1"],
-                    &[&pooled],
-                    vec![attr_int("keepdims", 0)],
-                )?;
-            }
-            g.node("MatMul", &[DENSE, "w_dense"], &["dense_part"], vec![])?;
-            g.node(
-                "Add",
-                &["history_pooled", "search_pooled"],
-                &["pooled"],
-                vec![],
-            )?;
-            g.node("Add", &["pooled", "dense_part"], &["raw"], vec![])?;
-            g.node("Mul", &["raw", "raw"], &["raw_sq"], vec![])?;
-            g.node(
-                "ReduceSum",
-                &["raw_sq", "axes_1"],
-                &["sum_sq"],
-                vec![attr_int("keepdims", 1)],
-            )?;
-            g.node("Max", &["sum_sq", "norm_floor"], &["floored"], vec![])?;
-            g.node("Sqrt", &["floored"], &["norm"], vec![])?;
-            g.node("Div", &["raw", "norm"], &[USER_EMBEDDING], vec![])?;
-            g.output(USER_EMBEDDING, ElemType::F32, &[batch, Dim::Fixed(dim)])?;
-            let meta = [
-                (META_KIND, KIND_USER_TOWER.to_string()),
-                (META_FORMAT, FORMAT_VERSION.to_string()),
-                (META_N_ITEMS, n_items.to_string()),
-                (META_N_SEARCH, n_search.to_string()),
-                (META_N_DENSE, n_dense.to_string()),
-                (META_DIM, dim.to_string()),
-                (META_MAX_HISTORY, "50".to_string()),
-                (META_MAX_SEARCHES, "20".to_string()),
-            ];
-            let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            Ok(encode(&model(g.finish()?, "edgerec-tests", &meta)))
-        };
-        build().expect("the tiny user tower is well-formed")
-    }
-
-    /// [`tiny_contents_with_sources`] plus what the device's full pipeline reads besides a
-    /// ranker: the feature contract (`FEAT`, the catalog's genres as its genre vocabulary), the
-    /// media table (`MDIA`) and serving settings (`SERV`: 4 candidates, rows of 3, no fatigue
-    /// after 2 impressions, λ = 0.7). Item 30 is rated R, the others PG.
-    pub fn tiny_contents_for_device() -> BundleContents {
-        use crate::features::{
-            FeatureConfig, FeatureSpace, Maturity, Media, MediaKind, MediaStats, ReleaseType,
-            Vocabularies, Vocabulary,
-        };
-        let mut c = tiny_contents_with_sources();
-        let vocab = Vocabularies {
-            genres: Vocabulary::new(c.catalog.genres().iter().map(String::as_str)),
-            languages: Vocabulary::new(["en"]),
-            countries: Vocabulary::new(["US"]),
-            ..Vocabularies::default()
-        };
-        let media: Vec<Media> = c
-            .catalog
-            .items()
-            .iter()
-            .map(|item| Media {
-                id: item.id,
-                kind: MediaKind::Movie,
-                series_id: None,
-                season: None,
-                episode: None,
-                duration_s: 5_400 + 600 * (item.id / 10),
-                genres: item.genres.iter().map(|&g| u32::from(g) + 1).collect(),
-                tags: vec![],
-                actors: vec![],
-                directors: vec![],
-                composer: 0,
-                distributor: 0,
-                language: 1,
-                country: 1,
-                release_time: 788_918_400,
-                release_type: ReleaseType::Theatrical,
-                added_time: 0,
-                maturity: if item.id == 30 {
-                    Maturity::R
-                } else {
-                    Maturity::Pg
-                },
-                public_rating: None,
-                revenue_usd: None,
-            })
-            .collect();
-        let stats = (0..media.len() as u32)
-            .map(|i| MediaStats {
-                plays_24h: i,
-                plays_7d: 5 * i,
-            })
-            .collect();
-        c.features = Some(FeatureContract::new(FeatureSpace::new(
-            vocab,
-            FeatureConfig::default(),
-        )));
-        c.media = Some(MediaTable::new(media, stats, 86_400).expect("valid media"));
-        c.serving = Some(ServingSettings {
-            candidates: 4,
-            rerank: crate::rerank::RerankSettings {
-                k: 3,
-                fatigue_impressions: 2,
-                ..crate::rerank::RerankSettings::default()
-            },
-        });
-        c
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::tests_support::{tiny_contents, tiny_contents_for_device};
     use super::*;
     use crate::Error;
+    use crate::test_support::{
+        tiny_contents, tiny_contents_for_device, tiny_contents_with_sources,
+    };
 
     fn code(bytes: &[u8]) -> &'static str {
-        Bundle::from_bytes(bytes).unwrap_err().code()
+        BundleContents::decode(bytes).unwrap_err().code()
     }
 
     #[test]
     fn round_trip_is_exact() {
         let c = tiny_contents();
         let bytes = c.encode();
-        assert_eq!(Bundle::from_bytes(&bytes).unwrap().contents(), &c);
+        assert_eq!(BundleContents::decode(&bytes).unwrap(), c);
         // Encoding is deterministic.
         assert_eq!(bytes, c.encode());
     }
@@ -1033,7 +616,7 @@ mod tests {
     fn every_truncation_is_refused() {
         let bytes = tiny_contents().encode();
         for len in 0..bytes.len() {
-            let err = Bundle::from_bytes(&bytes[..len]).unwrap_err();
+            let err = BundleContents::decode(&bytes[..len]).unwrap_err();
             assert_eq!(err.code(), "truncated", "cut at {len}: {err}");
         }
     }
@@ -1045,7 +628,7 @@ mod tests {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
-                let err = Bundle::from_bytes(&b).unwrap_err();
+                let err = BundleContents::decode(&b).unwrap_err();
                 let expected: &[&str] = match i {
                     0..8 => &["bad_magic"],
                     8..10 => &["unsupported_version"],
@@ -1080,19 +663,16 @@ mod tests {
         w.section(*b"META", 1, sections::encode_meta(&c.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
         w.section(*b"ZZZZ", 9, vec![1, 2, 3]);
-        w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&c.genre_vectors),
-        );
-        let err = Bundle::from_bytes(&w.finish()).unwrap_err();
+        let err = BundleContents::decode(&w.finish()).unwrap_err();
         assert_eq!(
             err,
-            Error::Bundle(BundleError::MissingSection { tag: "BLND".into() })
+            Error::Bundle(BundleError::MissingSection { tag: "POPL".into() })
         );
-        w.section(*b"BLND", 1, sections::encode_blend(&c.blend));
-        assert_eq!(Bundle::from_bytes(&w.finish()).unwrap().contents(), &c);
+        w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
+        // The first skeleton's sections, once required, are skipped like any unknown tag.
+        w.section(*b"GENV", 1, vec![0xff; 7]);
+        w.section(*b"BLND", 1, vec![0xff; 3]);
+        assert_eq!(BundleContents::decode(&w.finish()).unwrap(), c);
     }
 
     #[test]
@@ -1101,7 +681,7 @@ mod tests {
         let mut w = ContainerWriter::default();
         w.section(*b"META", 1, sections::encode_meta(&c.meta));
         w.section(*b"CATL", 2, sections::encode_catalog(&c.catalog));
-        let err = Bundle::from_bytes(&w.finish()).unwrap_err();
+        let err = BundleContents::decode(&w.finish()).unwrap_err();
         assert!(matches!(
             err,
             Error::Bundle(BundleError::UnsupportedVersion { ref what, found: 2, .. }) if what == "CATL"
@@ -1116,12 +696,6 @@ mod tests {
         w.section(*b"META", 1, sections::encode_meta(&c.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&c.genre_vectors),
-        );
-        w.section(*b"BLND", 1, sections::encode_blend(&c.blend));
         assert_eq!(code(&w.finish()), "malformed");
     }
 
@@ -1130,23 +704,21 @@ mod tests {
         /// publisher could sign) are refused with an error, never a panic.
         #[test]
         fn arbitrary_payloads_with_valid_checksums_never_panic(
-            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 5),
-            keep in 0usize..5,
+            payloads in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..64), 3),
+            keep in 0usize..3,
         ) {
             let c = tiny_contents();
             let real = [
                 sections::encode_meta(&c.meta),
                 sections::encode_catalog(&c.catalog),
                 sections::encode_popularity(&c.popularity),
-                sections::encode_genre_vectors(&c.genre_vectors),
-                sections::encode_blend(&c.blend),
             ];
             let mut w = ContainerWriter::default();
-            for (i, tag) in [b"META", b"CATL", b"POPL", b"GENV", b"BLND"].into_iter().enumerate() {
+            for (i, tag) in [b"META", b"CATL", b"POPL"].into_iter().enumerate() {
                 let payload = if i == keep { real[i].clone() } else { payloads[i].clone() };
                 w.section(*tag, 1, payload);
             }
-            let _ = Bundle::from_bytes(&w.finish());
+            let _ = BundleContents::decode(&w.finish());
         }
 
         /// Random edits anywhere (overwrites, truncation, extension) never panic and never load.
@@ -1164,12 +736,10 @@ mod tests {
             if let Some(c) = cut {
                 b.truncate(c % (b.len() + 1));
             }
-            let loaded = Bundle::from_bytes(&b);
+            let loaded = BundleContents::decode(&b);
             proptest::prop_assert!(b == original || loaded.is_err());
         }
     }
-
-    use super::tests_support::tiny_contents_with_sources;
 
     /// The required sections of `c`, then `extra` as given (payloads not checked).
     fn container(c: &BundleContents, extra: &[(Tag, u16, Vec<u8>)]) -> Vec<u8> {
@@ -1177,12 +747,6 @@ mod tests {
         w.section(*b"META", 1, sections::encode_meta(&c.meta));
         w.section(*b"CATL", 1, sections::encode_catalog(&c.catalog));
         w.section(*b"POPL", 1, sections::encode_popularity(&c.popularity));
-        w.section(
-            *b"GENV",
-            1,
-            sections::encode_genre_vectors(&c.genre_vectors),
-        );
-        w.section(*b"BLND", 1, sections::encode_blend(&c.blend));
         for (tag, v, p) in extra {
             w.section(*tag, *v, p.clone());
         }
@@ -1214,26 +778,24 @@ mod tests {
     fn optional_sections_round_trip_and_old_bundles_load_without_them() {
         let c = tiny_contents_with_sources();
         let bytes = c.encode();
-        let loaded = Bundle::from_bytes(&bytes).unwrap();
-        assert_eq!(loaded.contents(), &c);
+        let loaded = BundleContents::decode(&bytes).unwrap();
+        assert_eq!(loaded, c);
         assert_eq!(bytes, c.encode());
         let tags: Vec<Tag> = section_ranges(&bytes).into_iter().map(|s| s.0).collect();
         assert_eq!(
             tags,
             [
-                b"META", b"CATL", b"POPL", b"GENV", b"BLND", b"FACT", b"CONT", b"TWRT", b"QUOT"
+                b"META", b"CATL", b"POPL", b"FACT", b"CONT", b"TWRT", b"QUOT"
             ]
             .map(|t| *t)
         );
-        // The skeleton's bundle has none of them and loads as before.
-        let old = Bundle::from_bytes(&tiny_contents().encode()).unwrap();
-        let o = old.contents();
+        // A bundle of the required sections alone has none of them.
+        let o = BundleContents::decode(&tiny_contents().encode()).unwrap();
         assert!(o.ials.is_none() && o.content.is_none() && o.two_tower.is_none());
         assert!(o.quotas.is_none());
         // Each optional section alone.
         for (k, extra) in optional_payloads(&c).into_iter().enumerate() {
-            let b = Bundle::from_bytes(&container(&c, &[extra])).unwrap();
-            let got = b.contents();
+            let got = BundleContents::decode(&container(&c, &[extra])).unwrap();
             assert_eq!(
                 [
                     got.ials.is_some(),
@@ -1261,9 +823,9 @@ mod tests {
             .map(|e| (e.tag, e.version))
             .collect();
         assert!(versions.contains(&(*b"FACT", 2)) && versions.contains(&(*b"TWRT", 2)));
-        let loaded = Bundle::from_bytes(&bytes).unwrap();
-        assert_eq!(loaded.contents(), &q);
-        assert!(loaded.contents().ials.as_ref().unwrap().factors().is_int8());
+        let loaded = BundleContents::decode(&bytes).unwrap();
+        assert_eq!(loaded, q);
+        assert!(loaded.ials.as_ref().unwrap().factors().is_int8());
         // Smaller than f32 (here only a little: 2 dimensions).
         assert!(bytes.len() < c.encode().len());
         // A v2 payload read as v1 (or v1 as v2) is malformed, not a panic.
@@ -1280,15 +842,15 @@ mod tests {
     fn device_sections_round_trip_and_are_checked_against_catalog_and_features() {
         let c = tiny_contents_for_device();
         let bytes = c.encode();
-        let loaded = Bundle::from_bytes(&bytes).unwrap();
-        assert_eq!(loaded.contents(), &c);
+        let loaded = BundleContents::decode(&bytes).unwrap();
+        assert_eq!(loaded, c);
         // MDIA without FEAT: refused, as a ranker without FEAT is.
         let no_feat = BundleContents {
             features: None,
             ..c.clone()
         };
         assert_eq!(
-            Bundle::from_bytes(&container(
+            BundleContents::decode(&container(
                 &no_feat,
                 &[(*b"MDIA", 1, c.media.as_ref().unwrap().to_payload())]
             ))
@@ -1322,67 +884,16 @@ mod tests {
     }
 
     #[test]
-    fn hnsw_graphs_load_with_their_space_and_are_checked() {
-        use crate::hnsw::HnswConfig;
-        use crate::retrieval::InnerProductGraph;
-        let mut c = tiny_contents_with_sources();
-        let y = c.ials.as_ref().unwrap().factors().clone();
-        let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
-        c.graphs = vec![GraphSection {
-            space: Space::Ials,
-            max_norm: g.max_norm(),
-            graph: g.index().to_bytes(),
-        }];
-        let loaded = Bundle::from_bytes(&c.encode()).unwrap();
-        let graph = loaded.graph(Space::Ials).unwrap();
-        assert_eq!(graph.len(), 4);
-        assert!(loaded.graph(Space::TwoTower).is_none());
-        // A graph for a space the bundle has no vectors for; a graph of the wrong size.
-        let orphan = BundleContents {
-            ials: None,
-            ..c.clone()
-        };
-        assert!(orphan.validate().is_err());
-        let t = c.two_tower.as_ref().unwrap().item_vectors().clone();
-        let two = InnerProductGraph::build(&t, false, HnswConfig::default()).unwrap();
-        let wrong = BundleContents {
-            graphs: vec![GraphSection {
-                space: Space::Ials,
-                max_norm: 1.0,
-                graph: two.index().to_bytes(),
-            }],
-            ..c.clone()
-        };
-        assert_eq!(
-            Bundle::from_bytes(&wrong.encode()).unwrap_err().code(),
-            "malformed"
-        );
-        // Garbage graph bytes: malformed, never a panic.
-        let garbage = BundleContents {
-            graphs: vec![GraphSection {
-                space: Space::Ials,
-                max_norm: 1.0,
-                graph: vec![0xff; 40],
-            }],
-            ..c
-        };
-        assert_eq!(
-            Bundle::from_bytes(&garbage.encode()).unwrap_err().code(),
-            "malformed"
-        );
-    }
-
-    #[test]
     fn optional_sections_of_unknown_versions_are_skipped() {
         let c = tiny_contents_with_sources();
         let mut extra = optional_payloads(&c);
         extra[0].1 = 3;
         extra[2].2 = vec![0xff; 3]; // garbage, but version 9: never parsed
         extra[2].1 = 9;
-        let b = Bundle::from_bytes(&container(&c, &extra)).unwrap();
-        assert!(b.contents().ials.is_none() && b.contents().two_tower.is_none());
-        assert_eq!(b.contents().content, c.content);
-        assert_eq!(b.contents().quotas, c.quotas);
+        let b = BundleContents::decode(&container(&c, &extra)).unwrap();
+        assert!(b.ials.is_none() && b.two_tower.is_none());
+        assert_eq!(b.content, c.content);
+        assert_eq!(b.quotas, c.quotas);
     }
 
     #[test]
@@ -1396,7 +907,7 @@ mod tests {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
-                let err = Bundle::from_bytes(&b).unwrap_err();
+                let err = BundleContents::decode(&b).unwrap_err();
                 // Inside a payload: that section's checksum, by name.
                 if let Some((tag, _)) = ranges.iter().find(|(_, r)| r.contains(&i)) {
                     assert_eq!(
@@ -1424,7 +935,7 @@ mod tests {
     }
 
     fn malformed_in(bytes: &[u8], tag: &str) {
-        match Bundle::from_bytes(bytes) {
+        match BundleContents::decode(bytes) {
             Err(Error::Bundle(BundleError::Malformed { what, .. })) if what == tag => {}
             other => panic!("expected malformed {tag}, got {other:?}"),
         }
@@ -1534,7 +1045,7 @@ mod tests {
         w.f32s(idx.prior());
         malformed_in(&container(&c, &[(*b"CONT", 1, w.finish())]), "CONT");
 
-        let tw = |vocab: &[&str], tower: &[u8]| {
+        let tw_rows = |vocab: &[&str], rows: &[f32], tower: &[u8]| {
             let mut w = Writer::new();
             w.u32(2);
             w.u32(50);
@@ -1544,12 +1055,20 @@ mod tests {
             for t in vocab {
                 w.str(t);
             }
-            w.f32s(&[0.0; 8]);
+            w.f32s(rows);
             w.bytes(tower);
             w.finish()
         };
+        let tw = |vocab: &[&str], tower: &[u8]| tw_rows(vocab, &[0.0; 8], tower);
         assert!(TwoTowerModel::from_payload(1, &tw(&["a", "b"], b"onnx")).is_ok());
+        let mut nan = [0.0f32; 8];
+        nan[5] = f32::NAN;
         for (name, payload) in [
+            ("a NaN embedding", tw_rows(&["a"], &nan, b"onnx")),
+            (
+                "embeddings not whole rows",
+                tw_rows(&["a"], &[0.0; 7], b"onnx"),
+            ),
             ("duplicate search token", tw(&["a", "a"], b"onnx")),
             ("empty tower", tw(&["a"], b"")),
             ("tower cut short", {
@@ -1595,8 +1114,8 @@ mod tests {
                     p.truncate(k % (p.len() + 1));
                 }
             }
-            if let Ok(b) = Bundle::from_bytes(&container(&c, &extra)) {
-                proptest::prop_assert!(b.contents().validate().is_ok());
+            if let Ok(b) = BundleContents::decode(&container(&c, &extra)) {
+                proptest::prop_assert!(b.validate().is_ok());
             }
         }
     }

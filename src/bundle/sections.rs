@@ -9,10 +9,10 @@
 //!   year: u16 (0 = unknown), genres: u8 count then u16 genre indices, ascending`.
 //! * `POPL` v1: `half_life_days: f32, reference_time: i64, scores: [f32]` (one per item, in
 //!   catalog order, in `[0, 1]`).
-//! * `GENV` v1: `idf: [f32]` (one per genre), then `vectors: [f32]` of length items × genres,
-//!   row-major; each row is the item's IDF-weighted genre indicator, L2-normalised (all zeros
-//!   for an item without genres).
-//! * `BLND` v1: `popularity_weight: f32, recency_decay: f32` (both ≥ 0).
+//!
+//! Bundles written before the device pipeline was the one recommendation path also carry
+//! `GENV` (IDF-weighted genre vectors) and `BLND` (the weights of the first skeleton's genre
+//! and popularity blend); readers skip them like any tag they do not use.
 //!
 //! Optional sections (the trained candidate sources; each may be absent):
 //!
@@ -37,6 +37,7 @@ use crate::catalog::{Catalog, Item};
 use crate::content::ContentIndex;
 use crate::error::BundleError;
 use crate::ials::Factors;
+use crate::limits::MAX_DIM;
 use crate::quant::QuantizedIndex;
 use crate::retrieval::ItemVectors;
 
@@ -57,7 +58,9 @@ pub struct Meta {
     pub recipe: String,
 }
 
-/// Time-decayed popularity (see the trainer for the decay formula).
+/// Time-decayed popularity: each positive at time `t` adds `0.5^((reference_time − t) /
+/// half-life)` to its title (the trainer's `edgerec_fit::sources::popularity`), divided by the
+/// largest total.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Popularity {
     /// Half-life of an interaction's weight, in days.
@@ -68,62 +71,32 @@ pub struct Popularity {
     pub scores: Vec<f32>,
 }
 
-/// IDF-weighted genre vectors for content-based genre affinity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GenreVectors {
-    idf: Vec<f32>,
-    vectors: Vec<f32>,
-}
-
-impl GenreVectors {
-    /// Builds each item's genre indicator weighted by `idf` (one weight per genre, ≥ 0) and
-    /// L2-normalised. Panics if `idf.len()` differs from the catalog's genre count.
-    pub fn from_catalog(catalog: &Catalog, idf: Vec<f32>) -> GenreVectors {
-        let dim = catalog.genres().len();
-        assert_eq!(idf.len(), dim, "one IDF weight per genre");
-        let mut vectors = vec![0f32; catalog.len() * dim];
-        for (row, item) in vectors.chunks_exact_mut(dim.max(1)).zip(catalog.items()) {
-            for &g in &item.genres {
-                row[g as usize] = idf[g as usize];
-            }
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                row.iter_mut().for_each(|x| *x /= norm);
-            }
+impl Popularity {
+    /// The section for decayed totals `counts` (one per catalog item, ≥ 0): each divided by
+    /// the largest, so the most popular title has 1; all zeros stay zeros.
+    ///
+    /// ```
+    /// use edgerec::bundle::Popularity;
+    /// let p = Popularity::normalised(&[2.0, 0.5, 0.0], 30.0, 1_000);
+    /// assert_eq!(p.scores, vec![1.0, 0.25, 0.0]);
+    /// ```
+    pub fn normalised(counts: &[f32], half_life_days: f32, reference_time: i64) -> Popularity {
+        let max = counts.iter().copied().fold(0f32, f32::max);
+        Popularity {
+            half_life_days,
+            reference_time,
+            scores: counts
+                .iter()
+                .map(|&c| {
+                    if max > 0.0 {
+                        (c / max).clamp(0.0, 1.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
         }
-        GenreVectors { idf, vectors }
     }
-
-    /// Number of dimensions (genres).
-    pub fn dim(&self) -> usize {
-        self.idf.len()
-    }
-
-    /// Number of rows (items).
-    pub fn rows(&self) -> usize {
-        self.vectors.len().checked_div(self.dim()).unwrap_or(0)
-    }
-
-    /// The IDF weight of each genre.
-    pub fn idf(&self) -> &[f32] {
-        &self.idf
-    }
-
-    /// The unit genre vector of the item at `position`.
-    pub fn row(&self, position: usize) -> &[f32] {
-        let d = self.dim();
-        &self.vectors[position * d..(position + 1) * d]
-    }
-}
-
-/// Parameters of the blend of genre affinity and popularity, fitted by the trainer.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BlendParams {
-    /// Weight of popularity added to the genre-affinity cosine.
-    pub popularity_weight: f32,
-    /// How fast older history items lose weight in the user profile: the item watched `r`
-    /// titles before the latest has weight `1 / (1 + recency_decay * r)`.
-    pub recency_decay: f32,
 }
 
 pub(crate) fn encode_meta(m: &Meta) -> Vec<u8> {
@@ -221,73 +194,12 @@ pub(crate) fn decode_popularity(b: &[u8]) -> Result<Popularity, BundleError> {
     Ok(p)
 }
 
-pub(crate) fn encode_genre_vectors(g: &GenreVectors) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.f32s(&g.idf);
-    w.f32s(&g.vectors);
-    w.finish()
-}
-
-pub(crate) fn decode_genre_vectors(b: &[u8]) -> Result<GenreVectors, BundleError> {
-    let mut r = Reader::new(b, "GENV");
-    let idf = r.f32s()?;
-    let vectors = r.f32s()?;
-    r.finish()?;
-    if idf.is_empty() && !vectors.is_empty() || !idf.is_empty() && vectors.len() % idf.len() != 0 {
-        return Err(BundleError::Malformed {
-            what: "GENV".into(),
-            reason: format!(
-                "{} values do not divide into {} genres",
-                vectors.len(),
-                idf.len()
-            ),
-        });
-    }
-    if idf.iter().any(|&w| w < 0.0) {
-        return Err(r_err("GENV", "negative IDF weight"));
-    }
-    let g = GenreVectors { idf, vectors };
-    for row in 0..g.rows() {
-        let norm = g.row(row).iter().map(|x| x * x).sum::<f32>().sqrt();
-        if norm != 0.0 && (norm - 1.0).abs() > 1e-3 {
-            return Err(r_err(
-                "GENV",
-                &format!("row {row} has norm {norm}, expected 0 or 1"),
-            ));
-        }
-    }
-    Ok(g)
-}
-
-pub(crate) fn encode_blend(b: &BlendParams) -> Vec<u8> {
-    let mut w = Writer::new();
-    w.f32(b.popularity_weight);
-    w.f32(b.recency_decay);
-    w.finish()
-}
-
-pub(crate) fn decode_blend(b: &[u8]) -> Result<BlendParams, BundleError> {
-    let mut r = Reader::new(b, "BLND");
-    let p = BlendParams {
-        popularity_weight: r.f32()?,
-        recency_decay: r.f32()?,
-    };
-    r.finish()?;
-    if p.popularity_weight < 0.0 || p.recency_decay < 0.0 {
-        return Err(r_err("BLND", "blend parameters must be non-negative"));
-    }
-    Ok(p)
-}
-
 fn r_err(what: &str, reason: &str) -> BundleError {
     BundleError::Malformed {
         what: what.into(),
         reason: reason.into(),
     }
 }
-
-/// The most factor or embedding dimensions `FACT` and `TWRT` accept.
-pub const MAX_DIM: usize = 1024;
 
 fn check_dim(what: &str, dim: usize) -> Result<(), BundleError> {
     if (1..=MAX_DIM).contains(&dim) {
@@ -298,6 +210,28 @@ fn check_dim(what: &str, dim: usize) -> Result<(), BundleError> {
             &format!("dimension {dim} is outside 1..={MAX_DIM}"),
         ))
     }
+}
+
+/// The one check of a vector section's rows (`FACT`, `TWRT`, trained or decoded): `dim` in
+/// `1..=`[`MAX_DIM`] and every row that wide, every f32 value finite (int8 rows were checked by
+/// [`QuantizedIndex::from_parts`]: codes in range, finite scales).
+fn check_vectors(what: &str, dim: usize, vectors: &ItemVectors) -> Result<(), BundleError> {
+    check_dim(what, dim)?;
+    if vectors.dim() != dim {
+        return Err(r_err(
+            what,
+            &format!("rows of {} values for dim {dim}", vectors.dim()),
+        ));
+    }
+    if let ItemVectors::F32(f) = vectors
+        && let Some(i) = f.values().iter().position(|v| !v.is_finite())
+    {
+        return Err(r_err(
+            what,
+            &format!("value {} of row {} is not finite", i % dim, i / dim),
+        ));
+    }
+    Ok(())
 }
 
 /// iALS item factors and what a device needs to fold a user in (section `FACT`; see
@@ -331,9 +265,6 @@ impl IalsFactors {
         alpha: f32,
         lambda: f32,
     ) -> Result<IalsFactors, BundleError> {
-        if factors.values().iter().any(|v| !v.is_finite()) {
-            return Err(r_err("FACT", "non-finite factor"));
-        }
         IalsFactors::checked(ItemVectors::F32(factors), gram, alpha, lambda)
     }
 
@@ -344,7 +275,7 @@ impl IalsFactors {
         lambda: f32,
     ) -> Result<IalsFactors, BundleError> {
         let d = factors.dim();
-        check_dim("FACT", d)?;
+        check_vectors("FACT", d, &factors)?;
         if !(alpha.is_finite() && alpha >= 0.0) {
             return Err(r_err(
                 "FACT",
@@ -635,7 +566,7 @@ impl ContentModel {
 /// The user tower's inputs are catalog positions for the history (the most recent
 /// `max_history`), ids into [`TwoTowerModel::search_vocab`] for search tokens (the most recent
 /// `max_searches`), and the dense features named by [`TwoTowerModel::dense_features`] (see
-/// [`crate::candidates::two_tower_dense`]). Its output is scored against
+/// [`crate::tower::two_tower_dense`]). Its output is scored against
 /// [`TwoTowerModel::item_vectors`] by dot product.
 ///
 /// Invariants: `dim` in `1..=`[`MAX_DIM`]; embeddings finite, a whole number of rows (checked
@@ -666,22 +597,13 @@ impl TwoTowerModel {
         dense_features: String,
     ) -> Result<TwoTowerModel, BundleError> {
         check_dim("TWRT", dim)?;
-        if !item_embeddings.len().is_multiple_of(dim) {
-            return Err(r_err(
-                "TWRT",
-                &format!(
-                    "{} embedding values do not divide into rows of {dim}",
-                    item_embeddings.len()
-                ),
-            ));
-        }
-        if item_embeddings.iter().any(|v| !v.is_finite()) {
-            return Err(r_err("TWRT", "non-finite item embedding"));
-        }
-        let item_embeddings = ItemVectors::F32(
-            Factors::new(dim, item_embeddings)
-                .ok_or_else(|| r_err("TWRT", "embeddings are not whole rows"))?,
-        );
+        let item_embeddings =
+            ItemVectors::F32(Factors::new(dim, item_embeddings).ok_or_else(|| {
+                r_err(
+                    "TWRT",
+                    &format!("embedding values do not divide into rows of {dim}"),
+                )
+            })?);
         TwoTowerModel::checked(
             dim,
             item_embeddings,
@@ -702,13 +624,7 @@ impl TwoTowerModel {
         max_searches: usize,
         dense_features: String,
     ) -> Result<TwoTowerModel, BundleError> {
-        check_dim("TWRT", dim)?;
-        if item_embeddings.dim() != dim {
-            return Err(r_err(
-                "TWRT",
-                &format!("embeddings of {} for dim {dim}", item_embeddings.dim()),
-            ));
-        }
+        check_vectors("TWRT", dim, &item_embeddings)?;
         if user_tower.is_empty() {
             return Err(r_err("TWRT", "the user tower is empty"));
         }
@@ -788,7 +704,7 @@ impl TwoTowerModel {
     }
 
     /// The name of the dense input layout (see
-    /// [`crate::candidates::TWO_TOWER_DENSE_FEATURES`]); a runtime must refuse a layout it
+    /// [`crate::tower::TWO_TOWER_DENSE_FEATURES`]); a runtime must refuse a layout it
     /// does not know.
     pub fn dense_features(&self) -> &str {
         &self.dense_features

@@ -22,10 +22,8 @@
 use super::codec::{Reader, Writer};
 use crate::error::BundleError;
 use crate::features::{Maturity, Media, MediaKind, MediaStats, ReleaseType};
+use crate::limits::MAX_CANDIDATES;
 use crate::rerank::RerankSettings;
-
-/// Most blend candidates a bundle may ask the ranker to score per request.
-pub const MAX_CANDIDATES: usize = 5_000;
 
 /// Every catalog title's metadata for the ranking features, with its platform counts as of
 /// the bundle (section `MDIA`).
@@ -362,7 +360,7 @@ pub fn decode_graphs(b: &[u8]) -> Result<Vec<GraphSection>, BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::features::tests_support::tiny;
+    use crate::test_support::tiny_features as tiny;
 
     fn table() -> MediaTable {
         let (_, _, media) = tiny();
@@ -425,6 +423,17 @@ mod tests {
         let mut lambda = ServingSettings::default();
         lambda.rerank.lambda = 2.0;
         assert!(ServingSettings::from_payload(&lambda.to_payload()).is_err());
+        // The same bound as a request's: a bundle never asks for more than a request may.
+        let most = ServingSettings {
+            candidates: MAX_CANDIDATES,
+            ..ServingSettings::default()
+        };
+        assert!(ServingSettings::from_payload(&most.to_payload()).is_ok());
+        let over = ServingSettings {
+            candidates: MAX_CANDIDATES + 1,
+            ..ServingSettings::default()
+        };
+        assert!(ServingSettings::from_payload(&over.to_payload()).is_err());
     }
 
     #[test]

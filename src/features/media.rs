@@ -186,6 +186,34 @@ pub enum Gender {
     Unknown,
 }
 
+impl Gender {
+    /// Every gender, in the order of their codes' documentation.
+    pub const ALL: [Gender; 4] = [Gender::Female, Gender::Male, Gender::Other, Gender::Unknown];
+
+    /// The one-letter code of the canonical schema and the JS API: `"f"`, `"m"`, `"x"` (another
+    /// answer), or `""` (not given).
+    pub fn code(self) -> &'static str {
+        match self {
+            Gender::Female => "f",
+            Gender::Male => "m",
+            Gender::Other => "x",
+            Gender::Unknown => "",
+        }
+    }
+
+    /// Parses a code of [`Gender::code`]; `None` for anything else.
+    ///
+    /// ```
+    /// use edgerec::features::Gender;
+    /// assert_eq!(Gender::from_code("f"), Some(Gender::Female));
+    /// assert_eq!(Gender::from_code(""), Some(Gender::Unknown));
+    /// assert_eq!(Gender::from_code("F"), None);
+    /// ```
+    pub fn from_code(code: &str) -> Option<Gender> {
+        Gender::ALL.into_iter().find(|g| g.code() == code)
+    }
+}
+
 /// What the user told the service about themselves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserProfile {

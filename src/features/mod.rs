@@ -20,7 +20,7 @@
 //! ```
 //! use edgerec::features::*;
 //! use edgerec::context::{Context, Device};
-//! # let (space, profile, media) = edgerec::features::tests_support::tiny();
+//! # let (space, profile, media) = edgerec::test_support::tiny_features();
 //! let history = History::new(vec![Play {
 //!     media: 0, time: 1_000, device: Device::Tv, session: 1, watched_s: 5_400, fraction: 0.9,
 //! }]);
@@ -45,6 +45,11 @@ use crate::calendar::{self, Calendar, Hemisphere, Season};
 use crate::context::{Context, Daypart, Device};
 
 const DAY: i64 = 86_400;
+
+/// A play above this fraction of the title counts as watched (the training data's positive
+/// rule): it is in the user's history for the candidate sources, the ranker's `history` bag
+/// and the rerank's "finished" filter.
+pub const WATCHED_ABOVE: f32 = 0.8;
 
 /// The vocabularies categorical features are mapped with.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -627,80 +632,10 @@ impl FeatureSpace {
     }
 }
 
-#[doc(hidden)]
-pub mod tests_support {
-    //! A tiny feature space for doctests and unit tests.
-    use super::*;
-
-    /// Two genres, two titles (a film and the first episode of a series), one user.
-    pub fn tiny() -> (FeatureSpace, UserProfile, Vec<Media>) {
-        let vocab = Vocabularies {
-            genres: Vocabulary::new(["Drama", "Horror"]),
-            tags: Vocabulary::new(["christmas"]),
-            people: Vocabulary::new(["Ann Actor", "Dan Director", "Bob Actor"]),
-            distributors: Vocabulary::new(["Studio"]),
-            languages: Vocabulary::new(["en", "fr"]),
-            countries: Vocabulary::new(["US", "FR"]),
-        };
-        let base = Media {
-            id: 100,
-            kind: MediaKind::Movie,
-            series_id: None,
-            season: None,
-            episode: None,
-            duration_s: 6_000,
-            genres: vec![1],
-            tags: vec![],
-            actors: vec![1],
-            directors: vec![2],
-            composer: 0,
-            distributor: 1,
-            language: 1,
-            country: 1,
-            release_time: 0,
-            release_type: ReleaseType::Theatrical,
-            added_time: 0,
-            maturity: Maturity::Pg13,
-            public_rating: Some(7.5),
-            revenue_usd: Some(2.5e7),
-        };
-        let episode = Media {
-            id: 200,
-            kind: MediaKind::Episode,
-            series_id: Some(9),
-            season: Some(1),
-            episode: Some(1),
-            duration_s: 2_400,
-            genres: vec![1, 2],
-            actors: vec![1, 3],
-            directors: vec![],
-            maturity: Maturity::R,
-            public_rating: None,
-            revenue_usd: None,
-            release_type: ReleaseType::Streaming,
-            ..base.clone()
-        };
-        let profile = UserProfile {
-            age: Some(15),
-            gender: Gender::Female,
-            language: 1,
-            country: 1,
-            utc_offset_minutes: 0,
-            signup_time: 0,
-            onboarding_genres: vec![2],
-        };
-        (
-            FeatureSpace::new(vocab, FeatureConfig::default()),
-            profile,
-            vec![base, episode],
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::tests_support::tiny;
     use super::*;
+    use crate::test_support::tiny_features as tiny;
     use proptest::prelude::*;
 
     fn value(space: &FeatureSpace, fv: &FeatureVector, name: &str) -> f32 {

@@ -55,7 +55,7 @@ pub mod runtime;
 mod trees;
 
 use crate::error::{BundleError, Error, Result};
-use crate::features::{FeatureSpace, FeatureVector, Media, Play};
+use crate::features::{FeatureSpace, FeatureVector, Media, Play, WATCHED_ABOVE};
 
 pub use runtime::Ranker;
 
@@ -67,10 +67,6 @@ pub const MAX_HISTORY: usize = 50;
 
 /// Most search tokens in the `search` bag the device and the pipeline compute.
 pub const MAX_SEARCH: usize = 20;
-
-/// A play counts as "watched" for the `history` bag above this fraction of the title (the
-/// training data's positive rule).
-pub const WATCHED_ABOVE: f32 = 0.8;
 
 /// Largest embedding table a contract may declare (rows).
 pub const MAX_BAG_ROWS: u32 = 1 << 24;
@@ -189,6 +185,49 @@ pub struct RankerRow<'a> {
     pub history: &'a [u32],
     /// Search-token ids, most recent first ([`RankerContract::search_ids`]).
     pub search: &'a [u32],
+}
+
+/// One candidate's ranker inputs as plain values, for a client that computes features
+/// elsewhere (the JS `rankerScores`): the dense vector, the title's sparse ids the bags read,
+/// and the user's bags. [`Ranker::score_inputs`] scores a batch of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RankerInput {
+    /// The dense features, in the contract's order.
+    pub dense: Vec<f32>,
+    /// The title's id (the `movie` bag).
+    pub movie: u32,
+    /// The title's genre ids.
+    pub genres: Vec<u32>,
+    /// The title's actor ids.
+    pub actors: Vec<u32>,
+    /// The title's director ids.
+    pub directors: Vec<u32>,
+    /// The title's tag ids.
+    pub tags: Vec<u32>,
+    /// The title's original language id.
+    pub language: u32,
+    /// Titles the user finished, most recent first.
+    pub history: Vec<u32>,
+    /// Search-token ids, most recent first.
+    pub search: Vec<u32>,
+}
+
+impl RankerInput {
+    /// The feature vector the bags read (sparse fields the contract has no bag for stay 0).
+    pub fn features(&self) -> FeatureVector {
+        FeatureVector {
+            dense: self.dense.clone(),
+            sparse: crate::features::SparseFeatures {
+                movie: self.movie,
+                genres: self.genres.clone(),
+                actors: self.actors.clone(),
+                directors: self.directors.clone(),
+                tags: self.tags.clone(),
+                language: self.language,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 /// One bag's input tensors, row-major `[rows, len]`.
@@ -560,7 +599,7 @@ mod tests {
 
     #[test]
     fn history_titles_are_recent_distinct_and_watched() {
-        let (_, _, media) = crate::features::tests_support::tiny();
+        let (_, _, media) = crate::test_support::tiny_features();
         let play = |m: u32, time: i64, fraction: f32| Play {
             media: m,
             time,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::trees::{self, TreeEnsemble, TreeError};
-use super::{RankerBatch, RankerContract, RankerRow, contract_err};
+use super::{RankerBatch, RankerContract, RankerInput, RankerRow, contract_err};
 use crate::error::{BundleError, Error, Result};
 use crate::features::{FeatureVector, SparseFeatures};
 use crate::onnx::{self, ElemType, pb};
@@ -356,6 +356,21 @@ impl Ranker {
     /// Assembles and scores in one call.
     pub fn score_rows(&self, rows: &[RankerRow]) -> Result<Vec<f32>> {
         self.score(&self.contract.assemble(rows)?)
+    }
+
+    /// Scores candidates given as plain values ([`RankerInput`]), in order.
+    pub fn score_inputs(&self, inputs: &[RankerInput]) -> Result<Vec<f32>> {
+        let vectors: Vec<FeatureVector> = inputs.iter().map(RankerInput::features).collect();
+        let rows: Vec<RankerRow<'_>> = vectors
+            .iter()
+            .zip(inputs)
+            .map(|(f, i)| RankerRow {
+                features: f,
+                history: &i.history,
+                search: &i.search,
+            })
+            .collect();
+        self.score_rows(&rows)
     }
 }
 

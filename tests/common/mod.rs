@@ -1,10 +1,10 @@
 //! Bundle helpers shared by the ranker integration tests (`tests/ranker.rs`,
 //! `tests/ranker_byo.rs`). A directory module, so cargo does not build it as a test of its own.
 
-use edgerec::bundle::tests_support::tiny_contents;
 use edgerec::bundle::{BundleContents, ContainerWriter, FeatureContract, RankerModel};
 use edgerec::features::{FeatureSpace, FeatureVector};
 use edgerec::ranker::{RankerContract, RankerRow};
+use edgerec::test_support::tiny_contents;
 
 /// The tiny test bundle carrying `space`'s feature contract and this ranker.
 pub fn with_ranker(c: RankerContract, onnx: Vec<u8>, space: FeatureSpace) -> BundleContents {

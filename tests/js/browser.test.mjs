@@ -18,7 +18,6 @@ import {
   ARTIFACTS,
   assertDeviceParity,
   assertErrorCode,
-  assertParity,
   assertRankerParity,
   corruptedBundles,
   loadDeviceFixture,
@@ -97,19 +96,20 @@ describe("the web build in headless Chromium", () => {
     return opened;
   }
 
-  test("top-k in the page equals the native CLI's for every parity user", async () => {
+  test("recommendRow in the page equals the native CLI for every parity user of the default bundle", async () => {
     const { fixture } = await ready();
     const { page, errors } = await openHarness();
-    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.topIds(url, requests), [
+    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
       BUNDLE_URL,
       fixture.requests,
     ]);
-    assertParity(actual, fixture);
+    const ranked = assertDeviceParity(actual, fixture);
+    assert.equal(ranked, 0, "the default bundle carries no ranker");
     assert.deepEqual(errors, []);
     await page.close();
   });
 
-  test("recommendRow in the page equals the native device pipeline for every parity user", async () => {
+  test("recommendRow in the page equals the native CLI for every parity user of the ranked bundle", async () => {
     await ready();
     const device = loadDeviceFixture();
     const { page, errors } = await openHarness();
@@ -141,6 +141,7 @@ describe("the web build in headless Chromium", () => {
 
   test("corrupted bundles are refused in the page with the right code", async (t) => {
     const { corrupted } = await ready();
+    assert.equal(corrupted.length, 17, "every kind of damage, the device sections' included");
     const { page } = await openHarness();
     for (const [index, { name, code }] of corrupted.entries()) {
       await t.test(name, async () => {
@@ -169,7 +170,7 @@ describe("the web build in headless Chromium", () => {
     await page.close();
   });
 
-  test("the demo page's controls drive recommend()", async () => {
+  test("the demo page's controls drive recommendRow()", async () => {
     const { page, errors } = await openPage("/");
     await page.waitForSelector("#recs[data-state='ready']", { timeout: 30_000 });
     const cardIds = () => page.locator("#recs .card").evaluateAll((cards) => cards.map((c) => c.dataset.itemId));

@@ -1,12 +1,16 @@
-// Shared by the node and browser tests: the parity fixture that the native CLI produced, the
-// corrupted bundles made from it, and the assertions both tests make.
+// Shared by the node and browser tests: the parity fixtures that the native CLI produced, the
+// corrupted bundles made from them, and the assertions both tests make.
 //
-// The fixture lives in $EDGEREC_ARTIFACTS (default: artifacts/ at the repository root):
+// Two fixtures, both written by scripts/artifacts.sh with `edgerec recommend --requests-out`
+// (the device pipeline, natively):
+//   $EDGEREC_ARTIFACTS/           the default bundle (no ranker)
+//   $EDGEREC_ARTIFACTS/device/    the ranked bundle, with fatigue impressions in the states
+// each holding
 //   bundle.edgerec   the model bundle
-//   requests.jsonl   one request per line: { userId, history, onboardingGenres, context, k }
-//   recs.tsv         the native CLI's answer: "user_id\trank\titem_id", ranks from 1
-// A missing fixture or package build is a test failure with a message saying what to run,
-// never a skip.
+//   requests.jsonl   one request per line: { userId, state (UserState bytes as hex), options }
+//   recs.tsv         the native rows: "user_id\trank\titem_id\tplaced_by\tscore\treason"
+// ($EDGEREC_ARTIFACTS defaults to artifacts/ at the repository root.) A missing fixture or
+// package build is a test failure with a message saying what to run, never a skip.
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -34,18 +38,16 @@ export function requirePackageBuild() {
 }
 
 /**
- * Reads the parity fixture.
- * @returns {{ bundlePath: string, bundle: Uint8Array, requests: object[], expected: Map<number, number[]> }}
- *   expected maps each userId to the native top-k item ids, best first.
+ * Reads a parity fixture (see the top of this file): `dir` is "" for the default bundle's,
+ * "device" for the ranked bundle's. Every request must have a row of exactly the length it
+ * asks for (an empty or short fixture would let parity pass vacuously).
+ * @returns {{ bundlePath: string, bundle: Uint8Array, requests: object[], expected: Map<number, { ids: number[], reasons: string[], scores: number[] }> }}
  */
-export function loadFixture() {
-  const howToMake =
-    "generate the parity fixture with the native CLI (see README), " +
-    "or point EDGEREC_ARTIFACTS at a directory holding bundle.edgerec, requests.jsonl and recs.tsv";
-  const bundlePath = requireFile(join(ARTIFACTS, "bundle.edgerec"), howToMake);
-  const requestsPath = requireFile(join(ARTIFACTS, "requests.jsonl"), howToMake);
-  const recsPath = requireFile(join(ARTIFACTS, "recs.tsv"), howToMake);
-
+export function loadRowFixture(dir) {
+  const root = join(ARTIFACTS, dir);
+  const howToMake = `run scripts/artifacts.sh (it writes the parity fixture into ${root})`;
+  const bundlePath = requireFile(join(root, "bundle.edgerec"), howToMake);
+  const requestsPath = requireFile(join(root, "requests.jsonl"), howToMake);
   const requests = readFileSync(requestsPath, "utf8")
     .split("\n")
     .filter((line) => line.trim() !== "")
@@ -57,56 +59,45 @@ export function loadFixture() {
       }
     });
   assert.ok(requests.length > 0, `${requestsPath} holds no requests`);
-
-  const expected = parseRecs(recsPath);
-  for (const req of requests) {
-    assert.ok(expected.has(req.userId), `${recsPath} has no rows for user ${req.userId}`);
-  }
-  assert.equal(expected.size, requests.length, `${recsPath} has users that ${requestsPath} lacks`);
-
-  // Buffer → a Uint8Array of its own (a small readFileSync result may share node's pool).
-  const bundle = new Uint8Array(readFileSync(bundlePath));
-  return { bundlePath, bundle, requests, expected };
-}
-
-/**
- * The device-pipeline parity fixture written by scripts/artifacts.sh into $EDGEREC_ARTIFACTS/device:
- * the bundle, each request (state bytes as hex, options) and the native rows (ids, reasons,
- * scores).
- */
-export function loadDeviceFixture() {
-  const dir = join(ARTIFACTS, "device");
-  const howToMake = "run scripts/artifacts.sh (it writes the device fixture into $EDGEREC_ARTIFACTS/device)";
-  const bundlePath = requireFile(join(dir, "bundle.edgerec"), howToMake);
-  const requests = readFileSync(requireFile(join(dir, "requests.jsonl"), howToMake), "utf8")
-    .split("\n")
-    .filter((line) => line.trim() !== "")
-    .map((line) => JSON.parse(line));
-  const recsPath = requireFile(join(dir, "recs.tsv"), howToMake);
+  const recsPath = requireFile(join(root, "recs.tsv"), howToMake);
   const [header, ...rows] = readFileSync(recsPath, "utf8").split("\n").filter((l) => l !== "");
   assert.equal(header, "user_id\trank\titem_id\tplaced_by\tscore\treason", `${recsPath}: unexpected header`);
   const expected = new Map(requests.map((r) => [r.userId, { ids: [], reasons: [], scores: [] }]));
   for (const row of rows) {
-    const [user, , item, , score, reason] = row.split("\t");
+    const [user, rank, item, , score, reason] = row.split("\t");
     const want = expected.get(Number(user));
     assert.ok(want, `${recsPath}: user ${user} has no request`);
+    assert.equal(Number(rank), want.ids.length + 1, `${recsPath}: ranks of user ${user} must run 1, 2, …`);
     want.ids.push(Number(item));
     want.reasons.push(reason);
     want.scores.push(Number(score));
   }
-  return { bundle: new Uint8Array(readFileSync(bundlePath)), requests, expected };
+  for (const { userId, options } of requests) {
+    assert.ok(Number.isInteger(options.k) && options.k > 0, `${requestsPath}: user ${userId} asks for no k`);
+    assert.equal(expected.get(userId).ids.length, options.k, `${recsPath}: user ${userId}'s row is not ${options.k} long`);
+  }
+  // Buffer → a Uint8Array of its own (a small readFileSync result may share node's pool).
+  return { bundlePath, bundle: new Uint8Array(readFileSync(bundlePath)), requests, expected };
 }
+
+/** The default bundle's parity fixture. */
+export const loadFixture = () => loadRowFixture("");
+
+/** The ranked bundle's parity fixture (fatigue impressions in the states). */
+export const loadDeviceFixture = () => loadRowFixture("device");
 
 /**
  * Asserts the wasm rows equal the native ones: the same titles in the same order with the same
  * reasons, scores within 1e-5 (tract's float kernels may differ in the last bits).
  */
 export function assertDeviceParity(actual, fixture) {
+  assert.ok(fixture.requests.length > 0, "the fixture holds no requests");
   const mismatches = [];
   let ranked = 0;
-  for (const { userId } of fixture.requests) {
+  for (const { userId, options } of fixture.requests) {
     const want = fixture.expected.get(userId);
     const got = actual[userId];
+    assert.equal(got?.ids.length, options.k, `user ${userId}: the wasm row is not ${options.k} long`);
     ranked += got?.ranked ? 1 : 0;
     const scoresClose =
       got && got.scores.length === want.scores.length && got.scores.every((s, i) => Math.abs(s - want.scores[i]) <= 1e-5);
@@ -121,47 +112,6 @@ export function assertDeviceParity(actual, fixture) {
       mismatches.slice(0, 3).join("\n"),
   );
   return ranked;
-}
-
-function parseRecs(path) {
-  const [header, ...rows] = readFileSync(path, "utf8").split("\n").filter((l) => l !== "");
-  assert.equal(header, "user_id\trank\titem_id", `${path}: unexpected header`);
-  const byUser = new Map();
-  rows.forEach((row, i) => {
-    const fields = row.split("\t").map(Number);
-    assert.ok(
-      fields.length === 3 && fields.every(Number.isInteger),
-      `${path}:${i + 2}: expected three integers, got ${JSON.stringify(row)}`,
-    );
-    const [user, rank, item] = fields;
-    const items = byUser.get(user) ?? [];
-    assert.equal(rank, items.length + 1, `${path}:${i + 2}: ranks of user ${user} must run 1, 2, …`);
-    items.push(item);
-    byUser.set(user, items);
-  });
-  return byUser;
-}
-
-/**
- * Asserts that `actual` (userId → item ids, as a Map or a plain object from JSON) equals the
- * native top-k exactly: the same ids in the same order for every request.
- */
-export function assertParity(actual, fixture) {
-  const get = actual instanceof Map ? (u) => actual.get(u) : (u) => actual[u];
-  const mismatches = [];
-  for (const { userId } of fixture.requests) {
-    const want = fixture.expected.get(userId);
-    const got = get(userId);
-    if (JSON.stringify(got) !== JSON.stringify(want)) {
-      mismatches.push(`user ${userId}: native ${JSON.stringify(want)}, wasm ${JSON.stringify(got)}`);
-    }
-  }
-  assert.equal(
-    mismatches.length,
-    0,
-    `${mismatches.length} of ${fixture.requests.length} users differ from the native CLI:\n` +
-      mismatches.slice(0, 5).join("\n"),
-  );
 }
 
 /**

@@ -405,8 +405,6 @@ fn two_stage_learns_a_planted_signal_from_sampled_negatives() {
         p(&raw),
         "--out",
         p(&world),
-        "--to",
-        "world",
     ]);
     let md = ok(&[
         "eval",

@@ -90,7 +90,7 @@ fn write_movielens_like(dir: &Path, users_n: u32, per_user: usize, step: u64) {
     std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
 }
 
-fn import(raw: &Path, out: &Path, to: &str) {
+fn import(raw: &Path, out: &Path) {
     ok(&[
         "data",
         "import",
@@ -99,8 +99,6 @@ fn import(raw: &Path, out: &Path, to: &str) {
         p(raw),
         "--out",
         p(out),
-        "--to",
-        to,
     ]);
 }
 
@@ -133,15 +131,10 @@ fn train_candidates(world: &Path, out: &Path, extra: &[&str]) -> Output {
 #[test]
 fn candidate_rankers_go_into_a_bundle() {
     let dir = tempfile::tempdir().unwrap();
-    let (raw, world, tables) = (
-        dir.path().join("raw"),
-        dir.path().join("world"),
-        dir.path().join("tables"),
-    );
+    let (raw, world) = (dir.path().join("raw"), dir.path().join("world"));
     // 150 users × 14 titles, 30 minutes apart: about 44 days, the last 14 the window.
     write_movielens_like(&raw, 150, 14, 1_800);
-    import(&raw, &world, "world");
-    import(&raw, &tables, "tables");
+    import(&raw, &world);
 
     let rank = dir.path().join("rank");
     let run = train_candidates(&world, &rank, &["--window-days", "14"]);
@@ -214,14 +207,10 @@ fn candidate_rankers_go_into_a_bundle() {
     let model = dir.path().join("model");
     ok(&[
         "train",
-        "--data",
-        p(&tables),
         "--world",
         p(&world),
         "--out",
         p(&model),
-        "--validation-fraction",
-        "0.2",
         "--tower-epochs",
         "1",
     ]);
@@ -262,7 +251,7 @@ fn a_world_without_usable_examples_is_refused() {
     let (raw, world) = (dir.path().join("raw"), dir.path().join("world"));
     // Every rating within a few hours: nobody has a past before the training window.
     write_movielens_like(&raw, 20, 5, 60);
-    import(&raw, &world, "world");
+    import(&raw, &world);
     let out = dir.path().join("rank");
     let run = train_candidates(&world, &out, &[]);
     assert!(!run.status.success());

@@ -13,6 +13,8 @@
 //! | [`behaviour`] | sessions, the logging policy, examination, plays, watch time, searches |
 //! | [`truth`] | the preference model, its coefficients, `world.json`, oracle utility |
 //! | [`sim`] | the chunked, parallel driver and its summary |
+//! | [`movielens`] | MovieLens-100K fetched from its PyPI wheel and imported as a world |
+//! | [`fs`] | the one atomic file write every native crate uses |
 //!
 //! ```
 //! use edgerec_data::{schema, sim, truth::Truth, world::WorldConfig};
@@ -32,6 +34,8 @@
 #![forbid(unsafe_code)]
 
 pub mod behaviour;
+pub mod fs;
+pub mod movielens;
 pub mod rng;
 pub mod schema;
 pub mod sim;

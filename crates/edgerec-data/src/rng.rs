@@ -1,7 +1,7 @@
 //! A small, documented pseudo-random number generator and the distributions the simulator
 //! draws from, written here so a world never changes with a dependency upgrade.
 //!
-//! * [`splitmix64`] (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+//! * [`splitmix64`](edgerec::rng::splitmix64) (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
 //!   OOPSLA 2014) mixes a seed and an entity id into well-spread 64-bit state words.
 //! * [`Rng`] is xoshiro256** 1.0 (Blackman and Vigna, "Scrambled linear pseudorandom number
 //!   generators", 2018), seeded by four splitmix64 outputs.
@@ -22,14 +22,7 @@
 //! assert!((0.0..1.0).contains(&x));
 //! ```
 
-/// One step of splitmix64: advances `state` and returns a well-mixed output.
-pub fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+use edgerec::rng::splitmix64;
 
 /// A stateless 64-bit hash of a few words (splitmix64 applied in sequence), for ids and
 /// one-off decisions that need no stream.

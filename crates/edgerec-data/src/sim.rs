@@ -314,9 +314,7 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
     let path = out.join("world.json");
     let mut json = serde_json::to_vec_pretty(&spec)?;
     json.push(b'\n');
-    let tmp = out.join("world.json.tmp");
-    std::fs::write(&tmp, &json).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    crate::fs::write_atomic(&path, &json)?;
 
     Ok(Summary {
         out: out.to_path_buf(),

@@ -42,7 +42,7 @@ mod report;
 mod sql;
 mod world;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, Result, ensure};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -162,6 +162,7 @@ pub async fn run(world_dir: &Path, out: &Path, config: &PipelineConfig) -> Resul
     );
 
     world.write_contract(&out.join("features.json"))?;
+    let write = edgerec_data::fs::write_atomic;
     write(
         &out.join("folds.json"),
         &serde_json::to_vec_pretty(&report.folds)?,
@@ -172,12 +173,6 @@ pub async fn run(world_dir: &Path, out: &Path, config: &PipelineConfig) -> Resul
     )?;
     write(&out.join("report.md"), report.markdown().as_bytes())?;
     Ok(report)
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp: PathBuf = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 /// The runtime the CLI uses to drive [`run`].

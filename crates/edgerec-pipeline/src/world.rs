@@ -188,8 +188,14 @@ impl World {
             .collect()
     }
 
-    /// Writes the feature contract: dense names in order and every vocabulary.
+    /// Writes the feature contract ([`World::contract_json`]).
     pub fn write_contract(&self, path: &Path) -> Result<()> {
+        edgerec_data::fs::write_atomic(path, &self.contract_json()?)
+    }
+
+    /// The feature contract as `features.json` holds it: dense names in order and every
+    /// vocabulary.
+    pub fn contract_json(&self) -> Result<Vec<u8>> {
         let v = self.space.vocabularies();
         let c = self.space.config();
         let contract = Contract {
@@ -206,7 +212,6 @@ impl World {
             holiday_horizon_days: c.holiday_horizon_days,
             search_tokens: self.search_vocab.names(),
         };
-        std::fs::write(path, serde_json::to_vec_pretty(&contract)?)
-            .with_context(|| format!("writing {}", path.display()))
+        Ok(serde_json::to_vec_pretty(&contract)?)
     }
 }

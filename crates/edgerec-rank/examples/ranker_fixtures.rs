@@ -15,11 +15,11 @@
 
 use std::path::PathBuf;
 
-use edgerec::bundle::tests_support::tiny_contents;
 use edgerec::bundle::{BundleContents, FeatureContract, RankerModel};
-use edgerec::features::tests_support::tiny;
 use edgerec::features::{FeatureVector, SparseFeatures};
 use edgerec::ranker::{RankerContract, RankerRow};
+use edgerec::test_support::tiny_contents;
+use edgerec::test_support::tiny_features as tiny;
 use edgerec_rank::{
     Dataset, DeepConfig, DeepRanker, Examples, FitConfig, GBDT_KIND, GradientBoostedTrees,
     LogisticRegression, RANKER_KIND, SparseColumns, TreeConfig,
@@ -211,7 +211,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ranker: Some(RankerModel { contract, onnx }),
             ..tiny_contents()
         };
-        contents.check()?;
+        edgerec::Model::check(&contents)?;
         std::fs::write(out.join(format!("{name}.edgerec")), contents.encode())?;
         expected.insert(name.into(), serde_json::json!(scores));
     }

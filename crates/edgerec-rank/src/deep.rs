@@ -48,8 +48,8 @@ use edgerec::ranker::{
 use edgerec_onnx::{self as onnx, Dim, ElemType, GraphBuilder, attr_int};
 use serde::{Deserialize, Serialize};
 
-use crate::rng::Rng;
 use crate::{Error, Examples, META_DENSE, META_RANKER, Result, log_loss};
+use edgerec::rng::SplitMix64;
 
 /// The value of [`META_RANKER`] for this model and format version.
 pub const DEEP_KIND: &str = "deep/1";
@@ -166,7 +166,12 @@ struct Params {
 }
 
 impl Params {
-    fn init(rng: &mut Rng, rows: &[usize; TABLES], input: usize, c: &DeepConfig) -> Result<Params> {
+    fn init(
+        rng: &mut SplitMix64,
+        rows: &[usize; TABLES],
+        input: usize,
+        c: &DeepConfig,
+    ) -> Result<Params> {
         let cpu = &Device::Cpu;
         let mut tables = Vec::with_capacity(TABLES);
         for &r in rows {
@@ -481,7 +486,7 @@ impl DeepRanker {
         let d = names.len();
         let input = bags.len() * config.dim + 1 + d;
 
-        let mut rng = Rng(config.seed);
+        let mut rng = SplitMix64::new(config.seed);
         let (vars, params) = Params::init(&mut rng, &rows_per_table, input, config)?.into_vars()?;
         let mut optimizer = AdamW::new(
             vars,
@@ -863,7 +868,7 @@ mod tests {
     /// candidate's genre is its cluster, so the signal is an interaction between the history
     /// (or search) and the candidate.
     fn planted(seed: u64, n: usize) -> Examples {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let (mut dense, mut labels, mut weights) = (Vec::new(), Vec::new(), Vec::new());
         let mut sparse = SparseColumns::default();
         for i in 0..n {

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::deep::assemble;
-use crate::rng::Rng;
 use crate::{DeepRanker, Examples, Result, auc, log_loss};
+use edgerec::rng::SplitMix64;
 
 /// The effect of shuffling one input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,7 @@ pub fn permutation_importance(
     max_rows: usize,
     seed: u64,
 ) -> Result<Vec<Importance>> {
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut sample = rows.to_vec();
     if sample.len() > max_rows {
         rng.shuffle(&mut sample);
@@ -49,7 +49,7 @@ pub fn permutation_importance(
     let (base_auc, base_loss) = metrics(&model.predict(&batch)?);
     let n = batch.rows;
     let d = model.names().len();
-    let permutation = |rng: &mut Rng| {
+    let permutation = |rng: &mut SplitMix64| {
         let mut p: Vec<usize> = (0..n).collect();
         rng.shuffle(&mut p);
         p

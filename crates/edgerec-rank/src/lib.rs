@@ -43,7 +43,6 @@ mod evaluate;
 mod importance;
 mod logistic;
 mod metrics;
-mod rng;
 mod trees;
 
 use std::path::PathBuf;

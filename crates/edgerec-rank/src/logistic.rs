@@ -431,7 +431,7 @@ mod tests {
     use super::*;
     use crate::log_loss;
 
-    use crate::rng::Rng;
+    use edgerec::rng::SplitMix64;
 
     fn names(d: usize) -> Vec<String> {
         (0..d).map(|j| format!("f{j}")).collect()
@@ -440,7 +440,7 @@ mod tests {
     /// Rows from `P(y) = σ(b + Σ wⱼ xⱼ)` with `xⱼ ~ N(0, 1)·scaleⱼ + shiftⱼ` and a constant
     /// last feature.
     fn synthetic(seed: u64, n: usize, w: &[f64], b: f64) -> Dataset {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let d = w.len() + 1;
         let mut dense = Vec::with_capacity(n * d);
         let mut labels = Vec::with_capacity(n);

@@ -480,12 +480,12 @@ mod tests {
     use super::*;
     use crate::{FitConfig, LogisticRegression, auc};
 
-    use crate::rng::Rng;
+    use edgerec::rng::SplitMix64;
 
     /// XOR-like world: `P(y) = σ(2.5 · sign(x0 · x1))` with `x0, x1 ~ U(−1, 1)`, plus two
     /// noise features `x2 ~ U(0, 10)`, `x3 ~ U(−1, 1)`; weights 1 or 2.
     fn xor(seed: u64, n: usize) -> Dataset {
-        let mut rng = Rng(seed);
+        let mut rng = SplitMix64::new(seed);
         let (mut dense, mut labels, mut weights) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..n {
             let x0 = rng.uniform() * 2.0 - 1.0;

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use edgerec::Bundle;
+use edgerec::Model;
 use edgerec::features::{FeatureVector, SparseFeatures};
 use edgerec::ranker::RankerRow;
 
@@ -78,7 +78,7 @@ fn device_scores_equal_the_trainer_scores() {
     );
     for (name, want) in expected {
         let bytes = std::fs::read(fixtures().join(format!("{name}.edgerec"))).unwrap();
-        let bundle = Bundle::from_bytes(&bytes).unwrap();
+        let bundle = Model::from_bytes(&bytes).unwrap();
         let ranker = bundle
             .ranker()
             .expect("the fixture bundle carries a ranker");

@@ -260,19 +260,11 @@ impl IalsModel {
     }
 }
 
-/// splitmix64: the initial factors depend on the seed only.
+/// Uniform in `[-scale, scale)` from the seed's SplitMix64 stream: the initial factors depend
+/// on the seed only.
 fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0 * scale
-        })
-        .collect()
+    let mut rng = edgerec::rng::SplitMix64::new(seed);
+    (0..n).map(|_| rng.signed_unit() * scale).collect()
 }
 
 /// `FᵀF + lambda I` of a row-major n × d matrix: the upper triangle accumulated row by row

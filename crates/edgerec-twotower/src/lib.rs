@@ -159,7 +159,6 @@ mod bag;
 mod export;
 mod features;
 mod model;
-mod rng;
 mod train;
 
 pub use edgerec_onnx as onnx;

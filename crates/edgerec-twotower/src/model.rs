@@ -6,11 +6,11 @@ use edgerec::tower::table_rows;
 use crate::Shapes;
 use crate::bag::embedding_bag as pooled;
 use crate::features::{PackedItems, PackedUsers};
-use crate::rng::SplitMix64;
+use edgerec::rng::SplitMix64;
 
-/// Floor of the squared norm in the L2 normalisation: `y / sqrt(max(Σy², NORM_FLOOR))`. The
-/// ONNX export uses the same constant and the same order of operations.
-pub(crate) const NORM_FLOOR: f32 = 1e-24;
+// The floor of the squared norm in the L2 normalisation, `y / sqrt(max(Σy², NORM_FLOOR))`: the
+// exported graph's constant and order of operations.
+use edgerec::tower::NORM_FLOOR;
 
 /// All weights of both towers. Linear layers are stored `[in, out]` (so `x · W + b`, the layout
 /// of ONNX `Gemm` without transposition).
@@ -57,7 +57,7 @@ fn uniform(
     bound: f64,
 ) -> Result<Tensor, candle_core::Error> {
     let data: Vec<f32> = (0..rows * cols)
-        .map(|_| ((rng.next_f64() * 2.0 - 1.0) * bound) as f32)
+        .map(|_| ((rng.uniform() * 2.0 - 1.0) * bound) as f32)
         .collect();
     Tensor::from_vec(data, (rows, cols), &Device::Cpu)
 }

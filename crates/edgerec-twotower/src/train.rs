@@ -5,8 +5,8 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::features::{self, pack_items, pack_users};
 use crate::model::{Params, to_vec};
-use crate::rng::SplitMix64;
 use crate::{Error, Shapes, TowerConfig, TowerData, TwoTower};
+use edgerec::rng::SplitMix64;
 
 /// Added to the logits of in-batch columns that repeat the row's positive item.
 const MASKED: f32 = -1e9;

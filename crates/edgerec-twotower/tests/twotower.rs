@@ -5,24 +5,21 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use edgerec::BundleError;
+use edgerec::rng::SplitMix64;
 use edgerec_twotower::onnx::{self, pb};
 use edgerec_twotower::{
     Error, OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput,
 };
 
-/// A tiny deterministic generator for the test worlds (independent of the crate's own).
-struct Rng(u64);
+/// The test worlds' draws, from the project's seeded generator.
+struct Rng(SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -57,7 +54,7 @@ struct World {
 }
 
 fn world(n_users: usize, n_dense: usize, with_searches: bool, seed: u64) -> World {
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64::new(seed));
     let item_tokens: Vec<Vec<u32>> = (0..N_ITEMS)
         .map(|i| {
             let era = (CLUSTERS + rng.below(3)) as u32;
@@ -620,7 +617,7 @@ fn bad_model_bytes_are_errors() {
 /// Random sequences for the timing tests: `n_users` users with `min_len..max_len` watches of
 /// `n_items` items (each watch is one example whose history is everything before it).
 fn timing_data(n_users: usize, n_items: usize, min_len: usize, max_len: usize) -> TowerData {
-    let mut rng = Rng(99);
+    let mut rng = Rng(SplitMix64::new(99));
     let item_tokens: Vec<Vec<u32>> = (0..n_items)
         .map(|_| {
             (0..1 + rng.below(3))

@@ -1,114 +1,14 @@
-//! The data an evaluation reads, and the protocols that split it into a past to train on and a
-//! future to test against.
+//! The protocols that split a world's positives into a past to train on and a future to test
+//! against: [`temporal`], [`leave_last_out`] and the time-series [`folds`].
 //!
 //! Every protocol orders positives by time and, within one second, by their position in the
 //! log (MovieLens has hundreds of users with several ratings in the same second; item id
 //! order would leak popularity). Titles a user already had in the training past are never
 //! relevant in the test future.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
 
-use anyhow::{Context as _, Result, ensure};
-use edgerec_data::schema::{self, Item, Play, Search, User};
-
-/// A positive: the user watched more than the label threshold of the title.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Event {
-    /// Dense user index.
-    pub user: u32,
-    /// Dense item index (catalog position).
-    pub item: u32,
-    /// Unix seconds.
-    pub time: i64,
-    /// Position in the log (breaks ties in time).
-    pub seq: u32,
-}
-
-/// A world loaded for evaluation: dense indices for users and items, positives in time order.
-pub struct EvalData {
-    /// The world directory.
-    pub dir: PathBuf,
-    /// Items in table order; the dense item index is the position here.
-    pub items: Vec<Item>,
-    /// Users in table order; the dense user index is the position here.
-    pub users: Vec<User>,
-    /// Positives ordered by (time, log position).
-    pub events: Vec<Event>,
-    /// Every play of each user in log order (the oracle's history), by dense user index.
-    pub plays: Vec<Vec<Play>>,
-    /// Searches by dense user index, in time order.
-    pub searches: Vec<Vec<Search>>,
-}
-
-impl EvalData {
-    /// Reads users, items, plays and searches of a canonical world. Plays above
-    /// `positive_above` of the title are positives.
-    pub fn load(dir: &Path, positive_above: f32) -> Result<EvalData> {
-        let users = schema::read_table::<User>(dir)?;
-        let items = schema::read_table::<Item>(dir)?;
-        ensure!(
-            !items.is_empty(),
-            "{}: the world has no items",
-            dir.display()
-        );
-        let user_pos: HashMap<u32, u32> = users
-            .iter()
-            .enumerate()
-            .map(|(i, u)| (u.user_id, i as u32))
-            .collect();
-        let item_pos: HashMap<u32, u32> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.item_id, i as u32))
-            .collect();
-        let mut events = Vec::new();
-        let mut plays: Vec<Vec<Play>> = vec![Vec::new(); users.len()];
-        let mut seq = 0u32;
-        schema::for_each_batch::<Play>(dir, |rows| {
-            for p in rows {
-                let (Some(&u), Some(&i)) = (user_pos.get(&p.user_id), item_pos.get(&p.item_id))
-                else {
-                    anyhow::bail!(
-                        "play of item {} by user {}: unknown user or item",
-                        p.item_id,
-                        p.user_id
-                    );
-                };
-                if p.fraction > positive_above {
-                    events.push(Event {
-                        user: u,
-                        item: i,
-                        time: p.time,
-                        seq,
-                    });
-                }
-                seq += 1;
-                plays[u as usize].push(p);
-            }
-            Ok(())
-        })
-        .with_context(|| format!("reading the plays of {}", dir.display()))?;
-        events.sort_by_key(|e| (e.time, e.seq));
-        let mut searches: Vec<Vec<Search>> = vec![Vec::new(); users.len()];
-        for s in schema::read_table::<Search>(dir)? {
-            if let Some(&u) = user_pos.get(&s.user_id) {
-                searches[u as usize].push(s);
-            }
-        }
-        for s in &mut searches {
-            s.sort_by_key(|s| s.time);
-        }
-        Ok(EvalData {
-            dir: dir.to_path_buf(),
-            items,
-            users,
-            events,
-            plays,
-            searches,
-        })
-    }
-}
+use crate::data::{Event, WorldData};
 
 /// One user to recommend for.
 #[derive(Debug, Clone)]
@@ -216,7 +116,7 @@ fn cases(
 /// Global temporal split: the first `train_share` of all positives (by time, then log order)
 /// are the past, the rest the future. New users in the future are cold-start cases whose first
 /// `onboarding` titles stand for their onboarding picks.
-pub fn temporal(data: &EvalData, train_share: f64, onboarding: usize) -> Split {
+pub fn temporal(data: &WorldData, train_share: f64, onboarding: usize) -> Split {
     let n = data.events.len();
     let k = ((n as f64) * train_share).floor() as usize;
     let (past, future) = data.events.split_at(k.min(n));
@@ -238,7 +138,7 @@ pub fn temporal(data: &EvalData, train_share: f64, onboarding: usize) -> Split {
 
 /// Leave-last-out: each user's last positive (by time, ties in log order) is the test item if
 /// the user has at least two distinct titles; everything else trains. No cold users.
-pub fn leave_last_out(data: &EvalData) -> Split {
+pub fn leave_last_out(data: &WorldData) -> Split {
     let users = data.users.len();
     let mut last: Vec<Option<usize>> = vec![None; users];
     let mut count: Vec<HashSet<u32>> = vec![HashSet::new(); users];
@@ -290,7 +190,7 @@ pub fn leave_last_out(data: &EvalData) -> Split {
 
 /// Rolling-origin folds of the training-data pipeline (`edgerec_pipeline::rolling_folds`):
 /// fold k trains on everything before its window and tests on the window.
-pub fn folds(data: &EvalData, n: u32, days: u32, onboarding: usize) -> Vec<Split> {
+pub fn folds(data: &WorldData, n: u32, days: u32, onboarding: usize) -> Vec<Split> {
     let (Some(first), Some(last)) = (data.events.first(), data.events.last()) else {
         return Vec::new();
     };
@@ -328,53 +228,10 @@ pub fn folds(data: &EvalData, n: u32, days: u32, onboarding: usize) -> Vec<Split
         .collect()
 }
 
-/// Builders shared by the evaluation's unit tests (this module's and [`super::rerank`]'s).
-#[cfg(test)]
-pub(crate) mod test_support {
-    use std::path::PathBuf;
-
-    use edgerec_data::schema::User;
-
-    use super::{EvalData, Event};
-
-    /// An event of `user` with `item` at `time`, `seq`-th in the log.
-    pub(crate) fn ev(user: u32, item: u32, time: i64, seq: u32) -> Event {
-        Event {
-            user,
-            item,
-            time,
-            seq,
-        }
-    }
-
-    /// A tiny `EvalData`: `users` users with the same profile, no items, plays or searches.
-    pub(crate) fn data(events: Vec<Event>, users: usize) -> EvalData {
-        EvalData {
-            dir: PathBuf::new(),
-            items: Vec::new(),
-            users: (0..users as u32)
-                .map(|u| User {
-                    user_id: u,
-                    age: 30,
-                    gender: "f".into(),
-                    language: "en".into(),
-                    country: "US".into(),
-                    utc_offset_minutes: 0,
-                    signup_time: 0,
-                    onboarding_genres: vec![],
-                })
-                .collect(),
-            events,
-            plays: vec![Vec::new(); users],
-            searches: vec![Vec::new(); users],
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::test_support::{data, ev};
     use super::*;
+    use crate::data::test_support::{data, ev};
 
     #[test]
     fn temporal_split_keeps_log_order_within_a_second_and_finds_cold_users() {

@@ -7,15 +7,16 @@ use edgerec::content::ContentIndex;
 use edgerec_eval::{self as ev, Summary};
 use serde::{Deserialize, Serialize};
 
-use super::rerank::{RankerTest, RankerTraining};
-use super::sources::Answer;
-use super::split::{Case, Event};
+use crate::data::Event;
+use crate::ranking::{RankerTest, RankerTraining};
+use crate::sources::Answer;
+use crate::split::Case;
 
 /// The single candidate sources a two-stage system is compared with (the best of them on the
 /// cohort by mean NDCG@10).
 pub const SOURCES: [&str; 4] = ["popularity", "ials", "content", "two-tower"];
 
-/// Systems that rerank the blend's candidates (see [`super::rerank`]).
+/// Systems that rerank the blend's candidates (see [`crate::ranking`]).
 pub const TWO_STAGE: [&str; 3] = ["two-stage-lr", "two-stage-gbdt", "two-stage-deep"];
 
 /// Cut-off of the row metrics.

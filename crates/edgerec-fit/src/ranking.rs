@@ -79,8 +79,9 @@ use edgerec_rank::{
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::sources::Answer;
-use super::split::{Case, EvalData, Event, Split};
+use crate::data::{Event, WorldData};
+use crate::sources::Answer;
+use crate::split::{Case, Split};
 
 const DAY: i64 = 86_400;
 
@@ -182,7 +183,7 @@ pub struct FeatureData {
 impl FeatureData {
     /// Loads the pipeline's view of the world (vocabularies, media, profiles) and the plays
     /// and impressions by dense user.
-    pub fn load(data: &EvalData) -> Result<FeatureData> {
+    pub fn load(data: &WorldData) -> Result<FeatureData> {
         let world = edgerec_pipeline::World::load(&data.dir, FeatureConfig::default())
             .context("loading the feature space")?;
         let media_of = data
@@ -264,10 +265,10 @@ impl FeatureData {
         self.world.space.dense_names()
     }
 
-    /// Writes the feature contract the rankers are trained with, in the pipeline's
-    /// `features.json` format (what `bundle build --features` reads).
-    pub fn write_contract(&self, path: &std::path::Path) -> Result<()> {
-        self.world.write_contract(path)
+    /// The feature contract the rankers are trained with, in the pipeline's `features.json`
+    /// format (what `bundle build --features` reads).
+    pub fn contract_json(&self) -> Result<Vec<u8>> {
+        self.world.contract_json()
     }
 }
 
@@ -275,7 +276,7 @@ impl FeatureData {
 /// after the world's last play or impression, and there are no test cases. [`train`] then takes
 /// its window from the world's last `window_days` days and, when the window has no labelled
 /// negative, refits the candidate sources on everything before it.
-pub fn final_split(data: &EvalData, fd: &FeatureData) -> Split {
+pub fn final_split(data: &WorldData, fd: &FeatureData) -> Split {
     let last = fd
         .histories
         .iter()
@@ -292,7 +293,7 @@ pub fn final_split(data: &EvalData, fd: &FeatureData) -> Split {
         name: "final".into(),
         description: format!(
             "all of the world's data: the cut is one second after its last event ({})",
-            super::split::date(cut)
+            crate::split::date(cut)
         ),
         train: data.events.clone(),
         cut,
@@ -469,7 +470,12 @@ fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
 /// The inner split the candidate examples come from: the split's past cut again at the start
 /// of the training window, as the outer protocol cuts the whole log. Its warm cases are the
 /// users with a past before the window and positives in it.
-fn inner_split(data: &EvalData, split: &Split, cuts: &Cuts, cfg: &RankConfig) -> (Split, Vec<i64>) {
+fn inner_split(
+    data: &WorldData,
+    split: &Split,
+    cuts: &Cuts,
+    cfg: &RankConfig,
+) -> (Split, Vec<i64>) {
     let users = data.users.len();
     // Each user's inner cut: the window start, or (per-user splits) their k-th last positive.
     let mut inner = vec![split.cut - i64::from(cfg.window_days) * DAY; users];
@@ -747,7 +753,7 @@ impl Rankers {
 /// inner split and returns the blend's rows for its warm cases, in order; it is called only
 /// when the training window has no labelled negative.
 pub fn train(
-    data: &EvalData,
+    data: &WorldData,
     fd: &FeatureData,
     split: &Split,
     cfg: &RankConfig,
@@ -1107,8 +1113,8 @@ pub fn rerank(
 
 #[cfg(test)]
 mod tests {
-    use super::super::split::test_support::{data, ev};
     use super::*;
+    use crate::data::test_support::{data, ev};
 
     #[test]
     fn platform_counts_use_the_pipelines_window() {
@@ -1142,7 +1148,7 @@ mod tests {
             ],
             2,
         );
-        let split = super::super::split::leave_last_out(&d);
+        let split = crate::split::leave_last_out(&d);
         let cuts = Cuts::new(&split, 2);
         assert!(cuts.per_user);
         assert_eq!((cuts.of(0), cuts.of(1)), (50, 45));
@@ -1166,7 +1172,7 @@ mod tests {
         assert_eq!(inner.warm[0].relevant, [3, 4].into());
 
         // A time cut: the window is the last `window_days` before it, for every user.
-        let t = super::super::split::temporal(&d, 0.5, 0);
+        let t = crate::split::temporal(&d, 0.5, 0);
         let cuts = Cuts::new(&t, 2);
         assert!(!cuts.per_user);
         assert_eq!(cuts.of(1), t.cut);

@@ -1,11 +1,14 @@
 //! What `bundle build` adds for the device's full pipeline besides the models: the media table
-//! (`MDIA`) and feature contract (`FEAT`) from a canonical world, int8 item vectors, HNSW
-//! graphs and the serving settings (`SERV`).
+//! (`MDIA`) and feature contract (`FEAT`) from a canonical world, a ranker (`RANK`), int8 item
+//! vectors, HNSW graphs, the serving settings (`SERV`) and the holiday calendar (`CALD`) —
+//! [`package`] does all of it and checks the result with the device's own loader.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
-use edgerec::bundle::{BundleContents, FeatureContract, GraphSection, MediaTable, Space};
+use edgerec::bundle::{
+    BundleContents, FeatureContract, GraphSection, MediaTable, ServingSettings, Space,
+};
 use edgerec::features::{FeatureConfig, MediaStats};
 use edgerec::hnsw::HnswConfig;
 use edgerec::retrieval::{HNSW_ABOVE, InnerProductGraph};
@@ -14,8 +17,8 @@ use edgerec_pipeline::World;
 
 const DAY: i64 = 86_400;
 
-/// When `bundle build` ships HNSW graphs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// When `bundle build` ships HNSW graphs (`never`, `auto`, `always`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HnswMode {
     /// Never.
     Never,
@@ -23,6 +26,90 @@ pub enum HnswMode {
     Auto,
     /// Always (the device still scans flat below the threshold unless a request asks).
     Always,
+}
+
+impl std::str::FromStr for HnswMode {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<HnswMode> {
+        match s {
+            "never" => Ok(HnswMode::Never),
+            "auto" => Ok(HnswMode::Auto),
+            "always" => Ok(HnswMode::Always),
+            other => bail!("HNSW mode {other:?} is not never, auto or always"),
+        }
+    }
+}
+
+/// What [`package`] adds to a fitted model.
+#[derive(Debug, Clone)]
+pub struct PackageOptions {
+    /// The world the model was trained on: the media table (`MDIA`) and, without
+    /// `features`, the feature contract.
+    pub world: Option<PathBuf>,
+    /// The pipeline's `features.json` a ranker was trained with.
+    pub features: Option<PathBuf>,
+    /// A ranker (ONNX) to carry; needs the feature contract.
+    pub ranker: Option<PathBuf>,
+    /// The ranker's contract file, for models made elsewhere ([`crate::ranker_files`]).
+    pub ranker_contract: Option<PathBuf>,
+    /// Ship the item vectors as int8 with per-row scales.
+    pub int8: bool,
+    /// When to build HNSW graphs.
+    pub hnsw: HnswMode,
+    /// Seed of the HNSW layer draws.
+    pub hnsw_seed: u64,
+    /// How the device serves requests by default.
+    pub serving: ServingSettings,
+}
+
+impl Default for PackageOptions {
+    fn default() -> Self {
+        PackageOptions {
+            world: None,
+            features: None,
+            ranker: None,
+            ranker_contract: None,
+            int8: false,
+            hnsw: HnswMode::Auto,
+            hnsw_seed: 1,
+            serving: ServingSettings::default(),
+        }
+    }
+}
+
+/// The bundle a device loads: `contents` (a fitted model) with everything `options` asks for,
+/// checked with the device's loader ([`edgerec::Model::check`]) before it is returned. A
+/// bundle with a feature contract ships the holiday calendar its features were computed with
+/// (the built-in one), so devices use it rather than the one compiled into them.
+pub fn package(mut contents: BundleContents, options: &PackageOptions) -> Result<BundleContents> {
+    if let Some(path) = &options.features {
+        contents.features = Some(crate::ranker_files::feature_contract(path)?);
+    }
+    if let Some(w) = &options.world {
+        let now = contents.popularity.reference_time;
+        add_media(&mut contents, w, now)?;
+    }
+    if let Some(path) = &options.ranker {
+        let f = contents.features.as_ref().context(
+            "a ranker needs its feature contract: pass --features (the pipeline's \
+             features.json) or --world",
+        )?;
+        contents.ranker = Some(crate::ranker_files::ranker(
+            path,
+            options.ranker_contract.as_deref(),
+            f,
+        )?);
+    }
+    if options.int8 {
+        quantize(&mut contents)?;
+    }
+    add_graphs(&mut contents, options.hnsw, options.hnsw_seed)?;
+    contents.serving = Some(options.serving.clone());
+    if contents.features.is_some() {
+        contents.calendar = Some(edgerec::calendar::Calendar::builtin());
+    }
+    edgerec::Model::check(&contents).context("the bundle was refused")?;
+    Ok(contents)
 }
 
 /// Adds `MDIA` (and `FEAT` when the bundle has none yet) from the world the model was trained

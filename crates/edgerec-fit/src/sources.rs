@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use edgerec::blend::{self, Source};
 use edgerec::content::{ContentIndex, Onboarding};
+use edgerec::features::Gender;
 use edgerec::ials::Factors;
 use edgerec::retrieval::ItemVectors;
 use edgerec_data::schema::{Search, User};
@@ -20,7 +21,8 @@ use edgerec_twotower::{OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoT
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::split::{Case, EvalData, Event, Split};
+use crate::data::{Event, WorldData};
+use crate::split::{Case, Split};
 
 /// Settings of every source.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,6 +74,9 @@ impl Default for SourceConfig {
 }
 
 /// Time-decayed popularity at `cut`: each past positive adds `0.5^((cut − t) / half-life)`.
+/// The one popularity definition: the evaluated popularity source ranks by it, the content
+/// prior is [`prior`] of it, and the shipped `POPL` section is it divided by its largest value
+/// ([`edgerec::bundle::Popularity::normalised`]).
 pub fn popularity(events: &[Event], items: usize, cut: i64, half_life_days: f32) -> Vec<f32> {
     let half_life = f64::from(half_life_days) * 86_400.0;
     let mut pop = vec![0f64; items];
@@ -94,7 +99,7 @@ pub fn prior(pop: &[f32]) -> Vec<f32> {
 }
 
 /// Each item's content tokens (see [`edgerec::content::item_tokens`]).
-pub fn item_tokens(data: &EvalData, max_cast: usize) -> Vec<Vec<String>> {
+pub fn item_tokens(data: &WorldData, max_cast: usize) -> Vec<Vec<String>> {
     data.items
         .iter()
         .map(|it| {
@@ -130,12 +135,11 @@ fn history_weights(history: &[u32], decay: f32) -> Vec<(usize, f32)> {
         .collect()
 }
 
-/// Width of the two-tower model's dense inputs ([`edgerec::candidates::two_tower_dense`]:
-/// the same function the device runs).
-pub const TOWER_DENSE: usize = edgerec::candidates::TWO_TOWER_DENSE;
-
+/// The user tower's dense inputs for `user` at `time`: [`edgerec::tower::two_tower_dense`],
+/// the function the device runs, with the schema's gender code parsed by the core.
 fn tower_dense(user: &User, time: i64) -> Vec<f32> {
-    edgerec::candidates::two_tower_dense(user.age, &user.gender, user.utc_offset_minutes, time)
+    let gender = Gender::from_code(&user.gender).unwrap_or(Gender::Unknown);
+    edgerec::tower::two_tower_dense(user.age, gender, user.utc_offset_minutes, time)
 }
 
 /// The trained two-tower model and what its inputs need.
@@ -190,7 +194,7 @@ pub struct Trained {
     pub beta: BetaFit,
 }
 
-fn searches_before(data: &EvalData, user: u32, time: i64) -> Vec<&Search> {
+fn searches_before(data: &WorldData, user: u32, time: i64) -> Vec<&Search> {
     data.searches[user as usize]
         .iter()
         .take_while(|s| s.time < time)
@@ -198,7 +202,7 @@ fn searches_before(data: &EvalData, user: u32, time: i64) -> Vec<&Search> {
 }
 
 fn train_tower(
-    data: &EvalData,
+    data: &WorldData,
     split: &Split,
     tokens: &[Vec<String>],
     config: &TowerConfig,
@@ -252,7 +256,7 @@ fn train_tower(
         item_tokens,
         n_content_tokens: vocab.len().max(1),
         n_search_tokens: search_vocab.len().max(1),
-        n_dense: TOWER_DENSE,
+        n_dense: edgerec::tower::TWO_TOWER_DENSE,
         examples,
     };
     let model = TwoTower::train(&tower_data, config).context("training the two-tower model")?;
@@ -331,13 +335,13 @@ pub struct BetaFit {
 /// Picks the content prior's weights on the last tenth of the past (an inner temporal split),
 /// by NDCG@10.
 fn fit_beta(
-    data: &EvalData,
+    data: &WorldData,
     split: &Split,
     tokens: &[Vec<String>],
     config: &SourceConfig,
     onboarding: usize,
 ) -> Result<BetaFit> {
-    let inner = EvalData {
+    let inner = WorldData {
         dir: data.dir.clone(),
         items: Vec::new(),
         users: data.users.clone(),
@@ -345,7 +349,7 @@ fn fit_beta(
         plays: Vec::new(),
         searches: Vec::new(),
     };
-    let val = super::split::temporal(&inner, 0.9, onboarding);
+    let val = crate::split::temporal(&inner, 0.9, onboarding);
     let pop = popularity(&val.train, data.items.len(), val.cut, config.half_life_days);
     let facets: Vec<(&str, f32)> = config
         .facets
@@ -388,7 +392,7 @@ fn fit_beta(
 }
 
 /// Trains every source on the split's past.
-pub fn train(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Trained> {
+pub fn train(data: &WorldData, split: &Split, config: &SourceConfig) -> Result<Trained> {
     let items = data.items.len();
     let mut fit_seconds = Vec::new();
 
@@ -435,8 +439,8 @@ pub fn train(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Tr
 
 /// The blend's rows for `split`'s warm cases, in order, from every source trained on the
 /// split's past: the first stage's candidates the second stage learns to order when a world
-/// has no labelled negative (the `blend_rows` of [`super::rerank::train`]).
-pub fn blend_rows(data: &EvalData, split: &Split, config: &SourceConfig) -> Result<Vec<Answer>> {
+/// has no labelled negative (the `blend_rows` of [`crate::ranking::train`]).
+pub fn blend_rows(data: &WorldData, split: &Split, config: &SourceConfig) -> Result<Vec<Answer>> {
     let trained = train(data, split, config)
         .with_context(|| format!("training the sources on {}", split.name))?;
     let systems = answer(data, split, &trained, &split.warm, config, None)?;
@@ -477,7 +481,7 @@ fn rank_all(scores: &[f32], seen: &HashSet<u32>, n: usize, relevant: &HashSet<u3
 /// Every system's answers for `cases`, keyed by system name; the order of systems is the
 /// report's. `oracle` scores items for a case when the world has a ground truth.
 pub fn answer(
-    data: &EvalData,
+    data: &WorldData,
     split: &Split,
     trained: &Trained,
     cases: &[Case],

@@ -54,6 +54,12 @@
 //! trainer packs its batches with the same function, so truncation and weights are identical in
 //! training and on the device.
 
+mod dense;
+mod graph;
+
+pub use dense::{TWO_TOWER_DENSE, TWO_TOWER_DENSE_FEATURES, two_tower_dense};
+pub use graph::{NORM_FLOOR, TowerShape, TowerWeights, user_tower_onnx};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -540,9 +546,9 @@ impl UserTower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::Rng;
+    use crate::rng::SplitMix64;
     // The writer links its own copy of this crate: only bytes cross between the two.
-    use edgerec_onnx::{Dim, ElemType, GraphBuilder, attr_int};
+    use edgerec_onnx::attr_int;
 
     #[test]
     fn truncation_keeps_the_most_recent_and_weights_are_means() {
@@ -612,8 +618,8 @@ mod tests {
     impl Tiny {
         fn new(n_search: usize, n_dense: usize, seed: u64) -> Tiny {
             let (n_items, dim, hidden) = (7, 3, 5);
-            let mut rng = Rng(seed);
-            let mut v = |n: usize| (0..n).map(|_| rng.unit()).collect::<Vec<f32>>();
+            let mut rng = SplitMix64::new(seed);
+            let mut v = |n: usize| (0..n).map(|_| rng.signed_unit()).collect::<Vec<f32>>();
             let user_in = 2 * dim + n_dense;
             Tiny {
                 n_items,
@@ -632,113 +638,29 @@ mod tests {
             }
         }
 
-        fn metadata(&self) -> Vec<(&'static str, String)> {
-            vec![
-                (META_KIND, KIND_USER_TOWER.to_string()),
-                (META_FORMAT, FORMAT_VERSION.to_string()),
-                (META_N_ITEMS, self.n_items.to_string()),
-                (META_N_SEARCH, self.n_search.to_string()),
-                (META_N_DENSE, self.n_dense.to_string()),
-                (META_DIM, self.dim.to_string()),
-                (META_MAX_HISTORY, self.max_history.to_string()),
-                (META_MAX_SEARCHES, self.max_searches.to_string()),
-            ]
+        fn bytes(&self) -> Vec<u8> {
+            let shape = TowerShape {
+                n_items: self.n_items,
+                n_search_tokens: self.n_search,
+                n_dense: self.n_dense,
+                dim: self.dim,
+                hidden: self.hidden,
+                max_history: self.max_history,
+                max_searches: self.max_searches,
+            };
+            let weights = TowerWeights {
+                history: &self.history,
+                search: &self.search,
+                w1: &self.w1,
+                b1: &self.b1,
+                w2: &self.w2,
+                b2: &self.b2,
+            };
+            user_tower_onnx(&shape, &weights, "edgerec-test").unwrap()
         }
 
         fn proto(&self) -> edgerec_onnx::pb::ModelProto {
-            let batch = Dim::symbolic("batch");
-            let d = self.dim;
-            let mut g = GraphBuilder::new("tiny_user_tower");
-            let seq = |len: &str| [batch.clone(), Dim::symbolic(len)];
-            g.input(HISTORY_IDS, ElemType::I64, &seq("history_len"))
-                .unwrap();
-            g.input(HISTORY_WEIGHTS, ElemType::F32, &seq("history_len"))
-                .unwrap();
-            g.input(SEARCH_IDS, ElemType::I64, &seq("search_len"))
-                .unwrap();
-            g.input(SEARCH_WEIGHTS, ElemType::F32, &seq("search_len"))
-                .unwrap();
-            g.input(
-                DENSE,
-                ElemType::F32,
-                &[batch.clone(), Dim::Fixed(self.n_dense)],
-            )
-            .unwrap();
-            let user_in = 2 * d + self.n_dense;
-            g.initializer_f32(HISTORY_TABLE, &[self.n_items, d], &self.history)
-                .unwrap();
-            g.initializer_f32(SEARCH_TABLE, &[table_rows(self.n_search), d], &self.search)
-                .unwrap();
-            g.initializer_f32("w1", &[user_in, self.hidden], &self.w1)
-                .unwrap();
-            g.initializer_f32("b1", &[self.hidden], &self.b1).unwrap();
-            g.initializer_f32("w2", &[self.hidden, d], &self.w2)
-                .unwrap();
-            g.initializer_f32("b2", &[d], &self.b2).unwrap();
-            g.initializer_i64("axes_1", &[1], &[1]).unwrap();
-            g.initializer_i64("axes_2", &[1], &[2]).unwrap();
-            g.initializer_f32("norm_floor", &[1], &[1e-24]).unwrap();
-            for (prefix, table, ids, weights) in [
-                ("history", HISTORY_TABLE, HISTORY_IDS, HISTORY_WEIGHTS),
-                ("search", SEARCH_TABLE, SEARCH_IDS, SEARCH_WEIGHTS),
-            ] {
-                let rows = format!("{prefix}_rows");
-                let w3 = format!("{prefix}_w3");
-                let weighted = format!("{prefix}_weighted");
-                let pooled = format!("{prefix}_pooled");
-                g.node("Gather", &[table, ids], &[&rows], vec![attr_int("axis", 0)])
-                    .unwrap();
-                g.node("Unsqueeze", &[weights, "axes_2"], &[&w3], vec![])
-                    .unwrap();
-                g.node("Mul", &[&rows, &w3], &[&weighted], vec![]).unwrap();
-                g.node(
-                    "ReduceSum",
-                    &[&weighted, "axes_1"],
-                    &[&pooled],
-                    vec![attr_int("keepdims", 0)],
-                )
-                .unwrap();
-            }
-            let mut parts = vec!["history_pooled", "search_pooled"];
-            if self.n_dense > 0 {
-                parts.push(DENSE);
-            }
-            g.node("Concat", &parts, &["features"], vec![attr_int("axis", 1)])
-                .unwrap();
-            g.node("Gemm", &["features", "w1", "b1"], &["hidden_pre"], vec![])
-                .unwrap();
-            g.node("Relu", &["hidden_pre"], &["hidden"], vec![])
-                .unwrap();
-            g.node("Gemm", &["hidden", "w2", "b2"], &["raw"], vec![])
-                .unwrap();
-            g.node("Mul", &["raw", "raw"], &["raw_sq"], vec![]).unwrap();
-            g.node(
-                "ReduceSum",
-                &["raw_sq", "axes_1"],
-                &["sum_sq"],
-                vec![attr_int("keepdims", 1)],
-            )
-            .unwrap();
-            g.node(
-                "Max",
-                &["sum_sq", "norm_floor"],
-                &["sum_sq_floored"],
-                vec![],
-            )
-            .unwrap();
-            g.node("Sqrt", &["sum_sq_floored"], &["norm"], vec![])
-                .unwrap();
-            g.node("Div", &["raw", "norm"], &[USER_EMBEDDING], vec![])
-                .unwrap();
-            g.output(USER_EMBEDDING, ElemType::F32, &[batch, Dim::Fixed(d)])
-                .unwrap();
-            let meta = self.metadata();
-            let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            edgerec_onnx::model(g.finish().unwrap(), "edgerec-test", &meta)
-        }
-
-        fn bytes(&self) -> Vec<u8> {
-            edgerec_onnx::encode(&self.proto())
+            crate::onnx::decode(&self.bytes()).unwrap()
         }
 
         /// The same forward pass in plain Rust (f64), most recent entries only.
@@ -910,7 +832,7 @@ mod tests {
                 "a prefix of {cut} bytes loaded"
             );
         }
-        let mut rng = Rng(99);
+        let mut rng = SplitMix64::new(99);
         for _ in 0..40 {
             let mut flipped = bytes.clone();
             for _ in 0..4 {

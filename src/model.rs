@@ -1,0 +1,288 @@
+//! The loaded model: a bundle's decoded contents plus the runtimes its models need — the
+//! ranker (tract, or the native tree-ensemble engine), the two-tower user tower (tract) and the
+//! HNSW graphs over the item vectors.
+//!
+//! [`crate::bundle`] turns bytes into [`BundleContents`] and back and knows nothing of
+//! runtimes; this module loads and checks every model against its contract, once, so a
+//! [`Model`] that exists can serve any request. The stages ([`crate::stages`]) read it; the
+//! [`crate::Recommender`] owns one.
+//!
+//! ```
+//! use edgerec::model::Model;
+//! # let bytes = edgerec::test_support::tiny_contents_for_device().encode();
+//! let model = Model::from_bytes(&bytes)?;   // checksums, sections, then every runtime
+//! assert!(model.tower().is_some());         // the bundle's TWRT user tower, loaded
+//! assert!(model.ranker().is_none());        // this bundle ships no ranker
+//! assert_eq!(model.sha256_hex().len(), 64);
+//! # Ok::<(), edgerec::Error>(())
+//! ```
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{BundleContents, ServingSettings, Space, TwoTowerModel};
+use crate::error::{BundleError, Result};
+use crate::hnsw::HnswIndex;
+use crate::ranker::Ranker;
+use crate::retrieval::InnerProductGraph;
+use crate::tower::{TWO_TOWER_DENSE, TWO_TOWER_DENSE_FEATURES, UserTower};
+
+/// A verified bundle with its models loaded. Cheap to share (`Clone` copies the decoded
+/// sections; the graphs are reference-counted); holds no per-user state.
+#[derive(Debug, Clone)]
+pub struct Model {
+    contents: BundleContents,
+    sha256: [u8; 32],
+    ranker: Option<Ranker>,
+    tower: Option<UserTower>,
+    graphs: Vec<(Space, Arc<InnerProductGraph>)>,
+}
+
+impl Model {
+    /// Verifies, decodes and loads a bundle ([`BundleContents::decode`], then
+    /// [`Model::load`]). Never panics on any input; a refused bundle leaves nothing behind.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let contents = BundleContents::decode(bytes)?;
+        Ok(Model::load(contents, Sha256::digest(bytes).into())?)
+    }
+
+    /// Loads the runtimes of decoded `contents` whose file hashes to `sha256`: the ranker
+    /// against its contract and the feature space, the user tower against `TWRT` and the dense
+    /// layout this build computes, each HNSW graph against its item vectors.
+    pub fn load(contents: BundleContents, sha256: [u8; 32]) -> Result<Model, BundleError> {
+        contents.validate()?;
+        let ranker = contents
+            .ranker
+            .as_ref()
+            .map(|r| Ranker::load(&r.contract, &r.onnx))
+            .transpose()?;
+        let tower = contents.two_tower.as_ref().map(load_tower).transpose()?;
+        let graphs = load_graphs(&contents)?;
+        Ok(Model {
+            contents,
+            sha256,
+            ranker,
+            tower,
+            graphs,
+        })
+    }
+
+    /// Everything [`Model::from_bytes`] will check of `contents`, with the same code, for a
+    /// trainer to run before it publishes a bundle.
+    pub fn check(contents: &BundleContents) -> Result<(), BundleError> {
+        Model::load(contents.clone(), [0; 32]).map(|_| ())
+    }
+
+    /// The decoded sections.
+    pub fn contents(&self) -> &BundleContents {
+        &self.contents
+    }
+
+    /// The ranker, loaded and checked against the bundle's feature contract, if the bundle
+    /// carries one.
+    pub fn ranker(&self) -> Option<&Ranker> {
+        self.ranker.as_ref()
+    }
+
+    /// The two-tower user tower, loaded and checked against `TWRT`, if the bundle has one.
+    pub fn tower(&self) -> Option<&UserTower> {
+        self.tower.as_ref()
+    }
+
+    /// The HNSW graph over `space`'s item vectors, if the bundle ships one.
+    pub fn graph(&self, space: Space) -> Option<&InnerProductGraph> {
+        self.graphs
+            .iter()
+            .find(|(s, _)| *s == space)
+            .map(|(_, g)| &**g)
+    }
+
+    /// The serving settings: the bundle's `SERV`, or the defaults.
+    pub fn serving(&self) -> ServingSettings {
+        self.contents.serving.clone().unwrap_or_default()
+    }
+
+    /// The model version the trainer recorded (`META`).
+    pub fn version(&self) -> &str {
+        &self.contents.meta.model_version
+    }
+
+    /// The sha256 of the bundle file, as lowercase hex: a content address for caches.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Loads `TWRT`'s user tower into tract and checks it against the section: the same width, one
+/// history row per item, the search vocabulary, and the dense layout this device computes.
+fn load_tower(t: &TwoTowerModel) -> Result<UserTower, BundleError> {
+    if t.dense_features() != TWO_TOWER_DENSE_FEATURES {
+        return Err(BundleError::Contract {
+            reason: format!(
+                "the user tower reads dense features {:?}, this device computes {:?}",
+                t.dense_features(),
+                TWO_TOWER_DENSE_FEATURES
+            ),
+        });
+    }
+    let tower = UserTower::load(t.user_tower())?;
+    let fits = tower.dim() == t.dim()
+        && tower.n_items() == t.rows()
+        && tower.n_dense() == TWO_TOWER_DENSE
+        && tower.n_search_tokens() <= t.search_vocab().len() + 1;
+    if !fits {
+        return Err(BundleError::Contract {
+            reason: format!(
+                "the user tower (dim {}, {} items, {} dense inputs, {} search tokens) does not \
+                 fit TWRT (dim {}, {} items, {} dense, {} search tokens)",
+                tower.dim(),
+                tower.n_items(),
+                tower.n_dense(),
+                tower.n_search_tokens(),
+                t.dim(),
+                t.rows(),
+                TWO_TOWER_DENSE,
+                t.search_vocab().len()
+            ),
+        });
+    }
+    Ok(tower)
+}
+
+/// The HNSW graphs loaded and checked against their item vectors.
+fn load_graphs(
+    contents: &BundleContents,
+) -> Result<Vec<(Space, Arc<InnerProductGraph>)>, BundleError> {
+    contents
+        .graphs
+        .iter()
+        .map(|g| {
+            let (dim, rows) = match g.space {
+                Space::Ials => contents
+                    .ials
+                    .as_ref()
+                    .map(|f| (f.factors().dim(), f.factors().rows())),
+                Space::TwoTower => contents.two_tower.as_ref().map(|t| (t.dim(), t.rows())),
+            }
+            .ok_or_else(|| BundleError::MissingSection {
+                tag: match g.space {
+                    Space::Ials => "FACT".into(),
+                    Space::TwoTower => "TWRT".into(),
+                },
+            })?;
+            let malformed = |reason: String| BundleError::Malformed {
+                what: "HNSW".into(),
+                reason,
+            };
+            let index = HnswIndex::from_bytes(&g.graph).map_err(|e| match e {
+                crate::Error::Bundle(b) => b,
+                other => malformed(other.to_string()),
+            })?;
+            if index.len() != rows {
+                return Err(malformed(format!(
+                    "the {} graph has {} rows for {rows} items",
+                    g.space.as_str(),
+                    index.len()
+                )));
+            }
+            let graph = InnerProductGraph::from_parts(index, g.max_norm, dim)
+                .map_err(|e| malformed(e.to_string()))?;
+            Ok((g.space, Arc::new(graph)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::GraphSection;
+    use crate::test_support::{tiny_contents_for_device, tiny_contents_with_sources};
+
+    #[test]
+    fn hnsw_graphs_load_with_their_space_and_are_checked() {
+        use crate::hnsw::HnswConfig;
+        let mut c = tiny_contents_with_sources();
+        let y = c.ials.as_ref().unwrap().factors().clone();
+        let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
+        c.graphs = vec![GraphSection {
+            space: Space::Ials,
+            max_norm: g.max_norm(),
+            graph: g.index().to_bytes(),
+        }];
+        let loaded = Model::from_bytes(&c.encode()).unwrap();
+        let graph = loaded.graph(Space::Ials).unwrap();
+        assert_eq!(graph.len(), 4);
+        assert!(loaded.graph(Space::TwoTower).is_none());
+        // A graph for a space the bundle has no vectors for; a graph of the wrong size.
+        let orphan = BundleContents {
+            ials: None,
+            ..c.clone()
+        };
+        assert!(orphan.validate().is_err());
+        let t = c.two_tower.as_ref().unwrap().item_vectors().clone();
+        let two = InnerProductGraph::build(&t, false, HnswConfig::default()).unwrap();
+        let wrong = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: two.index().to_bytes(),
+            }],
+            ..c.clone()
+        };
+        assert_eq!(
+            Model::from_bytes(&wrong.encode()).unwrap_err().code(),
+            "malformed"
+        );
+        assert!(Model::check(&wrong).is_err());
+        // Garbage graph bytes: malformed, never a panic.
+        let garbage = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: vec![0xff; 40],
+            }],
+            ..c
+        };
+        assert_eq!(
+            Model::from_bytes(&garbage.encode()).unwrap_err().code(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn the_user_tower_must_fit_its_section() {
+        let c = tiny_contents_for_device();
+        assert!(Model::check(&c).is_ok());
+        let t = c.two_tower.as_ref().unwrap();
+        let other_layout = TwoTowerModel::new(
+            t.dim(),
+            t.item_vectors().to_f32(),
+            t.user_tower().to_vec(),
+            t.search_vocab().to_vec(),
+            50,
+            20,
+            "another layout".into(),
+        )
+        .unwrap();
+        let bad = BundleContents {
+            two_tower: Some(other_layout),
+            ..c.clone()
+        };
+        let err = Model::from_bytes(&bad.encode()).unwrap_err();
+        assert_eq!(err.code(), "contract_mismatch");
+    }
+
+    #[test]
+    fn the_model_records_its_file_hash() {
+        let bytes = tiny_contents_for_device().encode();
+        let m = Model::from_bytes(&bytes).unwrap();
+        let want: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(m.sha256_hex(), want);
+        assert_eq!(m.version(), "tiny-1");
+        assert_eq!(m.serving().candidates, 4);
+    }
+}
