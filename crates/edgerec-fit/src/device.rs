@@ -1,6 +1,7 @@
 //! A world's user as a device would know them: the local [`UserState`] a client records from
 //! the user's own plays and profile, the input of the one recommendation path
-//! ([`edgerec::Recommender::recommend_row`]).
+//! ([`edgerec::Recommender::recommend_row`]); and that path's rows for an evaluation's cases
+//! ([`rows`]), so the offline evaluation scores the row users get.
 //!
 //! ```
 //! # use edgerec_fit::data::WorldData;
@@ -11,11 +12,20 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::{Context as _, Result};
+use edgerec::context::{Context, Device};
 use edgerec::features::Gender;
+use edgerec::rerank::RerankOverrides;
 use edgerec::state::{Progress, UserState};
+use edgerec::{Recommender, RowRequest};
+use edgerec_data::schema::{DEVICES, Play};
+use rayon::prelude::*;
 
 use crate::data::WorldData;
+use crate::sources::Answer;
+use crate::split::{Case, Split};
 
 /// How [`user_state`] builds a state.
 #[derive(Debug, Clone)]
@@ -46,10 +56,21 @@ impl Default for StateOptions {
 /// Errors: a play or profile value the state refuses (a fraction outside 0–1, an ISO code
 /// that is not one, an onboarding genre name that is too long).
 pub fn user_state(data: &WorldData, user: Option<usize>, o: &StateOptions) -> Result<UserState> {
+    user_state_with(data, user, &|p: &Play| p.time < o.before, o)
+}
+
+/// [`user_state`] with the plays `keep` accepts instead of those before
+/// [`StateOptions::before`] (which is then unused).
+pub fn user_state_with(
+    data: &WorldData,
+    user: Option<usize>,
+    keep: &dyn Fn(&Play) -> bool,
+    o: &StateOptions,
+) -> Result<UserState> {
     let mut state = UserState::new();
     let mut played = false;
     if let Some(u) = user {
-        for p in data.plays[u].iter().filter(|p| p.time < o.before) {
+        for p in data.plays[u].iter().filter(|p| keep(p)) {
             let progress = Progress {
                 fraction: p.fraction,
                 watched_s: p.watched_s,
@@ -74,4 +95,116 @@ pub fn user_state(data: &WorldData, user: Option<usize>, o: &StateOptions) -> Re
         state.set_onboarding(&o.onboarding_genres, &[])?;
     }
     Ok(state)
+}
+
+/// How the device serves an evaluation's requests: with the bundle's ranker or the blend's
+/// order, and the bundle's MMR trade-off or another.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Serving {
+    /// Score with the bundle's ranker when it has one.
+    pub use_ranker: bool,
+    /// The MMR trade-off instead of the bundle's (1: relevance only).
+    pub lambda: Option<f32>,
+}
+
+/// The user's most frequent device in their plays before `time` (ties to the first in
+/// [`DEVICES`]), or a TV for a user without plays.
+fn usual_device(plays: &[Play], time: i64) -> Device {
+    let mut counts = [0usize; DEVICES.len()];
+    for p in plays.iter().filter(|p| p.time < time) {
+        if let Some(d) = DEVICES.iter().position(|d| *d == p.device) {
+            counts[d] += 1;
+        }
+    }
+    let best = (0..DEVICES.len()).max_by_key(|&d| (counts[d], DEVICES.len() - d));
+    match best {
+        Some(d) if counts[d] > 0 => DEVICES[d],
+        _ => Device::Tv,
+    }
+}
+
+/// The local state of `case`'s user at the request: a user the case treats as new (onboarding
+/// picks given) holds only those picks as onboarding titles; any other holds every play before
+/// the request, plus the plays in the request's own second that the split puts in the past
+/// (MovieLens logs several ratings in one second; the held-out title is never among them).
+fn case_state(
+    data: &WorldData,
+    index: &HashMap<u32, u32>,
+    case: &Case,
+    past: &HashSet<u32>,
+) -> Result<UserState> {
+    let u = case.user as usize;
+    let o = StateOptions {
+        before: case.time,
+        onboarding_genres: Vec::new(),
+        utc_offset_minutes: data.users[u].utc_offset_minutes,
+    };
+    if !case.onboarding.is_empty() {
+        let mut state = user_state_with(data, Some(u), &|_| false, &o)?;
+        let titles: Vec<u32> = case
+            .onboarding
+            .iter()
+            .map(|&i| data.items[i as usize].item_id)
+            .collect();
+        state.set_onboarding::<&str>(&[], &titles)?;
+        return Ok(state);
+    }
+    let in_past = |p: &Play| {
+        p.time < case.time
+            || (p.time == case.time
+                && index
+                    .get(&p.item_id)
+                    .is_some_and(|i| past.contains(i) && !case.relevant.contains(i)))
+    };
+    user_state_with(data, Some(u), &in_past, &o)
+}
+
+/// The device pipeline's top `k` for every case, from `rec` — the bundle that would ship
+/// for `split`'s past — through the one recommendation path (see [`case_state`] for the
+/// states). Rows hold dense item indices (the bundle's catalog is the world's items in table
+/// order), best first.
+///
+/// Errors: a request the device refuses, which a bundle that loaded never does for these
+/// states.
+pub fn rows(
+    rec: &Recommender,
+    data: &WorldData,
+    split: &Split,
+    cases: &[Case],
+    k: usize,
+    serving: Serving,
+) -> Result<Vec<Answer>> {
+    let histories = split.histories(data.users.len());
+    let catalog = &rec.model().contents().catalog;
+    let index: HashMap<u32, u32> = (0..data.items.len())
+        .map(|i| (data.items[i].item_id, i as u32))
+        .collect();
+    cases
+        .par_iter()
+        .map(|case| {
+            let u = case.user as usize;
+            let past: HashSet<u32> = histories[u].iter().map(|p| p.0).collect();
+            let state = case_state(data, &index, case, &past)?;
+            let device = usual_device(&data.plays[u], case.time);
+            let offset = data.users[u].utc_offset_minutes;
+            let request = RowRequest {
+                k: Some(k),
+                use_ranker: serving.use_ranker,
+                rerank: RerankOverrides {
+                    lambda: serving.lambda,
+                    ..RerankOverrides::default()
+                },
+                ..RowRequest::new(Context::new(device, case.time, offset)?)
+            };
+            let row = rec
+                .recommend_row(&state, &request)
+                .with_context(|| format!("the device row of user {}", data.users[u].user_id))?;
+            let row = row
+                .items
+                .iter()
+                .filter_map(|r| catalog.position(r.item_id).map(|p| p as u32))
+                .collect();
+            Ok(Answer { row, auc: None })
+        })
+        .collect()
 }

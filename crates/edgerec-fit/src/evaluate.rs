@@ -24,6 +24,9 @@ use edgerec_twotower::TowerConfig;
 
 use crate::Artifacts;
 use crate::data::WorldData;
+use crate::device::{self, Serving};
+use crate::package::{PackageOptions, package};
+use crate::system::{System, SystemConfig};
 use crate::ranking::{self, RankConfig};
 use crate::report::{self, CohortResult, EvalReport, SplitResult};
 use crate::sources::{self, Answer, SourceConfig};
@@ -369,6 +372,9 @@ impl Run<'_> {
         export_split(artifacts, data, sp, &self.sources)?;
         let trained = sources::train(data, sp, &self.sources)
             .with_context(|| format!("training the sources on {}", sp.name))?;
+        let device = self
+            .device(sp, &trained)
+            .with_context(|| format!("packaging the device bundle of {}", sp.name))?;
         let (rankers, ranker_error) = self.rankers(sp);
         let mut cohorts: Vec<CohortResult> = Vec::new();
         for (cohort, cases) in [
@@ -380,7 +386,7 @@ impl Run<'_> {
             if cases.is_empty() {
                 continue;
             }
-            let c = self.cohort(sp, &trained, rankers.as_ref(), cohort, &cases)?;
+            let c = self.cohort(sp, &trained, rankers.as_ref(), &device, cohort, &cases)?;
             for (name, svg) in report::plots(&sp.name, &c) {
                 artifacts.add(Path::new("plots").join(name), svg);
             }
@@ -410,6 +416,27 @@ impl Run<'_> {
         })
     }
 
+    /// The bundle the device would get for this split: every source trained on its past,
+    /// packaged as `bundle build --world --int8` packages the shipped one (media table and
+    /// platform counts as of the cut, int8 vectors, the default serving settings).
+    fn device(&self, sp: &Split, trained: &sources::Trained) -> Result<edgerec::Recommender> {
+        let config = SystemConfig {
+            dataset: self.config.dataset.clone(),
+            seed: self.config.seed,
+            half_life_days: self.sources.half_life_days,
+            tower_epochs: self.config.tower_epochs,
+            positive_above: self.config.positive_above,
+        };
+        let system = System::from_trained(self.data, trained, &self.sources, &config, sp)?;
+        let options = PackageOptions {
+            world: Some(self.data.dir.clone()),
+            int8: true,
+            ..PackageOptions::default()
+        };
+        let contents = package(system.contents, &options)?;
+        Ok(edgerec::Recommender::from_bytes(&contents.encode())?)
+    }
+
     /// The split's rankers, or why there are none.
     fn rankers(&self, sp: &Split) -> (Option<ranking::Rankers>, Option<String>) {
         let Some(fd) = &self.features else {
@@ -437,11 +464,23 @@ impl Run<'_> {
         sp: &Split,
         trained: &sources::Trained,
         rankers: Option<&ranking::Rankers>,
+        device: &edgerec::Recommender,
         cohort: &str,
         cases: &[Case],
     ) -> Result<CohortResult> {
         let data = self.data;
         let mut systems = sources::answer(data, sp, trained, cases, &self.sources, self.oracle)?;
+        // The row users get: the device pipeline over the bundle this split would ship, with
+        // its MMR and without (the rerank's cost in accuracy).
+        for (name, lambda) in [("device", None), ("device-no-mmr", Some(1.0))] {
+            let serving = Serving {
+                use_ranker: true,
+                lambda,
+            };
+            let rows = device::rows(device, data, sp, cases, report::K, serving)
+                .with_context(|| format!("{name} rows of {cohort} users of {}", sp.name))?;
+            systems.push((name.to_string(), rows));
+        }
         let mut ranker_tests = Vec::new();
         if let (Some(fd), Some(r)) = (&self.features, rankers) {
             let at = systems

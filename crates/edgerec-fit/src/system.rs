@@ -109,7 +109,6 @@ impl System {
     ///
     /// Errors: a world without positives, or one whose items table has repeated ids.
     pub fn fit(world: &WorldData, config: &SystemConfig) -> Result<System> {
-        let catalog = catalog_of(world)?;
         let Some(last) = world.events.last() else {
             bail!("{}: the world has no positives", world.dir.display());
         };
@@ -137,7 +136,22 @@ impl System {
             ..defaults
         };
         let trained = sources::train(world, &split, &sources).context("training the sources")?;
-        let mut contents = bundle_of(catalog, &trained, &sources, config, split.cut)?;
+        System::from_trained(world, &trained, &sources, config, &split)
+    }
+
+    /// The system of sources already trained on `split`'s past (`sources` their settings):
+    /// the catalog of `world`, popularity as of the split's cut, every source and the quotas.
+    /// [`System::fit`] is this on a split of every positive; the evaluation builds one per
+    /// split to score the row the device would serve.
+    pub fn from_trained(
+        world: &WorldData,
+        trained: &Trained,
+        sources: &SourceConfig,
+        config: &SystemConfig,
+        split: &Split,
+    ) -> Result<System> {
+        let catalog = catalog_of(world)?;
+        let mut contents = bundle_of(catalog, trained, sources, config, split.cut)?;
         contents.meta.model_version = model_version(&contents, &config.dataset);
         contents
             .validate()
@@ -154,7 +168,7 @@ impl System {
                 .map(|t| t.model.epoch_losses().to_vec())
                 .unwrap_or_default(),
             fit_seconds: trained.fit_seconds.clone(),
-            sources,
+            sources: sources.clone(),
         };
         Ok(System { contents, summary })
     }
