@@ -362,6 +362,53 @@ impl Recommender {
             genres: catalog.genre_names(item),
         }
     }
+
+    /// A core row as the JS `Row` object.
+    fn js_row(&self, row: crate::Row) -> JsRow<'_> {
+        let t = row.timings;
+        JsRow {
+            items: row.items.into_iter().map(|r| self.js_row_item(r)).collect(),
+            timings: JsTimings {
+                user_ms: t.user_ms,
+                candidates_ms: t.candidates_ms,
+                features_ms: t.features_ms,
+                ranking_ms: t.ranking_ms,
+                rerank_ms: t.rerank_ms,
+                total_ms: t.total_ms,
+            },
+            model_version: self.inner.model().version(),
+            candidates: row.info.candidates,
+            ranked: row.info.ranked,
+            sources: row
+                .info
+                .sources
+                .iter()
+                .map(|&(source, index)| JsSourceIndex {
+                    source: source.as_str(),
+                    index: index.map(|i| i.as_str()),
+                })
+                .collect(),
+        }
+    }
+
+    /// One title of a core row as a JS `RowItem` object.
+    fn js_row_item(&self, r: crate::RowItem) -> JsRowItem<'_> {
+        JsRowItem {
+            item: self.item(r.position),
+            score: r.score,
+            placed_by: r.placed_by.as_str(),
+            sources: r
+                .sources
+                .iter()
+                .map(|&(source, rank)| JsSourceRank {
+                    source: source.as_str(),
+                    rank,
+                })
+                .collect(),
+            reason_kind: reason_kind(&r.reason),
+            reason: r.reason.text(),
+        }
+    }
 }
 
 #[wasm_bindgen]
@@ -472,110 +519,87 @@ impl Recommender {
         state: &JsUserState,
         #[wasm_bindgen(unchecked_param_type = "RowOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        check_keys(
-            &options,
-            "options",
-            &[
-                "context",
-                "k",
-                "candidates",
-                "index",
-                "searches",
-                "useRanker",
-                "source",
-                "rerank",
-            ],
-        )?;
-        for (key, allowed) in [
-            ("context", &["device", "timestamp", "utcOffsetMinutes"][..]),
-            (
-                "rerank",
-                &["lambda", "fatigueImpressions", "maxPerGenre"][..],
-            ),
-        ] {
-            if let Ok(inner) = js_sys::Reflect::get(&options, &key.into()) {
-                check_keys(&inner, &format!("options.{key}"), allowed)?;
-            }
-        }
-        let o: JsRowOptions =
-            serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
-        let mut req = crate::RowRequest::new(context_from(o.context)?);
-        req.k =
-            o.k.map(|k| whole("k", k, crate::limits::MAX_K))
-                .transpose()?;
-        req.candidates = o
-            .candidates
-            .map(|n| whole("candidates", n, crate::limits::MAX_CANDIDATES))
-            .transpose()?;
-        if let Some(i) = &o.index {
-            req.index = i.parse()?;
-        }
-        req.searches = o.searches;
-        req.use_ranker = o.use_ranker.unwrap_or(true);
-        if let Some(name) = &o.source {
-            req.only_source = Some(crate::blend::Source::parse(name).ok_or_else(|| {
-                invalid(
-                    "options.source",
-                    format!("{name:?} is not ials, two-tower, content or popularity"),
-                )
-            })?);
-        }
-        if let Some(r) = o.rerank {
-            req.rerank = crate::rerank::RerankOverrides {
-                lambda: r.lambda,
-                fatigue_impressions: r.fatigue_impressions,
-                max_per_genre: r.max_per_genre.map(|m| m.map(|m| m as usize)),
-            };
-        }
+        let req = row_request(options)?;
         let clock = host_clock();
         let row = self.inner.recommend_row_timed(&state.inner, &req, &clock)?;
-        let t = row.timings;
-        to_js(&JsRow {
-            items: row
-                .items
-                .into_iter()
-                .map(|r| JsRowItem {
-                    item: self.item(r.position),
-                    score: r.score,
-                    placed_by: r.placed_by.as_str(),
-                    sources: r
-                        .sources
-                        .iter()
-                        .map(|&(source, rank)| JsSourceRank {
-                            source: source.as_str(),
-                            rank,
-                        })
-                        .collect(),
-                    reason_kind: match r.reason {
-                        Reason::BecauseYouWatched { .. } => "because_you_watched",
-                        Reason::BecauseYouLike { .. } => "because_you_like",
-                        Reason::PopularOn { .. } => "popular",
-                        Reason::TopPick => "top_pick",
-                    },
-                    reason: r.reason.text(),
-                })
-                .collect(),
-            timings: JsTimings {
-                user_ms: t.user_ms,
-                candidates_ms: t.candidates_ms,
-                features_ms: t.features_ms,
-                ranking_ms: t.ranking_ms,
-                rerank_ms: t.rerank_ms,
-                total_ms: t.total_ms,
-            },
-            model_version: self.inner.model().version(),
-            candidates: row.info.candidates,
-            ranked: row.info.ranked,
-            sources: row
-                .info
-                .sources
-                .iter()
-                .map(|&(source, index)| JsSourceIndex {
-                    source: source.as_str(),
-                    index: index.map(|i| i.as_str()),
-                })
-                .collect(),
-        })
+        to_js(&self.js_row(row))
+    }
+}
+
+/// Reads JS row options into a request: refuses unknown keys ([`check_row_option_keys`]),
+/// then converts and checks each option (`invalid_argument` on a bad one).
+fn row_request(options: JsValue) -> Result<crate::RowRequest, JsValue> {
+    check_row_option_keys(&options)?;
+    let o: JsRowOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
+    let mut req = crate::RowRequest::new(context_from(o.context)?);
+    req.k =
+        o.k.map(|k| whole("k", k, crate::limits::MAX_K))
+            .transpose()?;
+    req.candidates = o
+        .candidates
+        .map(|n| whole("candidates", n, crate::limits::MAX_CANDIDATES))
+        .transpose()?;
+    if let Some(i) = &o.index {
+        req.index = i.parse()?;
+    }
+    req.searches = o.searches;
+    req.use_ranker = o.use_ranker.unwrap_or(true);
+    if let Some(name) = &o.source {
+        req.only_source = Some(crate::blend::Source::parse(name).ok_or_else(|| {
+            invalid(
+                "options.source",
+                format!("{name:?} is not ials, two-tower, content or popularity"),
+            )
+        })?);
+    }
+    if let Some(r) = o.rerank {
+        req.rerank = crate::rerank::RerankOverrides {
+            lambda: r.lambda,
+            fatigue_impressions: r.fatigue_impressions,
+            max_per_genre: r.max_per_genre.map(|m| m.map(|m| m as usize)),
+        };
+    }
+    Ok(req)
+}
+
+/// Refuses keys outside [`JsRowOptions`]'s, and outside its `context` and `rerank` objects'.
+fn check_row_option_keys(options: &JsValue) -> Result<(), JsValue> {
+    check_keys(
+        options,
+        "options",
+        &[
+            "context",
+            "k",
+            "candidates",
+            "index",
+            "searches",
+            "useRanker",
+            "source",
+            "rerank",
+        ],
+    )?;
+    for (key, allowed) in [
+        ("context", &["device", "timestamp", "utcOffsetMinutes"][..]),
+        (
+            "rerank",
+            &["lambda", "fatigueImpressions", "maxPerGenre"][..],
+        ),
+    ] {
+        if let Ok(inner) = js_sys::Reflect::get(options, &key.into()) {
+            check_keys(&inner, &format!("options.{key}"), allowed)?;
+        }
+    }
+    Ok(())
+}
+
+/// The JS name of a reason's kind (`reasonKind`).
+fn reason_kind(reason: &Reason) -> &'static str {
+    match reason {
+        Reason::BecauseYouWatched { .. } => "because_you_watched",
+        Reason::BecauseYouLike { .. } => "because_you_like",
+        Reason::PopularOn { .. } => "popular",
+        Reason::TopPick => "top_pick",
     }
 }
 

@@ -440,6 +440,37 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// happens after the lengths it relies on were checked.
 fn read_table(bytes: &[u8]) -> Result<Vec<Entry<'_>>, BundleError> {
     let available = bytes.len() as u64;
+    let (count, header_end) = read_header(bytes)?;
+    let mut entries = Vec::with_capacity(count);
+    let mut expected_offset = header_end as u64;
+    for i in 0..count {
+        let entry = read_entry(bytes, i, expected_offset, &entries)?;
+        // The next section starts where this one ends (within `bytes`).
+        expected_offset += entry.payload.len() as u64;
+        entries.push(entry);
+    }
+    if expected_offset != available {
+        return Err(malformed_header(format!(
+            "{} bytes after the last section",
+            available - expected_offset
+        )));
+    }
+    Ok(entries)
+}
+
+/// A `malformed` error in the container header or section table.
+fn malformed_header(reason: String) -> BundleError {
+    BundleError::Malformed {
+        what: "header".into(),
+        reason,
+    }
+}
+
+/// Checks the fixed header (magic, format version, section count, reserved flags) and the
+/// section table's checksum, in the module docs' order. Returns the section count and the
+/// end of the header (table and hash), both within `bytes`.
+fn read_header(bytes: &[u8]) -> Result<(usize, usize), BundleError> {
+    let available = bytes.len() as u64;
     let truncated = |needed: usize| BundleError::Truncated {
         needed: needed as u64,
         available,
@@ -478,69 +509,66 @@ fn read_table(bytes: &[u8]) -> Result<Vec<Entry<'_>>, BundleError> {
             what: "header".into(),
         });
     }
-    let malformed = |reason: String| BundleError::Malformed {
-        what: "header".into(),
-        reason,
-    };
     if u16_at(bytes, 10) != 0 {
-        return Err(malformed("reserved flags are not zero".into()));
+        return Err(malformed_header("reserved flags are not zero".into()));
     }
+    Ok((count, header_end))
+}
 
-    let mut entries = Vec::with_capacity(count);
-    let mut expected_offset = header_end as u64;
-    for i in 0..count {
-        let e = &bytes[FIXED_HEADER + ENTRY * i..FIXED_HEADER + ENTRY * (i + 1)];
-        let tag: Tag = e[0..4].try_into().expect("4 bytes");
-        let name = tag_name(&tag);
-        if !tag.iter().all(u8::is_ascii_alphanumeric) {
-            return Err(malformed(format!(
-                "section {i} has an invalid tag {name:?}"
-            )));
-        }
-        if entries.iter().any(|x: &Entry<'_>| x.tag == tag) {
-            return Err(malformed(format!("section {name} appears twice")));
-        }
-        if u16_at(e, 6) != 0 {
-            return Err(malformed(format!(
-                "section {name} has non-zero reserved bits"
-            )));
-        }
-        let offset = u64_at(e, 8);
-        let length = u64_at(e, 16);
-        if offset != expected_offset {
-            return Err(malformed(format!(
-                "section {name} starts at {offset}, expected {expected_offset}"
-            )));
-        }
-        let end = offset
-            .checked_add(length)
-            .ok_or_else(|| malformed(format!("section {name} length overflows")))?;
-        if end > available {
-            return Err(BundleError::Truncated {
-                needed: end,
-                available,
-            });
-        }
-        // Both fit in usize: they are at most bytes.len().
-        let payload = &bytes[offset as usize..end as usize];
-        let digest: [u8; 32] = Sha256::digest(payload).into();
-        if digest[..] != e[24..56] {
-            return Err(BundleError::ChecksumMismatch { what: name });
-        }
-        entries.push(Entry {
-            tag,
-            version: u16_at(e, 4),
-            payload,
-        });
-        expected_offset = end;
-    }
-    if expected_offset != available {
-        return Err(malformed(format!(
-            "{} bytes after the last section",
-            available - expected_offset
+/// Checks section table entry `i` (of a header [`read_header`] verified) against the
+/// entries before it: tag, uniqueness, reserved bits, that its payload starts at
+/// `expected_offset` (where the previous one ended) and fits in `bytes`, and the payload's
+/// checksum.
+fn read_entry<'a>(
+    bytes: &'a [u8],
+    i: usize,
+    expected_offset: u64,
+    entries: &[Entry<'_>],
+) -> Result<Entry<'a>, BundleError> {
+    let available = bytes.len() as u64;
+    let e = &bytes[FIXED_HEADER + ENTRY * i..FIXED_HEADER + ENTRY * (i + 1)];
+    let tag: Tag = e[0..4].try_into().expect("4 bytes");
+    let name = tag_name(&tag);
+    if !tag.iter().all(u8::is_ascii_alphanumeric) {
+        return Err(malformed_header(format!(
+            "section {i} has an invalid tag {name:?}"
         )));
     }
-    Ok(entries)
+    if entries.iter().any(|x| x.tag == tag) {
+        return Err(malformed_header(format!("section {name} appears twice")));
+    }
+    if u16_at(e, 6) != 0 {
+        return Err(malformed_header(format!(
+            "section {name} has non-zero reserved bits"
+        )));
+    }
+    let offset = u64_at(e, 8);
+    let length = u64_at(e, 16);
+    if offset != expected_offset {
+        return Err(malformed_header(format!(
+            "section {name} starts at {offset}, expected {expected_offset}"
+        )));
+    }
+    let end = offset
+        .checked_add(length)
+        .ok_or_else(|| malformed_header(format!("section {name} length overflows")))?;
+    if end > available {
+        return Err(BundleError::Truncated {
+            needed: end,
+            available,
+        });
+    }
+    // Both fit in usize: they are at most bytes.len().
+    let payload = &bytes[offset as usize..end as usize];
+    let digest: [u8; 32] = Sha256::digest(payload).into();
+    if digest[..] != e[24..56] {
+        return Err(BundleError::ChecksumMismatch { what: name });
+    }
+    Ok(Entry {
+        tag,
+        version: u16_at(e, 4),
+        payload,
+    })
 }
 
 /// Builds the container around section payloads (the writer side of [`BundleContents::decode`]).

@@ -223,86 +223,7 @@ impl FeatureSpace {
         config: FeatureConfig,
         calendar: Calendar,
     ) -> FeatureSpace {
-        let mut names: Vec<String> = Vec::new();
-        let mut add = |n: String| names.push(n);
-        for n in ["user.age", "user.age_known"] {
-            add(n.into());
-        }
-        for g in GENDERS {
-            add(format!("user.gender={g}"));
-        }
-        for n in ["user.tenure", "user.plays", "user.avg_session"] {
-            add(n.into());
-        }
-        let genre_names =
-            || std::iter::once("?").chain(vocab.genres.names().iter().map(String::as_str));
-        for g in genre_names() {
-            add(format!("user.genre_share={g}"));
-        }
-        for g in genre_names() {
-            add(format!("user.genre_share_recent={g}"));
-        }
-        for l in std::iter::once("?").chain(vocab.languages.names().iter().map(String::as_str)) {
-            add(format!("user.language_share={l}"));
-        }
-        for d in DEVICES {
-            add(format!("ctx.device={d}"));
-        }
-        for d in DAYPARTS {
-            add(format!("ctx.daypart={d:?}").to_lowercase());
-        }
-        add("ctx.hour".into());
-        for w in WEEKDAYS {
-            add(format!("ctx.weekday={w}"));
-        }
-        add("ctx.weekend".into());
-        for s in Season::ALL {
-            add(format!("ctx.season={}", s.as_str()));
-        }
-        for n in ["ctx.holiday_upcoming", "ctx.days_to_holiday"] {
-            add(n.into());
-        }
-        for n in [
-            "media.rating",
-            "media.rating_known",
-            "media.revenue_bucket",
-            "media.revenue_known",
-            "media.years_since_release",
-            "media.days_on_platform",
-            "media.new_on_platform",
-            "media.plays_24h",
-            "media.plays_7d",
-        ] {
-            add(n.into());
-        }
-        for g in genre_names() {
-            add(format!("media.genre={g}"));
-        }
-        for n in [
-            "media.duration",
-            "media.kind=movie",
-            "media.kind=episode",
-            "media.season",
-            "media.episode",
-            "media.release_year",
-            "media.release_type=theatrical",
-            "media.release_type=streaming",
-            "media.release_type=tv",
-            "media.maturity",
-            "cross.genre_share",
-            "cross.genre_share_recent",
-            "cross.actor_match",
-            "cross.director_match",
-            "cross.language_match",
-            "cross.language_share",
-            "cross.maturity_fits_age",
-            "cross.age_gap",
-            "cross.watched_before",
-            "cross.next_episode",
-            "cross.onboarding_genre",
-        ] {
-            add(n.into());
-        }
+        let names = dense_feature_names(&vocab);
         FeatureSpace {
             vocab,
             holidays: Vocabulary::new(
@@ -472,125 +393,11 @@ impl FeatureSpace {
         let t = ctx.time;
         let p = &user.profile;
         let mut d = Vec::with_capacity(self.names.len());
-        // User.
-        d.push(p.age.map_or(0.0, |a| f32::from(a.min(100)) / 100.0));
-        d.push(flag(p.age.is_some()));
-        let g = match p.gender {
-            Gender::Female => 0,
-            Gender::Male => 1,
-            Gender::Other => 2,
-            Gender::Unknown => 3,
-        };
-        one_hot(&mut d, 4, g);
-        let tenure_days = ((t - p.signup_time).max(0) / DAY) as f32;
-        d.push(saturate(tenure_days, 365.0));
-        d.push(saturate(user.plays as f32, 20.0));
-        let avg_session_min = if user.sessions == 0 {
-            0.0
-        } else {
-            (user.watched_s as f64 / user.sessions as f64 / 60.0) as f32
-        };
-        d.push(saturate(avg_session_min, 60.0));
-        d.extend(user.genre_s.iter().map(|&x| share(x, user.watched_s)));
-        d.extend(user.recent_genre_s.iter().map(|&x| share(x, user.recent_s)));
-        d.extend(user.language_s.iter().map(|&x| share(x, user.watched_s)));
-        // Context.
+        push_user(&mut d, user, t);
+        // Context: computed once per request, by `FeatureSpace::context`.
         d.extend_from_slice(&ctx.dense);
-        // Media.
-        d.push(
-            media
-                .public_rating
-                .map_or(0.0, |r| r.clamp(0.0, 10.0) / 10.0),
-        );
-        d.push(flag(media.public_rating.is_some()));
-        let bucket = media.revenue_usd.map_or(0, |r| {
-            [1e5, 1e6, 1e7, 1e8, 1e9]
-                .iter()
-                .filter(|&&b| r >= b)
-                .count()
-        });
-        d.push(bucket as f32 / 5.0);
-        d.push(flag(media.revenue_usd.is_some()));
-        let years = (t - media.release_time).max(0) as f64 / (365.25 * DAY as f64);
-        d.push((years.min(50.0) / 50.0) as f32);
-        let on_platform_days = ((t - media.added_time).max(0) / DAY) as f32;
-        d.push(on_platform_days.min(365.0) / 365.0);
-        d.push(flag(on_platform_days < 30.0));
-        d.push(saturate(stats.plays_24h as f32, 100.0));
-        d.push(saturate(stats.plays_7d as f32, 500.0));
-        let start = d.len();
-        d.resize(start + self.vocab.genres.size(), 0.0);
-        for &g in &media.genres {
-            if let Some(x) = d.get_mut(start + g as usize) {
-                *x = 1.0;
-            }
-        }
-        d.push((media.duration_s as f32 / 60.0).min(240.0) / 240.0);
-        d.push(flag(media.kind == MediaKind::Movie));
-        d.push(flag(media.kind == MediaKind::Episode));
-        d.push(f32::from(media.season.unwrap_or(0).min(10)) / 10.0);
-        d.push(f32::from(media.episode.unwrap_or(0).min(30)) / 30.0);
-        let year = calendar::civil_from_days(media.release_time.div_euclid(DAY)).year;
-        d.push(((year - 1900).clamp(0, 150)) as f32 / 150.0);
-        for rt in [
-            ReleaseType::Theatrical,
-            ReleaseType::Streaming,
-            ReleaseType::Tv,
-        ] {
-            d.push(flag(media.release_type == rt));
-        }
-        d.push(f32::from(media.maturity.rank()) / 4.0);
-        // Crosses.
-        let genre_sum = |hist: &[u64], total: u64| -> f32 {
-            media
-                .genres
-                .iter()
-                .map(|&g| share(hist.get(g as usize).copied().unwrap_or(0), total))
-                .sum::<f32>()
-                .min(1.0)
-        };
-        d.push(genre_sum(&user.genre_s, user.watched_s));
-        d.push(genre_sum(&user.recent_genre_s, user.recent_s));
-        let seen_actors = media
-            .actors
-            .iter()
-            .filter(|a| user.actors.contains(a))
-            .count();
-        d.push(if media.actors.is_empty() {
-            0.0
-        } else {
-            seen_actors as f32 / media.actors.len() as f32
-        });
-        d.push(flag(
-            media.directors.iter().any(|x| user.directors.contains(x)),
-        ));
-        d.push(flag(media.language != 0 && media.language == p.language));
-        d.push(share(
-            user.language_s
-                .get(media.language as usize)
-                .copied()
-                .unwrap_or(0),
-            user.watched_s,
-        ));
-        let min_age = media.maturity.min_age();
-        d.push(flag(p.age.is_none_or(|a| a >= min_age)));
-        d.push(
-            p.age
-                .map_or(0.0, |a| f32::from(min_age.saturating_sub(a)) / 18.0),
-        );
-        d.push(user.max_fraction.get(&index).copied().unwrap_or(0.0));
-        let next_episode = match (media.series_id, media.season, media.episode) {
-            (Some(series), Some(season), Some(episode)) => {
-                user.last_episode.get(&series).is_some_and(|&(s, e)| {
-                    (s == season && e + 1 == episode) || (s + 1 == season && episode == 1)
-                })
-            }
-            _ => false,
-        };
-        d.push(flag(next_episode));
-        d.push(flag(
-            media.genres.iter().any(|g| p.onboarding_genres.contains(g)),
-        ));
+        push_media(&mut d, media, stats, t, self.vocab.genres.size());
+        push_crosses(&mut d, user, media, index);
         debug_assert_eq!(d.len(), self.names.len());
 
         FeatureVector {
@@ -630,6 +437,248 @@ impl FeatureSpace {
         let c = self.context(profile, ctx);
         Some(self.features(&user, &c, m, index, stats))
     }
+}
+
+/// The genre names by id: `"?"` for id 0 (unknown), then the vocabulary's names.
+fn genre_names(vocab: &Vocabularies) -> impl Iterator<Item = &str> {
+    std::iter::once("?").chain(vocab.genres.names().iter().map(String::as_str))
+}
+
+/// The dense feature names over these vocabularies, in vector order
+/// ([`FeatureSpace::dense_names`]).
+fn dense_feature_names(vocab: &Vocabularies) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    user_names(&mut names, vocab);
+    context_names(&mut names);
+    media_names(&mut names, vocab);
+    cross_names(&mut names);
+    names
+}
+
+/// Appends the user family's dense names.
+fn user_names(names: &mut Vec<String>, vocab: &Vocabularies) {
+    for n in ["user.age", "user.age_known"] {
+        names.push(n.into());
+    }
+    for g in GENDERS {
+        names.push(format!("user.gender={g}"));
+    }
+    for n in ["user.tenure", "user.plays", "user.avg_session"] {
+        names.push(n.into());
+    }
+    for g in genre_names(vocab) {
+        names.push(format!("user.genre_share={g}"));
+    }
+    for g in genre_names(vocab) {
+        names.push(format!("user.genre_share_recent={g}"));
+    }
+    for l in std::iter::once("?").chain(vocab.languages.names().iter().map(String::as_str)) {
+        names.push(format!("user.language_share={l}"));
+    }
+}
+
+/// Appends the context family's dense names.
+fn context_names(names: &mut Vec<String>) {
+    for d in DEVICES {
+        names.push(format!("ctx.device={d}"));
+    }
+    for d in DAYPARTS {
+        names.push(format!("ctx.daypart={d:?}").to_lowercase());
+    }
+    names.push("ctx.hour".into());
+    for w in WEEKDAYS {
+        names.push(format!("ctx.weekday={w}"));
+    }
+    names.push("ctx.weekend".into());
+    for s in Season::ALL {
+        names.push(format!("ctx.season={}", s.as_str()));
+    }
+    for n in ["ctx.holiday_upcoming", "ctx.days_to_holiday"] {
+        names.push(n.into());
+    }
+}
+
+/// Appends the media family's dense names.
+fn media_names(names: &mut Vec<String>, vocab: &Vocabularies) {
+    for n in [
+        "media.rating",
+        "media.rating_known",
+        "media.revenue_bucket",
+        "media.revenue_known",
+        "media.years_since_release",
+        "media.days_on_platform",
+        "media.new_on_platform",
+        "media.plays_24h",
+        "media.plays_7d",
+    ] {
+        names.push(n.into());
+    }
+    for g in genre_names(vocab) {
+        names.push(format!("media.genre={g}"));
+    }
+    for n in [
+        "media.duration",
+        "media.kind=movie",
+        "media.kind=episode",
+        "media.season",
+        "media.episode",
+        "media.release_year",
+        "media.release_type=theatrical",
+        "media.release_type=streaming",
+        "media.release_type=tv",
+        "media.maturity",
+    ] {
+        names.push(n.into());
+    }
+}
+
+/// Appends the cross family's dense names.
+fn cross_names(names: &mut Vec<String>) {
+    for n in [
+        "cross.genre_share",
+        "cross.genre_share_recent",
+        "cross.actor_match",
+        "cross.director_match",
+        "cross.language_match",
+        "cross.language_share",
+        "cross.maturity_fits_age",
+        "cross.age_gap",
+        "cross.watched_before",
+        "cross.next_episode",
+        "cross.onboarding_genre",
+    ] {
+        names.push(n.into());
+    }
+}
+
+/// Appends the user family's dense values (profile, activity, genre and language shares).
+fn push_user(d: &mut Vec<f32>, user: &UserState, t: i64) {
+    let p = &user.profile;
+    d.push(p.age.map_or(0.0, |a| f32::from(a.min(100)) / 100.0));
+    d.push(flag(p.age.is_some()));
+    let g = match p.gender {
+        Gender::Female => 0,
+        Gender::Male => 1,
+        Gender::Other => 2,
+        Gender::Unknown => 3,
+    };
+    one_hot(d, 4, g);
+    let tenure_days = ((t - p.signup_time).max(0) / DAY) as f32;
+    d.push(saturate(tenure_days, 365.0));
+    d.push(saturate(user.plays as f32, 20.0));
+    let avg_session_min = if user.sessions == 0 {
+        0.0
+    } else {
+        (user.watched_s as f64 / user.sessions as f64 / 60.0) as f32
+    };
+    d.push(saturate(avg_session_min, 60.0));
+    d.extend(user.genre_s.iter().map(|&x| share(x, user.watched_s)));
+    d.extend(user.recent_genre_s.iter().map(|&x| share(x, user.recent_s)));
+    d.extend(user.language_s.iter().map(|&x| share(x, user.watched_s)));
+}
+
+/// Appends the media family's dense values for a title at time `t` (`n_genres` genre
+/// columns).
+fn push_media(d: &mut Vec<f32>, media: &Media, stats: MediaStats, t: i64, n_genres: usize) {
+    d.push(
+        media
+            .public_rating
+            .map_or(0.0, |r| r.clamp(0.0, 10.0) / 10.0),
+    );
+    d.push(flag(media.public_rating.is_some()));
+    let bucket = media.revenue_usd.map_or(0, |r| {
+        [1e5, 1e6, 1e7, 1e8, 1e9]
+            .iter()
+            .filter(|&&b| r >= b)
+            .count()
+    });
+    d.push(bucket as f32 / 5.0);
+    d.push(flag(media.revenue_usd.is_some()));
+    let years = (t - media.release_time).max(0) as f64 / (365.25 * DAY as f64);
+    d.push((years.min(50.0) / 50.0) as f32);
+    let on_platform_days = ((t - media.added_time).max(0) / DAY) as f32;
+    d.push(on_platform_days.min(365.0) / 365.0);
+    d.push(flag(on_platform_days < 30.0));
+    d.push(saturate(stats.plays_24h as f32, 100.0));
+    d.push(saturate(stats.plays_7d as f32, 500.0));
+    let start = d.len();
+    d.resize(start + n_genres, 0.0);
+    for &g in &media.genres {
+        if let Some(x) = d.get_mut(start + g as usize) {
+            *x = 1.0;
+        }
+    }
+    d.push((media.duration_s as f32 / 60.0).min(240.0) / 240.0);
+    d.push(flag(media.kind == MediaKind::Movie));
+    d.push(flag(media.kind == MediaKind::Episode));
+    d.push(f32::from(media.season.unwrap_or(0).min(10)) / 10.0);
+    d.push(f32::from(media.episode.unwrap_or(0).min(30)) / 30.0);
+    let year = calendar::civil_from_days(media.release_time.div_euclid(DAY)).year;
+    d.push(((year - 1900).clamp(0, 150)) as f32 / 150.0);
+    for rt in [
+        ReleaseType::Theatrical,
+        ReleaseType::Streaming,
+        ReleaseType::Tv,
+    ] {
+        d.push(flag(media.release_type == rt));
+    }
+    d.push(f32::from(media.maturity.rank()) / 4.0);
+}
+
+/// Appends the cross family's dense values: how the title at media index `index` matches
+/// the user's history and profile.
+fn push_crosses(d: &mut Vec<f32>, user: &UserState, media: &Media, index: u32) {
+    let p = &user.profile;
+    let genre_sum = |hist: &[u64], total: u64| -> f32 {
+        media
+            .genres
+            .iter()
+            .map(|&g| share(hist.get(g as usize).copied().unwrap_or(0), total))
+            .sum::<f32>()
+            .min(1.0)
+    };
+    d.push(genre_sum(&user.genre_s, user.watched_s));
+    d.push(genre_sum(&user.recent_genre_s, user.recent_s));
+    let seen_actors = media
+        .actors
+        .iter()
+        .filter(|a| user.actors.contains(a))
+        .count();
+    d.push(if media.actors.is_empty() {
+        0.0
+    } else {
+        seen_actors as f32 / media.actors.len() as f32
+    });
+    d.push(flag(
+        media.directors.iter().any(|x| user.directors.contains(x)),
+    ));
+    d.push(flag(media.language != 0 && media.language == p.language));
+    d.push(share(
+        user.language_s
+            .get(media.language as usize)
+            .copied()
+            .unwrap_or(0),
+        user.watched_s,
+    ));
+    let min_age = media.maturity.min_age();
+    d.push(flag(p.age.is_none_or(|a| a >= min_age)));
+    d.push(
+        p.age
+            .map_or(0.0, |a| f32::from(min_age.saturating_sub(a)) / 18.0),
+    );
+    d.push(user.max_fraction.get(&index).copied().unwrap_or(0.0));
+    let next_episode = match (media.series_id, media.season, media.episode) {
+        (Some(series), Some(season), Some(episode)) => {
+            user.last_episode.get(&series).is_some_and(|&(s, e)| {
+                (s == season && e + 1 == episode) || (s + 1 == season && episode == 1)
+            })
+        }
+        _ => false,
+    };
+    d.push(flag(next_episode));
+    d.push(flag(
+        media.genres.iter().any(|g| p.onboarding_genres.contains(g)),
+    ));
 }
 
 #[cfg(test)]

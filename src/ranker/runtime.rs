@@ -95,6 +95,164 @@ fn declared(v: &pb::ValueInfoProto) -> Option<(i32, Vec<Option<i64>>)> {
     Some((t.elem_type, dims))
 }
 
+/// Checks the model's `edgerec.ranker` and `edgerec.dense` metadata, when present, against
+/// the contract's kind and dense names.
+fn check_metadata(model: &pb::ModelProto, contract: &RankerContract) -> Result<(), BundleError> {
+    if let Some(kind) = onnx::metadata(model, "edgerec.ranker")
+        && kind != contract.kind
+    {
+        return Err(contract_err(format!(
+            "the model says it is {kind:?}, the contract {:?}",
+            contract.kind
+        )));
+    }
+    if let Some(dense) = onnx::metadata(model, "edgerec.dense")
+        && !contract.dense.is_empty()
+        && dense != contract.dense.join(",")
+    {
+        return Err(contract_err(
+            "the model's edgerec.dense metadata lists other features than the contract",
+        ));
+    }
+    Ok(())
+}
+
+/// Matches the graph's inputs (initialisers excluded) with `expected`, the contract's
+/// [`RankerContract::inputs`]: returns, per graph input in order, its index in `expected`.
+/// Refuses an input the contract does not provide, one declared twice, one whose type or
+/// shape differs ([`check_input`]), and a contract input the model does not read.
+fn input_order(
+    graph: &pb::GraphProto,
+    expected: &[(String, bool, usize)],
+) -> Result<Vec<usize>, BundleError> {
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !graph.initializer.iter().any(|t| t.name == i.name))
+        .collect();
+    let mut order = Vec::with_capacity(inputs.len());
+    for i in &inputs {
+        let k = expected
+            .iter()
+            .position(|(name, _, _)| *name == i.name)
+            .ok_or_else(|| {
+                contract_err(format!(
+                    "the model reads input {:?}, which the contract does not provide \
+                     (it provides {:?})",
+                    i.name,
+                    expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>()
+                ))
+            })?;
+        if order.contains(&k) {
+            return Err(contract_err(format!(
+                "input {:?} is declared twice",
+                i.name
+            )));
+        }
+        let (name, is_ids, width) = &expected[k];
+        check_input(i, name, *is_ids, *width)?;
+        order.push(k);
+    }
+    if let Some((name, _, _)) = expected
+        .iter()
+        .enumerate()
+        .find(|(k, _)| !order.contains(k))
+        .map(|(_, e)| e)
+    {
+        return Err(contract_err(format!(
+            "the contract provides {name:?} but the model does not read it"
+        )));
+    }
+    Ok(order)
+}
+
+/// Checks a graph input's declaration against the contract's input `name`: int64 ids or f32
+/// values, shape `[batch, width]` with a symbolic batch dimension.
+fn check_input(
+    input: &pb::ValueInfoProto,
+    name: &str,
+    is_ids: bool,
+    width: usize,
+) -> Result<(), BundleError> {
+    let want = if is_ids { ElemType::I64 } else { ElemType::F32 };
+    let (elem, dims) = declared(input)
+        .ok_or_else(|| contract_err(format!("input {name:?} declares no tensor type and shape")))?;
+    if elem != want.data_type() {
+        return Err(contract_err(format!(
+            "input {name:?} has element type {elem}, the contract gives {want:?}"
+        )));
+    }
+    if dims.len() != 2 || dims[1] != Some(width as i64) {
+        return Err(contract_err(format!(
+            "input {name:?} has shape {dims:?}, the contract gives [batch, {width}]"
+        )));
+    }
+    if matches!(dims[0], Some(n) if n != -1) {
+        return Err(contract_err(format!(
+            "input {name:?} has a fixed batch size; the first dimension must be symbolic"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks that the graph has the contract's output `output`.
+fn check_output(graph: &pb::GraphProto, output: &str) -> Result<(), BundleError> {
+    if !graph.output.iter().any(|o| o.name == output) {
+        return Err(contract_err(format!(
+            "the model has no output {:?} (outputs: {:?})",
+            output,
+            graph.output.iter().map(|o| &o.name).collect::<Vec<_>>()
+        )));
+    }
+    Ok(())
+}
+
+/// tract's optimised plan of `model`, its inputs typed as `[batch, width]` in graph order
+/// (`order` from [`input_order`]), computing `output` only.
+fn tract_plan(
+    model: &pb::ModelProto,
+    order: &[usize],
+    expected: &[(String, bool, usize)],
+    output: &str,
+) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    // tract is known to panic on some malformed graphs: contain it where unwinding exists.
+    catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
+        let mut m = tract_onnx::onnx().model_for_proto_model(model)?;
+        let batch = m.symbols.sym("batch").to_dim();
+        for (slot, &k) in order.iter().enumerate() {
+            let (_, is_ids, width) = &expected[k];
+            let dt = if *is_ids {
+                i64::datum_type()
+            } else {
+                f32::datum_type()
+            };
+            m.set_input_fact(
+                slot,
+                InferenceFact::dt_shape(dt, tvec![batch.clone(), width.to_dim()]),
+            )?;
+        }
+        m.select_outputs_by_name([output])?;
+        m.into_optimized()?.into_runnable()
+    }))
+    .map_err(|_| contract_err("tract panicked while loading the model"))?
+    .map_err(|e| contract_err(format!("tract cannot load the model: {}", tract_reason(e))))
+}
+
+/// Refuses the model when a `TreeEnsembleClassifier` of the graph is malformed
+/// ([`TreeError::Invalid`]).
+fn refuse_invalid_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
+    for node in graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "TreeEnsembleClassifier")
+    {
+        if let Err(TreeError::Invalid(reason)) = TreeEnsemble::from_node(node) {
+            return Err(contract_err(format!("node {:?}: {reason}", node.name)));
+        }
+    }
+    Ok(())
+}
+
 impl Ranker {
     /// Loads and checks a ranker. Errors (never panics) on any bytes that are not a model
     /// matching `contract`.
@@ -102,148 +260,45 @@ impl Ranker {
         contract.validate()?;
         let model = onnx::decode(bytes).map_err(|e| contract_err(e.to_string()))?;
         onnx::check_model(&model).map_err(|e| contract_err(e.to_string()))?;
-        if let Some(kind) = onnx::metadata(&model, "edgerec.ranker")
-            && kind != contract.kind
-        {
-            return Err(contract_err(format!(
-                "the model says it is {kind:?}, the contract {:?}",
-                contract.kind
-            )));
-        }
-        if let Some(dense) = onnx::metadata(&model, "edgerec.dense")
-            && !contract.dense.is_empty()
-            && dense != contract.dense.join(",")
-        {
-            return Err(contract_err(
-                "the model's edgerec.dense metadata lists other features than the contract",
-            ));
-        }
+        check_metadata(&model, contract)?;
         let graph = model
             .graph
             .as_ref()
             .ok_or_else(|| contract_err("the model has no graph"))?;
         let expected = contract.inputs();
-        let inputs: Vec<&pb::ValueInfoProto> = graph
-            .input
-            .iter()
-            .filter(|i| !graph.initializer.iter().any(|t| t.name == i.name))
-            .collect();
-        let mut order = Vec::with_capacity(inputs.len());
-        for i in &inputs {
-            let k = expected
-                .iter()
-                .position(|(name, _, _)| *name == i.name)
-                .ok_or_else(|| {
-                    contract_err(format!(
-                        "the model reads input {:?}, which the contract does not provide \
-                         (it provides {:?})",
-                        i.name,
-                        expected.iter().map(|e| e.0.as_str()).collect::<Vec<_>>()
-                    ))
-                })?;
-            if order.contains(&k) {
-                return Err(contract_err(format!(
-                    "input {:?} is declared twice",
-                    i.name
-                )));
-            }
-            let (name, is_ids, width) = &expected[k];
-            let want = if *is_ids {
-                ElemType::I64
-            } else {
-                ElemType::F32
-            };
-            let (elem, dims) = declared(i).ok_or_else(|| {
-                contract_err(format!("input {name:?} declares no tensor type and shape"))
-            })?;
-            if elem != want.data_type() {
-                return Err(contract_err(format!(
-                    "input {name:?} has element type {elem}, the contract gives {want:?}"
-                )));
-            }
-            if dims.len() != 2 || dims[1] != Some(*width as i64) {
-                return Err(contract_err(format!(
-                    "input {name:?} has shape {dims:?}, the contract gives [batch, {width}]"
-                )));
-            }
-            if matches!(dims[0], Some(n) if n != -1) {
-                return Err(contract_err(format!(
-                    "input {name:?} has a fixed batch size; the first dimension must be symbolic"
-                )));
-            }
-            order.push(k);
-        }
-        if let Some((name, _, _)) = expected
-            .iter()
-            .enumerate()
-            .find(|(k, _)| !order.contains(k))
-            .map(|(_, e)| e)
-        {
-            return Err(contract_err(format!(
-                "the contract provides {name:?} but the model does not read it"
-            )));
-        }
-        if !graph.output.iter().any(|o| o.name == contract.output) {
-            return Err(contract_err(format!(
-                "the model has no output {:?} (outputs: {:?})",
-                contract.output,
-                graph.output.iter().map(|o| &o.name).collect::<Vec<_>>()
-            )));
-        }
-        // tract is known to panic on some malformed graphs: contain it where unwinding exists.
-        let plan = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
-            let mut m = tract_onnx::onnx().model_for_proto_model(&model)?;
-            let batch = m.symbols.sym("batch").to_dim();
-            for (slot, &k) in order.iter().enumerate() {
-                let (_, is_ids, width) = &expected[k];
-                let dt = if *is_ids {
-                    i64::datum_type()
-                } else {
-                    f32::datum_type()
-                };
-                m.set_input_fact(
-                    slot,
-                    InferenceFact::dt_shape(dt, tvec![batch.clone(), width.to_dim()]),
-                )?;
-            }
-            m.select_outputs_by_name([contract.output.as_str()])?;
-            m.into_optimized()?.into_runnable()
-        }))
-        .map_err(|_| contract_err("tract panicked while loading the model"))?
-        .map_err(|e| contract_err(format!("tract cannot load the model: {}", tract_reason(e))))?;
+        let order = input_order(graph, &expected)?;
+        check_output(graph, &contract.output)?;
+        let plan = tract_plan(&model, &order, &expected, &contract.output)?;
         // Tree ensembles tract would mis-run are refused before tract runs anything.
-        for node in graph
-            .node
-            .iter()
-            .filter(|n| n.op_type == "TreeEnsembleClassifier")
-        {
-            if let Err(TreeError::Invalid(reason)) = TreeEnsemble::from_node(node) {
-                return Err(contract_err(format!("node {:?}: {reason}", node.name)));
-            }
-        }
+        refuse_invalid_trees(graph)?;
         let mut ranker = Ranker {
             plan,
             contract: contract.clone(),
             order,
             trees: None,
         };
-        // Probe: one all-zero candidate must give one finite score.
+        ranker.probe()?;
+        ranker.trees = native_trees(&ranker, graph).map(Arc::new);
+        Ok(ranker)
+    }
+
+    /// The load-time probe: one all-zero candidate must give one finite score.
+    fn probe(&self) -> Result<(), BundleError> {
         let probe = FeatureVector {
-            dense: vec![0.0; contract.dense.len()],
+            dense: vec![0.0; self.contract.dense.len()],
             sparse: SparseFeatures::default(),
         };
-        let batch = contract
+        let batch = self
+            .contract
             .assemble(&[RankerRow {
                 features: &probe,
                 history: &[],
                 search: &[],
             }])
             .map_err(|e| contract_err(e.to_string()))?;
-        ranker
-            .score(&batch)
+        self.score(&batch)
             .map_err(|e| contract_err(format!("probe run: {e}")))?;
-        ranker.trees = native_trees(&ranker, graph).map(Arc::new);
-        Ok(ranker)
+        Ok(())
     }
 
     /// Which engine scores: [`ENGINE_TREES`] or [`ENGINE_TRACT`].

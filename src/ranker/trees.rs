@@ -274,6 +274,21 @@ struct Walk {
 }
 
 impl Walk {
+    /// Walks every tree from its root (node id 0, tract's first row): refuses a cycle and
+    /// returns the walk's depth and sharing record.
+    fn all(nodes: &[Node], roots: &[u32]) -> Result<Walk, TreeError> {
+        let mut walk = Walk {
+            state: vec![0; nodes.len()],
+            stack: Vec::new(),
+            depth: 0,
+            shared: false,
+        };
+        for &root in roots {
+            walk.tree(nodes, root)?;
+        }
+        Ok(walk)
+    }
+
     /// Walks the tree at `root`: refuses a cycle, records depth and sharing. O(nodes).
     fn tree(&mut self, nodes: &[Node], root: u32) -> Result<(), TreeError> {
         self.stack.clear();
@@ -310,39 +325,57 @@ impl Walk {
     }
 }
 
-impl TreeEnsemble {
-    /// Reads and checks a `TreeEnsembleClassifier` node's attributes (the operator type and
-    /// domain are the caller's business). Cost: O(nodes + class entries) time and memory.
-    ///
-    /// Every [`TreeError::Invalid`] check runs before an [`TreeError::Unsupported`] is
-    /// returned, so a model left to tract is never one tract would mis-run.
-    pub fn from_node(node: &pb::NodeProto) -> Result<TreeEnsemble, TreeError> {
-        // Why the model is left to tract, once every validity check has passed.
-        let mut leave_to_tract: Option<String> = None;
-        for name in [
-            "nodes_values_as_tensor",
-            "class_weights_as_tensor",
-            "base_values_as_tensor",
-        ] {
-            if node.attribute.iter().any(|a| a.name == name) {
-                leave_to_tract
-                    .get_or_insert(format!("attribute {name} (tract reads the float lists)"));
-            }
+/// Notes the first `*_as_tensor` attribute present as a reason to leave the model to tract.
+fn tensor_attributes(node: &pb::NodeProto) -> Option<String> {
+    let mut leave_to_tract: Option<String> = None;
+    for name in [
+        "nodes_values_as_tensor",
+        "class_weights_as_tensor",
+        "base_values_as_tensor",
+    ] {
+        if node.attribute.iter().any(|a| a.name == name) {
+            leave_to_tract.get_or_insert(format!("attribute {name} (tract reads the float lists)"));
         }
-        let labels_int = ints(node, "classlabels_int64s")?;
-        let labels_str = strings(node, "classlabels_strings")?;
-        let n_classes = match (labels_int, labels_str) {
-            (Some(l), None) => l.len(),
-            (None, Some(l)) => l.len(),
-            (None, None) => return invalid("no classlabels_int64s or classlabels_strings"),
-            (Some(_), Some(_)) => {
-                return invalid("both classlabels_int64s and classlabels_strings");
-            }
-        };
-        if n_classes == 0 {
-            return invalid("no class labels");
-        }
+    }
+    leave_to_tract
+}
 
+/// The number of class labels: exactly one of `classlabels_int64s` and
+/// `classlabels_strings`, not empty.
+fn class_count(node: &pb::NodeProto) -> Result<usize, TreeError> {
+    let labels_int = ints(node, "classlabels_int64s")?;
+    let labels_str = strings(node, "classlabels_strings")?;
+    let n_classes = match (labels_int, labels_str) {
+        (Some(l), None) => l.len(),
+        (None, Some(l)) => l.len(),
+        (None, None) => return invalid("no classlabels_int64s or classlabels_strings"),
+        (Some(_), Some(_)) => {
+            return invalid("both classlabels_int64s and classlabels_strings");
+        }
+    };
+    if n_classes == 0 {
+        return invalid("no class labels");
+    }
+    Ok(n_classes)
+}
+
+/// The `nodes_*` attribute arrays, one entry per node in attribute order.
+struct NodeArrays<'a> {
+    feature_ids: &'a [i64],
+    node_ids: &'a [i64],
+    tree_ids: &'a [i64],
+    true_ids: &'a [i64],
+    false_ids: &'a [i64],
+    values: &'a [f32],
+    modes: &'a [Vec<u8>],
+    /// Empty when the attribute is absent; else 0 or 1 per node.
+    missing: &'a [i64],
+}
+
+impl<'a> NodeArrays<'a> {
+    /// Reads the node arrays: present (but for `nodes_missing_value_tracks_true`), of one
+    /// length between 1 and `u32::MAX / 2`, missing-value flags 0 or 1.
+    fn read(node: &'a pb::NodeProto) -> Result<NodeArrays<'a>, TreeError> {
         let feature_ids = required(ints(node, "nodes_featureids")?, "nodes_featureids", None)?;
         let n = feature_ids.len();
         if n == 0 {
@@ -367,9 +400,37 @@ impl TreeEnsemble {
                 "nodes_missing_value_tracks_true holds {m}, not 0 or 1"
             ));
         }
+        Ok(NodeArrays {
+            feature_ids,
+            node_ids,
+            tree_ids,
+            true_ids,
+            false_ids,
+            values,
+            modes,
+            missing,
+        })
+    }
 
-        let class_ids = required(ints(node, "class_ids")?, "class_ids", None)?;
-        let n_votes = class_ids.len();
+    /// Number of nodes.
+    fn len(&self) -> usize {
+        self.feature_ids.len()
+    }
+}
+
+/// The `class_*` attribute arrays: one entry per vote, in attribute order.
+struct ClassEntries<'a> {
+    ids: &'a [i64],
+    nodes: &'a [i64],
+    trees: &'a [i64],
+    weights: &'a [f32],
+}
+
+impl<'a> ClassEntries<'a> {
+    /// Reads the class entry arrays: present, of one length between 1 and `u32::MAX / 2`.
+    fn read(node: &'a pb::NodeProto) -> Result<ClassEntries<'a>, TreeError> {
+        let ids = required(ints(node, "class_ids")?, "class_ids", None)?;
+        let n_votes = ids.len();
         if n_votes == 0 {
             return invalid("no class entries (leaf weights)");
         }
@@ -377,194 +438,302 @@ impl TreeEnsemble {
             return invalid("too many class entries");
         }
         let nv = Some(n_votes);
-        let class_nodes = required(ints(node, "class_nodeids")?, "class_nodeids", nv)?;
-        let class_trees = required(ints(node, "class_treeids")?, "class_treeids", nv)?;
+        let nodes = required(ints(node, "class_nodeids")?, "class_nodeids", nv)?;
+        let trees = required(ints(node, "class_treeids")?, "class_treeids", nv)?;
         let weights = required(floats(node, "class_weights")?, "class_weights", nv)?;
-        let base = match floats(node, "base_values")? {
-            Some(b) => Some(sized(b, "base_values", Some(n_classes))?.to_vec()),
-            None => None,
-        };
-        let post = match attr(node, "post_transform", AttributeType::String)? {
-            None => PostTransform::None,
-            Some(a) => match a.s.as_slice() {
-                b"NONE" => PostTransform::None,
-                b"LOGISTIC" => PostTransform::Logistic,
-                b"SOFTMAX" => PostTransform::Softmax,
-                b"PROBIT" | b"SOFTMAX_ZERO" => {
-                    leave_to_tract
-                        .get_or_insert(format!("post_transform {}", String::from_utf8_lossy(&a.s)));
-                    PostTransform::None
-                }
-                other => {
-                    return invalid(format!(
-                        "unknown post_transform {:?}",
-                        String::from_utf8_lossy(other)
-                    ));
-                }
-            },
-        };
+        Ok(ClassEntries {
+            ids,
+            nodes,
+            trees,
+            weights,
+        })
+    }
+}
 
-        // Trees: contiguous runs of the attribute arrays (tract's rule), node ids 0..k.
-        let n_trees = grouped(tree_ids, "nodes_treeids")?;
-        let vote_trees = grouped(class_trees, "class_treeids")?;
-        if vote_trees != n_trees {
-            return invalid(format!(
-                "nodes describe {n_trees} trees, class entries {vote_trees}"
-            ));
-        }
-        // offsets[t]..offsets[t + 1]: tree t's nodes in the flat array (ordered by node id).
-        let mut offsets = Vec::with_capacity(n_trees + 1);
-        offsets.push(0u32);
-        for (i, w) in tree_ids.windows(2).enumerate() {
-            if w[0] != w[1] {
-                offsets.push(i as u32 + 1);
+/// The `post_transform` attribute (default `NONE`). `PROBIT` and `SOFTMAX_ZERO` are valid
+/// but noted in `leave_to_tract`; other values are refused.
+fn post_transform(
+    node: &pb::NodeProto,
+    leave_to_tract: &mut Option<String>,
+) -> Result<PostTransform, TreeError> {
+    Ok(match attr(node, "post_transform", AttributeType::String)? {
+        None => PostTransform::None,
+        Some(a) => match a.s.as_slice() {
+            b"NONE" => PostTransform::None,
+            b"LOGISTIC" => PostTransform::Logistic,
+            b"SOFTMAX" => PostTransform::Softmax,
+            b"PROBIT" | b"SOFTMAX_ZERO" => {
+                leave_to_tract
+                    .get_or_insert(format!("post_transform {}", String::from_utf8_lossy(&a.s)));
+                PostTransform::None
             }
-        }
-        offsets.push(n as u32);
-        let mut slot = vec![u32::MAX; n];
-        for i in 0..n {
-            let t = tree_ids[i] as usize;
-            let (start, end) = (offsets[t], offsets[t + 1]);
-            let k = end - start;
-            let nid = id(node_ids[i], "nodes_nodeids")?;
-            if nid >= k {
+            other => {
                 return invalid(format!(
-                    "tree {t} has {k} nodes but a node id {nid}: node ids must be 0..{k} \
-                     (tract 0.23.9 reads child ids as positions)"
+                    "unknown post_transform {:?}",
+                    String::from_utf8_lossy(other)
                 ));
             }
-            let s = (start + nid) as usize;
-            if slot[s] != u32::MAX {
-                return invalid(format!("tree {t} lists node {nid} twice"));
-            }
-            slot[s] = i as u32;
-        }
+        },
+    })
+}
 
-        let mut nodes = Vec::with_capacity(n);
+/// `offsets[t]..offsets[t + 1]`: tree `t`'s nodes in the flat array, for tree ids already
+/// checked by [`grouped`] (`n_trees + 1` entries).
+fn tree_offsets(tree_ids: &[i64], n_trees: usize) -> Vec<u32> {
+    let mut offsets = Vec::with_capacity(n_trees + 1);
+    offsets.push(0u32);
+    for (i, w) in tree_ids.windows(2).enumerate() {
+        if w[0] != w[1] {
+            offsets.push(i as u32 + 1);
+        }
+    }
+    offsets.push(tree_ids.len() as u32);
+    offsets
+}
+
+/// Per flat position (tree offset + node id), the attribute index of that node: refuses node
+/// ids outside `0..k` for a tree of `k` nodes and nodes listed twice.
+fn node_slots(a: &NodeArrays, offsets: &[u32]) -> Result<Vec<u32>, TreeError> {
+    let n = a.len();
+    let mut slot = vec![u32::MAX; n];
+    for i in 0..n {
+        let t = a.tree_ids[i] as usize;
+        let (start, end) = (offsets[t], offsets[t + 1]);
+        let k = end - start;
+        let nid = id(a.node_ids[i], "nodes_nodeids")?;
+        if nid >= k {
+            return invalid(format!(
+                "tree {t} has {k} nodes but a node id {nid}: node ids must be 0..{k} \
+                 (tract 0.23.9 reads child ids as positions)"
+            ));
+        }
+        let s = (start + nid) as usize;
+        if slot[s] != u32::MAX {
+            return invalid(format!("tree {t} lists node {nid} twice"));
+        }
+        slot[s] = i as u32;
+    }
+    Ok(slot)
+}
+
+/// The flat node array, with what the evaluator needs to know of all its branches.
+struct FlatNodes {
+    /// In tree order, each tree's nodes by node id; leaves not yet linked to their votes.
+    nodes: Vec<Node>,
+    /// One more than the largest feature id of any node.
+    n_features: usize,
+    /// The comparison code shared by every branch, [`MIXED`], or `None` without branches.
+    uniform_op: Option<u32>,
+}
+
+impl FlatNodes {
+    /// Lays the trees out in flat order (`slot` from [`node_slots`]), checking every node.
+    fn build(
+        a: &NodeArrays,
+        offsets: &[u32],
+        slot: &[u32],
+        leave_to_tract: &mut Option<String>,
+    ) -> Result<FlatNodes, TreeError> {
+        let mut nodes = Vec::with_capacity(a.len());
         let mut n_features = 0usize;
         let mut uniform_op = None;
-        for t in 0..n_trees {
-            let (start, end) = (offsets[t], offsets[t + 1]);
+        for (t, w) in offsets.windows(2).enumerate() {
+            let (start, end) = (w[0], w[1]);
             for s in start..end {
                 let i = slot[s as usize] as usize;
-                let op = mode(&modes[i])?;
-                let feature = u64::try_from(feature_ids[i]).map_err(|_| {
-                    TreeError::Invalid(format!("negative feature id {}", feature_ids[i]))
-                })?;
-                if feature >= MAX_FEATURE {
-                    leave_to_tract
-                        .get_or_insert(format!("feature id {feature} (at most {MAX_FEATURE})"));
-                }
+                let (node, feature) = flat_node(a, i, t, start, end, leave_to_tract)?;
                 // tract checks the input width against every node's feature, leaves included.
                 n_features = n_features.max(feature as usize + 1);
-                let nan_true = missing.get(i).is_some_and(|&m| m == 1);
-                let mut meta = op << OP_SHIFT;
-                let mut next = [0u32; 2];
+                let op = node.meta >> OP_SHIFT;
                 if op != LEAF {
-                    meta |= feature as u32 & FEATURE_MASK;
-                    if nan_true {
-                        meta |= NAN_TRUE;
-                    }
-                    for (k, child) in [true_ids[i], false_ids[i]].into_iter().enumerate() {
-                        let c = id(child, "nodes_truenodeids/nodes_falsenodeids")?;
-                        if c >= end - start {
-                            return invalid(format!(
-                                "node {} of tree {t} points to node {c}, which the tree \
-                                 does not have",
-                                node_ids[i]
-                            ));
-                        }
-                        next[k] = start + c;
-                    }
                     uniform_op = match uniform_op {
                         None => Some(op),
                         Some(u) if u == op => Some(u),
                         Some(_) => Some(MIXED),
                     };
                 }
-                nodes.push(Node {
-                    value: values[i],
-                    meta,
-                    next,
-                });
+                nodes.push(node);
             }
         }
+        Ok(FlatNodes {
+            nodes,
+            n_features,
+            uniform_op,
+        })
+    }
+}
 
-        // Votes: per leaf, in attribute order (tract sorts the entries stably by (tree, node)).
-        let mut count = vec![0u32; n + 1];
-        let mut target = Vec::with_capacity(n_votes);
-        for v in 0..n_votes {
-            let t = class_trees[v] as usize;
-            let (start, end) = (offsets[t], offsets[t + 1]);
-            let nid = id(class_nodes[v], "class_nodeids")?;
-            if nid >= end - start {
+/// The node at attribute index `i`, of tree `t` (flat positions `start..end`), and its
+/// feature id: checks the mode, the feature id and (for a branch) both children.
+fn flat_node(
+    a: &NodeArrays,
+    i: usize,
+    t: usize,
+    start: u32,
+    end: u32,
+    leave_to_tract: &mut Option<String>,
+) -> Result<(Node, u64), TreeError> {
+    let op = mode(&a.modes[i])?;
+    let feature = u64::try_from(a.feature_ids[i])
+        .map_err(|_| TreeError::Invalid(format!("negative feature id {}", a.feature_ids[i])))?;
+    if feature >= MAX_FEATURE {
+        leave_to_tract.get_or_insert(format!("feature id {feature} (at most {MAX_FEATURE})"));
+    }
+    let nan_true = a.missing.get(i).is_some_and(|&m| m == 1);
+    let mut meta = op << OP_SHIFT;
+    let mut next = [0u32; 2];
+    if op != LEAF {
+        meta |= feature as u32 & FEATURE_MASK;
+        if nan_true {
+            meta |= NAN_TRUE;
+        }
+        for (k, child) in [a.true_ids[i], a.false_ids[i]].into_iter().enumerate() {
+            let c = id(child, "nodes_truenodeids/nodes_falsenodeids")?;
+            if c >= end - start {
                 return invalid(format!(
-                    "class entry {v} names node {nid} of tree {t}, which has {} nodes",
-                    end - start
+                    "node {} of tree {t} points to node {c}, which the tree does not have",
+                    a.node_ids[i]
                 ));
             }
-            let s = (start + nid) as usize;
-            if nodes[s].meta >> OP_SHIFT != LEAF {
-                return invalid(format!(
-                    "class entry {v} names node {nid} of tree {t}, which is not a leaf"
-                ));
-            }
-            let class = id(class_ids[v], "class_ids")?;
-            if class as usize >= n_classes {
-                return invalid(format!(
-                    "class entry {v} is for class {class}, but there are {n_classes} labels"
-                ));
-            }
-            count[s + 1] += 1;
-            target.push(s as u32);
+            next[k] = start + c;
         }
-        for s in 0..n {
-            count[s + 1] += count[s];
+    }
+    let node = Node {
+        value: a.values[i],
+        meta,
+        next,
+    };
+    Ok((node, feature))
+}
+
+/// Checks every class entry (a leaf of its tree, a class below `n_classes`) and returns,
+/// per entry, the flat position of its leaf, and per position `s`, at `s + 1`, the number
+/// of entries for it.
+fn vote_targets(
+    c: &ClassEntries,
+    offsets: &[u32],
+    nodes: &[Node],
+    n_classes: usize,
+) -> Result<(Vec<u32>, Vec<u32>), TreeError> {
+    let n_votes = c.ids.len();
+    let mut count = vec![0u32; nodes.len() + 1];
+    let mut target = Vec::with_capacity(n_votes);
+    for v in 0..n_votes {
+        let t = c.trees[v] as usize;
+        let (start, end) = (offsets[t], offsets[t + 1]);
+        let nid = id(c.nodes[v], "class_nodeids")?;
+        if nid >= end - start {
+            return invalid(format!(
+                "class entry {v} names node {nid} of tree {t}, which has {} nodes",
+                end - start
+            ));
         }
-        let mut fill = count.clone();
-        let mut votes = vec![
-            Vote {
-                class: 0,
-                weight: 0.0
-            };
-            n_votes
-        ];
-        for v in 0..n_votes {
-            let s = target[v] as usize;
-            votes[fill[s] as usize] = Vote {
-                class: class_ids[v] as u32,
-                weight: weights[v],
-            };
-            fill[s] += 1;
+        let s = (start + nid) as usize;
+        if nodes[s].meta >> OP_SHIFT != LEAF {
+            return invalid(format!(
+                "class entry {v} names node {nid} of tree {t}, which is not a leaf"
+            ));
         }
-        let mut single_class = Some(votes[0].class);
-        for (s, node) in nodes.iter_mut().enumerate() {
-            if node.meta >> OP_SHIFT == LEAF {
-                node.next = [count[s], count[s + 1]];
-                if count[s + 1] - count[s] == 1 {
-                    let vote = votes[count[s] as usize];
-                    node.value = vote.weight;
-                    if single_class != Some(vote.class) {
-                        single_class = None;
-                    }
-                } else {
-                    node.value = 0.0;
+        let class = id(c.ids[v], "class_ids")?;
+        if class as usize >= n_classes {
+            return invalid(format!(
+                "class entry {v} is for class {class}, but there are {n_classes} labels"
+            ));
+        }
+        count[s + 1] += 1;
+        target.push(s as u32);
+    }
+    Ok((target, count))
+}
+
+/// Groups the checked votes by leaf, in attribute order within a leaf (tract sorts the
+/// entries stably by (tree, node)). Turns `count` from [`vote_targets`] into its prefix
+/// sums: the leaf at flat position `s` owns `votes[count[s]..count[s + 1]]`.
+fn votes_by_leaf(c: &ClassEntries, target: &[u32], count: &mut [u32]) -> Vec<Vote> {
+    for s in 1..count.len() {
+        count[s] += count[s - 1];
+    }
+    let mut fill = count.to_vec();
+    let mut votes = vec![
+        Vote {
+            class: 0,
+            weight: 0.0
+        };
+        target.len()
+    ];
+    for (v, &s) in target.iter().enumerate() {
+        let s = s as usize;
+        votes[fill[s] as usize] = Vote {
+            class: c.ids[v] as u32,
+            weight: c.weights[v],
+        };
+        fill[s] += 1;
+    }
+    votes
+}
+
+/// Points every leaf at its votes (`count` as [`votes_by_leaf`] leaves it); a leaf with one
+/// vote also carries its weight. Returns the class every leaf's single vote is for, if any.
+fn attach_votes(nodes: &mut [Node], count: &[u32], votes: &[Vote]) -> Option<u32> {
+    let mut single_class = votes.first().map(|v| v.class);
+    for (s, node) in nodes.iter_mut().enumerate() {
+        if node.meta >> OP_SHIFT == LEAF {
+            node.next = [count[s], count[s + 1]];
+            if count[s + 1] - count[s] == 1 {
+                let vote = votes[count[s] as usize];
+                node.value = vote.weight;
+                if single_class != Some(vote.class) {
                     single_class = None;
                 }
+            } else {
+                node.value = 0.0;
+                single_class = None;
             }
         }
+    }
+    single_class
+}
+
+impl TreeEnsemble {
+    /// Reads and checks a `TreeEnsembleClassifier` node's attributes (the operator type and
+    /// domain are the caller's business). Cost: O(nodes + class entries) time and memory.
+    ///
+    /// Every [`TreeError::Invalid`] check runs before an [`TreeError::Unsupported`] is
+    /// returned, so a model left to tract is never one tract would mis-run.
+    pub fn from_node(node: &pb::NodeProto) -> Result<TreeEnsemble, TreeError> {
+        // Why the model is left to tract, once every validity check has passed.
+        let mut leave_to_tract = tensor_attributes(node);
+        let n_classes = class_count(node)?;
+        let arrays = NodeArrays::read(node)?;
+        let entries = ClassEntries::read(node)?;
+        let base = match floats(node, "base_values")? {
+            Some(b) => Some(sized(b, "base_values", Some(n_classes))?.to_vec()),
+            None => None,
+        };
+        let post = post_transform(node, &mut leave_to_tract)?;
+
+        // Trees: contiguous runs of the attribute arrays (tract's rule), node ids 0..k.
+        let n_trees = grouped(arrays.tree_ids, "nodes_treeids")?;
+        let vote_trees = grouped(entries.trees, "class_treeids")?;
+        if vote_trees != n_trees {
+            return invalid(format!(
+                "nodes describe {n_trees} trees, class entries {vote_trees}"
+            ));
+        }
+        let offsets = tree_offsets(arrays.tree_ids, n_trees);
+        let slot = node_slots(&arrays, &offsets)?;
+        let flat = FlatNodes::build(&arrays, &offsets, &slot, &mut leave_to_tract)?;
+        let mut nodes = flat.nodes;
+
+        // Votes: per leaf, in attribute order.
+        let (target, mut count) = vote_targets(&entries, &offsets, &nodes, n_classes)?;
+        let votes = votes_by_leaf(&entries, &target, &mut count);
+        let single_class = attach_votes(&mut nodes, &count, &votes);
         let binary_layout = n_classes < 3 && votes.iter().all(|v| v.class == 0);
 
-        // Every tree from its root (node id 0, tract's first row): no cycle, bounded depth.
-        let mut walk = Walk {
-            state: vec![0; n],
-            stack: Vec::new(),
-            depth: 0,
-            shared: false,
-        };
-        for &root in &offsets[..n_trees] {
-            walk.tree(&nodes, root)?;
-        }
+        // Every tree from its root: no cycle, bounded depth.
+        let roots = &offsets[..n_trees];
+        let walk = Walk::all(&nodes, roots)?;
         if walk.shared {
             leave_to_tract.get_or_insert("a branch node has two parents".into());
         }
@@ -574,19 +743,18 @@ impl TreeEnsemble {
         if let Some(reason) = leave_to_tract {
             return unsupported(reason);
         }
-        let depth = walk.depth;
         Ok(TreeEnsemble {
             nodes,
-            roots: offsets[..n_trees].to_vec(),
+            roots: roots.to_vec(),
             votes,
             n_classes,
             single_class,
             base,
             post,
             binary_layout,
-            n_features,
-            uniform_op: uniform_op.unwrap_or(LT),
-            depth,
+            n_features: flat.n_features,
+            uniform_op: flat.uniform_op.unwrap_or(LT),
+            depth: walk.depth,
         })
     }
 

@@ -315,6 +315,113 @@ fn meta_usize(model: &pb::ModelProto, key: &str) -> Result<usize, BundleError> {
         .map_err(|_| bad(format!("metadata {key:?} = {value:?} is not a size")))
 }
 
+/// Checks the model's kind and format version metadata.
+fn check_kind(model: &pb::ModelProto) -> Result<(), BundleError> {
+    if onnx::metadata(model, META_KIND) != Some(KIND_USER_TOWER) {
+        return Err(bad(format!(
+            "metadata {META_KIND:?} is not {KIND_USER_TOWER:?}"
+        )));
+    }
+    if onnx::metadata(model, META_FORMAT) != Some(FORMAT_VERSION) {
+        return Err(bad(format!(
+            "unsupported format (metadata {META_FORMAT:?} must be {FORMAT_VERSION:?})"
+        )));
+    }
+    Ok(())
+}
+
+/// The input sizes and the embedding width from the model's metadata: `dim` and `n_items`
+/// at least 1, `n_items` within `u32`, `n_dense` at most [`MAX_DENSE`].
+fn read_sizes(model: &pb::ModelProto) -> Result<(InputShape, usize), BundleError> {
+    let shape = InputShape {
+        n_items: meta_usize(model, META_N_ITEMS)?,
+        n_search_tokens: meta_usize(model, META_N_SEARCH)?,
+        n_dense: meta_usize(model, META_N_DENSE)?,
+        max_history: meta_usize(model, META_MAX_HISTORY)?,
+        max_searches: meta_usize(model, META_MAX_SEARCHES)?,
+    };
+    let dim = meta_usize(model, META_DIM)?;
+    if dim == 0 || shape.n_items == 0 || shape.n_items > u32::MAX as usize {
+        return Err(bad(format!(
+            "dim {dim} / n_items {} out of range",
+            shape.n_items
+        )));
+    }
+    if shape.n_dense > MAX_DENSE {
+        return Err(bad(format!(
+            "n_dense {} is more than the limit {MAX_DENSE}",
+            shape.n_dense
+        )));
+    }
+    Ok((shape, dim))
+}
+
+/// Checks the lookup tables against the sizes: the ids `embed` accepts must index real rows
+/// of the tables, and the tables' width is the embedding width. (check_model bounded their
+/// element counts, which bounds `dim` and both vocabularies.)
+fn check_tables(model: &pb::ModelProto, shape: &InputShape, dim: usize) -> Result<(), BundleError> {
+    for (table, rows) in [
+        (HISTORY_TABLE, shape.n_items),
+        (SEARCH_TABLE, table_rows(shape.n_search_tokens)),
+    ] {
+        match onnx::initializer_dims(model, table) {
+            Some(dims) if dims.len() == 2 && dims[0] >= rows && dims[1] == dim => {}
+            other => {
+                return Err(bad(format!(
+                    "initialiser {table:?} has shape {other:?}, needs at least {rows} rows \
+                     of {dim}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// tract's inputs are the graph inputs that are not initialisers, in order; maps them to
+/// [`INPUTS`] by name (`order[k]`: which of [`INPUTS`] tract's k-th input is), refusing
+/// other names, a wrong count and repeats.
+fn input_order(model: &pb::ModelProto) -> Result<[usize; 5], BundleError> {
+    let graph = model.graph.as_ref().ok_or_else(|| bad("no graph"))?;
+    let inputs: Vec<&str> = graph
+        .input
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|name| !graph.initializer.iter().any(|t| t.name == *name))
+        .collect();
+    if inputs.len() != INPUTS.len() {
+        return Err(bad(format!(
+            "graph inputs are {inputs:?}, expected {INPUTS:?}"
+        )));
+    }
+    let mut input_order = [0usize; 5];
+    for (slot, name) in input_order.iter_mut().zip(&inputs) {
+        *slot = INPUTS.iter().position(|n| n == name).ok_or_else(|| {
+            bad(format!(
+                "unexpected graph input {name:?}, expected {INPUTS:?}"
+            ))
+        })?;
+    }
+    let mut seen = input_order;
+    seen.sort_unstable();
+    if seen != [0, 1, 2, 3, 4] {
+        return Err(bad(format!("graph inputs {inputs:?} repeat a name")));
+    }
+    Ok(input_order)
+}
+
+/// tract's optimised plan of the model.
+fn tract_plan(model: &pb::ModelProto) -> Result<Arc<TypedRunnableModel>, BundleError> {
+    // tract is known to panic on some malformed graphs: contain it where unwinding exists.
+    catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
+        tract_onnx::onnx()
+            .model_for_proto_model(model)?
+            .into_optimized()?
+            .into_runnable()
+    }))
+    .map_err(|_| bad("tract panicked while loading the model"))?
+    .map_err(|e| bad(format!("tract cannot load the model: {e:#}")))
+}
+
 impl UserTower {
     /// Loads, checks and optimises a user tower from encoded ONNX bytes (see the type's docs
     /// for what is checked). Errors with [`BundleError::Malformed`] (`what` = `"TWRT"`, code
@@ -328,98 +435,25 @@ impl UserTower {
     pub fn load(bytes: &[u8]) -> Result<UserTower, BundleError> {
         let model = onnx::decode(bytes).map_err(bad)?;
         onnx::check_model(&model).map_err(bad)?;
-        if onnx::metadata(&model, META_KIND) != Some(KIND_USER_TOWER) {
-            return Err(bad(format!(
-                "metadata {META_KIND:?} is not {KIND_USER_TOWER:?}"
-            )));
-        }
-        if onnx::metadata(&model, META_FORMAT) != Some(FORMAT_VERSION) {
-            return Err(bad(format!(
-                "unsupported format (metadata {META_FORMAT:?} must be {FORMAT_VERSION:?})"
-            )));
-        }
-        let shape = InputShape {
-            n_items: meta_usize(&model, META_N_ITEMS)?,
-            n_search_tokens: meta_usize(&model, META_N_SEARCH)?,
-            n_dense: meta_usize(&model, META_N_DENSE)?,
-            max_history: meta_usize(&model, META_MAX_HISTORY)?,
-            max_searches: meta_usize(&model, META_MAX_SEARCHES)?,
-        };
-        let dim = meta_usize(&model, META_DIM)?;
-        if dim == 0 || shape.n_items == 0 || shape.n_items > u32::MAX as usize {
-            return Err(bad(format!(
-                "dim {dim} / n_items {} out of range",
-                shape.n_items
-            )));
-        }
-        if shape.n_dense > MAX_DENSE {
-            return Err(bad(format!(
-                "n_dense {} is more than the limit {MAX_DENSE}",
-                shape.n_dense
-            )));
-        }
-        // The ids `embed` accepts must index real rows of the tables, and the tables' width is
-        // the embedding width. (check_model bounded their element counts, which bounds `dim`
-        // and both vocabularies.)
-        for (table, rows) in [
-            (HISTORY_TABLE, shape.n_items),
-            (SEARCH_TABLE, table_rows(shape.n_search_tokens)),
-        ] {
-            match onnx::initializer_dims(&model, table) {
-                Some(dims) if dims.len() == 2 && dims[0] >= rows && dims[1] == dim => {}
-                other => {
-                    return Err(bad(format!(
-                        "initialiser {table:?} has shape {other:?}, needs at least {rows} rows \
-                         of {dim}"
-                    )));
-                }
-            }
-        }
-        // tract's inputs are the graph inputs that are not initialisers, in order; map them to
-        // ours by name.
-        let graph = model.graph.as_ref().ok_or_else(|| bad("no graph"))?;
-        let inputs: Vec<&str> = graph
-            .input
-            .iter()
-            .map(|i| i.name.as_str())
-            .filter(|name| !graph.initializer.iter().any(|t| t.name == *name))
-            .collect();
-        if inputs.len() != INPUTS.len() {
-            return Err(bad(format!(
-                "graph inputs are {inputs:?}, expected {INPUTS:?}"
-            )));
-        }
-        let mut input_order = [0usize; 5];
-        for (slot, name) in input_order.iter_mut().zip(&inputs) {
-            *slot = INPUTS.iter().position(|n| n == name).ok_or_else(|| {
-                bad(format!(
-                    "unexpected graph input {name:?}, expected {INPUTS:?}"
-                ))
-            })?;
-        }
-        let mut seen = input_order;
-        seen.sort_unstable();
-        if seen != [0, 1, 2, 3, 4] {
-            return Err(bad(format!("graph inputs {inputs:?} repeat a name")));
-        }
-
-        // tract is known to panic on some malformed graphs: contain it where unwinding exists.
-        let plan = catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
-            tract_onnx::onnx()
-                .model_for_proto_model(&model)?
-                .into_optimized()?
-                .into_runnable()
-        }))
-        .map_err(|_| bad("tract panicked while loading the model"))?
-        .map_err(|e| bad(format!("tract cannot load the model: {e:#}")))?;
+        check_kind(&model)?;
+        let (shape, dim) = read_sizes(&model)?;
+        check_tables(&model, &shape, dim)?;
+        let input_order = input_order(&model)?;
+        let plan = tract_plan(&model)?;
         let tower = UserTower {
             plan,
             shape,
             dim,
             input_order,
         };
-        // Probe: an empty user and one with two entries in each list (ragged, padded batch)
-        // must map to two rows of `dim` floats.
+        tower.probe()?;
+        Ok(tower)
+    }
+
+    /// The load-time probe: an empty user and one with two entries in each list (ragged,
+    /// padded batch) must map to two rows of `dim` floats.
+    fn probe(&self) -> Result<(), BundleError> {
+        let shape = self.shape;
         let two = |n: usize| if n > 0 { vec![0, 0] } else { vec![] };
         let probe = [
             UserInput {
@@ -433,11 +467,11 @@ impl UserTower {
                 dense: vec![0.0; shape.n_dense],
             },
         ];
-        tower.embed(&probe).map_err(|e| match e {
+        self.embed(&probe).map_err(|e| match e {
             Error::Bundle(b) => b,
             other => bad(format!("probe run: {other}")),
         })?;
-        Ok(tower)
+        Ok(())
     }
 
     /// Width of the user embedding.

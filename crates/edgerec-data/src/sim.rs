@@ -154,6 +154,17 @@ struct UserWriters {
 }
 
 impl UserWriters {
+    /// Creates the writers of every per-user table in `out`.
+    fn create(out: &Path, writer: WriterOptions) -> Result<UserWriters> {
+        Ok(UserWriters {
+            users: PartWriter::create(out, writer)?,
+            truths: PartWriter::create(out, writer)?,
+            impressions: PartWriter::create(out, writer)?,
+            plays: PartWriter::create(out, writer)?,
+            searches: PartWriter::create(out, writer)?,
+        })
+    }
+
     fn write(&mut self, chunk: Vec<BlockRows>) -> Result<()> {
         for c in chunk {
             self.users.extend(c.users)?;
@@ -199,25 +210,7 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
     let behaviour = Behaviour::default();
     let preference = Preference::new(Coefficients::default())?;
     let mut spec = WorldSpec::new(cfg, &vocab, &behaviour);
-
-    // The catalog, written as it is generated.
-    let mut items = PartWriter::<Item>::create(out, opts.writer)?;
-    let mut item_truths = PartWriter::<ItemTruth>::create(out, opts.writer)?;
-    let mut cold_items = 0u64;
-    let catalog = Catalog::generate(cfg, &vocab, |row, truth| {
-        if row.added_time >= cfg.start && row.added_time < cfg.end() {
-            cold_items += 1;
-        }
-        items.push(row)?;
-        item_truths.push(truth)
-    })?;
-    items.finish()?;
-    item_truths.finish()?;
-    let counts = &mut spec.counts;
-    counts.items = catalog.items.len() as u64;
-    counts.titles = catalog.titles.len() as u64;
-    counts.series = catalog.series as u64;
-    counts.cold_items = cold_items;
+    let catalog = write_catalog(cfg, &vocab, out, opts.writer, &mut spec.counts)?;
 
     let policy = Policy::new(&catalog);
     let calendar = CalendarCache::new(
@@ -235,30 +228,113 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
         calendar: &calendar,
     };
 
-    let writers = UserWriters {
-        users: PartWriter::create(out, opts.writer)?,
-        truths: PartWriter::create(out, opts.writer)?,
-        impressions: PartWriter::create(out, opts.writer)?,
-        plays: PartWriter::create(out, opts.writer)?,
-        searches: PartWriter::create(out, opts.writer)?,
-    };
-    let bar = if opts.progress {
-        let bar = ProgressBar::new(cfg.users as u64);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} simulating users {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
-            )
-            .map_err(|e| anyhow!("progress style: {e}"))?
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let writers = UserWriters::create(out, opts.writer)?;
+    let bar = progress_bar(opts.progress, cfg.users)?;
+    let (written, tally) = simulate_users(&env, &vocab, writers, opts.chunk_users.max(1), &bar)?;
+    bar.finish_and_clear();
 
-    let mut histogram = [0u64; 10];
-    let (mut cold_users, mut restricted, mut sessions) = (0u64, 0u64, 0u64);
-    let chunk = opts.chunk_users.max(1);
+    let counts = &mut spec.counts;
+    counts.users = written[0];
+    counts.cold_users = tally.cold_users;
+    counts.restricted_users = tally.restricted;
+    counts.impressions = written[2];
+    counts.plays = written[3];
+    counts.searches = written[4];
+    counts.sessions = tally.sessions;
+    write_spec(out, &spec)?;
+
+    Ok(Summary {
+        out: out.to_path_buf(),
+        counts: spec.counts,
+        fraction_histogram: tally.histogram,
+        elapsed: started.elapsed(),
+        peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+/// Generates the catalog, writing `items` and `truth/items` into `out` as it goes, and fills
+/// the catalog's row counts in `counts`.
+fn write_catalog(
+    cfg: &WorldConfig,
+    vocab: &Vocab,
+    out: &Path,
+    writer: WriterOptions,
+    counts: &mut Counts,
+) -> Result<Catalog> {
+    let mut items = PartWriter::<Item>::create(out, writer)?;
+    let mut item_truths = PartWriter::<ItemTruth>::create(out, writer)?;
+    let mut cold_items = 0u64;
+    let catalog = Catalog::generate(cfg, vocab, |row, truth| {
+        if row.added_time >= cfg.start && row.added_time < cfg.end() {
+            cold_items += 1;
+        }
+        items.push(row)?;
+        item_truths.push(truth)
+    })?;
+    items.finish()?;
+    item_truths.finish()?;
+    counts.items = catalog.items.len() as u64;
+    counts.titles = catalog.titles.len() as u64;
+    counts.series = catalog.series as u64;
+    counts.cold_items = cold_items;
+    Ok(catalog)
+}
+
+/// The users progress bar on stderr, or a hidden one when `progress` is off.
+fn progress_bar(progress: bool, users: u32) -> Result<ProgressBar> {
+    if !progress {
+        return Ok(ProgressBar::hidden());
+    }
+    let bar = ProgressBar::new(users as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} simulating users {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+        )
+        .map_err(|e| anyhow!("progress style: {e}"))?
+        .progress_chars("=> "),
+    );
+    Ok(bar)
+}
+
+/// Counts over the generated users and their events, for `world.json` and the summary.
+#[derive(Default)]
+struct UserTally {
+    /// Users who signed up during the window.
+    cold_users: u64,
+    /// Profiles under 18.
+    restricted: u64,
+    /// Sessions.
+    sessions: u64,
+    /// Plays by watch fraction in 10% bins.
+    histogram: [u64; 10],
+}
+
+impl UserTally {
+    /// Counts one block's users, plays and sessions (`start`: the window's start).
+    fn add(&mut self, part: &BlockRows, start: i64) {
+        for u in &part.users {
+            self.cold_users += (u.signup_time >= start) as u64;
+            self.restricted += (u.age < 18) as u64;
+        }
+        for p in &part.events.plays {
+            self.histogram[((p.fraction * 10.0) as usize).min(9)] += 1;
+        }
+        self.sessions += part.events.sessions;
+    }
+}
+
+/// Generates and simulates every user, `chunk` users at a time (the blocks of a chunk in
+/// parallel), while a writer thread writes the previous chunk with `writers`. Returns the
+/// rows written per table (in [`UserWriters::finish`] order) and the tally.
+fn simulate_users(
+    env: &Env<'_>,
+    vocab: &Vocab,
+    writers: UserWriters,
+    chunk: u32,
+    bar: &ProgressBar,
+) -> Result<([u64; 5], UserTally)> {
+    let cfg = env.cfg;
+    let mut tally = UserTally::default();
     let written = std::thread::scope(|scope| -> Result<[u64; 5]> {
         // The writer thread encodes chunk k while the generators work on chunk k + 1.
         let (tx, rx) = mpsc::sync_channel::<Vec<BlockRows>>(1);
@@ -276,20 +352,13 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
             let parts: Vec<BlockRows> = blocks
                 .par_iter()
                 .map(|&b| {
-                    let rows = generate_block(&env, &vocab, b..(b + BLOCK).min(end));
+                    let rows = generate_block(env, vocab, b..(b + BLOCK).min(end));
                     bar.inc(rows.users.len() as u64);
                     rows
                 })
                 .collect();
             for part in &parts {
-                for u in &part.users {
-                    cold_users += (u.signup_time >= cfg.start) as u64;
-                    restricted += (u.age < 18) as u64;
-                }
-                for p in &part.events.plays {
-                    histogram[((p.fraction * 10.0) as usize).min(9)] += 1;
-                }
-                sessions += part.events.sessions;
+                tally.add(part, cfg.start);
             }
             if tx.send(parts).is_err() {
                 break; // The writer failed; its error is reported below.
@@ -301,28 +370,15 @@ pub fn simulate(cfg: &WorldConfig, out: &Path, opts: &SimOptions) -> Result<Summ
             .join()
             .map_err(|_| anyhow!("the writer thread panicked"))?
     })?;
-    bar.finish_and_clear();
+    Ok((written, tally))
+}
 
-    let counts = &mut spec.counts;
-    counts.users = written[0];
-    counts.cold_users = cold_users;
-    counts.restricted_users = restricted;
-    counts.impressions = written[2];
-    counts.plays = written[3];
-    counts.searches = written[4];
-    counts.sessions = sessions;
+/// Writes `world.json` into `out`.
+fn write_spec(out: &Path, spec: &WorldSpec) -> Result<()> {
     let path = out.join("world.json");
-    let mut json = serde_json::to_vec_pretty(&spec)?;
+    let mut json = serde_json::to_vec_pretty(spec)?;
     json.push(b'\n');
-    crate::fs::write_atomic(&path, &json)?;
-
-    Ok(Summary {
-        out: out.to_path_buf(),
-        counts: spec.counts,
-        fraction_histogram: histogram,
-        elapsed: started.elapsed(),
-        peak_rss_kib: peak_rss_kib(),
-    })
+    crate::fs::write_atomic(&path, &json)
 }
 
 /// Generates the users of `ids` and simulates each one's window.

@@ -819,169 +819,221 @@ fn latent_array(v: &[f32], what: &str) -> Result<[f32; LATENT_DIM]> {
     })
 }
 
+/// Person name → id, numbered in order of first appearance in the cast lists.
+type PersonIds = std::collections::HashMap<String, u32>;
+
+/// The id of person `name`, numbering a name not seen before next.
+fn person_id(people: &mut PersonIds, name: &str) -> u32 {
+    let n = people.len() as u32;
+    *people.entry(name.to_string()).or_insert(n)
+}
+
+/// Reads `world.json` at `path` and checks its format, genres, languages and latent size
+/// against this build.
+fn read_spec(path: &Path) -> Result<WorldSpec> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let spec: WorldSpec = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a world description", path.display()))?;
+    if spec.format != WORLD_FORMAT {
+        bail!(
+            "{}: format {:?}, expected {WORLD_FORMAT}",
+            path.display(),
+            spec.format
+        );
+    }
+    if spec.genres != GENRES || spec.latent_dim != LATENT_DIM || spec.languages != LANGUAGES {
+        bail!(
+            "{}: genres, languages or latent size differ from this build",
+            path.display()
+        );
+    }
+    Ok(spec)
+}
+
+/// The holidays of the world's window per the core calendar, checked against the list in
+/// `world.json` (at `path`).
+fn spec_holidays(spec: &WorldSpec, path: &Path) -> Result<Vec<&'static str>> {
+    let holidays: Vec<&'static str> = world::Vocab::new(&spec.config).holidays;
+    if holidays.iter().map(|h| h.to_string()).collect::<Vec<_>>() != spec.holidays {
+        bail!(
+            "{}: holiday list differs from the core calendar's",
+            path.display()
+        );
+    }
+    Ok(holidays)
+}
+
+/// Episode index within each series of the `items` rows (by position): rank by (season,
+/// episode); 0 for movies.
+fn episode_indices(rows: &[schema::Item]) -> Vec<u16> {
+    let mut episodes: Vec<(u32, u16, u16, usize)> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((r.series_id?, r.season?, r.episode?, i)))
+        .collect();
+    episodes.sort_unstable();
+    let mut episode_index = vec![0u16; rows.len()];
+    let mut run = (u32::MAX, 0u16);
+    for e in &episodes {
+        run = if run.0 == e.0 {
+            (e.0, run.1.saturating_add(1))
+        } else {
+            (e.0, 0)
+        };
+        episode_index[e.3] = run.1;
+    }
+    episode_index
+}
+
+/// Reads `items` and `truth/items` of world `dir` into item models by id, numbering the cast
+/// in `people` as it goes.
+fn load_items(dir: &Path, holidays: &[&str], people: &mut PersonIds) -> Result<Vec<ItemModel>> {
+    let rows: Vec<schema::Item> = schema::read_table(dir)?;
+    let truths: Vec<ItemTruth> = schema::read_table(dir)?;
+    if rows.len() != truths.len() {
+        bail!("items and truth/items have different row counts");
+    }
+    let episode_index = episode_indices(&rows);
+    let mut items = Vec::with_capacity(rows.len());
+    for (i, (r, t)) in rows.iter().zip(&truths).enumerate() {
+        if r.item_id as usize != i || t.item_id as usize != i {
+            bail!("items and truth/items must list ids 0, 1, 2, … in order (row {i})");
+        }
+        items.push(item_model(r, t, episode_index[i], holidays, people)?);
+    }
+    Ok(items)
+}
+
+/// The model of one item from its `items` row and `truth/items` row.
+fn item_model(
+    r: &schema::Item,
+    t: &ItemTruth,
+    episode_index: u16,
+    holidays: &[&str],
+    people: &mut PersonIds,
+) -> Result<ItemModel> {
+    let mut actors = [u32::MAX; MAX_ACTORS];
+    for (slot, a) in actors.iter_mut().zip(&r.actors) {
+        *slot = person_id(people, a);
+    }
+    Ok(ItemModel {
+        latent: latent_array(&t.latent, "truth/items")?,
+        quality: t.quality,
+        popularity: t.popularity,
+        genres: r
+            .genres
+            .iter()
+            .filter_map(|g| world::genre_index(g))
+            .fold(0, |m, g| m | 1 << g),
+        holidays: r
+            .tags
+            .iter()
+            .filter_map(|tag| holidays.iter().position(|h| h == tag))
+            .fold(0, |m, h| m | 1 << h),
+        actors,
+        language: world::language_index(&r.original_language).unwrap_or(u8::MAX as usize) as u8,
+        maturity: r.maturity,
+        kind: r.kind,
+        duration_s: r.duration_s,
+        release_time: r.release_time,
+        added_time: r.added_time,
+        // The simulator's title index and words do not enter the utility.
+        title: 0,
+        series: r.series_id.unwrap_or(u32::MAX),
+        episode_index,
+        words: [u16::MAX; MAX_TITLE_WORDS],
+    })
+}
+
+/// Reads `users` and `truth/users` of world `dir` into user models by id (favourite actors
+/// looked up in `people`).
+fn load_users(dir: &Path, people: &PersonIds) -> Result<Vec<UserModel>> {
+    let profiles: Vec<schema::User> = schema::read_table(dir)?;
+    let hidden: Vec<UserTruth> = schema::read_table(dir)?;
+    if profiles.len() != hidden.len() {
+        bail!("users and truth/users have different row counts");
+    }
+    let mut users = Vec::with_capacity(profiles.len());
+    for (i, (r, t)) in profiles.iter().zip(&hidden).enumerate() {
+        if r.user_id as usize != i || t.user_id as usize != i {
+            bail!("users and truth/users must list ids 0, 1, 2, … in order (row {i})");
+        }
+        users.push(user_model(r, t, i, people)?);
+    }
+    Ok(users)
+}
+
+/// The model of user `i` from its `users` row and `truth/users` row.
+fn user_model(r: &schema::User, t: &UserTruth, i: usize, people: &PersonIds) -> Result<UserModel> {
+    let mut fav = [(u32::MAX, 0.0); MAX_FAVOURITE_ACTORS];
+    for ((slot, name), w) in fav
+        .iter_mut()
+        .zip(&t.favourite_actors)
+        .zip(&t.actor_affinity)
+    {
+        // Actors in no item can never match; keep them as padding.
+        *slot = (people.get(name).copied().unwrap_or(u32::MAX), *w);
+    }
+    let genre_affinity: [f32; N_GENRES] = t.genre_affinity.as_slice().try_into().map_err(|_| {
+        anyhow!(
+            "truth/users: user {i} has {} genre affinities",
+            t.genre_affinity.len()
+        )
+    })?;
+    let device_weights: [f32; 4] = t.device_weights.as_slice().try_into().map_err(|_| {
+        anyhow!(
+            "truth/users: user {i} has {} device weights",
+            t.device_weights.len()
+        )
+    })?;
+    Ok(UserModel {
+        user_id: r.user_id,
+        latent: latent_array(&t.latent, "truth/users")?,
+        genre_affinity,
+        actors: fav,
+        language: world::language_index(&r.language).unwrap_or(u8::MAX as usize) as u8,
+        country: COUNTRIES
+            .iter()
+            .position(|c| c.code == r.country)
+            .ok_or_else(|| anyhow!("users: unknown country {:?}", r.country))?
+            as u8,
+        utc_offset_minutes: r.utc_offset_minutes,
+        age: r.age,
+        maturity_limit: schema::maturity_limit(r.age),
+        signup_time: r.signup_time,
+        onboarding: r
+            .onboarding_genres
+            .iter()
+            .filter_map(|g| world::genre_index(g))
+            .fold(0, |m, g| m | 1 << g),
+        foreign_penalty: t.foreign_penalty,
+        quality_weight: t.quality_weight,
+        novelty_weight: t.novelty_weight,
+        mainstream: t.mainstream,
+        binge: t.binge,
+        series_affinity: t.series_affinity,
+        click_bias: t.click_bias,
+        patience: t.patience,
+        activity: t.activity,
+        device_weights,
+        peak_hour: t.peak_hour,
+        second_hour: t.second_hour,
+        second_share: t.second_share,
+    })
+}
+
 impl Truth {
     /// Loads `world.json`, `users`, `items`, `truth/users` and `truth/items` of a world
     /// directory (memory: O(users + items)).
     pub fn load(dir: &Path) -> Result<Truth> {
         let path = dir.join("world.json");
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let spec: WorldSpec = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a world description", path.display()))?;
-        if spec.format != WORLD_FORMAT {
-            bail!(
-                "{}: format {:?}, expected {WORLD_FORMAT}",
-                path.display(),
-                spec.format
-            );
-        }
-        if spec.genres != GENRES || spec.latent_dim != LATENT_DIM || spec.languages != LANGUAGES {
-            bail!(
-                "{}: genres, languages or latent size differ from this build",
-                path.display()
-            );
-        }
+        let spec = read_spec(&path)?;
         let preference = Preference::new(spec.preference.clone())
             .with_context(|| format!("{}: preference coefficients", path.display()))?;
-        let holidays: Vec<&'static str> = world::Vocab::new(&spec.config).holidays;
-        if holidays.iter().map(|h| h.to_string()).collect::<Vec<_>>() != spec.holidays {
-            bail!(
-                "{}: holiday list differs from the core calendar's",
-                path.display()
-            );
-        }
-        let rows: Vec<schema::Item> = schema::read_table(dir)?;
-        let truths: Vec<ItemTruth> = schema::read_table(dir)?;
-        if rows.len() != truths.len() {
-            bail!("items and truth/items have different row counts");
-        }
-        let mut people = std::collections::HashMap::<String, u32>::new();
-        let mut person = |name: &str| {
-            let n = people.len() as u32;
-            *people.entry(name.to_string()).or_insert(n)
-        };
-        // Episode index within each series: rank by (season, episode).
-        let mut episodes: Vec<(u32, u16, u16, usize)> = rows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| Some((r.series_id?, r.season?, r.episode?, i)))
-            .collect();
-        episodes.sort_unstable();
-        let mut episode_index = vec![0u16; rows.len()];
-        let mut run = (u32::MAX, 0u16);
-        for e in &episodes {
-            run = if run.0 == e.0 {
-                (e.0, run.1.saturating_add(1))
-            } else {
-                (e.0, 0)
-            };
-            episode_index[e.3] = run.1;
-        }
-        let mut items = Vec::with_capacity(rows.len());
-        for (i, (r, t)) in rows.iter().zip(&truths).enumerate() {
-            if r.item_id as usize != i || t.item_id as usize != i {
-                bail!("items and truth/items must list ids 0, 1, 2, … in order (row {i})");
-            }
-            let mut actors = [u32::MAX; MAX_ACTORS];
-            for (slot, a) in actors.iter_mut().zip(&r.actors) {
-                *slot = person(a);
-            }
-            items.push(ItemModel {
-                latent: latent_array(&t.latent, "truth/items")?,
-                quality: t.quality,
-                popularity: t.popularity,
-                genres: r
-                    .genres
-                    .iter()
-                    .filter_map(|g| world::genre_index(g))
-                    .fold(0, |m, g| m | 1 << g),
-                holidays: r
-                    .tags
-                    .iter()
-                    .filter_map(|tag| holidays.iter().position(|h| h == tag))
-                    .fold(0, |m, h| m | 1 << h),
-                actors,
-                language: world::language_index(&r.original_language).unwrap_or(u8::MAX as usize)
-                    as u8,
-                maturity: r.maturity,
-                kind: r.kind,
-                duration_s: r.duration_s,
-                release_time: r.release_time,
-                added_time: r.added_time,
-                // The simulator's title index and words do not enter the utility.
-                title: 0,
-                series: r.series_id.unwrap_or(u32::MAX),
-                episode_index: episode_index[i],
-                words: [u16::MAX; MAX_TITLE_WORDS],
-            });
-        }
-        let profiles: Vec<schema::User> = schema::read_table(dir)?;
-        let hidden: Vec<UserTruth> = schema::read_table(dir)?;
-        if profiles.len() != hidden.len() {
-            bail!("users and truth/users have different row counts");
-        }
-        let mut users = Vec::with_capacity(profiles.len());
-        for (i, (r, t)) in profiles.iter().zip(&hidden).enumerate() {
-            if r.user_id as usize != i || t.user_id as usize != i {
-                bail!("users and truth/users must list ids 0, 1, 2, … in order (row {i})");
-            }
-            let mut fav = [(u32::MAX, 0.0); MAX_FAVOURITE_ACTORS];
-            for ((slot, name), w) in fav
-                .iter_mut()
-                .zip(&t.favourite_actors)
-                .zip(&t.actor_affinity)
-            {
-                // Actors in no item can never match; keep them as padding.
-                *slot = (people.get(name).copied().unwrap_or(u32::MAX), *w);
-            }
-            let genre_affinity: [f32; N_GENRES] =
-                t.genre_affinity.as_slice().try_into().map_err(|_| {
-                    anyhow!(
-                        "truth/users: user {i} has {} genre affinities",
-                        t.genre_affinity.len()
-                    )
-                })?;
-            let device_weights: [f32; 4] =
-                t.device_weights.as_slice().try_into().map_err(|_| {
-                    anyhow!(
-                        "truth/users: user {i} has {} device weights",
-                        t.device_weights.len()
-                    )
-                })?;
-            users.push(UserModel {
-                user_id: r.user_id,
-                latent: latent_array(&t.latent, "truth/users")?,
-                genre_affinity,
-                actors: fav,
-                language: world::language_index(&r.language).unwrap_or(u8::MAX as usize) as u8,
-                country: COUNTRIES
-                    .iter()
-                    .position(|c| c.code == r.country)
-                    .ok_or_else(|| anyhow!("users: unknown country {:?}", r.country))?
-                    as u8,
-                utc_offset_minutes: r.utc_offset_minutes,
-                age: r.age,
-                maturity_limit: schema::maturity_limit(r.age),
-                signup_time: r.signup_time,
-                onboarding: r
-                    .onboarding_genres
-                    .iter()
-                    .filter_map(|g| world::genre_index(g))
-                    .fold(0, |m, g| m | 1 << g),
-                foreign_penalty: t.foreign_penalty,
-                quality_weight: t.quality_weight,
-                novelty_weight: t.novelty_weight,
-                mainstream: t.mainstream,
-                binge: t.binge,
-                series_affinity: t.series_affinity,
-                click_bias: t.click_bias,
-                patience: t.patience,
-                activity: t.activity,
-                device_weights,
-                peak_hour: t.peak_hour,
-                second_hour: t.second_hour,
-                second_share: t.second_share,
-            });
-        }
+        let holidays = spec_holidays(&spec, &path)?;
+        let mut people = PersonIds::new();
+        let items = load_items(dir, &holidays, &mut people)?;
+        let users = load_users(dir, &people)?;
         let calendar = CalendarCache::new(
             spec.config.start,
             spec.config.end(),

@@ -831,106 +831,20 @@ impl Catalog {
                     if n == left {
                         break 'seasons;
                     }
-                    let item_id = first_item + n;
-                    let (added, duration, quality, popularity, latent);
-                    if d.kind == MediaKind::Movie {
-                        added = season_release;
-                        duration = d.movie_duration;
-                        quality = d.quality;
-                        popularity = d.popularity;
-                        latent = d.latent;
-                    } else {
-                        // Weekly episodes on TV, whole seasons at once on streaming.
-                        added = if d.release_type == ReleaseType::Tv {
-                            season_release + e as i64 * 7 * DAY
-                        } else {
-                            season_release
-                        };
-                        duration = ((d.episode_duration as f64) * rng.range_f64(0.93, 1.07))
-                            .round()
-                            .max(60.0) as u32;
-                        // Pilots and finales are stronger; interest fades over seasons.
-                        let arc = if e == 0 || e + 1 == episodes {
-                            0.2
-                        } else {
-                            0.0
-                        };
-                        quality = d.quality + rng.gauss(arc, 0.25);
-                        popularity = d.popularity - 0.15 * s as f64 - 0.02 * e as f64;
-                        latent = d.latent.map(|x| x + rng.gauss(0.0, 0.05) as f32);
-                    }
-                    let release = match (d.kind, d.release_type) {
-                        (MediaKind::Movie, ReleaseType::Theatrical) => {
-                            added - rng.range_f64(45.0, 150.0) as i64 * DAY
-                        }
-                        (MediaKind::Movie, _) => added,
-                        (_, _) => added,
-                    };
-                    first_added = first_added.min(added);
-                    let model = ItemModel {
-                        latent,
-                        quality: quality as f32,
-                        popularity: popularity as f32,
-                        genres: d.genres,
-                        holidays: d.holidays,
-                        actors: d.actors,
-                        language: d.language as u8,
-                        maturity: d.maturity,
-                        kind: d.kind,
-                        duration_s: duration,
-                        release_time: release,
-                        added_time: added,
+                    let place = ItemPlace {
+                        item_id: first_item + n,
                         title: t,
-                        series: series_id.unwrap_or(u32::MAX),
-                        episode_index,
-                        words: d.words,
-                    };
-                    let rating = (!rng.bernoulli(0.03)).then(|| {
-                        ((6.4 + 1.1 * quality + rng.gauss(0.0, 0.6)).clamp(1.0, 10.0) * 10.0)
-                            .round() as f32
-                            / 10.0
-                    });
-                    let revenue = (d.kind == MediaKind::Movie
-                        && d.release_type == ReleaseType::Theatrical
-                        && !rng.bernoulli(0.15))
-                    .then(|| {
-                        (16.5 + 1.1 * popularity + 0.3 * quality + rng.gauss(0.0, 0.8))
-                            .exp()
-                            .round()
-                    });
-                    let row = schema::Item {
-                        item_id,
-                        kind: d.kind,
                         series_id,
-                        season: series_id.map(|_| s as u16 + 1),
-                        episode: series_id.map(|_| e + 1),
-                        title: match series_id {
-                            Some(_) => format!("{} S{}E{}", d.title, s + 1, e + 1),
-                            None => d.title.clone(),
-                        },
-                        duration_s: duration,
-                        genres: GENRES
-                            .iter()
-                            .enumerate()
-                            .filter(|(i, _)| d.genres & (1 << i) != 0)
-                            .map(|(_, g)| g.to_string())
-                            .collect(),
-                        tags: d.tags.clone(),
-                        actors: model.actor_ids().map(person_name).collect(),
-                        directors: d.directors.iter().map(|&p| person_name(p)).collect(),
-                        composer: d.composer.map(person_name),
-                        distributor: d.distributor.map(str::to_string),
-                        original_language: LANGUAGES[d.language].to_string(),
-                        country: d.country.to_string(),
-                        release_time: release,
-                        release_type: d.release_type,
-                        added_time: added,
-                        maturity: d.maturity,
-                        public_rating: rating,
-                        revenue_usd: revenue,
+                        season: s,
+                        season_release,
+                        episode: e,
+                        episodes,
+                        episode_index,
                     };
+                    let (model, row) = draw_item(&d, &mut rng, &place);
+                    first_added = first_added.min(model.added_time);
                     let truth = ItemTruth {
-                        item_id,
+                        item_id: place.item_id,
                         latent: model.latent.to_vec(),
                         quality: model.quality,
                         popularity: model.popularity,
@@ -964,6 +878,167 @@ impl Catalog {
     }
 }
 
+/// Where an item sits in its title.
+struct ItemPlace {
+    /// The item's id.
+    item_id: u32,
+    /// The title's index.
+    title: u32,
+    /// Series id (episodes) or `None` (movies).
+    series_id: Option<u32>,
+    /// 0-based season.
+    season: usize,
+    /// When the season (or the movie) was released.
+    season_release: i64,
+    /// 0-based episode within the season (0 for movies).
+    episode: u16,
+    /// Episodes in the season (1 for movies).
+    episodes: u16,
+    /// 0-based position within the series (all seasons); 0 for movies.
+    episode_index: u16,
+}
+
+/// What varies between the items of one title: availability, running time and hidden
+/// parameters.
+struct ItemDraw {
+    added: i64,
+    release: i64,
+    duration: u32,
+    quality: f64,
+    popularity: f64,
+    latent: [f32; LATENT_DIM],
+}
+
+/// Draws the item at `at` of title `d`: its hidden model and its `items` row.
+fn draw_item(d: &TitleDraft, rng: &mut Rng, at: &ItemPlace) -> (ItemModel, schema::Item) {
+    let v = draw_variation(d, rng, at);
+    let model = ItemModel {
+        latent: v.latent,
+        quality: v.quality as f32,
+        popularity: v.popularity as f32,
+        genres: d.genres,
+        holidays: d.holidays,
+        actors: d.actors,
+        language: d.language as u8,
+        maturity: d.maturity,
+        kind: d.kind,
+        duration_s: v.duration,
+        release_time: v.release,
+        added_time: v.added,
+        title: at.title,
+        series: at.series_id.unwrap_or(u32::MAX),
+        episode_index: at.episode_index,
+        words: d.words,
+    };
+    let rating = (!rng.bernoulli(0.03)).then(|| {
+        ((6.4 + 1.1 * v.quality + rng.gauss(0.0, 0.6)).clamp(1.0, 10.0) * 10.0).round() as f32
+            / 10.0
+    });
+    let revenue = (d.kind == MediaKind::Movie
+        && d.release_type == ReleaseType::Theatrical
+        && !rng.bernoulli(0.15))
+    .then(|| {
+        (16.5 + 1.1 * v.popularity + 0.3 * v.quality + rng.gauss(0.0, 0.8))
+            .exp()
+            .round()
+    });
+    let row = item_row(d, at, &model, rating, revenue);
+    (model, row)
+}
+
+/// Availability, running time and hidden parameters of the item at `at`: a movie takes its
+/// title's; episodes vary around the series'.
+fn draw_variation(d: &TitleDraft, rng: &mut Rng, at: &ItemPlace) -> ItemDraw {
+    let (s, e, episodes) = (at.season, at.episode, at.episodes);
+    let (added, duration, quality, popularity, latent);
+    if d.kind == MediaKind::Movie {
+        added = at.season_release;
+        duration = d.movie_duration;
+        quality = d.quality;
+        popularity = d.popularity;
+        latent = d.latent;
+    } else {
+        // Weekly episodes on TV, whole seasons at once on streaming.
+        added = if d.release_type == ReleaseType::Tv {
+            at.season_release + e as i64 * 7 * DAY
+        } else {
+            at.season_release
+        };
+        duration = ((d.episode_duration as f64) * rng.range_f64(0.93, 1.07))
+            .round()
+            .max(60.0) as u32;
+        // Pilots and finales are stronger; interest fades over seasons.
+        let arc = if e == 0 || e + 1 == episodes {
+            0.2
+        } else {
+            0.0
+        };
+        quality = d.quality + rng.gauss(arc, 0.25);
+        popularity = d.popularity - 0.15 * s as f64 - 0.02 * e as f64;
+        latent = d.latent.map(|x| x + rng.gauss(0.0, 0.05) as f32);
+    }
+    let release = match (d.kind, d.release_type) {
+        (MediaKind::Movie, ReleaseType::Theatrical) => {
+            added - rng.range_f64(45.0, 150.0) as i64 * DAY
+        }
+        (MediaKind::Movie, _) => added,
+        (_, _) => added,
+    };
+    ItemDraw {
+        added,
+        release,
+        duration,
+        quality,
+        popularity,
+        latent,
+    }
+}
+
+/// The public `items` row of the item at `at` of title `d` with hidden model `model`.
+fn item_row(
+    d: &TitleDraft,
+    at: &ItemPlace,
+    model: &ItemModel,
+    public_rating: Option<f32>,
+    revenue_usd: Option<f64>,
+) -> schema::Item {
+    let (s, e) = (at.season, at.episode);
+    schema::Item {
+        item_id: at.item_id,
+        kind: d.kind,
+        series_id: at.series_id,
+        season: at.series_id.map(|_| s as u16 + 1),
+        episode: at.series_id.map(|_| e + 1),
+        title: match at.series_id {
+            Some(_) => format!("{} S{}E{}", d.title, s + 1, e + 1),
+            None => d.title.clone(),
+        },
+        duration_s: model.duration_s,
+        genres: GENRES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| d.genres & (1 << i) != 0)
+            .map(|(_, g)| g.to_string())
+            .collect(),
+        tags: d.tags.clone(),
+        actors: model.actor_ids().map(person_name).collect(),
+        directors: d.directors.iter().map(|&p| person_name(p)).collect(),
+        composer: d.composer.map(person_name),
+        distributor: d.distributor.map(str::to_string),
+        original_language: LANGUAGES[d.language].to_string(),
+        country: d.country.to_string(),
+        release_time: model.release_time,
+        release_type: d.release_type,
+        added_time: model.added_time,
+        maturity: d.maturity,
+        public_rating,
+        revenue_usd,
+    }
+}
+
+/// Draws one title from its stream, in this order: kind, genres, origin, taste and quality,
+/// cast, popularity, maturity, crew, release, tags (and holiday tag), name, release schedule
+/// and running times.
 fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
     let kind = if rng.bernoulli(GENERATION.series_share) {
         MediaKind::Episode
@@ -974,7 +1049,47 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
     let language = rng.weighted(&LANGUAGE_WEIGHTS);
     let origins = origin_countries(language);
     let country = origins[rng.weighted(&origins.iter().map(|o| o.1).collect::<Vec<_>>())].0;
-    // Taste vector: the mean of its genres' centres plus the title's own character.
+    let latent = title_latent(rng, vocab, genres);
+    let quality = rng.normal();
+    let (actors, n_actors, star) = pick_cast(rng, vocab, language);
+    let popularity = rng.gauss(0.0, 0.8)
+        + 0.3 * quality
+        + 0.4 * star / n_actors as f64
+        + if language == 0 { 0.2 } else { 0.0 };
+    let maturity = pick_maturity(rng, genres);
+    let (directors, composer) = pick_crew(rng, vocab);
+    let (release_type, distributor) = pick_release(rng, kind);
+    let mut tags = pick_tags(rng, vocab, &latent);
+    let holidays = pick_holiday_tag(rng, vocab, genres, &mut tags);
+    let (words, title) = make_title(rng);
+    let seasons = release_schedule(cfg, rng, kind);
+    let (movie_duration, episode_duration) = running_times(rng, genres);
+    TitleDraft {
+        kind,
+        genres,
+        language,
+        country,
+        latent,
+        quality,
+        popularity,
+        maturity,
+        actors,
+        directors,
+        composer,
+        release_type,
+        distributor,
+        tags,
+        holidays,
+        words,
+        title,
+        seasons,
+        movie_duration,
+        episode_duration,
+    }
+}
+
+/// A title's taste vector: the mean of its genres' centres plus the title's own character.
+fn title_latent(rng: &mut Rng, vocab: &Vocab, genres: u32) -> [f32; LATENT_DIM] {
     let n_g = genres.count_ones() as f32;
     let mut latent = latent(rng, 0.4);
     for (gi, c) in vocab.genre_centroids.iter().enumerate() {
@@ -984,7 +1099,12 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
             }
         }
     }
-    let quality = rng.normal();
+    latent
+}
+
+/// The cast (person ids, `u32::MAX` pads), its size and its summed star power (1 for the
+/// most popular actor of a language, falling with rank).
+fn pick_cast(rng: &mut Rng, vocab: &Vocab, language: usize) -> ([u32; MAX_ACTORS], usize, f64) {
     let mut actors = [u32::MAX; MAX_ACTORS];
     let n_actors = 3 + rng.index(MAX_ACTORS - 2);
     let mut star = 0.0;
@@ -996,17 +1116,22 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
         star += 1.0 / (1.0 + rank / 20.0);
         *slot = a;
     }
-    let popularity = rng.gauss(0.0, 0.8)
-        + 0.3 * quality
-        + 0.4 * star / n_actors as f64
-        + if language == 0 { 0.2 } else { 0.0 };
-    let maturity = pick_maturity(rng, genres);
+    (actors, n_actors, star)
+}
+
+/// One or two directors and, usually, a composer (person ids).
+fn pick_crew(rng: &mut Rng, vocab: &Vocab) -> (Vec<u32>, Option<u32>) {
     let directors = (0..if rng.bernoulli(0.9) { 1 } else { 2 })
         .map(|_| vocab.directors.0 + rng.below(vocab.directors.1 as u64) as u32)
         .collect();
     let composer = rng
         .bernoulli(0.75)
         .then(|| vocab.composers.0 + rng.below(vocab.composers.1 as u64) as u32);
+    (directors, composer)
+}
+
+/// How a title of `kind` is released, and by whom (a studio, streamer or network, or none).
+fn pick_release(rng: &mut Rng, kind: MediaKind) -> (ReleaseType, Option<&'static str>) {
     let release_type = match kind {
         MediaKind::Movie if rng.bernoulli(0.6) => ReleaseType::Theatrical,
         MediaKind::Movie => ReleaseType::Streaming,
@@ -1019,22 +1144,31 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
         ReleaseType::Streaming => Some(STREAMERS[rng.index(STREAMERS.len())]),
         ReleaseType::Tv => Some(NETWORKS[rng.index(NETWORKS.len())]),
     };
-    // Tags: the 1–3 whose hidden directions best match the title's taste, plus noise.
+    (release_type, distributor)
+}
+
+/// Tags: the 1–3 whose hidden directions best match the title's taste, plus noise.
+fn pick_tags(rng: &mut Rng, vocab: &Vocab, latent: &[f32; LATENT_DIM]) -> Vec<String> {
     let mut scored: Vec<(f64, usize)> = vocab
         .tag_directions
         .iter()
         .enumerate()
         .map(|(i, d)| {
-            let dot: f32 = d.iter().zip(&latent).map(|(a, b)| a * b).sum();
+            let dot: f32 = d.iter().zip(latent).map(|(a, b)| a * b).sum();
             (dot as f64 * 3.0 + rng.gumbel(), i)
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let mut tags: Vec<String> = scored
+    scored
         .iter()
         .take(1 + rng.index(3))
         .map(|&(_, i)| TAGS[i].to_string())
-        .collect();
+        .collect()
+}
+
+/// For some titles, a holiday that fits the genres, added to `tags`; returns the mask over
+/// the vocabulary's holidays (0 for none).
+fn pick_holiday_tag(rng: &mut Rng, vocab: &Vocab, genres: u32, tags: &mut Vec<String>) -> u64 {
     let mut holidays = 0u64;
     if rng.bernoulli(GENERATION.holiday_tag_share) {
         let w: Vec<f64> = vocab
@@ -1054,11 +1188,15 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
             tags.push(vocab.holidays[h].to_string());
         }
     }
-    let (words, title) = make_title(rng);
+    holidays
+}
+
+/// Release schedule as seasons of (release time, episode count): cold titles arrive during
+/// the window; others before it. A movie is one "season" of one item.
+fn release_schedule(cfg: &WorldConfig, rng: &mut Rng, kind: MediaKind) -> Vec<(i64, u16)> {
     let window = (cfg.days as f64 * DAY as f64).max(1.0);
-    // Release schedule: cold titles arrive during the window; others before it.
     let cold = rng.bernoulli(GENERATION.cold_title_share);
-    let seasons = if kind == MediaKind::Movie {
+    if kind == MediaKind::Movie {
         let added = if cold {
             cfg.start + rng.range_f64(0.0, window) as i64
         } else {
@@ -1088,7 +1226,11 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
                 (last - back * YEAR + jitter, 6 + rng.index(8) as u16)
             })
             .collect()
-    };
+    }
+}
+
+/// Typical running times, seconds, of a movie and of an episode with these genres.
+fn running_times(rng: &mut Rng, genres: u32) -> (u32, u32) {
     let kids = genres & KIDS_GENRES != 0;
     let movie_duration = if genres & (1 << g::DOCUMENTARY) != 0 {
         rng.gauss(5_400.0, 1_200.0)
@@ -1105,28 +1247,7 @@ fn draft_title(cfg: &WorldConfig, vocab: &Vocab, rng: &mut Rng) -> TitleDraft {
         rng.gauss(2_800.0, 420.0)
     }
     .clamp(600.0, 4_800.0) as u32;
-    TitleDraft {
-        kind,
-        genres,
-        language,
-        country,
-        latent,
-        quality,
-        popularity,
-        maturity,
-        actors,
-        directors,
-        composer,
-        release_type,
-        distributor,
-        tags,
-        holidays,
-        words,
-        title,
-        seasons,
-        movie_duration,
-        episode_duration,
-    }
+    (movie_duration, episode_duration)
 }
 
 /// Most favourite actors a user has.
@@ -1276,7 +1397,54 @@ pub struct GeneratedUser {
 /// Generates user `id` from its own stream. Cost: O(genres + devices).
 pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser {
     let mut rng = Rng::stream(cfg.seed, domain::USERS, id as u64);
-    let ci = vocab.country_table.sample(&mut rng);
+    let (ci, offset, language) = pick_locale(&mut rng, vocab);
+    let country = &COUNTRIES[ci];
+    let age = pick_age(&mut rng);
+    let gender = ["f", "m", "x"][rng.weighted(&[0.485, 0.485, 0.03])];
+    let limit = maturity_limit(age);
+    let signup = pick_signup(cfg, &mut rng);
+    let latent = latent(&mut rng, 0.5);
+    let aff = genre_affinities(&mut rng, age, gender);
+    let kid = age < 13;
+    let teen = (13..18).contains(&age);
+    let actors = pick_favourite_actors(&mut rng, vocab, language);
+    let device_weights = pick_device_weights(&mut rng, kid, country);
+    let (peak, second) = viewing_hours(&mut rng, kid, teen);
+    let onboarding = pick_onboarding(&mut rng, &aff);
+    let model = UserModel {
+        user_id: id,
+        latent,
+        genre_affinity: aff,
+        actors,
+        language: language as u8,
+        country: ci as u8,
+        utc_offset_minutes: offset,
+        age,
+        maturity_limit: limit,
+        signup_time: signup,
+        onboarding,
+        foreign_penalty: rng.lognormal((1.2f64).ln(), 0.5) as f32 + if kid { 0.8 } else { 0.0 },
+        quality_weight: rng.gauss(0.5, 0.25).clamp(0.0, 1.2) as f32,
+        novelty_weight: rng.lognormal((0.6f64).ln(), 0.5) as f32,
+        mainstream: rng.gauss(0.8, 0.3).clamp(0.1, 1.6) as f32,
+        binge: rng.gauss(1.8, 0.8) as f32,
+        series_affinity: (rng.gauss(0.0, 0.6) + if teen { 0.3 } else { 0.0 }) as f32,
+        click_bias: rng.gauss(-0.6, 0.4) as f32,
+        patience: rng.lognormal((4.0f64).ln(), 0.4) as f32,
+        activity: rng.lognormal((0.3f64).ln(), 0.8).min(4.0) as f32,
+        device_weights,
+        peak_hour: peak.rem_euclid(24.0) as f32,
+        second_hour: second.rem_euclid(24.0) as f32,
+        second_share: rng.range_f64(0.1, 0.35) as f32,
+    };
+    let row = user_row(&model, gender);
+    GeneratedUser { row, model }
+}
+
+/// A user's country (index into [`COUNTRIES`]), UTC offset in minutes and profile language
+/// (index into [`LANGUAGES`]).
+fn pick_locale(rng: &mut Rng, vocab: &Vocab) -> (usize, i32, usize) {
+    let ci = vocab.country_table.sample(rng);
     let country = &COUNTRIES[ci];
     let zones = time_zones(country);
     let offset = zones[rng.weighted(&zones.iter().map(|z| z.1).collect::<Vec<_>>())].0;
@@ -1287,8 +1455,13 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         _ if rng.bernoulli(0.08) => 0,
         _ => home,
     };
+    (ci, offset, language)
+}
+
+/// A user's age in years: a kid, a teen or an adult.
+fn pick_age(rng: &mut Rng) -> u8 {
     let g = &GENERATION;
-    let age: u8 = match rng.weighted(&[
+    match rng.weighted(&[
         g.kids_share,
         g.teen_share,
         1.0 - g.kids_share - g.teen_share,
@@ -1296,16 +1469,21 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         0 => 4 + rng.index(9) as u8,
         1 => 13 + rng.index(5) as u8,
         _ => 18 + (rng.beta(2.0, 3.5) * 62.0) as u8,
-    };
-    let gender = ["f", "m", "x"][rng.weighted(&[0.485, 0.485, 0.03])];
-    let limit = maturity_limit(age);
+    }
+}
+
+/// Sign-up time: during the window for cold users, before it otherwise.
+fn pick_signup(cfg: &WorldConfig, rng: &mut Rng) -> i64 {
     let window = (cfg.days as f64 * DAY as f64).max(1.0);
-    let signup = if rng.bernoulli(GENERATION.cold_user_share) {
+    if rng.bernoulli(GENERATION.cold_user_share) {
         cfg.start + rng.range_f64(0.0, window) as i64
     } else {
         cfg.start - 3_600 - (rng.exponential(500.0).min(2_900.0) * DAY as f64) as i64
-    };
-    let latent = latent(&mut rng, 0.5);
+    }
+}
+
+/// Affinity per genre: personal noise shifted by age group and gender.
+fn genre_affinities(rng: &mut Rng, age: u8, gender: &str) -> [f32; N_GENRES] {
     let mut aff: [f32; N_GENRES] = std::array::from_fn(|_| rng.gauss(0.0, 0.8) as f32);
     let mut add = |gi: usize, x: f32| aff[gi] += x;
     let kid = age < 13;
@@ -1344,12 +1522,27 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         add(g::DOCUMENTARY, 0.3);
         add(g::ANIMATION, -0.5);
     }
+    aff
+}
+
+/// Favourite actors (mostly of the profile language) and the utility each adds.
+fn pick_favourite_actors(
+    rng: &mut Rng,
+    vocab: &Vocab,
+    language: usize,
+) -> [(u32, f32); MAX_FAVOURITE_ACTORS] {
     let mut actors = [(u32::MAX, 0.0f32); MAX_FAVOURITE_ACTORS];
     let n_fav = rng.poisson(1.5).min(MAX_FAVOURITE_ACTORS as u32) as usize;
     for slot in actors.iter_mut().take(n_fav) {
         let lang = if rng.bernoulli(0.7) { language } else { 0 };
-        *slot = (vocab.actor(&mut rng, lang), rng.range_f64(0.5, 1.5) as f32);
+        *slot = (vocab.actor(rng, lang), rng.range_f64(0.5, 1.5) as f32);
     }
+    actors
+}
+
+/// Device preference in [`schema::DEVICES`] order (sums to 1), around a base mix for kids,
+/// mobile-first countries and everyone else.
+fn pick_device_weights(rng: &mut Rng, kid: bool, country: &Country) -> [f32; 4] {
     let base: [f64; 4] = if kid {
         [0.4, 0.05, 0.15, 0.4]
     } else if country.code == "IN" || country.code == "BR" {
@@ -1359,16 +1552,25 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
     };
     let dw: Vec<f64> = base.iter().map(|b| rng.gamma(3.0 * b) + 1e-6).collect();
     let total: f64 = dw.iter().sum();
-    let device_weights = std::array::from_fn(|i| (dw[i] / total) as f32);
-    let (peak, second) = if kid {
+    std::array::from_fn(|i| (dw[i] / total) as f32)
+}
+
+/// The main and second local hours of viewing (not yet wrapped to 0–24).
+fn viewing_hours(rng: &mut Rng, kid: bool, teen: bool) -> (f64, f64) {
+    if kid {
         (rng.gauss(16.5, 1.5), rng.gauss(8.5, 1.0))
     } else if teen {
         (rng.gauss(21.0, 1.5), rng.gauss(16.0, 1.5))
     } else {
         let second = [8.0, 12.5, 15.0][rng.index(3)];
         (rng.gauss(20.7, 1.2), rng.gauss(second, 1.0))
-    };
-    let onboarding = if rng.bernoulli(GENERATION.onboarding_share) {
+    }
+}
+
+/// Onboarding genre picks (mask over [`GENRES`]): for some users, 1–3 of their best liked
+/// genres, with noise; 0 for the rest.
+fn pick_onboarding(rng: &mut Rng, aff: &[f32; N_GENRES]) -> u32 {
+    if rng.bernoulli(GENERATION.onboarding_share) {
         let mut scored: Vec<(f64, usize)> = (0..N_GENRES)
             .map(|gi| (aff[gi] as f64 + 0.5 * rng.gumbel(), gi))
             .collect();
@@ -1377,49 +1579,26 @@ pub fn generate_user(cfg: &WorldConfig, vocab: &Vocab, id: u32) -> GeneratedUser
         scored.iter().take(n).fold(0u32, |m, &(_, gi)| m | 1 << gi)
     } else {
         0
-    };
-    let model = UserModel {
-        user_id: id,
-        latent,
-        genre_affinity: aff,
-        actors,
-        language: language as u8,
-        country: ci as u8,
-        utc_offset_minutes: offset,
-        age,
-        maturity_limit: limit,
-        signup_time: signup,
-        onboarding,
-        foreign_penalty: rng.lognormal((1.2f64).ln(), 0.5) as f32 + if kid { 0.8 } else { 0.0 },
-        quality_weight: rng.gauss(0.5, 0.25).clamp(0.0, 1.2) as f32,
-        novelty_weight: rng.lognormal((0.6f64).ln(), 0.5) as f32,
-        mainstream: rng.gauss(0.8, 0.3).clamp(0.1, 1.6) as f32,
-        binge: rng.gauss(1.8, 0.8) as f32,
-        series_affinity: (rng.gauss(0.0, 0.6) + if teen { 0.3 } else { 0.0 }) as f32,
-        click_bias: rng.gauss(-0.6, 0.4) as f32,
-        patience: rng.lognormal((4.0f64).ln(), 0.4) as f32,
-        activity: rng.lognormal((0.3f64).ln(), 0.8).min(4.0) as f32,
-        device_weights,
-        peak_hour: peak.rem_euclid(24.0) as f32,
-        second_hour: second.rem_euclid(24.0) as f32,
-        second_share: rng.range_f64(0.1, 0.35) as f32,
-    };
-    let row = schema::User {
-        user_id: id,
-        age,
+    }
+}
+
+/// The public `users` row of a generated user.
+fn user_row(model: &UserModel, gender: &str) -> schema::User {
+    schema::User {
+        user_id: model.user_id,
+        age: model.age,
         gender: gender.to_string(),
-        language: LANGUAGES[language].to_string(),
-        country: country.code.to_string(),
-        utc_offset_minutes: offset,
-        signup_time: signup,
+        language: LANGUAGES[model.language as usize].to_string(),
+        country: user_country(model).code.to_string(),
+        utc_offset_minutes: model.utc_offset_minutes,
+        signup_time: model.signup_time,
         onboarding_genres: GENRES
             .iter()
             .enumerate()
-            .filter(|(i, _)| onboarding & (1 << i) != 0)
+            .filter(|(i, _)| model.onboarding & (1 << i) != 0)
             .map(|(_, g)| g.to_string())
             .collect(),
-    };
-    GeneratedUser { row, model }
+    }
 }
 
 /// The calendar country of a user model.

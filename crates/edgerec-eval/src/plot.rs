@@ -91,12 +91,7 @@ const AXIS: &str = "#333333";
 /// its position across groups and a group lacking it shows a gap. A series repeated within
 /// one group is drawn over its first bar.
 pub fn bar_chart(title: &str, y_label: &str, groups: &[(String, Vec<Bar>)]) -> String {
-    let mut series: Vec<&str> = Vec::new();
-    for bar in groups.iter().flat_map(|(_, bars)| bars) {
-        if !series.contains(&bar.series.as_str()) {
-            series.push(&bar.series);
-        }
-    }
+    let series = series_of(groups);
     if series.is_empty() {
         return no_data(title);
     }
@@ -120,39 +115,9 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[(String, Vec<Bar>)]) -> S
         let gx = frame.x + g as f64 * group_w;
         for bar in bars {
             let s = series.iter().position(|&n| n == bar.series).unwrap_or(0);
-            let colour = PALETTE[s % PALETTE.len()];
             let x = gx + group_w * 0.1 + s as f64 * slot_w + slot_w * 0.05;
             let w = slot_w * 0.9;
-            let (mean, se) = (clean(bar.mean), clean_se(bar.se));
-            let y = frame.y_of(mean, top);
-            let _ = writeln!(
-                svg,
-                "<rect class=\"bar\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\">\
-                 <title>{}: {}: {:.4} ± {:.4}</title></rect>",
-                num(x),
-                num(y),
-                num(w),
-                num(frame.y + frame.h - y),
-                escape(&bar.series),
-                escape(name),
-                mean,
-                se,
-            );
-            if se > 0.0 {
-                let cx = x + w / 2.0;
-                let cap = (w / 4.0).min(6.0);
-                let (hi, lo) = (frame.y_of(mean + se, top), frame.y_of(mean - se, top));
-                let _ = writeln!(
-                    svg,
-                    "<path class=\"whisker\" d=\"M{cx},{lo}V{hi}M{l},{hi}H{r}M{l},{lo}H{r}\" \
-                     stroke=\"{AXIS}\" stroke-width=\"1.2\" fill=\"none\"/>",
-                    cx = num(cx),
-                    lo = num(lo),
-                    hi = num(hi),
-                    l = num(cx - cap),
-                    r = num(cx + cap),
-                );
-            }
+            frame.bar(&mut svg, top, bar, name, PALETTE[s % PALETTE.len()], (x, w));
         }
         let _ = writeln!(
             svg,
@@ -181,6 +146,17 @@ pub fn bar_chart(title: &str, y_label: &str, groups: &[(String, Vec<Bar>)]) -> S
     svg
 }
 
+/// The series of `groups`' bars, in order of first appearance.
+fn series_of(groups: &[(String, Vec<Bar>)]) -> Vec<&str> {
+    let mut series: Vec<&str> = Vec::new();
+    for bar in groups.iter().flat_map(|(_, bars)| bars) {
+        if !series.contains(&bar.series.as_str()) {
+            series.push(&bar.series);
+        }
+    }
+    series
+}
+
 /// Lines sharing an x axis, one per series, each with a ± se band where its se is positive;
 /// e.g. recall@N for N = 1..100 per system. Points are drawn in increasing x whatever their
 /// order in the input; lines of 12 points or fewer also get a dot on each point.
@@ -188,18 +164,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, lines: &[Line]) -> 
     if lines.iter().all(|l| l.points.is_empty()) {
         return no_data(title);
     }
-    let cleaned: Vec<Vec<(f64, f64, f64)>> = lines
-        .iter()
-        .map(|l| {
-            let mut pts: Vec<_> = l
-                .points
-                .iter()
-                .map(|&(x, m, se)| (clean(x), clean(m), clean_se(se)))
-                .collect();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            pts
-        })
-        .collect();
+    let cleaned: Vec<Vec<(f64, f64, f64)>> = lines.iter().map(sorted_points).collect();
     let all = || cleaned.iter().flatten();
     let xmin = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
     let xmax = all().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max);
@@ -219,82 +184,20 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, lines: &[Line]) -> 
 
     let mut svg = frame.open(title);
     frame.y_axis(&mut svg, &yticks, y_label);
-    for &t in &xticks.values {
-        let x = x_of(t);
-        let _ = writeln!(
-            svg,
-            "<line x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{y1}\" stroke=\"{GRID}\"/>\
-             <text class=\"tick\" x=\"{x}\" y=\"{yl}\" text-anchor=\"middle\">{label}</text>",
-            x = num(x),
-            y0 = num(frame.y),
-            y1 = num(frame.y + frame.h),
-            yl = num(frame.y + frame.h + 18.0),
-            label = xticks.label(t),
-        );
-    }
-    let _ = writeln!(
-        svg,
-        "<text class=\"x-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-        num(frame.x + frame.w / 2.0),
-        num(frame.y + frame.h + 42.0),
-        escape(x_label),
-    );
+    frame.x_axis(&mut svg, &xticks, &x_of, x_label);
     for (i, pts) in cleaned.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
-        let dash = match DASHES[(i / PALETTE.len()) % DASHES.len()] {
-            "" => String::new(),
-            d => format!(" stroke-dasharray=\"{d}\""),
-        };
         if pts.iter().any(|p| p.2 > 0.0) {
-            let upper = pts.iter().map(|p| (p.0, p.1 + p.2));
-            let lower = pts.iter().rev().map(|p| (p.0, p.1 - p.2));
-            let d: Vec<String> = upper
-                .chain(lower)
-                .map(|(x, y)| format!("{},{}", num(x_of(x)), num(frame.y_of(y, top))))
-                .collect();
-            let _ = writeln!(
-                svg,
-                "<path class=\"band\" d=\"M{}Z\" fill=\"{colour}\" fill-opacity=\"0.18\" stroke=\"none\"/>",
-                d.join("L"),
-            );
+            frame.band(&mut svg, top, &x_of, pts, colour);
         }
         if pts.is_empty() {
             continue;
         }
-        let coords: Vec<String> = pts
-            .iter()
-            .map(|p| format!("{},{}", num(x_of(p.0)), num(frame.y_of(p.1, top))))
-            .collect();
-        let _ = writeln!(
-            svg,
-            "<polyline class=\"line\" points=\"{}\" fill=\"none\" stroke=\"{colour}\" \
-             stroke-width=\"2\" stroke-linejoin=\"round\"{dash}><title>{}</title></polyline>",
-            coords.join(" "),
-            escape(&lines[i].series),
-        );
-        if pts.len() <= 12 {
-            for p in pts {
-                let _ = writeln!(
-                    svg,
-                    "<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"{colour}\">\
-                     <title>{}: x = {}, {:.4} ± {:.4}</title></circle>",
-                    num(x_of(p.0)),
-                    num(frame.y_of(p.1, top)),
-                    escape(&lines[i].series),
-                    p.0,
-                    p.1,
-                    p.2,
-                );
-            }
-        }
+        frame.line(&mut svg, top, &x_of, pts, &lines[i].series, i);
     }
     frame.axes(&mut svg);
     for (i, name) in names.iter().enumerate() {
         let (lx, ly) = frame.legend_row(i);
-        let dash = match DASHES[(i / PALETTE.len()) % DASHES.len()] {
-            "" => String::new(),
-            d => format!(" stroke-dasharray=\"{d}\""),
-        };
         let _ = writeln!(
             svg,
             "<line x1=\"{}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{}\" stroke-width=\"2\"{dash}/>\
@@ -305,10 +208,30 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, lines: &[Line]) -> 
             num(lx + 18.0),
             escape(name),
             y = num(ly),
+            dash = dash_attribute(i),
         );
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// A line's points with non-finite numbers cleaned (see the module docs), in increasing x.
+fn sorted_points(line: &Line) -> Vec<(f64, f64, f64)> {
+    let mut pts: Vec<_> = line
+        .points
+        .iter()
+        .map(|&(x, m, se)| (clean(x), clean(m), clean_se(se)))
+        .collect();
+    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pts
+}
+
+/// The `stroke-dasharray` attribute (with a leading space) of line `i`, empty for solid lines.
+fn dash_attribute(i: usize) -> String {
+    match DASHES[(i / PALETTE.len()) % DASHES.len()] {
+        "" => String::new(),
+        d => format!(" stroke-dasharray=\"{d}\""),
+    }
 }
 
 /// The plot area and the document around it.
@@ -385,6 +308,136 @@ impl Frame {
             num(self.y + self.h / 2.0),
             escape(label),
         );
+    }
+
+    /// Vertical grid lines with tick labels at `ticks` (placed by `x_of`), and the x label.
+    fn x_axis(&self, svg: &mut String, ticks: &Ticks, x_of: &impl Fn(f64) -> f64, label: &str) {
+        for &t in &ticks.values {
+            let x = x_of(t);
+            let _ = writeln!(
+                svg,
+                "<line x1=\"{x}\" y1=\"{y0}\" x2=\"{x}\" y2=\"{y1}\" stroke=\"{GRID}\"/>\
+                 <text class=\"tick\" x=\"{x}\" y=\"{yl}\" text-anchor=\"middle\">{label}</text>",
+                x = num(x),
+                y0 = num(self.y),
+                y1 = num(self.y + self.h),
+                yl = num(self.y + self.h + 18.0),
+                label = ticks.label(t),
+            );
+        }
+        let _ = writeln!(
+            svg,
+            "<text class=\"x-label\" x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            num(self.x + self.w / 2.0),
+            num(self.y + self.h + 42.0),
+            escape(label),
+        );
+    }
+
+    /// One bar of `group` at `(x, width)` on a y axis from 0 to `top`, with its ± se whisker
+    /// when se is positive.
+    fn bar(
+        &self,
+        svg: &mut String,
+        top: f64,
+        bar: &Bar,
+        group: &str,
+        colour: &str,
+        (x, w): (f64, f64),
+    ) {
+        let (mean, se) = (clean(bar.mean), clean_se(bar.se));
+        let y = self.y_of(mean, top);
+        let _ = writeln!(
+            svg,
+            "<rect class=\"bar\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{colour}\">\
+             <title>{}: {}: {:.4} ± {:.4}</title></rect>",
+            num(x),
+            num(y),
+            num(w),
+            num(self.y + self.h - y),
+            escape(&bar.series),
+            escape(group),
+            mean,
+            se,
+        );
+        if se > 0.0 {
+            let cx = x + w / 2.0;
+            let cap = (w / 4.0).min(6.0);
+            let (hi, lo) = (self.y_of(mean + se, top), self.y_of(mean - se, top));
+            let _ = writeln!(
+                svg,
+                "<path class=\"whisker\" d=\"M{cx},{lo}V{hi}M{l},{hi}H{r}M{l},{lo}H{r}\" \
+                 stroke=\"{AXIS}\" stroke-width=\"1.2\" fill=\"none\"/>",
+                cx = num(cx),
+                lo = num(lo),
+                hi = num(hi),
+                l = num(cx - cap),
+                r = num(cx + cap),
+            );
+        }
+    }
+
+    /// The ± se band around a line's points `pts` (sorted by x), on a y axis from 0 to `top`.
+    fn band(
+        &self,
+        svg: &mut String,
+        top: f64,
+        x_of: &impl Fn(f64) -> f64,
+        pts: &[(f64, f64, f64)],
+        colour: &str,
+    ) {
+        let upper = pts.iter().map(|p| (p.0, p.1 + p.2));
+        let lower = pts.iter().rev().map(|p| (p.0, p.1 - p.2));
+        let d: Vec<String> = upper
+            .chain(lower)
+            .map(|(x, y)| format!("{},{}", num(x_of(x)), num(self.y_of(y, top))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<path class=\"band\" d=\"M{}Z\" fill=\"{colour}\" fill-opacity=\"0.18\" stroke=\"none\"/>",
+            d.join("L"),
+        );
+    }
+
+    /// Line `i` (its colour and dash pattern) through the points `pts` of `series`, sorted by
+    /// x, on a y axis from 0 to `top`; with a dot on each point when there are 12 or fewer.
+    fn line(
+        &self,
+        svg: &mut String,
+        top: f64,
+        x_of: &impl Fn(f64) -> f64,
+        pts: &[(f64, f64, f64)],
+        series: &str,
+        i: usize,
+    ) {
+        let colour = PALETTE[i % PALETTE.len()];
+        let coords: Vec<String> = pts
+            .iter()
+            .map(|p| format!("{},{}", num(x_of(p.0)), num(self.y_of(p.1, top))))
+            .collect();
+        let _ = writeln!(
+            svg,
+            "<polyline class=\"line\" points=\"{}\" fill=\"none\" stroke=\"{colour}\" \
+             stroke-width=\"2\" stroke-linejoin=\"round\"{dash}><title>{}</title></polyline>",
+            coords.join(" "),
+            escape(series),
+            dash = dash_attribute(i),
+        );
+        if pts.len() <= 12 {
+            for p in pts {
+                let _ = writeln!(
+                    svg,
+                    "<circle cx=\"{}\" cy=\"{}\" r=\"3\" fill=\"{colour}\">\
+                     <title>{}: x = {}, {:.4} ± {:.4}</title></circle>",
+                    num(x_of(p.0)),
+                    num(self.y_of(p.1, top)),
+                    escape(series),
+                    p.0,
+                    p.1,
+                    p.2,
+                );
+            }
+        }
     }
 
     /// The left and bottom axis lines (drawn last, over the grid and the data).

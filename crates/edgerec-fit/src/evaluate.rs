@@ -26,11 +26,11 @@ use crate::Artifacts;
 use crate::data::WorldData;
 use crate::device::{self, Serving};
 use crate::package::{PackageOptions, package};
-use crate::system::{System, SystemConfig};
 use crate::ranking::{self, RankConfig};
 use crate::report::{self, CohortResult, EvalReport, SplitResult};
 use crate::sources::{self, Answer, SourceConfig};
 use crate::split::{self, Case, Split};
+use crate::system::{System, SystemConfig};
 
 /// Settings of [`evaluate`]; [`EvalConfig::default`] is `edgerec eval`'s defaults.
 #[derive(Debug, Clone)]

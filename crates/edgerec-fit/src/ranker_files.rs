@@ -130,78 +130,88 @@ pub fn ranker(
     let bytes =
         std::fs::read(onnx_path).with_context(|| format!("reading {}", onnx_path.display()))?;
     let contract = match contract_path {
-        Some(path) => {
-            let c: ContractFile = read(path)?;
-            if c.contract != CONTRACT {
-                bail!(
-                    "{}: contract {:?}, this edgerec reads {CONTRACT:?}",
-                    path.display(),
-                    c.contract
-                );
-            }
-            RankerContract {
-                kind: c.kind,
-                dense: c.dense,
-                bags: bags(c.bags.into_iter().map(|b| (b.field, b.rows, b.len)))?,
-                search_vocab: c.search_vocab,
-                output: c.output,
-                column: c.column,
-            }
-        }
-        None => {
-            let model = onnx::decode(&bytes)
-                .with_context(|| format!("{} is not an ONNX model", onnx_path.display()))?;
-            let kind = onnx::metadata(&model, "edgerec.ranker").with_context(|| {
-                format!(
-                    "{} has no edgerec.ranker metadata: pass its contract with \
-                     --ranker-contract",
-                    onnx_path.display()
-                )
-            })?;
-            let mut parsed = Vec::new();
-            for entry in onnx::metadata(&model, "edgerec.bags")
-                .unwrap_or("")
-                .split(',')
-                .filter(|e| !e.is_empty())
-            {
-                let parts: Vec<&str> = entry.split(':').collect();
-                let [field, rows, len] = parts[..] else {
-                    bail!("edgerec.bags entry {entry:?} is not field:rows:len");
-                };
-                parsed.push((field.to_string(), rows.parse()?, len.parse()?));
-            }
-            let outputs: Vec<&str> = model
-                .graph
-                .iter()
-                .flat_map(|g| g.output.iter().map(|o| o.name.as_str()))
-                .collect();
-            let (output, column) = if outputs.contains(&"p_watch") {
-                ("p_watch", 0)
-            } else if outputs.contains(&"probabilities") {
-                ("probabilities", 1)
-            } else {
-                bail!(
-                    "{}: no p_watch or probabilities output (outputs {outputs:?}); pass a \
-                     contract with --ranker-contract",
-                    onnx_path.display()
-                );
-            };
-            let search_vocab = match onnx::metadata(&model, "edgerec.search_tokens") {
-                Some(s) if !s.is_empty() => s.split('\n').map(str::to_string).collect(),
-                _ => Vec::new(),
-            };
-            RankerContract {
-                kind: kind.to_string(),
-                dense: features.space().dense_names().to_vec(),
-                bags: bags(parsed)?,
-                search_vocab,
-                output: output.to_string(),
-                column,
-            }
-        }
+        Some(path) => contract_file(path)?,
+        None => contract_from_metadata(onnx_path, &bytes, features)?,
     };
     Ok(RankerModel {
         contract,
         onnx: bytes,
+    })
+}
+
+/// A contract JSON file (models made elsewhere).
+fn contract_file(path: &Path) -> Result<RankerContract> {
+    let c: ContractFile = read(path)?;
+    if c.contract != CONTRACT {
+        bail!(
+            "{}: contract {:?}, this edgerec reads {CONTRACT:?}",
+            path.display(),
+            c.contract
+        );
+    }
+    Ok(RankerContract {
+        kind: c.kind,
+        dense: c.dense,
+        bags: bags(c.bags.into_iter().map(|b| (b.field, b.rows, b.len)))?,
+        search_vocab: c.search_vocab,
+        output: c.output,
+        column: c.column,
+    })
+}
+
+/// The contract of a model exported by `edgerec rank`, from its `edgerec.*` metadata, with
+/// the dense features of `features`.
+fn contract_from_metadata(
+    onnx_path: &Path,
+    bytes: &[u8],
+    features: &FeatureContract,
+) -> Result<RankerContract> {
+    let model = onnx::decode(bytes)
+        .with_context(|| format!("{} is not an ONNX model", onnx_path.display()))?;
+    let kind = onnx::metadata(&model, "edgerec.ranker").with_context(|| {
+        format!(
+            "{} has no edgerec.ranker metadata: pass its contract with --ranker-contract",
+            onnx_path.display()
+        )
+    })?;
+    let mut parsed = Vec::new();
+    for entry in onnx::metadata(&model, "edgerec.bags")
+        .unwrap_or("")
+        .split(',')
+        .filter(|e| !e.is_empty())
+    {
+        let parts: Vec<&str> = entry.split(':').collect();
+        let [field, rows, len] = parts[..] else {
+            bail!("edgerec.bags entry {entry:?} is not field:rows:len");
+        };
+        parsed.push((field.to_string(), rows.parse()?, len.parse()?));
+    }
+    let outputs: Vec<&str> = model
+        .graph
+        .iter()
+        .flat_map(|g| g.output.iter().map(|o| o.name.as_str()))
+        .collect();
+    let (output, column) = if outputs.contains(&"p_watch") {
+        ("p_watch", 0)
+    } else if outputs.contains(&"probabilities") {
+        ("probabilities", 1)
+    } else {
+        bail!(
+            "{}: no p_watch or probabilities output (outputs {outputs:?}); pass a contract \
+             with --ranker-contract",
+            onnx_path.display()
+        );
+    };
+    let search_vocab = match onnx::metadata(&model, "edgerec.search_tokens") {
+        Some(s) if !s.is_empty() => s.split('\n').map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    Ok(RankerContract {
+        kind: kind.to_string(),
+        dense: features.space().dense_names().to_vec(),
+        bags: bags(parsed)?,
+        search_vocab,
+        output: output.to_string(),
+        column,
     })
 }

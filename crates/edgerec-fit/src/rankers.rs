@@ -516,31 +516,7 @@ pub fn train_on_candidates(data: &WorldData, a: &CandidatesConfig) -> Result<Art
             split::date(split.cut)
         )
     })?;
-    let mut files: Vec<(&'static str, &'static str, Option<f64>, Vec<u8>)> = vec![
-        (
-            edgerec_rank::RANKER_KIND,
-            "ranker.onnx",
-            rankers.training.train_auc.0,
-            rankers
-                .logistic()
-                .to_onnx()
-                .context("exporting the logistic regression")?,
-        ),
-        (
-            edgerec_rank::GBDT_KIND,
-            "ranker-gbdt.onnx",
-            rankers.training.train_auc.1,
-            rankers.trees().to_onnx().context("exporting the trees")?,
-        ),
-    ];
-    if let Some(deep) = rankers.deep() {
-        files.push((
-            edgerec_rank::DEEP_KIND,
-            "ranker-deep.onnx",
-            rankers.training.train_auc_deep,
-            deep.to_onnx().context("exporting the deep ranker")?,
-        ));
-    }
+    let files = ranker_files(&rankers)?;
     let training = rankers.training;
     let sampled = training.sampled_negatives > 0;
     let report = CandidateReport {
@@ -574,6 +550,38 @@ pub fn train_on_candidates(data: &WorldData, a: &CandidatesConfig) -> Result<Art
     out.add("features.json", fd.contract_json()?);
     out.add("report.json", serde_json::to_vec_pretty(&report)?);
     Ok(out)
+}
+
+/// `(kind, file, in-sample AUC, ONNX bytes)` of every trained ranker.
+type RankerFile = (&'static str, &'static str, Option<f64>, Vec<u8>);
+
+fn ranker_files(rankers: &ranking::Rankers) -> Result<Vec<RankerFile>> {
+    let mut files: Vec<RankerFile> = vec![
+        (
+            edgerec_rank::RANKER_KIND,
+            "ranker.onnx",
+            rankers.training.train_auc.0,
+            rankers
+                .logistic()
+                .to_onnx()
+                .context("exporting the logistic regression")?,
+        ),
+        (
+            edgerec_rank::GBDT_KIND,
+            "ranker-gbdt.onnx",
+            rankers.training.train_auc.1,
+            rankers.trees().to_onnx().context("exporting the trees")?,
+        ),
+    ];
+    if let Some(deep) = rankers.deep() {
+        files.push((
+            edgerec_rank::DEEP_KIND,
+            "ranker-deep.onnx",
+            rankers.training.train_auc_deep,
+            deep.to_onnx().context("exporting the deep ranker")?,
+        ));
+    }
+    Ok(files)
 }
 
 /// What rankers trained on candidates cannot know (the evaluation's limits, `eval::rerank`).

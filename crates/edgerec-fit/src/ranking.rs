@@ -383,70 +383,8 @@ struct Window {
 fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
     let mut positives = Vec::new();
     let mut negatives = Vec::new();
-    for (u, h) in fd.histories.iter().enumerate() {
-        let u32u = u as u32;
-        let cut = cuts.of(u32u);
-        let past = h.before(cut);
-        let from = if cuts.per_user {
-            // The user's last `last_positives` past positives.
-            let pos: Vec<i64> = past
-                .iter()
-                .filter(|p| p.fraction > cfg.positive_above)
-                .map(|p| p.time)
-                .collect();
-            match pos.len().checked_sub(cfg.last_positives.max(1)) {
-                Some(k) => pos[k],
-                None => pos.first().copied().unwrap_or(cut),
-            }
-        } else {
-            cut - i64::from(cfg.window_days) * DAY
-        };
-        let start = past.partition_point(|p| p.time < from);
-        for p in &past[start..] {
-            let duration = fd.world.media[p.media as usize].duration_s;
-            if p.fraction > cfg.positive_above {
-                positives.push(Example {
-                    user: u32u,
-                    media: p.media,
-                    time: p.time,
-                    device: p.device,
-                    label: true,
-                    weight: weight(p.watched_s),
-                    source: ExampleSource::Positive,
-                });
-            } else if p.fraction < cfg.negative_below {
-                negatives.push(Example {
-                    user: u32u,
-                    media: p.media,
-                    time: p.time,
-                    device: p.device,
-                    label: false,
-                    weight: weight(duration),
-                    source: ExampleSource::PlayedNegative,
-                });
-            }
-        }
-        let played: HashSet<(u64, u32)> = past.iter().map(|p| (p.session, p.media)).collect();
-        for m in &fd.impressions[u] {
-            if m.time < from || m.time >= cut {
-                continue;
-            }
-            let Some(&media) = fd.world.index.get(&m.item_id) else {
-                continue;
-            };
-            if played.contains(&(m.session_id, media)) {
-                continue;
-            }
-            negatives.push(Example {
-                user: u32u,
-                media,
-                time: m.time,
-                device: m.device,
-                label: false,
-                weight: weight(fd.world.media[media as usize].duration_s),
-                source: ExampleSource::Impression,
-            });
-        }
+    for u in 0..fd.histories.len() {
+        user_window(fd, cuts, cfg, u as u32, &mut positives, &mut negatives);
     }
     // Subsample positives above the cap, then negatives to the target ratio (the pipeline's
     // hash rule, one draw per example).
@@ -464,6 +402,86 @@ fn window(fd: &FeatureData, cuts: &Cuts, cfg: &RankConfig) -> Window {
     Window {
         examples: positives,
         labelled_negatives,
+    }
+}
+
+/// Where user `u`'s training window starts: their last `last_positives` past positives on a
+/// per-user split, else `window_days` before the cut.
+fn window_start(past: &[Play], cut: i64, per_user: bool, cfg: &RankConfig) -> i64 {
+    if !per_user {
+        return cut - i64::from(cfg.window_days) * DAY;
+    }
+    let pos: Vec<i64> = past
+        .iter()
+        .filter(|p| p.fraction > cfg.positive_above)
+        .map(|p| p.time)
+        .collect();
+    match pos.len().checked_sub(cfg.last_positives.max(1)) {
+        Some(k) => pos[k],
+        None => pos.first().copied().unwrap_or(cut),
+    }
+}
+
+/// User `u`'s labelled examples in their window: plays above the positive threshold,
+/// plays below the negative one, impressions without a play in their session.
+fn user_window(
+    fd: &FeatureData,
+    cuts: &Cuts,
+    cfg: &RankConfig,
+    u: u32,
+    positives: &mut Vec<Example>,
+    negatives: &mut Vec<Example>,
+) {
+    let cut = cuts.of(u);
+    let past = fd.histories[u as usize].before(cut);
+    let from = window_start(past, cut, cuts.per_user, cfg);
+    let start = past.partition_point(|p| p.time < from);
+    let example = |media, time, device, label, weight, source| Example {
+        user: u,
+        media,
+        time,
+        device,
+        label,
+        weight,
+        source,
+    };
+    for p in &past[start..] {
+        let duration = fd.world.media[p.media as usize].duration_s;
+        if p.fraction > cfg.positive_above {
+            let w = weight(p.watched_s);
+            positives.push(example(
+                p.media,
+                p.time,
+                p.device,
+                true,
+                w,
+                ExampleSource::Positive,
+            ));
+        } else if p.fraction < cfg.negative_below {
+            let (w, s) = (weight(duration), ExampleSource::PlayedNegative);
+            negatives.push(example(p.media, p.time, p.device, false, w, s));
+        }
+    }
+    let played: HashSet<(u64, u32)> = past.iter().map(|p| (p.session, p.media)).collect();
+    for m in &fd.impressions[u as usize] {
+        if m.time < from || m.time >= cut {
+            continue;
+        }
+        let Some(&media) = fd.world.index.get(&m.item_id) else {
+            continue;
+        };
+        if played.contains(&(m.session_id, media)) {
+            continue;
+        }
+        let w = weight(fd.world.media[media as usize].duration_s);
+        negatives.push(example(
+            media,
+            m.time,
+            m.device,
+            false,
+            w,
+            ExampleSource::Impression,
+        ));
     }
 }
 
@@ -762,19 +780,71 @@ pub fn train(
     let started = Instant::now();
     let cuts = Cuts::new(split, fd.profiles.len());
     let counts = PlatformCounts::new(fd, &cuts);
-    let Window {
-        mut examples,
+    let TrainingSet {
+        examples,
         labelled_negatives,
-    } = window(fd, &cuts, cfg);
-    let window_text = if cuts.per_user {
+        negatives,
+    } = training_set(data, fd, split, &cuts, cfg, blend_rows)?;
+    let (dense, sparse) = featurise(fd, &counts, &examples)?;
+    let built = started.elapsed().as_secs_f64();
+    let names = fd.dense_names().to_vec();
+    let labels: Vec<bool> = examples.iter().map(|e| e.label).collect();
+    let weights: Vec<f32> = examples.iter().map(|e| e.weight).collect();
+    let dataset = Dataset::new(names, dense, labels, weights)?;
+    let mut fitted = fit_rankers(fd, &dataset, sparse, cfg)?;
+    fitted.seconds.insert(0, ("examples".to_string(), built));
+    let training = RankerTraining {
+        window: window_text(&cuts, cfg),
+        negatives,
+        labelled_negatives_in_window: labelled_negatives,
+        ..training_summary(&examples, &dataset, &fitted)?
+    };
+    Ok(Rankers {
+        lr: fitted.lr,
+        gbdt: fitted.gbdt,
+        deep: fitted.deep,
+        counts,
+        cuts,
+        default_device: split_device(fd, split),
+        training,
+    })
+}
+
+/// The training examples of a split and where their negatives came from.
+struct TrainingSet {
+    examples: Vec<Example>,
+    labelled_negatives: usize,
+    /// How the negatives were made, for the report.
+    negatives: String,
+}
+
+/// Which past trains the rankers, for the report.
+fn window_text(cuts: &Cuts, cfg: &RankConfig) -> String {
+    if cuts.per_user {
         format!(
             "each user's last {} past positives (and labelled negatives from the first of them to the user's cut)",
             cfg.last_positives
         )
     } else {
         format!("the last {} days before the cut", cfg.window_days)
-    };
-    let negatives_text = if labelled_negatives > 0 {
+    }
+}
+
+/// The window's examples with labelled negatives when the world logs them; otherwise the
+/// first stage's own candidates on an inner split (see the module docs).
+fn training_set(
+    data: &WorldData,
+    fd: &FeatureData,
+    split: &Split,
+    cuts: &Cuts,
+    cfg: &RankConfig,
+    blend_rows: impl FnOnce(&Split) -> Result<Vec<Answer>>,
+) -> Result<TrainingSet> {
+    let Window {
+        mut examples,
+        labelled_negatives,
+    } = window(fd, cuts, cfg);
+    let negatives = if labelled_negatives > 0 {
         format!(
             "labelled: plays below {:.0}% watched and impressions without a play in their session, downsampled to about {} per positive",
             cfg.negative_below * 100.0,
@@ -782,7 +852,7 @@ pub fn train(
         )
     } else {
         // No labelled negative: learn to order the first stage's own candidates instead.
-        let (inner, _) = inner_split(data, split, &cuts, cfg);
+        let (inner, _) = inner_split(data, split, cuts, cfg);
         ensure!(
             !inner.warm.is_empty(),
             "{}: no user has both a past before the training window and positives in it",
@@ -793,7 +863,7 @@ pub fn train(
             rows.len() == inner.warm.len(),
             "one blend row per inner case"
         );
-        examples = candidate_examples(fd, &cuts, cfg, &inner, &rows);
+        examples = candidate_examples(fd, cuts, cfg, &inner, &rows);
         format!(
             "no labelled negative in the window, so the rankers learn to order the first stage's candidates: the sources are refitted on the past before the window ({} positives), each user with a past and positives in the window gets the blend's top {} at the window start, a candidate is positive when the user watched it in the window, the rest are negatives downsampled to about {} per positive ({} users)",
             inner.train.len(),
@@ -809,25 +879,40 @@ pub fn train(
         split.name,
         examples.len()
     );
-    let (dense, sparse) = featurise(fd, &counts, &examples)?;
-    let built = started.elapsed().as_secs_f64();
-    let names = fd.dense_names().to_vec();
-    let labels: Vec<bool> = examples.iter().map(|e| e.label).collect();
-    let weights: Vec<f32> = examples.iter().map(|e| e.weight).collect();
-    let data = Dataset::new(names, dense, labels.clone(), weights)?;
+    Ok(TrainingSet {
+        examples,
+        labelled_negatives,
+        negatives,
+    })
+}
+
+/// The rankers fitted on one training set, with their in-sample AUCs and fit times.
+struct Fitted {
+    lr: LogisticRegression,
+    gbdt: GradientBoostedTrees,
+    deep: Option<DeepRanker>,
+    train_auc_deep: Option<f64>,
+    seconds: Vec<(String, f64)>,
+}
+
+fn fit_rankers(
+    fd: &FeatureData,
+    data: &Dataset,
+    sparse: SparseColumns,
+    cfg: &RankConfig,
+) -> Result<Fitted> {
     let t = Instant::now();
     let lr =
-        LogisticRegression::fit(&data, &cfg.logistic).context("fitting the logistic regression")?;
+        LogisticRegression::fit(data, &cfg.logistic).context("fitting the logistic regression")?;
     let lr_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let gbdt = GradientBoostedTrees::fit(&data, &cfg.trees).context("fitting the trees")?;
+    let gbdt = GradientBoostedTrees::fit(data, &cfg.trees).context("fitting the trees")?;
     let gbdt_s = t.elapsed().as_secs_f64();
     let mut seconds = vec![
-        ("examples".to_string(), built),
         ("logistic".to_string(), lr_s),
         ("trees".to_string(), gbdt_s),
     ];
-    let deep = match &cfg.deep {
+    let (deep, train_auc_deep) = match &cfg.deep {
         Some(dc) => {
             let t = Instant::now();
             let n = data.len();
@@ -841,23 +926,37 @@ pub fn train(
             let rows: Vec<usize> = (0..n).collect();
             let model = DeepRanker::fit(&all, &rows, dc).context("fitting the deep ranker")?;
             seconds.push(("deep".to_string(), t.elapsed().as_secs_f64()));
-            let auc = edgerec_rank::auc(&model.score(&all, &rows)?, &labels);
-            Some((model, auc))
+            let auc = edgerec_rank::auc(&model.score(&all, &rows)?, data.labels());
+            (Some(model), auc)
         }
-        None => None,
-    };
-    let (deep, train_auc_deep) = match deep {
-        Some((model, auc)) => (Some(model), auc),
         None => (None, None),
     };
+    Ok(Fitted {
+        lr,
+        gbdt,
+        deep,
+        train_auc_deep,
+        seconds,
+    })
+}
+
+/// What the report says of the training: counts, in-sample AUCs, the largest coefficients
+/// and split gains (window and negatives are the caller's).
+fn training_summary(
+    examples: &[Example],
+    data: &Dataset,
+    fitted: &Fitted,
+) -> Result<RankerTraining> {
+    let labels = data.labels();
     let train_auc = (
-        edgerec_rank::auc(&lr.score(&data)?, &labels),
-        edgerec_rank::auc(&gbdt.score(&data)?, &labels),
+        edgerec_rank::auc(&fitted.lr.score(data)?, labels),
+        edgerec_rank::auc(&fitted.gbdt.score(data)?, labels),
     );
-    let mut coefficients = lr.coefficients();
+    let mut coefficients = fitted.lr.coefficients();
     coefficients.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
     coefficients.truncate(6);
-    let top_gain = gbdt
+    let top_gain = fitted
+        .gbdt
         .ranked_importance()
         .into_iter()
         .take(6)
@@ -866,6 +965,29 @@ pub fn train(
     let count = |s: ExampleSource| examples.iter().filter(|e| e.source == s).count();
     let mut users: Vec<u32> = examples.iter().map(|e| e.user).collect();
     users.dedup();
+    Ok(RankerTraining {
+        window: String::new(),
+        negatives: String::new(),
+        examples: examples.len(),
+        positives: count(ExampleSource::Positive),
+        played_negatives: count(ExampleSource::PlayedNegative),
+        impression_negatives: count(ExampleSource::Impression),
+        sampled_negatives: count(ExampleSource::Sampled),
+        labelled_negatives_in_window: 0,
+        users: users.len(),
+        features: data.n_features(),
+        seconds: fitted.seconds.clone(),
+        lr_iterations: fitted.lr.iterations(),
+        train_auc,
+        train_auc_deep: fitted.train_auc_deep,
+        top_coefficients: coefficients,
+        top_gain,
+    })
+}
+
+/// The most frequent device of the split's past plays: the request device of users without a
+/// past.
+fn split_device(fd: &FeatureData, split: &Split) -> Device {
     let mut device_counts = [0usize; DEVICES.len()];
     for h in &fd.histories {
         for p in h.plays().iter().filter(|p| p.time < split.cut) {
@@ -874,33 +996,7 @@ pub fn train(
             }
         }
     }
-    let training = RankerTraining {
-        window: window_text,
-        negatives: negatives_text,
-        examples: examples.len(),
-        positives: count(ExampleSource::Positive),
-        played_negatives: count(ExampleSource::PlayedNegative),
-        impression_negatives: count(ExampleSource::Impression),
-        sampled_negatives: count(ExampleSource::Sampled),
-        labelled_negatives_in_window: labelled_negatives,
-        users: users.len(),
-        features: data.n_features(),
-        seconds,
-        lr_iterations: lr.iterations(),
-        train_auc,
-        train_auc_deep,
-        top_coefficients: coefficients,
-        top_gain,
-    };
-    Ok(Rankers {
-        lr,
-        gbdt,
-        deep,
-        counts,
-        cuts,
-        default_device: most_frequent(&device_counts),
-        training,
-    })
+    most_frequent(&device_counts)
 }
 
 fn most_frequent(counts: &[usize; DEVICES.len()]) -> Device {
@@ -959,118 +1055,10 @@ pub fn rerank(
     let per_case: Vec<Scored> = cases
         .par_iter()
         .zip(blend)
-        .map(|(case, b)| -> Result<Scored> {
-            let u = case.user as usize;
-            let t = case.time;
-            let profile = &fd.profiles[u];
+        .map(|(case, b)| {
             let candidates = &b.row[..b.row.len().min(cfg.candidates)];
-            let (plays, device): (Vec<Play>, Device) = if case.onboarding.is_empty() {
-                let past = fd.histories[u].before(t.min(rankers.cuts.of(case.user)));
-                let mut c = [0usize; DEVICES.len()];
-                for p in past {
-                    if let Some(d) = DEVICES.iter().position(|&d| d == p.device) {
-                        c[d] += 1;
-                    }
-                }
-                let device = if past.is_empty() {
-                    rankers.default_device
-                } else {
-                    most_frequent(&c)
-                };
-                (past.to_vec(), device)
-            } else {
-                let device = rankers.default_device;
-                let picks = case
-                    .onboarding
-                    .iter()
-                    .map(|&i| {
-                        let media = fd.media_of[i as usize];
-                        Play {
-                            media,
-                            time: t - 1,
-                            device,
-                            session: 0,
-                            watched_s: fd.world.media[media as usize].duration_s,
-                            fraction: 1.0,
-                        }
-                    })
-                    .collect();
-                (picks, device)
-            };
-            let state = fd
-                .world
-                .space
-                .user_state(profile, &plays, &fd.world.media, t);
-            let ctx = Context::new(device, t, profile.utc_offset_minutes)?;
-            let c = fd.world.space.context(profile, &ctx);
-            let mut dense = Vec::with_capacity(candidates.len() * fd.dense_names().len());
-            let mut vectors = Vec::with_capacity(candidates.len());
-            for &i in candidates {
-                let m = fd.media_of[i as usize];
-                let fv = fd.world.space.features(
-                    &state,
-                    &c,
-                    &fd.world.media[m as usize],
-                    m,
-                    rankers.counts.stats(m, t),
-                );
-                dense.extend_from_slice(&fv.dense);
-                if rankers.deep.is_some() {
-                    vectors.push(fv);
-                }
-            }
-            let mut scores: Vec<Vec<f32>> = Vec::new();
-            if !candidates.is_empty() {
-                scores.push(rankers.lr.predict(&dense)?);
-                scores.push(rankers.gbdt.predict(&dense)?);
-                if let Some(deep) = &rankers.deep {
-                    let (history, search) = sequences(fd, case.user, &plays, t);
-                    let rows: Vec<edgerec::ranker::RankerRow> = vectors
-                        .iter()
-                        .map(|features| edgerec::ranker::RankerRow {
-                            features,
-                            history: &history,
-                            search: &search,
-                        })
-                        .collect();
-                    let batch = deep.contract().assemble(&rows)?;
-                    scores.push(deep.predict(&batch)?);
-                }
-            } else {
-                scores = vec![Vec::new(); names.len()];
-            }
-            // A title not yet on the platform at the request is not in the device's catalog:
-            // it is not scored and keeps its blend order after every scored title.
-            for (j, &i) in candidates.iter().enumerate() {
-                if fd.world.media[fd.media_of[i as usize] as usize].added_time > t {
-                    for s in &mut scores {
-                        s[j] = -1.0;
-                    }
-                }
-            }
-            let order = |scores: &[f32]| -> Answer {
-                let mut k: Vec<usize> = (0..candidates.len()).collect();
-                k.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-                Answer {
-                    row: k.into_iter().map(|j| candidates[j]).collect(),
-                    auc: None,
-                }
-            };
-            let shuffle: Vec<f32> = (0..candidates.len())
-                .map(|j| unit(cfg.seed, case.user, candidates[j], t, 7 + j as u64) as f32)
-                .collect();
-            let mut answers: Vec<Answer> = scores.iter().map(|s| order(s)).collect();
-            answers.push(order(&shuffle));
-            let pairs = candidates
-                .iter()
-                .enumerate()
-                .map(|(j, i)| Pair {
-                    scores: scores.iter().map(|s| s[j]).collect(),
-                    blend: -(j as f32),
-                    relevant: case.relevant.contains(i),
-                })
-                .collect();
-            Ok((answers, pairs))
+            let scores = case_scores(fd, rankers, case, candidates, names.len())?;
+            Ok(case_answers(case, candidates, &scores, cfg.seed))
         })
         .collect::<Result<_>>()?;
     let mut systems: Systems = names
@@ -1085,13 +1073,142 @@ pub fn rerank(
         }
         pairs.extend(p);
     }
+    Ok((systems, ranker_tests(&names, &pairs)))
+}
+
+/// The plays the rankers see for a case at its request, and the request's device: the user's
+/// past (before their cut) on their most frequent device, or for a new user the onboarding
+/// picks as full plays one second before the request on the split's most frequent device.
+fn case_plays(fd: &FeatureData, rankers: &Rankers, case: &Case) -> (Vec<Play>, Device) {
+    let u = case.user as usize;
+    let t = case.time;
+    if case.onboarding.is_empty() {
+        let past = fd.histories[u].before(t.min(rankers.cuts.of(case.user)));
+        let mut c = [0usize; DEVICES.len()];
+        for p in past {
+            if let Some(d) = DEVICES.iter().position(|&d| d == p.device) {
+                c[d] += 1;
+            }
+        }
+        let device = if past.is_empty() {
+            rankers.default_device
+        } else {
+            most_frequent(&c)
+        };
+        return (past.to_vec(), device);
+    }
+    let device = rankers.default_device;
+    let picks = case
+        .onboarding
+        .iter()
+        .map(|&i| {
+            let media = fd.media_of[i as usize];
+            Play {
+                media,
+                time: t - 1,
+                device,
+                session: 0,
+                watched_s: fd.world.media[media as usize].duration_s,
+                fraction: 1.0,
+            }
+        })
+        .collect();
+    (picks, device)
+}
+
+/// Every ranker's scores for a case's `candidates` (one vector per ranker, in system order);
+/// a title not yet on the platform at the request is not in the device's catalog: it scores
+/// −1, after every scored title, and keeps its blend order there.
+fn case_scores(
+    fd: &FeatureData,
+    rankers: &Rankers,
+    case: &Case,
+    candidates: &[u32],
+    systems: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let t = case.time;
+    if candidates.is_empty() {
+        return Ok(vec![Vec::new(); systems]);
+    }
+    let profile = &fd.profiles[case.user as usize];
+    let (plays, device) = case_plays(fd, rankers, case);
+    let space = &fd.world.space;
+    let state = space.user_state(profile, &plays, &fd.world.media, t);
+    let ctx = Context::new(device, t, profile.utc_offset_minutes)?;
+    let c = space.context(profile, &ctx);
+    let mut dense = Vec::with_capacity(candidates.len() * fd.dense_names().len());
+    let mut vectors = Vec::with_capacity(candidates.len());
+    for &i in candidates {
+        let m = fd.media_of[i as usize];
+        let media = &fd.world.media[m as usize];
+        let fv = space.features(&state, &c, media, m, rankers.counts.stats(m, t));
+        dense.extend_from_slice(&fv.dense);
+        if rankers.deep.is_some() {
+            vectors.push(fv);
+        }
+    }
+    let mut scores = vec![rankers.lr.predict(&dense)?, rankers.gbdt.predict(&dense)?];
+    if let Some(deep) = &rankers.deep {
+        let (history, search) = sequences(fd, case.user, &plays, t);
+        let rows: Vec<edgerec::ranker::RankerRow> = vectors
+            .iter()
+            .map(|features| edgerec::ranker::RankerRow {
+                features,
+                history: &history,
+                search: &search,
+            })
+            .collect();
+        let batch = deep.contract().assemble(&rows)?;
+        scores.push(deep.predict(&batch)?);
+    }
+    for (j, &i) in candidates.iter().enumerate() {
+        if fd.world.media[fd.media_of[i as usize] as usize].added_time > t {
+            for s in &mut scores {
+                s[j] = -1.0;
+            }
+        }
+    }
+    Ok(scores)
+}
+
+/// A case's rows (each ranker's order, then a seeded shuffle) and its scored candidates.
+fn case_answers(case: &Case, candidates: &[u32], scores: &[Vec<f32>], seed: u64) -> Scored {
+    let t = case.time;
+    let order = |scores: &[f32]| -> Answer {
+        let mut k: Vec<usize> = (0..candidates.len()).collect();
+        k.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+        Answer {
+            row: k.into_iter().map(|j| candidates[j]).collect(),
+            auc: None,
+        }
+    };
+    let shuffle: Vec<f32> = (0..candidates.len())
+        .map(|j| unit(seed, case.user, candidates[j], t, 7 + j as u64) as f32)
+        .collect();
+    let mut answers: Vec<Answer> = scores.iter().map(|s| order(s)).collect();
+    answers.push(order(&shuffle));
+    let pairs = candidates
+        .iter()
+        .enumerate()
+        .map(|(j, i)| Pair {
+            scores: scores.iter().map(|s| s[j]).collect(),
+            blend: -(j as f32),
+            relevant: case.relevant.contains(i),
+        })
+        .collect();
+    (answers, pairs)
+}
+
+/// Each ranker's pooled AUC and log-loss over the (case, candidate) pairs, beside the blend
+/// order's AUC.
+fn ranker_tests(names: &[&str], pairs: &[Pair]) -> Vec<RankerTest> {
     let labels: Vec<bool> = pairs.iter().map(|p| p.relevant).collect();
     let positives = labels.iter().filter(|&&l| l).count();
     let blend_order: Vec<f32> = pairs.iter().map(|p| p.blend).collect();
     let blend_order_auc = (!pairs.is_empty())
         .then(|| edgerec_rank::auc(&blend_order, &labels))
         .flatten();
-    let tests = names
+    names
         .iter()
         .enumerate()
         .map(|(k, name)| {
@@ -1107,8 +1224,7 @@ pub fn rerank(
                 blend_order_auc,
             }
         })
-        .collect();
-    Ok((systems, tests))
+        .collect()
 }
 
 #[cfg(test)]

@@ -153,82 +153,11 @@ pub fn score(
         .into_iter()
         .map(|(i, u)| (i, u.len() as u64))
         .collect();
-    let similarity = |a: u32, b: u32| {
-        dot_sparse(
-            content.item_profile(a as usize),
-            content.item_profile(b as usize),
-        )
-    };
-    let mut results = Vec::new();
-    for (name, answers) in systems {
-        let mut m: Vec<Summary> = vec![Summary::default(); METRICS.len()];
-        let mut diversity = Summary::default();
-        let mut novelty = Summary::default();
-        let mut curve = vec![Summary::default(); 100];
-        for (case, a) in cases.iter().zip(answers) {
-            let (row, rel) = (&a.row, &case.relevant);
-            let values = [
-                ev::recall(row, rel, K),
-                ev::recall_capped(row, rel, K),
-                ev::precision(row, rel, K),
-                ev::average_precision(row, rel, K),
-                ev::mean_recall(row, rel, K),
-                ev::ndcg(row, rel, K),
-                ev::hit(row, rel, K),
-                f64::NAN,
-                ev::recall(row, rel, 100),
-            ];
-            for (k, v) in values.into_iter().enumerate() {
-                if k == 7 {
-                    if let Some(auc) = a.auc {
-                        m[k].push(auc);
-                    }
-                } else {
-                    m[k].push(v);
-                }
-            }
-            let top = &row[..row.len().min(K)];
-            diversity.push(ev::intra_list_diversity(top, similarity));
-            novelty.push(ev::novelty(top, &watchers, users as u64));
-            for (n, s) in curve.iter_mut().enumerate() {
-                s.push(ev::recall(row, rel, n + 1));
-            }
-        }
-        let coverage = ev::coverage(
-            answers.iter().map(|a| &a.row[..a.row.len().min(K)]),
-            content.items(),
-        );
-        let f1 = ev::f1(m[2].mean(), m[0].mean());
-        results.push(SystemResult {
-            name: name.clone(),
-            metrics: METRICS.iter().map(|s| s.to_string()).zip(m).collect(),
-            f1,
-            coverage,
-            diversity,
-            novelty,
-            recall_curve: curve
-                .iter()
-                .map(|s| (s.mean(), s.standard_error()))
-                .collect(),
-        });
-    }
-    let mut paired = Vec::new();
-    if let Some(reference) = results.iter().find(|r| r.name == "popularity") {
-        for r in results.iter().filter(|r| r.name != "popularity") {
-            for metric in ["NDCG@10", "Recall@10", "mAP@10"] {
-                let (Some(a), Some(b)) = (r.metric(metric), reference.metric(metric)) else {
-                    continue;
-                };
-                let (difference, se) = ev::paired(a, b);
-                paired.push(Paired {
-                    system: r.name.clone(),
-                    metric: metric.into(),
-                    difference,
-                    se,
-                });
-            }
-        }
-    }
+    let results: Vec<SystemResult> = systems
+        .iter()
+        .map(|(name, answers)| score_system(name, cases, answers, &watchers, users, content))
+        .collect();
+    let paired = paired_with_popularity(&results);
     let two_stage = two_stage_paired(&results);
     let rows = |name: &str| systems.iter().find(|(n, _)| n == name).map(|(_, a)| a);
     let blend_oracle_overlap = rows("blend").zip(rows("oracle")).map(|(b, o)| {
@@ -249,6 +178,97 @@ pub fn score(
         rankers: Vec::new(),
         blend_oracle_overlap,
     }
+}
+
+/// One system's metrics over the cases: every [`METRICS`] value per user, diversity (by the
+/// content profiles), novelty (by the past's watchers), coverage and the recall curve.
+fn score_system(
+    name: &str,
+    cases: &[Case],
+    answers: &[Answer],
+    watchers: &HashMap<u32, u64>,
+    users: usize,
+    content: &ContentIndex,
+) -> SystemResult {
+    let similarity = |a: u32, b: u32| {
+        dot_sparse(
+            content.item_profile(a as usize),
+            content.item_profile(b as usize),
+        )
+    };
+    let mut m: Vec<Summary> = vec![Summary::default(); METRICS.len()];
+    let mut diversity = Summary::default();
+    let mut novelty = Summary::default();
+    let mut curve = vec![Summary::default(); 100];
+    for (case, a) in cases.iter().zip(answers) {
+        let (row, rel) = (&a.row, &case.relevant);
+        let values = [
+            ev::recall(row, rel, K),
+            ev::recall_capped(row, rel, K),
+            ev::precision(row, rel, K),
+            ev::average_precision(row, rel, K),
+            ev::mean_recall(row, rel, K),
+            ev::ndcg(row, rel, K),
+            ev::hit(row, rel, K),
+            f64::NAN,
+            ev::recall(row, rel, 100),
+        ];
+        for (k, v) in values.into_iter().enumerate() {
+            if k == 7 {
+                if let Some(auc) = a.auc {
+                    m[k].push(auc);
+                }
+            } else {
+                m[k].push(v);
+            }
+        }
+        let top = &row[..row.len().min(K)];
+        diversity.push(ev::intra_list_diversity(top, similarity));
+        novelty.push(ev::novelty(top, watchers, users as u64));
+        for (n, s) in curve.iter_mut().enumerate() {
+            s.push(ev::recall(row, rel, n + 1));
+        }
+    }
+    let coverage = ev::coverage(
+        answers.iter().map(|a| &a.row[..a.row.len().min(K)]),
+        content.items(),
+    );
+    let f1 = ev::f1(m[2].mean(), m[0].mean());
+    SystemResult {
+        name: name.to_string(),
+        metrics: METRICS.iter().map(|s| s.to_string()).zip(m).collect(),
+        f1,
+        coverage,
+        diversity,
+        novelty,
+        recall_curve: curve
+            .iter()
+            .map(|s| (s.mean(), s.standard_error()))
+            .collect(),
+    }
+}
+
+/// Each system against popularity on the same users (NDCG@10, Recall@10, mAP@10).
+fn paired_with_popularity(results: &[SystemResult]) -> Vec<Paired> {
+    let mut paired = Vec::new();
+    let Some(reference) = results.iter().find(|r| r.name == "popularity") else {
+        return paired;
+    };
+    for r in results.iter().filter(|r| r.name != "popularity") {
+        for metric in ["NDCG@10", "Recall@10", "mAP@10"] {
+            let (Some(a), Some(b)) = (r.metric(metric), reference.metric(metric)) else {
+                continue;
+            };
+            let (difference, se) = ev::paired(a, b);
+            paired.push(Paired {
+                system: r.name.clone(),
+                metric: metric.into(),
+                difference,
+                se,
+            });
+        }
+    }
+    paired
 }
 
 /// Each two-stage system against the blend and against the best of [`SOURCES`] by mean
@@ -344,8 +364,27 @@ fn pm(s: &Summary) -> String {
 }
 
 /// The report as markdown; figures are referenced as `plots/<split>-<cohort>-*.svg`.
+/// The report as markdown: an introduction to the protocols and systems, then per split and
+/// cohort the systems' metrics, the paired comparisons, the rankers, and the split's notes.
 pub fn markdown(r: &EvalReport) -> String {
     let mut s = String::new();
+    intro(&mut s, r);
+    for sp in &r.splits {
+        let _ = writeln!(
+            s,
+            "## {}\n\n{}. {} past positives.\n",
+            sp.name, sp.description, sp.train_positives
+        );
+        for c in &sp.cohorts {
+            cohort_markdown(&mut s, sp, c);
+        }
+        split_notes(&mut s, sp);
+    }
+    s
+}
+
+/// What the report measures and how: metrics, cohorts, the device's rows, the two stages.
+fn intro(s: &mut String, r: &EvalReport) {
     let (u, i, p) = r.world;
     let _ = writeln!(
         s,
@@ -365,7 +404,14 @@ pub fn markdown(r: &EvalReport) -> String {
          onboarding picks (a larger cold-start sample). `ials-int8` and `two-tower-int8` are \
          the same models as the device ships them by default (`bundle build --int8`): item \
          vectors as int8 with one scale per row, iALS fold-in over the dequantised rows, scores \
-         from the int8 scan; compare them with `ials` and `two-tower` (f32).\n"
+         from the int8 scan; compare them with `ials` and `two-tower` (f32). `device` is the \
+         row users get: the bundle the split would ship (every source trained on the split's \
+         past, packaged as `bundle build --world --int8` packages it) serving each user through \
+         the one recommendation path, `recommend_row`, from the local state the device would \
+         hold at the request (the user's plays before it; for new users, their onboarding \
+         picks): blend, ranker if the bundle has one, the filters that always hold (finished, \
+         fatigued, too mature) and MMR; `device-no-mmr` is the same row with MMR off, so the \
+         difference is what diversity costs. Their rows are 10 long: Recall@100 is Recall@10.\n"
     );
     let _ = writeln!(
         s,
@@ -388,237 +434,258 @@ pub fn markdown(r: &EvalReport) -> String {
          series features (next episode) favour the rankers on the cold and as-new cohorts more \
          than a real onboarding would.\n"
     );
-    for sp in &r.splits {
-        let _ = writeln!(
-            s,
-            "## {}\n\n{}. {} past positives.\n",
-            sp.name, sp.description, sp.train_positives
-        );
-        for c in &sp.cohorts {
-            let _ = writeln!(s, "### {} users ({})\n", c.cohort, c.users.len());
-            let _ = write!(s, "| system |");
-            for m in METRICS {
-                let _ = write!(s, " {m} |");
-            }
-            let _ = writeln!(s, " F1@10 | Coverage@10 | ILD@10 | Novelty@10 |");
-            let _ = writeln!(s, "|---{}|---|---|---|---|", "|---".repeat(METRICS.len()));
-            for sys in &c.systems {
-                let _ = write!(s, "| {} |", sys.name);
-                for (_, v) in &sys.metrics {
-                    let _ = write!(s, " {} |", pm(v));
-                }
-                let _ = writeln!(
-                    s,
-                    " {:.4} | {:.3} | {:.3} | {:.2} |",
-                    sys.f1,
-                    sys.coverage,
-                    sys.diversity.mean(),
-                    sys.novelty.mean()
-                );
-            }
-            if !c.paired.is_empty() {
-                let _ = writeln!(s, "\nPaired against popularity (same users):\n");
-                let _ = writeln!(s, "| system | metric | difference | se | z |");
-                let _ = writeln!(s, "|---|---|---|---|---|");
-                for p in &c.paired {
-                    let z = if p.se > 0.0 {
-                        p.difference / p.se
-                    } else {
-                        f64::NAN
-                    };
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {:+.4} | {:.4} | {:+.1} |",
-                        p.system, p.metric, p.difference, p.se, z
-                    );
-                }
-            }
-            if !c.two_stage.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "\nTwo-stage against the blend it reranks and the best single source on this \
-                     cohort (by NDCG@10), paired on the same users:\n"
-                );
-                let _ = writeln!(
-                    s,
-                    "| system | against | metric | reference | two-stage | difference | paired se | z |"
-                );
-                let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-                for p in &c.two_stage {
-                    let z = if p.se > 0.0 {
-                        p.difference / p.se
-                    } else {
-                        f64::NAN
-                    };
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} ({}) | {} | {:.4} | {:.4} | {:+.4} | {:.4} | {:+.1} |",
-                        p.system,
-                        p.reference,
-                        p.against,
-                        p.metric,
-                        p.reference_mean,
-                        p.mean,
-                        p.difference,
-                        p.se,
-                        z
-                    );
-                }
-            }
-            if !c.rankers.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "\nRankers on this cohort's candidates, pooled over (user, candidate) pairs \
-                     labelled by the test future:\n"
-                );
-                let _ = writeln!(
-                    s,
-                    "| ranker | pairs | relevant | AUC | log-loss | blend order AUC |\n|---|---|---|---|---|---|"
-                );
-                let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
-                for r in &c.rankers {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {} | {} | {} | {} |",
-                        r.system,
-                        r.pairs,
-                        r.positives,
-                        opt(r.auc),
-                        opt(r.log_loss),
-                        opt(r.blend_order_auc)
-                    );
-                }
-            }
-            let find = |n: &str| c.systems.iter().find(|x| x.name == n);
-            if let (Some(b), Some(o), Some(ov)) =
-                (find("blend"), find("oracle"), &c.blend_oracle_overlap)
-            {
-                let (rb, ro) = (
-                    b.metric("Recall@100").map_or(0.0, Summary::mean),
-                    o.metric("Recall@100").map_or(0.0, Summary::mean),
-                );
-                let _ = writeln!(
-                    s,
-                    "\nAgainst the oracle (the world's true utilities, same users): blend \
-                     Recall@100 {rb:.4} vs oracle {ro:.4} ({:.0}% of the oracle's); the blend's \
-                     top-100 holds {:.1}% ± {:.1}% of the oracle's top-100. The oracle orders by \
-                     true utility, not by exposure: users of a logged world watch what the logging \
-                     policy showed them, so the logged future rewards promoted (popular) titles \
-                     and the oracle does not top the list-prefix metrics; its AUC over the whole \
-                     ranking is the fairer comparison.",
-                    100.0 * rb / ro.max(1e-12),
-                    100.0 * ov.mean(),
-                    100.0 * ov.standard_error()
-                );
-            }
-            let _ = writeln!(
-                s,
-                "\n![{0} {1}](plots/{0}-{1}-bars.svg) ![{0} {1} recall@N](plots/{0}-{1}-recall.svg)\n",
-                sp.name, c.cohort
-            );
-        }
-        if let Some(r) = &sp.ranker {
-            let list = |v: &[(String, f64)]| {
-                v.iter()
-                    .map(|(n, x)| format!("`{n}` {x:+.3}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
-            let _ = writeln!(
-                s,
-                "Rankers of this split: trained on {} — {} examples ({} positives; negatives: {} \
-                 played below the threshold, {} unplayed impressions, {} sampled; {} labelled \
-                 negatives in the window before downsampling) from {} users, {} dense features. \
-                 Negatives: {}. In-sample AUC: logistic {}, trees {}; logistic Newton steps {}. \
-                 Seconds: {}. Largest standardised coefficients: {}. Most split gain: {}.\n",
-                r.window,
-                r.examples,
-                r.positives,
-                r.played_negatives,
-                r.impression_negatives,
-                r.sampled_negatives,
-                r.labelled_negatives_in_window,
-                r.users,
-                r.features,
-                r.negatives,
-                opt(r.train_auc.0),
-                opt(r.train_auc.1),
-                r.lr_iterations,
-                r.seconds
-                    .iter()
-                    .map(|(n, x)| format!("{n} {x:.2}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                list(&r.top_coefficients),
-                list(&r.top_gain),
-            );
-        }
-        if let Some(e) = &sp.ranker_error {
-            let _ = writeln!(s, "The second stage did not run on this split: {e}.\n");
-        }
-        let _ = writeln!(s, "Fit time (seconds):\n");
-        let _ = writeln!(s, "| source | seconds |\n|---|---|");
-        for (name, secs) in &sp.fit_seconds {
-            let _ = writeln!(s, "| {name} | {secs:.2} |");
-        }
-        if let Some(t) = &sp.peer_timings {
-            let ours = sp
-                .fit_seconds
-                .iter()
-                .find(|(n, _)| n == "ials")
-                .map(|p| p.1);
-            let theirs = t
-                .get("implicit-als")
-                .and_then(|v| v.get("fit_s"))
-                .and_then(serde_json::Value::as_f64);
-            if let (Some(a), Some(b)) = (ours, theirs) {
-                let _ = writeln!(
-                    s,
-                    "\niALS fit: ours {a:.2} s, implicit {b:.2} s at the same factors, iterations, \
-                     alpha and lambda: ours / implicit = {:.2}.",
-                    a / b
-                );
-            }
-        }
-        let curve = |c: &[(f32, f64)]| {
-            c.iter()
-                .map(|(b, v)| format!("{b}: {v:.4}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let _ = writeln!(
-            s,
-            "\nContent prior weight beta, fitted on the last tenth of the past by NDCG@10: {} for \
-             users with a past ({}), {} for new users ({}).",
-            sp.content_beta.0,
-            curve(&sp.content_beta_curve[0]),
-            sp.content_beta.1,
-            curve(&sp.content_beta_curve[1]),
-        );
-        if !sp.ials_losses.is_empty() {
-            let _ = writeln!(
-                s,
-                "iALS objective by iteration: {}.",
-                sp.ials_losses
-                    .iter()
-                    .map(|l| format!("{l:.0}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+}
+
+/// One cohort: the systems' table, the paired comparisons, the rankers, the oracle, the plots.
+fn cohort_markdown(s: &mut String, sp: &SplitResult, c: &CohortResult) {
+    let _ = writeln!(s, "### {} users ({})\n", c.cohort, c.users.len());
+    let _ = write!(s, "| system |");
+    for m in METRICS {
+        let _ = write!(s, " {m} |");
+    }
+    let _ = writeln!(s, " F1@10 | Coverage@10 | ILD@10 | Novelty@10 |");
+    let _ = writeln!(s, "|---{}|---|---|---|---|", "|---".repeat(METRICS.len()));
+    for sys in &c.systems {
+        let _ = write!(s, "| {} |", sys.name);
+        for (_, v) in &sys.metrics {
+            let _ = write!(s, " {} |", pm(v));
         }
         let _ = writeln!(
             s,
-            "Two-tower loss by epoch: {}; ONNX user tower {} bytes.\n",
-            sp.tower_losses
-                .iter()
-                .map(|l| format!("{l:.3}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            sp.tower_onnx_bytes
+            " {:.4} | {:.3} | {:.3} | {:.2} |",
+            sys.f1,
+            sys.coverage,
+            sys.diversity.mean(),
+            sys.novelty.mean()
         );
     }
-    s
+    paired_table(s, c);
+    two_stage_table(s, c);
+    rankers_table(s, c);
+    oracle_note(s, c);
+    let _ = writeln!(
+        s,
+        "\n![{0} {1}](plots/{0}-{1}-bars.svg) ![{0} {1} recall@N](plots/{0}-{1}-recall.svg)\n",
+        sp.name, c.cohort
+    );
+}
+
+/// Each system against popularity.
+fn paired_table(s: &mut String, c: &CohortResult) {
+    if !c.paired.is_empty() {
+        let _ = writeln!(s, "\nPaired against popularity (same users):\n");
+        let _ = writeln!(s, "| system | metric | difference | se | z |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for p in &c.paired {
+            let z = if p.se > 0.0 {
+                p.difference / p.se
+            } else {
+                f64::NAN
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:+.4} | {:.4} | {:+.1} |",
+                p.system, p.metric, p.difference, p.se, z
+            );
+        }
+    }
+}
+
+/// Each two-stage system against the blend and the best single source.
+fn two_stage_table(s: &mut String, c: &CohortResult) {
+    if !c.two_stage.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nTwo-stage against the blend it reranks and the best single source on this \
+             cohort (by NDCG@10), paired on the same users:\n"
+        );
+        let _ = writeln!(
+            s,
+            "| system | against | metric | reference | two-stage | difference | paired se | z |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        for p in &c.two_stage {
+            let z = if p.se > 0.0 {
+                p.difference / p.se
+            } else {
+                f64::NAN
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} ({}) | {} | {:.4} | {:.4} | {:+.4} | {:.4} | {:+.1} |",
+                p.system,
+                p.reference,
+                p.against,
+                p.metric,
+                p.reference_mean,
+                p.mean,
+                p.difference,
+                p.se,
+                z
+            );
+        }
+    }
+}
+
+/// The rankers' pooled AUC and log-loss on the cohort's candidates.
+fn rankers_table(s: &mut String, c: &CohortResult) {
+    if !c.rankers.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nRankers on this cohort's candidates, pooled over (user, candidate) pairs \
+             labelled by the test future:\n"
+        );
+        let _ = writeln!(
+            s,
+            "| ranker | pairs | relevant | AUC | log-loss | blend order AUC |\n|---|---|---|---|---|---|"
+        );
+        let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
+        for r in &c.rankers {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.system,
+                r.pairs,
+                r.positives,
+                opt(r.auc),
+                opt(r.log_loss),
+                opt(r.blend_order_auc)
+            );
+        }
+    }
+}
+
+/// The blend against the oracle, when the world has one.
+fn oracle_note(s: &mut String, c: &CohortResult) {
+    let find = |n: &str| c.systems.iter().find(|x| x.name == n);
+    if let (Some(b), Some(o), Some(ov)) = (find("blend"), find("oracle"), &c.blend_oracle_overlap) {
+        let (rb, ro) = (
+            b.metric("Recall@100").map_or(0.0, Summary::mean),
+            o.metric("Recall@100").map_or(0.0, Summary::mean),
+        );
+        let _ = writeln!(
+            s,
+            "\nAgainst the oracle (the world's true utilities, same users): blend \
+             Recall@100 {rb:.4} vs oracle {ro:.4} ({:.0}% of the oracle's); the blend's \
+             top-100 holds {:.1}% ± {:.1}% of the oracle's top-100. The oracle orders by \
+             true utility, not by exposure: users of a logged world watch what the logging \
+             policy showed them, so the logged future rewards promoted (popular) titles \
+             and the oracle does not top the list-prefix metrics; its AUC over the whole \
+             ranking is the fairer comparison.",
+            100.0 * rb / ro.max(1e-12),
+            100.0 * ov.mean(),
+            100.0 * ov.standard_error()
+        );
+    }
+}
+
+/// The split's rankers, fit times and model diagnostics.
+fn split_notes(s: &mut String, sp: &SplitResult) {
+    if let Some(r) = &sp.ranker {
+        ranker_note(s, r);
+    }
+    if let Some(e) = &sp.ranker_error {
+        let _ = writeln!(s, "The second stage did not run on this split: {e}.\n");
+    }
+    let _ = writeln!(s, "Fit time (seconds):\n");
+    let _ = writeln!(s, "| source | seconds |\n|---|---|");
+    for (name, secs) in &sp.fit_seconds {
+        let _ = writeln!(s, "| {name} | {secs:.2} |");
+    }
+    if let Some(t) = &sp.peer_timings {
+        let ours = sp
+            .fit_seconds
+            .iter()
+            .find(|(n, _)| n == "ials")
+            .map(|p| p.1);
+        let theirs = t
+            .get("implicit-als")
+            .and_then(|v| v.get("fit_s"))
+            .and_then(serde_json::Value::as_f64);
+        if let (Some(a), Some(b)) = (ours, theirs) {
+            let _ = writeln!(
+                s,
+                "\niALS fit: ours {a:.2} s, implicit {b:.2} s at the same factors, iterations, \
+                 alpha and lambda: ours / implicit = {:.2}.",
+                a / b
+            );
+        }
+    }
+    let curve = |c: &[(f32, f64)]| {
+        c.iter()
+            .map(|(b, v)| format!("{b}: {v:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let _ = writeln!(
+        s,
+        "\nContent prior weight beta, fitted on the last tenth of the past by NDCG@10: {} for \
+         users with a past ({}), {} for new users ({}).",
+        sp.content_beta.0,
+        curve(&sp.content_beta_curve[0]),
+        sp.content_beta.1,
+        curve(&sp.content_beta_curve[1]),
+    );
+    if !sp.ials_losses.is_empty() {
+        let _ = writeln!(
+            s,
+            "iALS objective by iteration: {}.",
+            sp.ials_losses
+                .iter()
+                .map(|l| format!("{l:.0}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "Two-tower loss by epoch: {}; ONNX user tower {} bytes.\n",
+        sp.tower_losses
+            .iter()
+            .map(|l| format!("{l:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sp.tower_onnx_bytes
+    );
+}
+
+/// How the split's rankers were trained.
+fn ranker_note(s: &mut String, r: &RankerTraining) {
+    let list = |v: &[(String, f64)]| {
+        v.iter()
+            .map(|(n, x)| format!("`{n}` {x:+.3}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let opt = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3}"));
+    let _ = writeln!(
+        s,
+        "Rankers of this split: trained on {} — {} examples ({} positives; negatives: {} \
+         played below the threshold, {} unplayed impressions, {} sampled; {} labelled \
+         negatives in the window before downsampling) from {} users, {} dense features. \
+         Negatives: {}. In-sample AUC: logistic {}, trees {}; logistic Newton steps {}. \
+         Seconds: {}. Largest standardised coefficients: {}. Most split gain: {}.\n",
+        r.window,
+        r.examples,
+        r.positives,
+        r.played_negatives,
+        r.impression_negatives,
+        r.sampled_negatives,
+        r.labelled_negatives_in_window,
+        r.users,
+        r.features,
+        r.negatives,
+        opt(r.train_auc.0),
+        opt(r.train_auc.1),
+        r.lr_iterations,
+        r.seconds
+            .iter()
+            .map(|(n, x)| format!("{n} {x:.2}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        list(&r.top_coefficients),
+        list(&r.top_gain),
+    );
 }
 
 /// The figures of one cohort: grouped bars for the main metrics, recall@N lines.

@@ -478,18 +478,84 @@ fn rank_all(scores: &[f32], seen: &HashSet<u32>, n: usize, relevant: &HashSet<u3
     Answer { row: order, auc }
 }
 
-/// Every system's answers for `cases`, keyed by system name; the order of systems is the
-/// report's. `oracle` scores items for a case when the world has a ground truth.
-pub fn answer(
-    data: &WorldData,
-    split: &Split,
-    trained: &Trained,
-    cases: &[Case],
-    config: &SourceConfig,
-    oracle: Option<&Oracle<'_>>,
-) -> Result<Vec<(String, Vec<Answer>)>> {
+/// What every case of one [`answer`] call shares: the trained sources, their int8 copies
+/// (what the device ships by default: `bundle build --int8`) and the settings.
+struct Scorer<'a> {
+    trained: &'a Trained,
+    config: &'a SourceConfig,
+    ials_int8: ItemVectors,
+    tower_int8: Option<ItemVectors>,
+}
+
+impl Scorer<'_> {
+    /// iALS: the fold-in of the history against the f32 factors (zeros when nothing is known).
+    fn ials(&self, history: &[u32]) -> Vec<f32> {
+        let y = self.trained.ials.item_factors();
+        let known: Vec<(usize, f32)> = history.iter().map(|&i| (i as usize, 1.0)).collect();
+        match self.trained.ials.fold_in(&known) {
+            Some(x) => (0..y.rows())
+                .map(|i| y.row(i).iter().zip(&x).map(|(a, b)| a * b).sum())
+                .collect(),
+            None => vec![0.0; y.rows()],
+        }
+    }
+
+    /// iALS as shipped: fold-in over the dequantised int8 rows, scores from the int8 scan.
+    fn ials_int8(&self, history: &[u32]) -> Vec<f32> {
+        let q = &self.ials_int8;
+        let cfg = self.trained.ials.config();
+        let known: Vec<(usize, f32)> = history.iter().map(|&i| (i as usize, 1.0)).collect();
+        edgerec::ials::fold_in_rows(
+            q.dim(),
+            q.rows(),
+            |i| q.row(i),
+            self.trained.ials.gram(),
+            &known,
+            cfg.alpha,
+            cfg.lambda,
+        )
+        .and_then(|x| q.scores(&x).ok())
+        .unwrap_or_else(|| vec![0.0; q.rows()])
+    }
+
+    /// Content: the recency-weighted profile; onboarding-sized profiles of new users lean on
+    /// the prior with their own weight.
+    fn content(&self, history: &[u32], new_user: bool) -> Vec<f32> {
+        let c = &self.trained.content;
+        let profile = c.profile(
+            &history_weights(history, self.config.recency_decay),
+            &Onboarding::default(),
+        );
+        let beta = if new_user {
+            self.trained.beta.cold
+        } else {
+            self.trained.beta.warm
+        };
+        c.scores_with_beta(&profile, beta)
+    }
+
+    /// Two-tower scores of user vector `u` against the f32 embeddings and the int8 copy.
+    fn two_tower(&self, u: &[f32]) -> Option<(Vec<f32>, Option<Vec<f32>>)> {
+        let t = self.trained.tower.as_ref()?;
+        let scores = t
+            .model
+            .item_embeddings()
+            .chunks_exact(u.len())
+            .map(|row| row.iter().zip(u).map(|(a, b)| a * b).sum())
+            .collect();
+        let int8 = self
+            .tower_int8
+            .as_ref()
+            .map(|q| q.scores(u).unwrap_or_else(|_| vec![0.0; q.rows()]));
+        Some((scores, int8))
+    }
+}
+
+/// What the device knows of each case's user at the request: the past (or, for a new user,
+/// the onboarding picks), the searches before it, and the time.
+fn requests<'a>(data: &'a WorldData, split: &Split, cases: &[Case]) -> Vec<Request<'a>> {
     let histories = split.histories(data.users.len());
-    let requests: Vec<Request> = cases
+    cases
         .iter()
         .map(|c| Request {
             user: &data.users[c.user as usize],
@@ -501,32 +567,33 @@ pub fn answer(
             searches: searches_before(data, c.user, c.time),
             time: c.time,
         })
-        .collect();
-    // The two-tower vectors in batches through the ONNX user tower.
-    let tower_vectors: Option<Vec<Vec<f32>>> = match &trained.tower {
-        Some(t) => {
-            let dim = t.onnx.dim();
-            let mut out = Vec::with_capacity(cases.len());
-            for chunk in requests.chunks(256) {
-                let inputs: Vec<UserInput> = chunk.iter().map(|r| t.input(r)).collect();
-                let v = t.onnx.embed(&inputs).context("running the user tower")?;
-                out.extend(v.chunks_exact(dim).map(<[f32]>::to_vec));
-            }
-            Some(out)
-        }
-        None => None,
+        .collect()
+}
+
+/// The two-tower user vectors of `requests`, in batches through the exported ONNX user tower.
+fn tower_vectors(trained: &Trained, requests: &[Request]) -> Result<Option<Vec<Vec<f32>>>> {
+    let Some(t) = &trained.tower else {
+        return Ok(None);
     };
-    let n = config.n;
-    // What the device ships by default (`bundle build --int8`): the same vectors as int8 with
-    // per-row scales, fold-in reading the dequantised rows, scores from the int8 scan.
-    let ials_int8 = ItemVectors::F32(trained.ials.item_factors().clone())
+    let dim = t.onnx.dim();
+    let mut out = Vec::with_capacity(requests.len());
+    for chunk in requests.chunks(256) {
+        let inputs: Vec<UserInput> = chunk.iter().map(|r| t.input(r)).collect();
+        let v = t.onnx.embed(&inputs).context("running the user tower")?;
+        out.extend(v.chunks_exact(dim).map(<[f32]>::to_vec));
+    }
+    Ok(Some(out))
+}
+
+/// The int8 copies of the iALS factors and the two-tower embeddings.
+fn int8_vectors(trained: &Trained) -> Result<(ItemVectors, Option<ItemVectors>)> {
+    let ials = ItemVectors::F32(trained.ials.item_factors().clone())
         .quantized()
         .context("quantising the iALS factors")?;
-    let tower_int8 = match &trained.tower {
+    let tower = match &trained.tower {
         Some(t) => {
-            let e = t.model.item_embeddings();
-            let dim = t.onnx.dim();
-            let f = Factors::new(dim, e.to_vec()).context("two-tower embeddings")?;
+            let f = Factors::new(t.onnx.dim(), t.model.item_embeddings().to_vec())
+                .context("two-tower embeddings")?;
             Some(
                 ItemVectors::F32(f)
                     .quantized()
@@ -535,108 +602,111 @@ pub fn answer(
         }
         None => None,
     };
+    Ok((ials, tower))
+}
+
+/// The sources' rows blended in the fixed source order with the configured quotas.
+fn blend_lists(lists: &[(Source, Vec<usize>)], config: &SourceConfig) -> Answer {
+    let order = [
+        Source::Collaborative,
+        Source::TwoTower,
+        Source::Content,
+        Source::Popularity,
+    ];
+    let mut ordered: Vec<(Source, &[usize])> = Vec::new();
+    let mut quotas = Vec::new();
+    for (q, s) in order.iter().enumerate() {
+        if let Some((_, l)) = lists.iter().find(|(t, _)| t == s) {
+            ordered.push((*s, l));
+            quotas.push(config.quotas[q]);
+        }
+    }
+    let row = blend::blend(&ordered, &quotas, config.n)
+        .into_iter()
+        .map(|c| c.item as u32)
+        .collect();
+    Answer { row, auc: None }
+}
+
+/// Every system's answer for one case, in report order.
+fn case_answers(
+    scorer: &Scorer<'_>,
+    case: &Case,
+    req: &Request,
+    tower: Option<&Vec<f32>>,
+    oracle: Option<&Oracle<'_>>,
+) -> Vec<(String, Answer)> {
+    let n = scorer.config.n;
+    let seen: HashSet<u32> = req.history.iter().copied().collect();
+    let mut out: Vec<(String, Answer)> = Vec::new();
+    let mut lists: Vec<(Source, Vec<usize>)> = Vec::new();
+    let mut push = |name: &str, source: Option<Source>, scores: &[f32]| {
+        let a = rank_all(scores, &seen, n, &case.relevant);
+        if let Some(s) = source {
+            lists.push((s, a.row.iter().map(|&i| i as usize).collect()));
+        }
+        out.push((name.to_string(), a));
+    };
+    push(
+        "popularity",
+        Some(Source::Popularity),
+        &scorer.trained.popularity,
+    );
+    push(
+        "ials",
+        Some(Source::Collaborative),
+        &scorer.ials(&req.history),
+    );
+    push("ials-int8", None, &scorer.ials_int8(&req.history));
+    let new_user = !case.onboarding.is_empty();
+    push(
+        "content",
+        Some(Source::Content),
+        &scorer.content(&req.history, new_user),
+    );
+    if let Some((scores, int8)) = tower.and_then(|u| scorer.two_tower(u)) {
+        push("two-tower", Some(Source::TwoTower), &scores);
+        if let Some(q) = int8 {
+            push("two-tower-int8", None, &q);
+        }
+    }
+    out.push(("blend".to_string(), blend_lists(&lists, scorer.config)));
+    if let Some(f) = oracle {
+        let scores = f(case, &req.history);
+        out.push((
+            "oracle".to_string(),
+            rank_all(&scores, &seen, n, &case.relevant),
+        ));
+    }
+    out
+}
+
+/// Every system's answers for `cases`, keyed by system name; the order of systems is the
+/// report's. `oracle` scores items for a case when the world has a ground truth.
+pub fn answer(
+    data: &WorldData,
+    split: &Split,
+    trained: &Trained,
+    cases: &[Case],
+    config: &SourceConfig,
+    oracle: Option<&Oracle<'_>>,
+) -> Result<Vec<(String, Vec<Answer>)>> {
+    let requests = requests(data, split, cases);
+    let tower_vectors = tower_vectors(trained, &requests)?;
+    let (ials_int8, tower_int8) = int8_vectors(trained)?;
+    let scorer = Scorer {
+        trained,
+        config,
+        ials_int8,
+        tower_int8,
+    };
     let per_case: Vec<Vec<(String, Answer)>> = cases
         .par_iter()
         .zip(&requests)
         .enumerate()
         .map(|(k, (case, req))| {
-            let seen: HashSet<u32> = req.history.iter().copied().collect();
-            let mut out: Vec<(String, Answer)> = Vec::new();
-            let mut lists: Vec<(Source, Vec<usize>)> = Vec::new();
-            let mut push = |name: &str,
-                            source: Option<Source>,
-                            scores: &[f32],
-                            out: &mut Vec<(String, Answer)>| {
-                let a = rank_all(scores, &seen, n, &case.relevant);
-                if let Some(s) = source {
-                    lists.push((s, a.row.iter().map(|&i| i as usize).collect()));
-                }
-                out.push((name.to_string(), a));
-            };
-            push(
-                "popularity",
-                Some(Source::Popularity),
-                &trained.popularity,
-                &mut out,
-            );
-            let y = trained.ials.item_factors();
-            let ials_scores: Vec<f32> = match trained.ials.fold_in(
-                &req.history
-                    .iter()
-                    .map(|&i| (i as usize, 1.0))
-                    .collect::<Vec<_>>(),
-            ) {
-                Some(x) => (0..y.rows())
-                    .map(|i| y.row(i).iter().zip(&x).map(|(a, b)| a * b).sum())
-                    .collect(),
-                None => vec![0.0; y.rows()],
-            };
-            push("ials", Some(Source::Collaborative), &ials_scores, &mut out);
-            let cfg = trained.ials.config();
-            let known: Vec<(usize, f32)> = req.history.iter().map(|&i| (i as usize, 1.0)).collect();
-            let int8_scores = edgerec::ials::fold_in_rows(
-                ials_int8.dim(),
-                ials_int8.rows(),
-                |i| ials_int8.row(i),
-                trained.ials.gram(),
-                &known,
-                cfg.alpha,
-                cfg.lambda,
-            )
-            .and_then(|x| ials_int8.scores(&x).ok())
-            .unwrap_or_else(|| vec![0.0; ials_int8.rows()]);
-            push("ials-int8", None, &int8_scores, &mut out);
-            let profile = trained.content.profile(
-                &history_weights(&req.history, config.recency_decay),
-                &Onboarding::default(),
-            );
-            // New users' onboarding-sized profiles lean on the prior with their own weight.
-            let beta = if case.onboarding.is_empty() {
-                trained.beta.warm
-            } else {
-                trained.beta.cold
-            };
-            let content_scores = trained.content.scores_with_beta(&profile, beta);
-            push("content", Some(Source::Content), &content_scores, &mut out);
-            if let (Some(t), Some(vs)) = (&trained.tower, &tower_vectors) {
-                let e = t.model.item_embeddings();
-                let u = &vs[k];
-                let scores: Vec<f32> = e
-                    .chunks_exact(u.len())
-                    .map(|row| row.iter().zip(u).map(|(a, b)| a * b).sum())
-                    .collect();
-                push("two-tower", Some(Source::TwoTower), &scores, &mut out);
-                if let Some(q) = &tower_int8 {
-                    let scores = q.scores(u).unwrap_or_else(|_| vec![0.0; q.rows()]);
-                    push("two-tower-int8", None, &scores, &mut out);
-                }
-            }
-            // Blend in the fixed source order with the configured quotas.
-            let order = [
-                Source::Collaborative,
-                Source::TwoTower,
-                Source::Content,
-                Source::Popularity,
-            ];
-            let mut ordered: Vec<(Source, &[usize])> = Vec::new();
-            let mut quotas = Vec::new();
-            for (q, s) in order.iter().enumerate() {
-                if let Some((_, l)) = lists.iter().find(|(t, _)| t == s) {
-                    ordered.push((*s, l));
-                    quotas.push(config.quotas[q]);
-                }
-            }
-            let row: Vec<u32> = blend::blend(&ordered, &quotas, n)
-                .into_iter()
-                .map(|c| c.item as u32)
-                .collect();
-            out.push(("blend".to_string(), Answer { row, auc: None }));
-            if let Some(f) = oracle {
-                let scores = f(case, &req.history);
-                let a = rank_all(&scores, &seen, n, &case.relevant);
-                out.push(("oracle".to_string(), a));
-            }
-            out
+            let tower = tower_vectors.as_ref().map(|v| &v[k]);
+            case_answers(&scorer, case, req, tower, oracle)
         })
         .collect();
     // Transpose to system → answers.

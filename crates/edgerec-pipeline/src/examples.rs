@@ -11,13 +11,16 @@ use arrow_array::builder::{
     StringBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float32Type, Float64Type, Int64Type, UInt32Type, UInt64Type};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::types::{ArrowPrimitiveType, Float32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::{
+    ArrayRef, Float32Array, Float64Array, Int64Array, PrimitiveArray, RecordBatch, StringArray,
+    UInt32Array, UInt64Array,
+};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use edgerec::context::{Context, Device};
-use edgerec::features::{History, MediaStats, Play, UserState};
+use edgerec::features::{FeatureVector, History, MediaStats, Play, UserProfile, UserState};
 use edgerec::ranker::{MAX_HISTORY, MAX_SEARCH, history_titles};
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
@@ -195,6 +198,51 @@ impl Builders {
         }
     }
 
+    /// Appends example `i` of `c` with its fold window, features and ranker sequences
+    /// (recent titles, search tokens).
+    fn push(
+        &mut self,
+        c: &ExampleColumns,
+        i: usize,
+        window: i32,
+        fv: &FeatureVector,
+        sequences: &(Vec<u32>, Vec<u32>),
+    ) {
+        self.user.append_value(c.user.value(i));
+        self.item.append_value(c.item.value(i));
+        self.time.append_value(c.time.value(i));
+        self.device.append_value(c.device.value(i));
+        self.session.append_value(c.session.value(i));
+        self.source.append_value(c.source.value(i));
+        self.label.append_value(c.label.value(i) as i8);
+        self.weight.append_value(c.weight.value(i) as f32);
+        self.sample_rate.append_value(c.sample_rate.value(i) as f32);
+        self.watched_s.append_value(c.watched_s.value(i));
+        self.fraction.append_value(c.fraction.value(i));
+        self.fold.append_value(window);
+        self.plays_24h.append_value(c.plays_24h.value(i));
+        self.plays_7d.append_value(c.plays_7d.value(i));
+        self.dense.values().append_slice(&fv.dense);
+        self.dense.append(true);
+        let s = &fv.sparse;
+        self.movie.append_value(s.movie);
+        push_ids(&mut self.directors, &s.directors);
+        push_ids(&mut self.actors, &s.actors);
+        self.distributor.append_value(s.distributor);
+        self.composer.append_value(s.composer);
+        self.language.append_value(s.language);
+        self.country.append_value(s.country);
+        push_ids(&mut self.genres, &s.genres);
+        push_ids(&mut self.tags, &s.tags);
+        self.user_country.append_value(s.user_country);
+        self.user_language.append_value(s.user_language);
+        self.last_genre.append_value(s.last_genre);
+        self.holiday.append_value(s.holiday);
+        push_ids(&mut self.history, &sequences.0);
+        push_ids(&mut self.search, &sequences.1);
+        self.rows += 1;
+    }
+
     fn finish(&mut self, schema: SchemaRef) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.user.finish()),
@@ -359,126 +407,19 @@ pub(crate) async fn write_examples(
     let mut out = Builders::new(dense);
     let mut written = Written::default();
     let mut writer: Option<ArrowWriter<File>> = None;
-    let mut current: Option<(u32, History)> = None;
-    let mut state: Option<(i64, UserState)> = None;
-    // The ranker's sequences at the state's time: recent titles and search tokens.
-    let mut sequences: (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut merge = MergeState::default();
 
     while let Some(batch) = examples.next().await {
         let b = batch?;
-        let user = column(&b, "user_id", &DataType::UInt32)?;
-        let item = column(&b, "item_id", &DataType::UInt32)?;
-        let time = column(&b, "time", &DataType::Int64)?;
-        let dev = column(&b, "device", &DataType::Utf8)?;
-        let session = column(&b, "session_id", &DataType::UInt64)?;
-        let source = column(&b, "source", &DataType::Utf8)?;
-        let label = column(&b, "label", &DataType::Int64)?;
-        let weight = column(&b, "weight", &DataType::Float64)?;
-        let rate = column(&b, "sample_rate", &DataType::Float64)?;
-        let watched = column(&b, "watched_s", &DataType::UInt32)?;
-        let fraction = column(&b, "fraction", &DataType::Float32)?;
-        let p24 = column(&b, "plays_24h", &DataType::UInt32)?;
-        let p7 = column(&b, "plays_7d", &DataType::UInt32)?;
-        let (user, item) = (
-            user.as_primitive::<UInt32Type>(),
-            item.as_primitive::<UInt32Type>(),
-        );
-        let time = time.as_primitive::<Int64Type>();
-        let (dev, source) = (dev.as_string::<i32>(), source.as_string::<i32>());
-        let session = session.as_primitive::<UInt64Type>();
-        let label = label.as_primitive::<Int64Type>();
-        let (weight, rate) = (
-            weight.as_primitive::<Float64Type>(),
-            rate.as_primitive::<Float64Type>(),
-        );
-        let watched = watched.as_primitive::<UInt32Type>();
-        let fraction = fraction.as_primitive::<Float32Type>();
-        let (p24, p7) = (
-            p24.as_primitive::<UInt32Type>(),
-            p7.as_primitive::<UInt32Type>(),
-        );
-
+        let c = ExampleColumns::read(&b)?;
         for i in 0..b.num_rows() {
-            let u = user.value(i);
-            if current.as_ref().is_none_or(|c| c.0 != u) {
-                if current.as_ref().is_some_and(|c| c.0 > u) {
-                    bail!("examples are not sorted by user");
-                }
-                current = Some((u, plays.take(u).await?));
-                state = None;
-            }
-            let history = &current.as_ref().expect("set above").1;
-            let profile = world
-                .users
-                .get(&u)
-                .ok_or_else(|| anyhow!("user {u} has events but no row in users"))?;
-            let t = time.value(i);
-            if state.as_ref().is_none_or(|s| s.0 != t) {
-                let before = history.before(t);
-                let s = world.space.user_state(profile, before, &world.media, t);
-                state = Some((t, s));
-                sequences = (
-                    history_titles(before, &world.media, MAX_HISTORY),
-                    world.recent_search_tokens(u, t, MAX_SEARCH),
-                );
-            }
-            let user_state = &state.as_ref().expect("set above").1;
-            let d = device(dev.value(i))?;
-            let ctx = Context::new(d, t, profile.utc_offset_minutes)?;
-            let context = world.space.context(profile, &ctx);
-            let index = *world
-                .index
-                .get(&item.value(i))
-                .ok_or_else(|| anyhow!("example of unknown item {}", item.value(i)))?;
-            let stats = MediaStats {
-                plays_24h: p24.value(i),
-                plays_7d: p7.value(i),
-            };
-            let fv = world.space.features(
-                user_state,
-                &context,
-                &world.media[index as usize],
-                index,
-                stats,
-            );
+            let t = c.time.value(i);
+            let profile = merge.seek(&mut plays, world, c.user.value(i), t).await?;
+            let fv = featurise(world, profile, merge.user_state(), &c, i)?;
             let window = fold_window(folds, t);
-            let lab = label.value(i) as i8;
-            let w = weight.value(i) as f32;
-            written.tally.add(lab, source.value(i), w, window);
-
-            out.user.append_value(u);
-            out.item.append_value(item.value(i));
-            out.time.append_value(t);
-            out.device.append_value(dev.value(i));
-            out.session.append_value(session.value(i));
-            out.source.append_value(source.value(i));
-            out.label.append_value(lab);
-            out.weight.append_value(w);
-            out.sample_rate.append_value(rate.value(i) as f32);
-            out.watched_s.append_value(watched.value(i));
-            out.fraction.append_value(fraction.value(i));
-            out.fold.append_value(window);
-            out.plays_24h.append_value(stats.plays_24h);
-            out.plays_7d.append_value(stats.plays_7d);
-            out.dense.values().append_slice(&fv.dense);
-            out.dense.append(true);
-            let s = &fv.sparse;
-            out.movie.append_value(s.movie);
-            push_ids(&mut out.directors, &s.directors);
-            push_ids(&mut out.actors, &s.actors);
-            out.distributor.append_value(s.distributor);
-            out.composer.append_value(s.composer);
-            out.language.append_value(s.language);
-            out.country.append_value(s.country);
-            push_ids(&mut out.genres, &s.genres);
-            push_ids(&mut out.tags, &s.tags);
-            out.user_country.append_value(s.user_country);
-            out.user_language.append_value(s.user_language);
-            out.last_genre.append_value(s.last_genre);
-            out.holiday.append_value(s.holiday);
-            push_ids(&mut out.history, &sequences.0);
-            push_ids(&mut out.search, &sequences.1);
-            out.rows += 1;
+            let (label, weight) = (c.label.value(i) as i8, c.weight.value(i) as f32);
+            written.tally.add(label, c.source.value(i), weight, window);
+            out.push(&c, i, window, &fv, &merge.sequences);
 
             if out.rows >= 65_536 {
                 let batch = out.finish(schema.clone())?;
@@ -494,6 +435,137 @@ pub(crate) async fn write_examples(
         w.close()?;
     }
     Ok(written)
+}
+
+/// Column `name` of the plan output as a primitive array of type `T`.
+fn primitive<T: ArrowPrimitiveType>(batch: &RecordBatch, name: &str) -> Result<PrimitiveArray<T>> {
+    Ok(column(batch, name, &T::DATA_TYPE)?
+        .as_primitive::<T>()
+        .clone())
+}
+
+/// Column `name` of the plan output as strings.
+fn strings(batch: &RecordBatch, name: &str) -> Result<StringArray> {
+    Ok(column(batch, name, &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone())
+}
+
+/// The columns of one batch of the examples plan, cast to the types the merge reads.
+struct ExampleColumns {
+    user: UInt32Array,
+    item: UInt32Array,
+    time: Int64Array,
+    device: StringArray,
+    session: UInt64Array,
+    source: StringArray,
+    label: Int64Array,
+    weight: Float64Array,
+    sample_rate: Float64Array,
+    watched_s: UInt32Array,
+    fraction: Float32Array,
+    plays_24h: UInt32Array,
+    plays_7d: UInt32Array,
+}
+
+impl ExampleColumns {
+    /// Reads the columns of `b` (an error names the first missing one).
+    fn read(b: &RecordBatch) -> Result<ExampleColumns> {
+        Ok(ExampleColumns {
+            user: primitive(b, "user_id")?,
+            item: primitive(b, "item_id")?,
+            time: primitive(b, "time")?,
+            device: strings(b, "device")?,
+            session: primitive(b, "session_id")?,
+            source: strings(b, "source")?,
+            label: primitive(b, "label")?,
+            weight: primitive(b, "weight")?,
+            sample_rate: primitive(b, "sample_rate")?,
+            watched_s: primitive(b, "watched_s")?,
+            fraction: primitive(b, "fraction")?,
+            plays_24h: primitive(b, "plays_24h")?,
+            plays_7d: primitive(b, "plays_7d")?,
+        })
+    }
+}
+
+/// Where the merge is: the current user with their plays, and the point-in-time user state
+/// and ranker sequences at the time of the last example.
+#[derive(Default)]
+struct MergeState {
+    current: Option<(u32, History)>,
+    state: Option<(i64, UserState)>,
+    /// The ranker's sequences at the state's time: recent titles and search tokens.
+    sequences: (Vec<u32>, Vec<u32>),
+}
+
+impl MergeState {
+    /// Moves to the example of user `u` at time `t` (users in ascending order): takes the
+    /// user's plays when the user changes and recomputes the state and sequences when the
+    /// time changes. Returns the user's profile.
+    async fn seek<'w>(
+        &mut self,
+        plays: &mut PlayCursor,
+        world: &'w World,
+        u: u32,
+        t: i64,
+    ) -> Result<&'w UserProfile> {
+        if self.current.as_ref().is_none_or(|c| c.0 != u) {
+            if self.current.as_ref().is_some_and(|c| c.0 > u) {
+                bail!("examples are not sorted by user");
+            }
+            self.current = Some((u, plays.take(u).await?));
+            self.state = None;
+        }
+        let history = &self.current.as_ref().expect("set above").1;
+        let profile = world
+            .users
+            .get(&u)
+            .ok_or_else(|| anyhow!("user {u} has events but no row in users"))?;
+        if self.state.as_ref().is_none_or(|s| s.0 != t) {
+            let before = history.before(t);
+            let s = world.space.user_state(profile, before, &world.media, t);
+            self.state = Some((t, s));
+            self.sequences = (
+                history_titles(before, &world.media, MAX_HISTORY),
+                world.recent_search_tokens(u, t, MAX_SEARCH),
+            );
+        }
+        Ok(profile)
+    }
+
+    /// The user state at the time of the last [`MergeState::seek`].
+    fn user_state(&self) -> &UserState {
+        &self.state.as_ref().expect("set by seek").1
+    }
+}
+
+/// The features of example `i` of `c` for the user with `profile` and state `user_state`.
+fn featurise(
+    world: &World,
+    profile: &UserProfile,
+    user_state: &UserState,
+    c: &ExampleColumns,
+    i: usize,
+) -> Result<FeatureVector> {
+    let d = device(c.device.value(i))?;
+    let ctx = Context::new(d, c.time.value(i), profile.utc_offset_minutes)?;
+    let context = world.space.context(profile, &ctx);
+    let index = *world
+        .index
+        .get(&c.item.value(i))
+        .ok_or_else(|| anyhow!("example of unknown item {}", c.item.value(i)))?;
+    let stats = MediaStats {
+        plays_24h: c.plays_24h.value(i),
+        plays_7d: c.plays_7d.value(i),
+    };
+    Ok(world.space.features(
+        user_state,
+        &context,
+        &world.media[index as usize],
+        index,
+        stats,
+    ))
 }
 
 /// Appends a batch, starting a new part file every `rows_per_file` rows.

@@ -194,22 +194,23 @@ impl Report {
     /// The report as markdown.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let b = &self.before;
-        let a = &self.after;
-        let c = &self.config;
-        let pct = |x: u64, n: u64| {
-            if n == 0 {
-                0.0
-            } else {
-                100.0 * x as f64 / n as f64
-            }
-        };
         let _ = writeln!(s, "# Training-data report\n");
         let _ = writeln!(
             s,
             "Events from {} to {} (unix s); {:.1} s wall clock.\n",
             self.first_time, self.last_time, self.seconds
         );
+        self.labels_section(&mut s);
+        self.downsampling_section(&mut s);
+        self.weights_section(&mut s);
+        self.folds_section(&mut s);
+        s
+    }
+
+    /// Appends the label bands before downsampling.
+    fn labels_section(&self, s: &mut String) {
+        let b = &self.before;
+        let c = &self.config;
         let _ = writeln!(s, "## Labels before downsampling\n");
         let _ = writeln!(s, "| rows | count | share |\n|---|---|---|");
         let _ = writeln!(s, "| plays | {} | 100% |", b.plays);
@@ -218,20 +219,20 @@ impl Report {
             "| positive plays (fraction > {}) | {} | {:.1}% |",
             c.positive_above,
             b.positive_plays,
-            pct(b.positive_plays, b.plays)
+            percent(b.positive_plays, b.plays)
         );
         let _ = writeln!(
             s,
             "| negative plays (fraction < {}) | {} | {:.1}% |",
             c.negative_below,
             b.negative_plays,
-            pct(b.negative_plays, b.plays)
+            percent(b.negative_plays, b.plays)
         );
         let _ = writeln!(
             s,
             "| dropped plays (middle band) | {} | {:.1}% |",
             b.dropped_plays,
-            pct(b.dropped_plays, b.plays)
+            percent(b.dropped_plays, b.plays)
         );
         let _ = writeln!(s, "| impressions | {} | |", b.impressions);
         let _ = writeln!(
@@ -243,8 +244,14 @@ impl Report {
                 " (not used)"
             },
             b.negative_impressions,
-            pct(b.negative_impressions, b.impressions)
+            percent(b.negative_impressions, b.impressions)
         );
+    }
+
+    /// Appends the sampling rate and what was kept.
+    fn downsampling_section(&self, s: &mut String) {
+        let a = &self.after;
+        let c = &self.config;
         let _ = writeln!(s, "\n## After downsampling\n");
         let _ = writeln!(
             s,
@@ -266,13 +273,23 @@ impl Report {
             a.negative_weight
         );
         let _ = writeln!(s, "| total | {} | |", a.rows);
+    }
+
+    /// Appends the weight formula and histogram.
+    fn weights_section(&self, s: &mut String) {
         let _ = writeln!(s, "\n## Weights\n");
         let _ = writeln!(
             s,
             "Positive: clamp(watched_s / 3600, 0.1, 4); negative: clamp(duration_s / 3600, 0.1, 4).\n"
         );
         let _ = writeln!(s, "| weight | examples |\n|---|---|");
-        for (i, n) in a.weight_bins.iter().enumerate().filter(|(_, n)| **n > 0) {
+        for (i, n) in self
+            .after
+            .weight_bins
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+        {
             let _ = writeln!(
                 s,
                 "| [{:.1}, {:.1}) | {n} |",
@@ -280,7 +297,15 @@ impl Report {
                 (i + 1) as f32 / 10.0
             );
         }
-        let _ = writeln!(s, "\n## Rolling-origin folds ({} days each)\n", c.fold_days);
+    }
+
+    /// Appends the rolling-origin folds with their sizes.
+    fn folds_section(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "\n## Rolling-origin folds ({} days each)\n",
+            self.config.fold_days
+        );
         let _ = writeln!(
             s,
             "| fold | validation window (unix s) | train examples | validation examples | validation positives |\n|---|---|---|---|---|"
@@ -297,7 +322,15 @@ impl Report {
                 f.valid_positives
             );
         }
-        s
+    }
+}
+
+/// `x` as a percentage of `n` (0 when `n` is 0).
+fn percent(x: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * x as f64 / n as f64
     }
 }
 

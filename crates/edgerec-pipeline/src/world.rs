@@ -63,6 +63,86 @@ fn load_searches(world: &Path) -> Result<(Vocabulary, SearchesByUser)> {
     Ok((vocab, by_user))
 }
 
+/// The vocabularies of a world's categorical values: genres, tags, people (cast, directors,
+/// composers), distributors, and languages and countries of items and users alike.
+fn vocabularies(items: &[Item], users: &[User]) -> Vocabularies {
+    Vocabularies {
+        genres: vocab(items.iter().flat_map(|i| &i.genres)),
+        tags: vocab(items.iter().flat_map(|i| &i.tags)),
+        people: vocab(
+            items
+                .iter()
+                .flat_map(|i| i.actors.iter().chain(&i.directors).chain(&i.composer)),
+        ),
+        distributors: vocab(items.iter().filter_map(|i| i.distributor.as_ref())),
+        languages: vocab(
+            items
+                .iter()
+                .map(|i| &i.original_language)
+                .chain(users.iter().map(|u| &u.language)),
+        ),
+        countries: vocab(
+            items
+                .iter()
+                .map(|i| &i.country)
+                .chain(users.iter().map(|u| &u.country)),
+        ),
+    }
+}
+
+/// The ids of `names` in `v`.
+fn ids(v: &Vocabulary, names: &[String]) -> Vec<u32> {
+    names.iter().map(|n| v.id(n)).collect()
+}
+
+/// An `items` row as a core title, its names mapped to ids.
+fn to_media(r: &Item, vocab: &Vocabularies) -> Media {
+    Media {
+        id: r.item_id,
+        kind: r.kind,
+        series_id: r.series_id,
+        season: r.season,
+        episode: r.episode,
+        duration_s: r.duration_s,
+        genres: ids(&vocab.genres, &r.genres),
+        tags: ids(&vocab.tags, &r.tags),
+        actors: ids(&vocab.people, &r.actors),
+        directors: ids(&vocab.people, &r.directors),
+        composer: r.composer.as_deref().map_or(0, |c| vocab.people.id(c)),
+        distributor: r
+            .distributor
+            .as_deref()
+            .map_or(0, |d| vocab.distributors.id(d)),
+        language: vocab.languages.id(&r.original_language),
+        country: vocab.countries.id(&r.country),
+        release_time: r.release_time,
+        release_type: r.release_type,
+        added_time: r.added_time,
+        maturity: r.maturity,
+        public_rating: r.public_rating,
+        revenue_usd: r.revenue_usd,
+    }
+}
+
+/// A `users` row as a core profile, its names mapped to ids.
+fn to_profile(u: &User, vocab: &Vocabularies) -> UserProfile {
+    let gender = match u.gender.as_str() {
+        "f" => Gender::Female,
+        "m" => Gender::Male,
+        "x" => Gender::Other,
+        _ => Gender::Unknown,
+    };
+    UserProfile {
+        age: Some(u.age),
+        gender,
+        language: vocab.languages.id(&u.language),
+        country: vocab.countries.id(&u.country),
+        utc_offset_minutes: u.utc_offset_minutes,
+        signup_time: u.signup_time,
+        onboarding_genres: ids(&vocab.genres, &u.onboarding_genres),
+    }
+}
+
 /// The input contract written beside the examples.
 #[derive(Serialize)]
 struct Contract<'a> {
@@ -88,79 +168,16 @@ impl World {
         items.sort_by_key(|i| i.item_id);
         let mut users: Vec<User> = schema::read_table(world)?;
         users.sort_by_key(|u| u.user_id);
-        let vocab = Vocabularies {
-            genres: vocab(items.iter().flat_map(|i| &i.genres)),
-            tags: vocab(items.iter().flat_map(|i| &i.tags)),
-            people: vocab(
-                items
-                    .iter()
-                    .flat_map(|i| i.actors.iter().chain(&i.directors).chain(&i.composer)),
-            ),
-            distributors: vocab(items.iter().filter_map(|i| i.distributor.as_ref())),
-            languages: vocab(
-                items
-                    .iter()
-                    .map(|i| &i.original_language)
-                    .chain(users.iter().map(|u| &u.language)),
-            ),
-            countries: vocab(
-                items
-                    .iter()
-                    .map(|i| &i.country)
-                    .chain(users.iter().map(|u| &u.country)),
-            ),
-        };
-        let ids = |v: &Vocabulary, names: &[String]| names.iter().map(|n| v.id(n)).collect();
+        let vocab = vocabularies(&items, &users);
         let mut media = Vec::with_capacity(items.len());
         let mut index = HashMap::with_capacity(items.len());
         for r in &items {
             index.insert(r.item_id, media.len() as u32);
-            media.push(Media {
-                id: r.item_id,
-                kind: r.kind,
-                series_id: r.series_id,
-                season: r.season,
-                episode: r.episode,
-                duration_s: r.duration_s,
-                genres: ids(&vocab.genres, &r.genres),
-                tags: ids(&vocab.tags, &r.tags),
-                actors: ids(&vocab.people, &r.actors),
-                directors: ids(&vocab.people, &r.directors),
-                composer: r.composer.as_deref().map_or(0, |c| vocab.people.id(c)),
-                distributor: r
-                    .distributor
-                    .as_deref()
-                    .map_or(0, |d| vocab.distributors.id(d)),
-                language: vocab.languages.id(&r.original_language),
-                country: vocab.countries.id(&r.country),
-                release_time: r.release_time,
-                release_type: r.release_type,
-                added_time: r.added_time,
-                maturity: r.maturity,
-                public_rating: r.public_rating,
-                revenue_usd: r.revenue_usd,
-            });
+            media.push(to_media(r, &vocab));
         }
         let users = users
             .into_iter()
-            .map(|u| {
-                let gender = match u.gender.as_str() {
-                    "f" => Gender::Female,
-                    "m" => Gender::Male,
-                    "x" => Gender::Other,
-                    _ => Gender::Unknown,
-                };
-                let profile = UserProfile {
-                    age: Some(u.age),
-                    gender,
-                    language: vocab.languages.id(&u.language),
-                    country: vocab.countries.id(&u.country),
-                    utc_offset_minutes: u.utc_offset_minutes,
-                    signup_time: u.signup_time,
-                    onboarding_genres: ids(&vocab.genres, &u.onboarding_genres),
-                };
-                (u.user_id, profile)
-            })
+            .map(|u| (u.user_id, to_profile(&u, &vocab)))
             .collect();
         let (search_vocab, searches) = load_searches(world)?;
         Ok(World {

@@ -251,59 +251,9 @@ impl Examples {
     /// file or none). Errors name the file and column.
     pub fn load(dir: &Path) -> Result<Examples> {
         let contract: Contract = read_json(&dir.join("features.json"))?;
-        let entries: Vec<FoldEntry> = read_json(&dir.join("folds.json"))?;
-        let folds: Vec<Fold> = entries.into_iter().map(|e| e.fold).collect();
-        if let Some((k, f)) = folds
-            .iter()
-            .enumerate()
-            .find(|(k, f)| f.index as usize != *k)
-        {
-            return Err(Error::File {
-                path: dir.join("folds.json"),
-                message: format!("entry {k} has index {} (expected oldest first)", f.index),
-            });
-        }
-        let parts_dir = dir.join("examples");
-        let entries = std::fs::read_dir(&parts_dir).map_err(|source| Error::Io {
-            path: parts_dir.clone(),
-            source,
-        })?;
-        let mut parts: Vec<PathBuf> = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|source| Error::Io {
-                    path: parts_dir.clone(),
-                    source,
-                })?
-                .path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with("part-") && name.ends_with(".parquet") {
-                parts.push(path);
-            }
-        }
-        parts.sort();
-        if parts.is_empty() {
-            return Err(Error::File {
-                path: parts_dir,
-                message: "no part-*.parquet files".into(),
-            });
-        }
-        let d = contract.dense.len();
-        let mut cols = Columns::default();
-        let mut with_sparse = None;
-        for part in &parts {
-            let sparse = read_part(part, d, &mut cols)?;
-            if *with_sparse.get_or_insert(sparse) != sparse {
-                return Err(Error::File {
-                    path: part.clone(),
-                    message: format!(
-                        "has {} the sparse columns, the first file {}",
-                        if sparse { "" } else { "none of" },
-                        if sparse { "none" } else { "all" }
-                    ),
-                });
-            }
-        }
+        let folds = read_folds(dir)?;
+        let parts = list_parts(&dir.join("examples"))?;
+        let (cols, with_sparse) = read_parts(&parts, contract.dense.len())?;
         if let Some(&k) = cols
             .fold
             .iter()
@@ -315,7 +265,7 @@ impl Examples {
             )));
         }
         let data = Dataset::new(contract.dense, cols.dense, cols.labels, cols.weights)?;
-        let sparse = if with_sparse == Some(true) {
+        let sparse = if with_sparse {
             cols.sparse.check()?;
             if cols.sparse.len() != data.len() {
                 return Err(Error::Data(format!(
@@ -336,6 +286,73 @@ impl Examples {
             search_tokens: contract.search_tokens,
         })
     }
+}
+
+/// The windows of `dir/folds.json`; errors unless they are listed oldest first.
+fn read_folds(dir: &Path) -> Result<Vec<Fold>> {
+    let entries: Vec<FoldEntry> = read_json(&dir.join("folds.json"))?;
+    let folds: Vec<Fold> = entries.into_iter().map(|e| e.fold).collect();
+    if let Some((k, f)) = folds
+        .iter()
+        .enumerate()
+        .find(|(k, f)| f.index as usize != *k)
+    {
+        return Err(Error::File {
+            path: dir.join("folds.json"),
+            message: format!("entry {k} has index {} (expected oldest first)", f.index),
+        });
+    }
+    Ok(folds)
+}
+
+/// The `part-*.parquet` files of `parts_dir`, in file-name order; errors if there are none.
+fn list_parts(parts_dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(parts_dir).map_err(|source| Error::Io {
+        path: parts_dir.to_path_buf(),
+        source,
+    })?;
+    let mut parts: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: parts_dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("part-") && name.ends_with(".parquet") {
+            parts.push(path);
+        }
+    }
+    parts.sort();
+    if parts.is_empty() {
+        return Err(Error::File {
+            path: parts_dir.to_path_buf(),
+            message: "no part-*.parquet files".into(),
+        });
+    }
+    Ok(parts)
+}
+
+/// The columns of every file of `parts` (in order; `d` dense values per row), and whether
+/// they carry the sparse columns. Errors if some files have them and others not.
+fn read_parts(parts: &[PathBuf], d: usize) -> Result<(Columns, bool)> {
+    let mut cols = Columns::default();
+    let mut with_sparse = None;
+    for part in parts {
+        let sparse = read_part(part, d, &mut cols)?;
+        if *with_sparse.get_or_insert(sparse) != sparse {
+            return Err(Error::File {
+                path: part.clone(),
+                message: format!(
+                    "has {} the sparse columns, the first file {}",
+                    if sparse { "" } else { "none of" },
+                    if sparse { "none" } else { "all" }
+                ),
+            });
+        }
+    }
+    Ok((cols, with_sparse == Some(true)))
 }
 
 #[derive(Default)]

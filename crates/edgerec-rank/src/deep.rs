@@ -48,7 +48,7 @@ use edgerec::ranker::{
 use edgerec_onnx::{self as onnx, Dim, ElemType, GraphBuilder, attr_int};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Examples, META_DENSE, META_RANKER, Result, log_loss};
+use crate::{Dataset, Error, Examples, META_DENSE, META_RANKER, Result, log_loss};
 use edgerec::rng::SplitMix64;
 
 /// The value of [`META_RANKER`] for this model and format version.
@@ -435,6 +435,96 @@ pub(crate) fn assemble(
         .map_err(|e| Error::Data(format!("assembling the ranker's inputs: {e}")))
 }
 
+/// Splits `rows` into the rows to fit (sorted) and the held-out rows for early stopping: the
+/// newest `share` of them by `time` (ties by row), rounded up, at most half.
+fn split_holdout(time: &[i64], rows: &[usize], share: f64) -> (Vec<usize>, Vec<usize>) {
+    let mut by_time = rows.to_vec();
+    by_time.sort_by_key(|&i| (time[i], i));
+    let n_holdout = if share > 0.0 {
+        ((rows.len() as f64 * share).ceil() as usize).min(rows.len() / 2)
+    } else {
+        0
+    };
+    let (fit_rows, holdout) = by_time.split_at(rows.len() - n_holdout);
+    let mut fit_rows = fit_rows.to_vec();
+    fit_rows.sort_unstable();
+    (fit_rows, holdout.to_vec())
+}
+
+/// The mean example weight of `rows`; errors if they have no positive weight.
+fn mean_weight(data: &Dataset, rows: &[usize]) -> Result<f64> {
+    let total: f64 = rows.iter().map(|&i| f64::from(data.weights()[i])).sum();
+    if rows.is_empty() || total <= 0.0 {
+        return Err(Error::Data(
+            "no training examples of positive weight".into(),
+        ));
+    }
+    Ok(total / rows.len() as f64)
+}
+
+/// Marks in `seen` (per table) the rows that the real (non-padding) entries of `batch` read.
+fn mark_seen(seen: &mut [Vec<bool>], bags: &[Bag], batch: &RankerBatch) {
+    for (bag, t) in bags.iter().zip(&batch.bags) {
+        let s = &mut seen[table_of(bag.field)];
+        for (&id, &w) in t.ids.iter().zip(&t.weights) {
+            if w != 0.0 {
+                s[id as usize] = true;
+            }
+        }
+    }
+}
+
+/// The state of a fit across its steps: the trainable weights, their optimiser and the table
+/// rows the training examples use.
+struct Training<'a> {
+    examples: &'a Examples,
+    contract: RankerContract,
+    /// Views of the optimiser's variables.
+    params: Params,
+    optimizer: AdamW,
+    /// Mean weight of the fitting rows: a batch's loss is divided by it times the batch size.
+    mean_weight: f64,
+    /// Per table, whether some training example reads each row (filled in epoch 0).
+    seen: Vec<Vec<bool>>,
+}
+
+impl Training<'_> {
+    /// One pass over `order` in batches of `model`'s batch size: the mean loss of its steps.
+    fn epoch(&mut self, model: &DeepRanker, order: &[usize], epoch: usize) -> Result<f64> {
+        let mut loss_sum = 0.0f64;
+        let mut steps = 0usize;
+        for chunk in order.chunks(model.config.batch_size) {
+            loss_sum += self.step(model, chunk, epoch)?;
+            steps += 1;
+        }
+        Ok(loss_sum / steps.max(1) as f64)
+    }
+
+    /// One optimiser step on the examples `chunk` (`model` gives the bags and the
+    /// standardisation): the batch's loss. Errors if the loss is not finite.
+    fn step(&mut self, model: &DeepRanker, chunk: &[usize], epoch: usize) -> Result<f64> {
+        let data = &self.examples.data;
+        let batch = assemble(&self.contract, self.examples, chunk)?;
+        if epoch == 0 {
+            mark_seen(&mut self.seen, &model.bags, &batch);
+        }
+        let dense = standardise(&batch.dense, &model.mean, &model.scale);
+        let z = forward(&self.params, &model.bags, &batch, &dense, model.names.len())?;
+        let y: Vec<f32> = chunk
+            .iter()
+            .map(|&i| if data.labels()[i] { 1.0 } else { 0.0 })
+            .collect();
+        let w: Vec<f32> = chunk.iter().map(|&i| data.weights()[i]).collect();
+        let loss = weighted_bce(&z, &y, &w, self.mean_weight * chunk.len() as f64)?;
+        self.optimizer.backward_step(&loss)?;
+        let value = f64::from(loss.to_scalar::<f32>()?);
+        if !value.is_finite() {
+            return Err(Error::Fit(format!("the loss diverged in epoch {epoch}")));
+        }
+        Ok(value)
+    }
+}
+
 impl DeepRanker {
     /// Trains on the examples `rows` of `examples` (which must carry the sparse columns): see
     /// the [module docs](self). Errors on empty rows, rows without positive weight, a bad
@@ -450,27 +540,10 @@ impl DeepRanker {
                 examples.data.len()
             )));
         }
-        let data = &examples.data;
-        // Newest `holdout` share (by time, ties by row) for early stopping.
-        let mut by_time = rows.to_vec();
-        by_time.sort_by_key(|&i| (sparse.time[i], i));
-        let n_holdout = if config.holdout > 0.0 {
-            ((rows.len() as f64 * config.holdout).ceil() as usize).min(rows.len() / 2)
-        } else {
-            0
-        };
-        let (fit_rows, holdout) = by_time.split_at(rows.len() - n_holdout);
-        let mut fit_rows = fit_rows.to_vec();
-        fit_rows.sort_unstable();
-        let total: f64 = fit_rows.iter().map(|&i| f64::from(data.weights()[i])).sum();
-        if fit_rows.is_empty() || total <= 0.0 {
-            return Err(Error::Data(
-                "no training examples of positive weight".into(),
-            ));
-        }
-        let mean_weight = total / fit_rows.len() as f64;
+        let (fit_rows, holdout) = split_holdout(&sparse.time, rows, config.holdout);
+        let mean_weight = mean_weight(&examples.data, &fit_rows)?;
 
-        let names = data.names().to_vec();
+        let names = examples.data.names().to_vec();
         let (mean, scale) = standardisation(examples, &fit_rows);
         let bags = bags_for(examples)?;
         let search_vocab = if bags.iter().any(|b| b.field == BagField::Search) {
@@ -483,12 +556,11 @@ impl DeepRanker {
         for b in &bags {
             rows_per_table[table_of(b.field)] = b.rows as usize;
         }
-        let d = names.len();
-        let input = bags.len() * config.dim + 1 + d;
+        let input = bags.len() * config.dim + 1 + names.len();
 
         let mut rng = SplitMix64::new(config.seed);
         let (vars, params) = Params::init(&mut rng, &rows_per_table, input, config)?.into_vars()?;
-        let mut optimizer = AdamW::new(
+        let optimizer = AdamW::new(
             vars,
             ParamsAdamW {
                 lr: config.learning_rate,
@@ -507,68 +579,65 @@ impl DeepRanker {
             epochs: Vec::new(),
             best_epoch: 0,
         };
-        let mut seen: Vec<Vec<bool>> = rows_per_table.iter().map(|&r| vec![false; r]).collect();
+        let mut training = Training {
+            examples,
+            contract,
+            params,
+            optimizer,
+            mean_weight,
+            seen: rows_per_table.iter().map(|&r| vec![false; r]).collect(),
+        };
+        let mut order = fit_rows;
+        model.train(&mut training, &mut rng, &mut order, &holdout)?;
+        model.unseen_rows_as_unknown(&training.seen)?;
+        Ok(model)
+    }
+
+    /// The epochs of a fit: each shuffles `order` with `rng`, steps through it, then logs the
+    /// holdout loss and keeps the weights if they are the best so far; stops after
+    /// `config.max_epochs` epochs or `config.patience` epochs without improvement.
+    fn train(
+        &mut self,
+        training: &mut Training<'_>,
+        rng: &mut SplitMix64,
+        order: &mut [usize],
+        holdout: &[usize],
+    ) -> Result<()> {
         let mut best = f64::INFINITY;
-        let mut order = fit_rows.clone();
-        for epoch in 0..config.max_epochs {
-            rng.shuffle(&mut order);
-            let mut loss_sum = 0.0f64;
-            let mut steps = 0usize;
-            for chunk in order.chunks(config.batch_size) {
-                let batch = assemble(&contract, examples, chunk)?;
-                if epoch == 0 {
-                    for (bag, t) in model.bags.iter().zip(&batch.bags) {
-                        let s = &mut seen[table_of(bag.field)];
-                        for (&id, &w) in t.ids.iter().zip(&t.weights) {
-                            if w != 0.0 {
-                                s[id as usize] = true;
-                            }
-                        }
-                    }
-                }
-                let dense = standardise(&batch.dense, &model.mean, &model.scale);
-                let z = forward(&params, &model.bags, &batch, &dense, d)?;
-                let y: Vec<f32> = chunk
-                    .iter()
-                    .map(|&i| if data.labels()[i] { 1.0 } else { 0.0 })
-                    .collect();
-                let w: Vec<f32> = chunk.iter().map(|&i| data.weights()[i]).collect();
-                let loss = weighted_bce(&z, &y, &w, mean_weight * chunk.len() as f64)?;
-                optimizer.backward_step(&loss)?;
-                let value = f64::from(loss.to_scalar::<f32>()?);
-                if !value.is_finite() {
-                    return Err(Error::Fit(format!("the loss diverged in epoch {epoch}")));
-                }
-                loss_sum += value;
-                steps += 1;
-            }
+        for epoch in 0..self.config.max_epochs {
+            rng.shuffle(order);
+            let train_loss = training.epoch(self, order, epoch)?;
             let current = DeepRanker {
-                params: params.frozen()?,
-                ..model.clone()
+                params: training.params.frozen()?,
+                ..self.clone()
             };
-            let holdout_loss = if holdout.is_empty() {
-                None
-            } else {
-                let p = current.score(examples, holdout)?;
-                let labels: Vec<bool> = holdout.iter().map(|&i| data.labels()[i]).collect();
-                let weights: Vec<f32> = holdout.iter().map(|&i| data.weights()[i]).collect();
-                log_loss(&p, &labels, Some(&weights))
-            };
-            model.epochs.push(EpochLog {
-                train_loss: loss_sum / steps.max(1) as f64,
+            let holdout_loss = current.holdout_loss(training.examples, holdout)?;
+            self.epochs.push(EpochLog {
+                train_loss,
                 holdout_loss,
             });
             let value = holdout_loss.unwrap_or(f64::NEG_INFINITY);
             if value < best || holdout_loss.is_none() {
                 best = value;
-                model.params = current.params;
-                model.best_epoch = epoch;
-            } else if epoch - model.best_epoch >= config.patience {
+                self.params = current.params;
+                self.best_epoch = epoch;
+            } else if epoch - self.best_epoch >= self.config.patience {
                 break;
             }
         }
-        model.unseen_rows_as_unknown(&seen)?;
-        Ok(model)
+        Ok(())
+    }
+
+    /// The weighted log-loss on the examples `holdout` (`None` when there are none).
+    fn holdout_loss(&self, examples: &Examples, holdout: &[usize]) -> Result<Option<f64>> {
+        if holdout.is_empty() {
+            return Ok(None);
+        }
+        let data = &examples.data;
+        let p = self.score(examples, holdout)?;
+        let labels: Vec<bool> = holdout.iter().map(|&i| data.labels()[i]).collect();
+        let weights: Vec<f32> = holdout.iter().map(|&i| data.weights()[i]).collect();
+        Ok(log_loss(&p, &labels, Some(&weights)))
     }
 
     /// Rows no training example used take row 0's vector (see the module docs).
@@ -687,6 +756,25 @@ impl DeepRanker {
     /// [`DEEP_KIND`], [`META_DENSE`] (comma-joined names), [`META_BAGS`] (`field:rows:len`)
     /// and, with a `search` bag, [`META_SEARCH_TOKENS`] (newline-joined).
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
+        self.check_separators()?;
+        let mut g = GraphBuilder::new("deep_ranker");
+        self.add_inputs(&mut g)?;
+        self.add_initializers(&mut g)?;
+        let mut parts: Vec<String> = Vec::new();
+        for b in &self.bags {
+            parts.push(add_bag(&mut g, b)?);
+        }
+        self.add_network(&mut g, parts)?;
+        let metadata = self.metadata();
+        let meta: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let model = onnx::model(g.finish()?, "edgerec-rank", &meta);
+        onnx::check_model(&model)?;
+        Ok(onnx::encode(&model))
+    }
+
+    /// Errors if a feature name contains a comma or a search token a newline (the metadata's
+    /// separators).
+    fn check_separators(&self) -> Result<()> {
         if let Some(n) = self.names.iter().find(|n| n.contains(',')) {
             return Err(Error::Data(format!(
                 "feature name {n:?} contains a comma (the metadata separator)"
@@ -697,16 +785,30 @@ impl DeepRanker {
                 "search token {t:?} contains a newline (the metadata separator)"
             )));
         }
-        let d = self.names.len();
-        let c = &self.config;
+        Ok(())
+    }
+
+    /// The graph's inputs: `dense`, then `F_ids` and `F_weights` of each bag.
+    fn add_inputs(&self, g: &mut GraphBuilder) -> Result<()> {
         let batch = || Dim::symbolic("batch");
-        let mut g = GraphBuilder::new("deep_ranker");
-        g.input("dense", ElemType::F32, &[batch(), Dim::Fixed(d)])?;
+        g.input(
+            "dense",
+            ElemType::F32,
+            &[batch(), Dim::Fixed(self.names.len())],
+        )?;
         for b in &self.bags {
             let len = Dim::Fixed(b.len as usize);
             g.input(&b.field.ids_input(), ElemType::I64, &[batch(), len.clone()])?;
             g.input(&b.field.weights_input(), ElemType::F32, &[batch(), len])?;
         }
+        Ok(())
+    }
+
+    /// The weights as initialisers (the tables some bag reads, the standardisation, the
+    /// layers), then the constants the nodes use.
+    fn add_initializers(&self, g: &mut GraphBuilder) -> Result<()> {
+        let d = self.names.len();
+        let c = &self.config;
         for (t, name) in self.params.tables.iter().zip(TABLE_NAMES) {
             let (rows, dim) = t.dims2()?;
             if self
@@ -730,52 +832,13 @@ impl DeepRanker {
         g.initializer_i64("axes_2", &[1], &[2])?;
         g.initializer_i64("zero_id", &[], &[0])?;
         g.initializer_i64("minus_one", &[], &[-1])?;
+        Ok(())
+    }
 
-        let mut parts: Vec<String> = Vec::new();
-        for b in &self.bags {
-            let f = b.field.as_str();
-            let ids = b.field.ids_input();
-            let rows = format!("{f}_rows");
-            g.initializer_i64(&rows, &[], &[i64::from(b.rows)])?;
-            // ids outside 0..rows → 0 (unknown), so Gather never reads outside the table.
-            let (below, above, inside, safe) = (
-                format!("{f}_below_rows"),
-                format!("{f}_non_negative"),
-                format!("{f}_inside"),
-                format!("{f}_safe_ids"),
-            );
-            g.node("Less", &[&ids, &rows], &[&below], vec![])?;
-            g.node("Greater", &[&ids, "minus_one"], &[&above], vec![])?;
-            g.node("And", &[&below, &above], &[&inside], vec![])?;
-            g.node("Where", &[&inside, &ids, "zero_id"], &[&safe], vec![])?;
-            let (gathered, w3, weighted, pooled) = (
-                format!("{f}_gathered"),
-                format!("{f}_weights3"),
-                format!("{f}_weighted"),
-                format!("{f}_pooled"),
-            );
-            let table = TABLE_NAMES[table_of(b.field)];
-            g.node(
-                "Gather",
-                &[table, &safe],
-                &[&gathered],
-                vec![attr_int("axis", 0)],
-            )?;
-            g.node(
-                "Unsqueeze",
-                &[&b.field.weights_input(), "axes_2"],
-                &[&w3],
-                vec![],
-            )?;
-            g.node("Mul", &[&gathered, &w3], &[&weighted], vec![])?;
-            g.node(
-                "ReduceSum",
-                &[&weighted, "axes_1"],
-                &[&pooled],
-                vec![attr_int("keepdims", 0)],
-            )?;
-            parts.push(pooled);
-        }
+    /// From the pooled bags (`parts`, in contract order) to the output: the `affinity` of the
+    /// movie and history bags, the standardised dense features, then the ReLU network and the
+    /// sigmoid.
+    fn add_network(&self, g: &mut GraphBuilder, mut parts: Vec<String>) -> Result<()> {
         g.node(
             "Mul",
             &["movie_pooled", "history_pooled"],
@@ -789,7 +852,7 @@ impl DeepRanker {
             vec![attr_int("keepdims", 1)],
         )?;
         parts.push("affinity".into());
-        if d > 0 {
+        if !self.names.is_empty() {
             g.node("Sub", &["dense", "mean"], &["centred"], vec![])?;
             g.node("Div", &["centred", "scale"], &["z"], vec![])?;
             parts.push("z".into());
@@ -802,29 +865,80 @@ impl DeepRanker {
         g.node("Relu", &["h1_pre"], &["x2"], vec![])?;
         g.node("Gemm", &["x2", "w2", "b2"], &["logit"], vec![])?;
         g.node("Sigmoid", &["logit"], &[OUTPUT], vec![])?;
-        g.output(OUTPUT, ElemType::F32, &[batch(), Dim::Fixed(1)])?;
+        g.output(
+            OUTPUT,
+            ElemType::F32,
+            &[Dim::symbolic("batch"), Dim::Fixed(1)],
+        )?;
+        Ok(())
+    }
 
-        let dense_names = self.names.join(",");
+    /// The model's metadata entries, in order (see [`DeepRanker::to_onnx`]).
+    fn metadata(&self) -> Vec<(&'static str, String)> {
         let bags = self
             .bags
             .iter()
             .map(|b| format!("{}:{}:{}", b.field, b.rows, b.len))
             .collect::<Vec<_>>()
             .join(",");
-        let search_tokens = self.search_vocab.join("\n");
         let mut meta = vec![
-            (META_CONTRACT, CONTRACT),
-            (META_RANKER, DEEP_KIND),
-            (META_DENSE, dense_names.as_str()),
-            (META_BAGS, bags.as_str()),
+            (META_CONTRACT, CONTRACT.to_string()),
+            (META_RANKER, DEEP_KIND.to_string()),
+            (META_DENSE, self.names.join(",")),
+            (META_BAGS, bags),
         ];
         if !self.search_vocab.is_empty() {
-            meta.push((META_SEARCH_TOKENS, search_tokens.as_str()));
+            meta.push((META_SEARCH_TOKENS, self.search_vocab.join("\n")));
         }
-        let model = onnx::model(g.finish()?, "edgerec-rank", &meta);
-        onnx::check_model(&model)?;
-        Ok(onnx::encode(&model))
+        meta
     }
+}
+
+/// The nodes pooling bag `b`: its ids outside `0..rows` mapped to 0, the table's rows gathered,
+/// weighted and summed. Returns the name of the pooled `[batch, dim]` output, `F_pooled`.
+fn add_bag(g: &mut GraphBuilder, b: &Bag) -> Result<String> {
+    let f = b.field.as_str();
+    let ids = b.field.ids_input();
+    let rows = format!("{f}_rows");
+    g.initializer_i64(&rows, &[], &[i64::from(b.rows)])?;
+    // ids outside 0..rows → 0 (unknown), so Gather never reads outside the table.
+    let (below, above, inside, safe) = (
+        format!("{f}_below_rows"),
+        format!("{f}_non_negative"),
+        format!("{f}_inside"),
+        format!("{f}_safe_ids"),
+    );
+    g.node("Less", &[&ids, &rows], &[&below], vec![])?;
+    g.node("Greater", &[&ids, "minus_one"], &[&above], vec![])?;
+    g.node("And", &[&below, &above], &[&inside], vec![])?;
+    g.node("Where", &[&inside, &ids, "zero_id"], &[&safe], vec![])?;
+    let (gathered, w3, weighted, pooled) = (
+        format!("{f}_gathered"),
+        format!("{f}_weights3"),
+        format!("{f}_weighted"),
+        format!("{f}_pooled"),
+    );
+    let table = TABLE_NAMES[table_of(b.field)];
+    g.node(
+        "Gather",
+        &[table, &safe],
+        &[&gathered],
+        vec![attr_int("axis", 0)],
+    )?;
+    g.node(
+        "Unsqueeze",
+        &[&b.field.weights_input(), "axes_2"],
+        &[&w3],
+        vec![],
+    )?;
+    g.node("Mul", &[&gathered, &w3], &[&weighted], vec![])?;
+    g.node(
+        "ReduceSum",
+        &[&weighted, "axes_1"],
+        &[&pooled],
+        vec![attr_int("keepdims", 0)],
+    )?;
+    Ok(pooled)
 }
 
 fn validate(c: &DeepConfig) -> Result<()> {

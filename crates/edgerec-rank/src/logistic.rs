@@ -79,9 +79,81 @@ struct Design<'a> {
     active: Vec<usize>,
     mean: Vec<f64>,
     std: Vec<f64>,
+    /// Features constant in the data (left out of `active`).
+    dropped: Vec<bool>,
 }
 
-impl Design<'_> {
+/// The weighted totals `(all, positive)` of the examples; errors unless both classes have
+/// positive weight.
+fn class_weights(data: &Dataset) -> Result<(f64, f64)> {
+    let (mut total, mut positive) = (0.0f64, 0.0f64);
+    for (&w, &y) in data.weights().iter().zip(data.labels()) {
+        total += f64::from(w);
+        if y {
+            positive += f64::from(w);
+        }
+    }
+    if data.is_empty() || total <= 0.0 {
+        return Err(Error::Data("no examples of positive weight".into()));
+    }
+    if positive <= 0.0 {
+        return Err(Error::Data("no positive examples".into()));
+    }
+    if positive >= total {
+        return Err(Error::Data("no negative examples".into()));
+    }
+    Ok((total, positive))
+}
+
+/// Adds `blockᵀ · block` over the block's first `rows` rows to `hessian`.
+fn add_gram(block: &Mat<f64>, rows: usize, hessian: &mut Mat<f64>) {
+    let b = block.subrows(0, rows);
+    matmul(
+        hessian.as_mut(),
+        Accum::Add,
+        b.transpose(),
+        b,
+        1.0,
+        Par::Seq,
+    );
+}
+
+impl<'a> Design<'a> {
+    /// Standardises `data` (`total` = the sum of its weights) by the weighted mean and
+    /// standard deviation (two passes for accuracy), dropping the features constant in it.
+    fn new(data: &'a Dataset, total: f64) -> Design<'a> {
+        let d = data.n_features();
+        let mut mean = vec![0.0f64; d];
+        for i in 0..data.len() {
+            let w = f64::from(data.weights()[i]);
+            for (m, &x) in mean.iter_mut().zip(data.row(i)) {
+                *m += w * f64::from(x);
+            }
+        }
+        mean.iter_mut().for_each(|m| *m /= total);
+        let mut var = vec![0.0f64; d];
+        for i in 0..data.len() {
+            let w = f64::from(data.weights()[i]);
+            for ((v, &x), m) in var.iter_mut().zip(data.row(i)).zip(&mean) {
+                *v += w * (f64::from(x) - m).powi(2);
+            }
+        }
+        let std: Vec<f64> = var.iter().map(|v| (v / total).sqrt()).collect();
+        let dropped: Vec<bool> = std
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| *s <= 1e-9 * (1.0 + m.abs()))
+            .collect();
+        let active: Vec<usize> = (0..d).filter(|&j| !dropped[j]).collect();
+        Design {
+            data,
+            active,
+            mean,
+            std,
+            dropped,
+        }
+    }
+
     /// Standardised features of row `i` (active columns), then 1 for the intercept.
     fn fill(&self, i: usize, z: &mut [f64]) {
         let row = self.data.row(i);
@@ -112,6 +184,139 @@ impl Design<'_> {
         }
         loss + 0.5 * lambda * beta[..p - 1].iter().map(|b| b * b).sum::<f64>()
     }
+
+    /// Newton's method from `beta` (backtracking each step) until no coefficient moves by
+    /// more than `config.tol`: the coefficients and the number of steps taken. Errors if a
+    /// Newton system is not positive definite, the fit diverges or does not converge.
+    fn newton(&self, mut beta: Vec<f64>, config: &FitConfig) -> Result<(Vec<f64>, usize)> {
+        let p = beta.len();
+        let mut objective = self.objective(&beta, config.lambda);
+        let mut z = vec![0.0f64; p];
+        let mut block = Mat::<f64>::zeros(BLOCK, p);
+        let mut iterations = 0;
+        while iterations < config.max_iter {
+            iterations += 1;
+            let (hessian, gradient) = self.newton_system(&beta, config.lambda, &mut z, &mut block);
+            let llt = hessian.llt(Side::Lower).map_err(|e| {
+                Error::Fit(format!(
+                    "Newton system not positive definite at step {iterations} ({e:?}); \
+                     the data may be separable: use lambda > 0"
+                ))
+            })?;
+            let step = llt.solve(&gradient);
+            let (next, value) = self.backtrack(&beta, &step, objective, config.lambda);
+            let moved = (0..p)
+                .map(|k| (next[k] - beta[k]).abs())
+                .fold(0.0, f64::max);
+            if !value.is_finite() || next.iter().any(|b| !b.is_finite()) {
+                return Err(Error::Fit(format!("diverged at step {iterations}")));
+            }
+            beta = next;
+            objective = value;
+            if moved <= config.tol {
+                return Ok((beta, iterations));
+            }
+        }
+        Err(Error::Fit(format!(
+            "no convergence in {} Newton steps",
+            config.max_iter
+        )))
+    }
+
+    /// The penalised Hessian and gradient of the objective at `beta`, the Hessian accumulated
+    /// block by block (`z` and `block` are scratch space of `beta.len()` columns).
+    fn newton_system(
+        &self,
+        beta: &[f64],
+        lambda: f64,
+        z: &mut [f64],
+        block: &mut Mat<f64>,
+    ) -> (Mat<f64>, Col<f64>) {
+        let p = beta.len();
+        let data = self.data;
+        let mut hessian = Mat::<f64>::zeros(p, p);
+        let mut gradient = Col::<f64>::zeros(p);
+        let mut rows = 0;
+        for i in 0..data.len() {
+            let w = f64::from(data.weights()[i]);
+            if w == 0.0 {
+                continue;
+            }
+            let eta = self.eta(i, beta, z);
+            let mu = sigmoid(eta);
+            let y = if data.labels()[i] { 1.0 } else { 0.0 };
+            let r = w * (mu - y);
+            let s = (w * mu * (1.0 - mu)).sqrt();
+            for k in 0..p {
+                gradient[k] += r * z[k];
+                block[(rows, k)] = s * z[k];
+            }
+            rows += 1;
+            if rows == BLOCK {
+                add_gram(block, rows, &mut hessian);
+                rows = 0;
+            }
+        }
+        if rows > 0 {
+            add_gram(block, rows, &mut hessian);
+        }
+        for k in 0..p - 1 {
+            gradient[k] += lambda * beta[k];
+            hessian[(k, k)] += lambda;
+        }
+        (hessian, gradient)
+    }
+
+    /// Backtracking: `beta − t · step` for the first `t` in 1, ½, ¼, … whose objective does
+    /// not exceed `objective` (or once `t` falls below 1e-10), with that objective's value.
+    fn backtrack(
+        &self,
+        beta: &[f64],
+        step: &Col<f64>,
+        objective: f64,
+        lambda: f64,
+    ) -> (Vec<f64>, f64) {
+        let p = beta.len();
+        let mut t = 1.0;
+        loop {
+            let next: Vec<f64> = (0..p).map(|k| beta[k] - t * step[k]).collect();
+            let value = self.objective(&next, lambda);
+            if value <= objective + 1e-12 * objective.abs() || t < 1e-10 {
+                return (next, value);
+            }
+            t *= 0.5;
+        }
+    }
+
+    /// The fitted model: `beta` (active coefficients, then the intercept) mapped back to
+    /// every feature of the data, dropped ones with coefficient 0 and scale 1.
+    fn into_model(self, beta: &[f64], iterations: usize, config: &FitConfig) -> LogisticRegression {
+        let d = self.data.n_features();
+        let p = beta.len();
+        let mut coef = vec![0.0f64; d];
+        for (k, &j) in self.active.iter().enumerate() {
+            coef[j] = beta[k];
+        }
+        let scale = (0..d)
+            .map(|j| {
+                if self.dropped[j] {
+                    1.0
+                } else {
+                    self.std[j] as f32
+                }
+            })
+            .collect();
+        LogisticRegression {
+            names: self.data.names().to_vec(),
+            mean: self.mean.iter().map(|&m| m as f32).collect(),
+            scale,
+            coef,
+            intercept: beta[p - 1],
+            dropped: self.dropped,
+            iterations,
+            config: *config,
+        }
+    }
 }
 
 impl LogisticRegression {
@@ -129,165 +334,13 @@ impl LogisticRegression {
         if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
             return Err(Error::Data(format!("lambda {} is not ≥ 0", config.lambda)));
         }
-        let d = data.n_features();
-        let (mut total, mut positive) = (0.0f64, 0.0f64);
-        for (&w, &y) in data.weights().iter().zip(data.labels()) {
-            total += f64::from(w);
-            if y {
-                positive += f64::from(w);
-            }
-        }
-        if data.is_empty() || total <= 0.0 {
-            return Err(Error::Data("no examples of positive weight".into()));
-        }
-        if positive <= 0.0 {
-            return Err(Error::Data("no positive examples".into()));
-        }
-        if positive >= total {
-            return Err(Error::Data("no negative examples".into()));
-        }
-
-        // Weighted mean and standard deviation (two passes for accuracy).
-        let mut mean = vec![0.0f64; d];
-        for i in 0..data.len() {
-            let w = f64::from(data.weights()[i]);
-            for (m, &x) in mean.iter_mut().zip(data.row(i)) {
-                *m += w * f64::from(x);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= total);
-        let mut var = vec![0.0f64; d];
-        for i in 0..data.len() {
-            let w = f64::from(data.weights()[i]);
-            for ((v, &x), m) in var.iter_mut().zip(data.row(i)).zip(&mean) {
-                *v += w * (f64::from(x) - m).powi(2);
-            }
-        }
-        let std: Vec<f64> = var.iter().map(|v| (v / total).sqrt()).collect();
-        let dropped: Vec<bool> = std
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| *s <= 1e-9 * (1.0 + m.abs()))
-            .collect();
-        let active: Vec<usize> = (0..d).filter(|&j| !dropped[j]).collect();
-        let design = Design {
-            data,
-            active,
-            mean,
-            std,
-        };
-
+        let (total, positive) = class_weights(data)?;
+        let design = Design::new(data, total);
         let p = design.active.len() + 1;
         let mut beta = vec![0.0f64; p];
         beta[p - 1] = (positive / (total - positive)).ln();
-        let mut objective = design.objective(&beta, config.lambda);
-        let mut z = vec![0.0f64; p];
-        let mut block = Mat::<f64>::zeros(BLOCK, p);
-        let mut iterations = 0;
-        let mut converged = false;
-        while iterations < config.max_iter {
-            iterations += 1;
-            let mut hessian = Mat::<f64>::zeros(p, p);
-            let mut gradient = Col::<f64>::zeros(p);
-            let mut rows = 0;
-            let flush = |block: &Mat<f64>, rows: usize, hessian: &mut Mat<f64>| {
-                let b = block.subrows(0, rows);
-                matmul(
-                    hessian.as_mut(),
-                    Accum::Add,
-                    b.transpose(),
-                    b,
-                    1.0,
-                    Par::Seq,
-                );
-            };
-            for i in 0..data.len() {
-                let w = f64::from(data.weights()[i]);
-                if w == 0.0 {
-                    continue;
-                }
-                let eta = design.eta(i, &beta, &mut z);
-                let mu = sigmoid(eta);
-                let y = if data.labels()[i] { 1.0 } else { 0.0 };
-                let r = w * (mu - y);
-                let s = (w * mu * (1.0 - mu)).sqrt();
-                for k in 0..p {
-                    gradient[k] += r * z[k];
-                    block[(rows, k)] = s * z[k];
-                }
-                rows += 1;
-                if rows == BLOCK {
-                    flush(&block, rows, &mut hessian);
-                    rows = 0;
-                }
-            }
-            if rows > 0 {
-                flush(&block, rows, &mut hessian);
-            }
-            for k in 0..p - 1 {
-                gradient[k] += config.lambda * beta[k];
-                hessian[(k, k)] += config.lambda;
-            }
-            let llt = hessian.llt(Side::Lower).map_err(|e| {
-                Error::Fit(format!(
-                    "Newton system not positive definite at step {iterations} ({e:?}); \
-                     the data may be separable: use lambda > 0"
-                ))
-            })?;
-            let step = llt.solve(&gradient);
-            // Backtracking: halve the step until the objective does not increase.
-            let mut t = 1.0;
-            let (next, value) = loop {
-                let next: Vec<f64> = (0..p).map(|k| beta[k] - t * step[k]).collect();
-                let value = design.objective(&next, config.lambda);
-                if value <= objective + 1e-12 * objective.abs() || t < 1e-10 {
-                    break (next, value);
-                }
-                t *= 0.5;
-            };
-            let moved = (0..p)
-                .map(|k| (next[k] - beta[k]).abs())
-                .fold(0.0, f64::max);
-            if !value.is_finite() || next.iter().any(|b| !b.is_finite()) {
-                return Err(Error::Fit(format!("diverged at step {iterations}")));
-            }
-            beta = next;
-            objective = value;
-            if moved <= config.tol {
-                converged = true;
-                break;
-            }
-        }
-        if !converged {
-            return Err(Error::Fit(format!(
-                "no convergence in {} Newton steps",
-                config.max_iter
-            )));
-        }
-
-        let mut coef = vec![0.0f64; d];
-        for (k, &j) in design.active.iter().enumerate() {
-            coef[j] = beta[k];
-        }
-        let scale = (0..d)
-            .map(|j| {
-                if dropped[j] {
-                    1.0
-                } else {
-                    design.std[j] as f32
-                }
-            })
-            .collect();
-        Ok(LogisticRegression {
-            names: data.names().to_vec(),
-            mean: design.mean.iter().map(|&m| m as f32).collect(),
-            scale,
-            coef,
-            intercept: beta[p - 1],
-            dropped,
-            iterations,
-            config: *config,
-        })
+        let (beta, iterations) = design.newton(beta, config)?;
+        Ok(design.into_model(&beta, iterations, config))
     }
 
     /// Feature names, in input order (the model's input contract).

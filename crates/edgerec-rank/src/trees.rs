@@ -14,6 +14,7 @@ use edgerec_onnx::{
 use forust_ml::GradientBooster;
 use forust_ml::data::Matrix;
 use forust_ml::objective::ObjectiveType;
+use forust_ml::tree::Tree;
 use serde::{Deserialize, Serialize};
 
 use crate::{Dataset, Error, META_DENSE, META_RANKER, Result};
@@ -146,6 +147,131 @@ impl TreeConfig {
     }
 }
 
+/// Errors unless `data` has examples and positive weight on both classes.
+fn check_classes(data: &Dataset) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::Data("no training examples".into()));
+    }
+    let (mut pos, mut neg) = (0.0f64, 0.0f64);
+    for (&w, &y) in data.weights().iter().zip(data.labels()) {
+        if y {
+            pos += f64::from(w);
+        } else {
+            neg += f64::from(w);
+        }
+    }
+    if pos <= 0.0 || neg <= 0.0 {
+        return Err(Error::Data(
+            "training data needs positive weight on both classes".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The features of `data` as f64, column-major (the layout forust reads).
+fn column_major(data: &Dataset) -> Vec<f64> {
+    let (n, d) = (data.len(), data.n_features());
+    let mut columns = vec![0.0f64; n * d];
+    for i in 0..n {
+        for (j, &x) in data.row(i).iter().enumerate() {
+            columns[j * n + i] = f64::from(x);
+        }
+    }
+    columns
+}
+
+/// The library's booster fitted on `data` (`columns` = its features, column-major) with
+/// `config`, single-threaded.
+fn boost(data: &Dataset, columns: &[f64], config: &TreeConfig) -> Result<GradientBooster> {
+    let y: Vec<f64> = data
+        .labels()
+        .iter()
+        .map(|&l| f64::from(u8::from(l)))
+        .collect();
+    let w: Vec<f64> = data.weights().iter().map(|&w| f64::from(w)).collect();
+    let matrix = Matrix::new(columns, data.len(), data.n_features());
+    let mut booster = GradientBooster::default()
+        .set_objective_type(ObjectiveType::LogLoss)
+        .set_iterations(config.iterations)
+        .set_learning_rate(config.learning_rate)
+        .set_max_depth(config.max_depth)
+        .set_l2(config.l2)
+        .set_min_leaf_weight(config.min_leaf_weight)
+        .set_nbins(config.nbins)
+        .set_seed(config.seed)
+        .set_parallel(false)
+        .set_initialize_base_score(true)
+        .set_create_missing_branch(false);
+    booster
+        .fit(&matrix, &y, &w, None)
+        .map_err(|e| Error::Fit(format!("forust: {e}")))?;
+    Ok(booster)
+}
+
+/// The library's tree `t` as flat nodes over `d` features, adding each split's gain to
+/// `gain`. Errors on a node the export cannot represent.
+fn flatten_tree(t: usize, tree: &Tree, d: usize, gain: &mut [f64]) -> Result<Vec<FlatNode>> {
+    let len = tree.nodes.len();
+    let mut flat = Vec::with_capacity(len);
+    for (k, node) in tree.nodes.iter().enumerate() {
+        if node.is_leaf {
+            flat.push(FlatNode {
+                is_leaf: true,
+                feature: 0,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                missing_left: false,
+                weight: node.weight_value,
+            });
+            continue;
+        }
+        let bad = |what: &str| Error::Fit(format!("tree {t} node {k}: {what}"));
+        if node.left_child >= len || node.right_child >= len || node.split_feature >= d {
+            return Err(bad("child or feature out of range"));
+        }
+        let missing_left = if node.missing_node == node.left_child {
+            true
+        } else if node.missing_node == node.right_child {
+            false
+        } else {
+            return Err(bad("separate missing-value branch"));
+        };
+        if node.split_value.is_nan() {
+            return Err(bad("NaN threshold"));
+        }
+        gain[node.split_feature] += f64::from(node.split_gain.max(0.0));
+        flat.push(FlatNode {
+            is_leaf: false,
+            feature: node.split_feature as u32,
+            threshold: ceil_f32(node.split_value),
+            left: node.left_child as u32,
+            right: node.right_child as u32,
+            missing_left,
+            weight: 0.0,
+        });
+    }
+    if flat.is_empty() {
+        return Err(Error::Fit(format!("tree {t} has no nodes")));
+    }
+    Ok(flat)
+}
+
+/// Every tree of `booster` as flat nodes over `d` features, and the total split gain per
+/// feature, normalised to sum to 1 (all zero if no tree split).
+fn flatten(booster: &GradientBooster, d: usize) -> Result<(Vec<Vec<FlatNode>>, Vec<f64>)> {
+    let mut trees = Vec::with_capacity(booster.trees.len());
+    let mut gain = vec![0.0f64; d];
+    for (t, tree) in booster.trees.iter().enumerate() {
+        trees.push(flatten_tree(t, tree, d, &mut gain)?);
+    }
+    let total: f64 = gain.iter().sum();
+    if total > 0.0 {
+        gain.iter_mut().for_each(|g| *g /= total);
+    }
+    Ok((trees, gain))
+}
+
 impl GradientBoostedTrees {
     /// Fits `config.iterations` trees on `data` (weighted log-loss, base score = log-odds of
     /// the weighted positive rate), single-threaded and deterministic.
@@ -157,117 +283,32 @@ impl GradientBoostedTrees {
     /// Cost: O(iterations · rows · features) for the histograms plus a copy of the data as f64.
     pub fn fit(data: &Dataset, config: &TreeConfig) -> Result<GradientBoostedTrees> {
         config.check()?;
-        let (n, d) = (data.len(), data.n_features());
-        if n == 0 {
-            return Err(Error::Data("no training examples".into()));
-        }
-        let (mut pos, mut neg) = (0.0f64, 0.0f64);
-        for (&w, &y) in data.weights().iter().zip(data.labels()) {
-            if y {
-                pos += f64::from(w);
-            } else {
-                neg += f64::from(w);
-            }
-        }
-        if pos <= 0.0 || neg <= 0.0 {
-            return Err(Error::Data(
-                "training data needs positive weight on both classes".into(),
-            ));
-        }
-        // forust reads the matrix column-major.
-        let mut columns = vec![0.0f64; n * d];
-        for i in 0..n {
-            for (j, &x) in data.row(i).iter().enumerate() {
-                columns[j * n + i] = f64::from(x);
-            }
-        }
-        let y: Vec<f64> = data
-            .labels()
-            .iter()
-            .map(|&l| f64::from(u8::from(l)))
-            .collect();
-        let w: Vec<f64> = data.weights().iter().map(|&w| f64::from(w)).collect();
-        let matrix = Matrix::new(&columns, n, d);
-
-        let mut booster = GradientBooster::default()
-            .set_objective_type(ObjectiveType::LogLoss)
-            .set_iterations(config.iterations)
-            .set_learning_rate(config.learning_rate)
-            .set_max_depth(config.max_depth)
-            .set_l2(config.l2)
-            .set_min_leaf_weight(config.min_leaf_weight)
-            .set_nbins(config.nbins)
-            .set_seed(config.seed)
-            .set_parallel(false)
-            .set_initialize_base_score(true)
-            .set_create_missing_branch(false);
-        booster
-            .fit(&matrix, &y, &w, None)
-            .map_err(|e| Error::Fit(format!("forust: {e}")))?;
-
-        let mut trees = Vec::with_capacity(booster.trees.len());
-        let mut gain = vec![0.0f64; d];
-        for (t, tree) in booster.trees.iter().enumerate() {
-            let len = tree.nodes.len();
-            let mut flat = Vec::with_capacity(len);
-            for (k, node) in tree.nodes.iter().enumerate() {
-                if node.is_leaf {
-                    flat.push(FlatNode {
-                        is_leaf: true,
-                        feature: 0,
-                        threshold: 0.0,
-                        left: 0,
-                        right: 0,
-                        missing_left: false,
-                        weight: node.weight_value,
-                    });
-                    continue;
-                }
-                let bad = |what: &str| Error::Fit(format!("tree {t} node {k}: {what}"));
-                if node.left_child >= len || node.right_child >= len || node.split_feature >= d {
-                    return Err(bad("child or feature out of range"));
-                }
-                let missing_left = if node.missing_node == node.left_child {
-                    true
-                } else if node.missing_node == node.right_child {
-                    false
-                } else {
-                    return Err(bad("separate missing-value branch"));
-                };
-                if node.split_value.is_nan() {
-                    return Err(bad("NaN threshold"));
-                }
-                gain[node.split_feature] += f64::from(node.split_gain.max(0.0));
-                flat.push(FlatNode {
-                    is_leaf: false,
-                    feature: node.split_feature as u32,
-                    threshold: ceil_f32(node.split_value),
-                    left: node.left_child as u32,
-                    right: node.right_child as u32,
-                    missing_left,
-                    weight: 0.0,
-                });
-            }
-            if flat.is_empty() {
-                return Err(Error::Fit(format!("tree {t} has no nodes")));
-            }
-            trees.push(flat);
-        }
-        let total: f64 = gain.iter().sum();
-        if total > 0.0 {
-            gain.iter_mut().for_each(|g| *g /= total);
-        }
+        check_classes(data)?;
+        let columns = column_major(data);
+        let booster = boost(data, &columns, config)?;
+        let (trees, importance) = flatten(&booster, data.n_features())?;
         let model = GradientBoostedTrees {
             names: data.names().to_vec(),
             base: booster.base_score as f32,
             trees,
-            importance: gain,
+            importance,
             config: *config,
         };
+        model.check_against(&booster, data, &columns)?;
+        Ok(model)
+    }
 
-        // The flat trees must reproduce the library.
+    /// The flat trees must reproduce the library: compares the probabilities of both on the
+    /// first [`LIBRARY_CHECK_ROWS`] rows of the training data (`columns`, column-major).
+    fn check_against(
+        &self,
+        booster: &GradientBooster,
+        data: &Dataset,
+        columns: &[f64],
+    ) -> Result<()> {
+        let (n, d) = (data.len(), data.n_features());
         let m = n.min(LIBRARY_CHECK_ROWS);
-        let ours = model.predict(&data.dense()[..m * d])?;
+        let ours = self.predict(&data.dense()[..m * d])?;
         // `Matrix::new` with `rows = m` reads column j at `j * m`: the head, column-major.
         let mut head_columns = vec![0.0f64; m * d];
         for j in 0..d {
@@ -283,7 +324,7 @@ impl GradientBoostedTrees {
                 )));
             }
         }
-        Ok(model)
+        Ok(())
     }
 
     /// Feature names, in input order (the model's input contract).
@@ -389,37 +430,6 @@ impl GradientBoostedTrees {
     /// [`META_DENSE`] = the feature names, comma-joined, in input order.
     pub fn to_onnx(&self) -> Result<Vec<u8>> {
         let d = self.names.len();
-        let mut tree_ids = Vec::new();
-        let mut node_ids = Vec::new();
-        let mut feature_ids = Vec::new();
-        let mut modes = Vec::new();
-        let mut values = Vec::new();
-        let mut true_ids = Vec::new();
-        let mut false_ids = Vec::new();
-        let mut missing_true = Vec::new();
-        let (mut leaf_tree, mut leaf_node, mut leaf_weight) = (Vec::new(), Vec::new(), Vec::new());
-        for (t, tree) in self.trees.iter().enumerate() {
-            for (k, node) in tree.iter().enumerate() {
-                tree_ids.push(t as i64);
-                node_ids.push(k as i64);
-                feature_ids.push(i64::from(node.feature));
-                modes.push(if node.is_leaf { "LEAF" } else { "BRANCH_LT" });
-                values.push(node.threshold);
-                true_ids.push(i64::from(node.left));
-                false_ids.push(i64::from(node.right));
-                missing_true.push(i64::from(node.missing_left));
-                if node.is_leaf {
-                    leaf_tree.push(t as i64);
-                    leaf_node.push(k as i64);
-                    leaf_weight.push(if t == 0 {
-                        node.weight + self.base
-                    } else {
-                        node.weight
-                    });
-                }
-            }
-        }
-        let n_leaves = leaf_tree.len();
         let mut g = GraphBuilder::new("ranker_gbdt");
         g.input(
             "dense",
@@ -434,27 +444,10 @@ impl GradientBoostedTrees {
             [
                 attr_ints("classlabels_int64s", &[0, 1]),
                 attr_string("post_transform", "LOGISTIC"),
-                attr_ints("nodes_treeids", &tree_ids),
-                attr_ints("nodes_nodeids", &node_ids),
-                attr_ints("nodes_featureids", &feature_ids),
-                attr_strings("nodes_modes", &modes),
-                attr_floats("nodes_values", &values),
-                attr_ints("nodes_truenodeids", &true_ids),
-                attr_ints("nodes_falsenodeids", &false_ids),
-                attr_ints("nodes_missing_value_tracks_true", &missing_true),
-                attr_ints("class_treeids", &leaf_tree),
-                attr_ints("class_nodeids", &leaf_node),
-                attr_ints("class_ids", &vec![1; n_leaves]),
-                attr_floats("class_weights", &leaf_weight),
             ]
             .into_iter()
-            // Without trees the base score has no leaf to live in: only then `base_values`
-            // (whose mere presence makes onnxruntime ignore the trees of a binary classifier).
-            .chain(
-                self.trees
-                    .is_empty()
-                    .then(|| attr_floats("base_values", &[0.0, self.base])),
-            )
+            .chain(self.node_attributes())
+            .chain(self.class_attributes())
             .collect(),
         )?;
         g.output("label", ElemType::I64, &[Dim::symbolic("batch")])?;
@@ -472,6 +465,77 @@ impl GradientBoostedTrees {
         );
         onnx::check_model(&model)?;
         Ok(onnx::encode(&model))
+    }
+
+    /// The `nodes_*` attributes of the `TreeEnsembleClassifier`: every node of every tree, in
+    /// tree order (a leaf's feature, threshold and children are 0).
+    fn node_attributes(&self) -> Vec<onnx::pb::AttributeProto> {
+        let mut tree_ids = Vec::new();
+        let mut node_ids = Vec::new();
+        let mut feature_ids = Vec::new();
+        let mut modes = Vec::new();
+        let mut values = Vec::new();
+        let mut true_ids = Vec::new();
+        let mut false_ids = Vec::new();
+        let mut missing_true = Vec::new();
+        for (t, tree) in self.trees.iter().enumerate() {
+            for (k, node) in tree.iter().enumerate() {
+                tree_ids.push(t as i64);
+                node_ids.push(k as i64);
+                feature_ids.push(i64::from(node.feature));
+                modes.push(if node.is_leaf { "LEAF" } else { "BRANCH_LT" });
+                values.push(node.threshold);
+                true_ids.push(i64::from(node.left));
+                false_ids.push(i64::from(node.right));
+                missing_true.push(i64::from(node.missing_left));
+            }
+        }
+        vec![
+            attr_ints("nodes_treeids", &tree_ids),
+            attr_ints("nodes_nodeids", &node_ids),
+            attr_ints("nodes_featureids", &feature_ids),
+            attr_strings("nodes_modes", &modes),
+            attr_floats("nodes_values", &values),
+            attr_ints("nodes_truenodeids", &true_ids),
+            attr_ints("nodes_falsenodeids", &false_ids),
+            attr_ints("nodes_missing_value_tracks_true", &missing_true),
+        ]
+    }
+
+    /// The `class_*` attributes of the `TreeEnsembleClassifier`: every leaf weighted for
+    /// class 1, with the base score folded into the leaves of the first tree; without trees,
+    /// `base_values` instead (see [`GradientBoostedTrees::to_onnx`]).
+    fn class_attributes(&self) -> Vec<onnx::pb::AttributeProto> {
+        let (mut leaf_tree, mut leaf_node, mut leaf_weight) = (Vec::new(), Vec::new(), Vec::new());
+        for (t, tree) in self.trees.iter().enumerate() {
+            for (k, node) in tree.iter().enumerate() {
+                if node.is_leaf {
+                    leaf_tree.push(t as i64);
+                    leaf_node.push(k as i64);
+                    leaf_weight.push(if t == 0 {
+                        node.weight + self.base
+                    } else {
+                        node.weight
+                    });
+                }
+            }
+        }
+        let n_leaves = leaf_tree.len();
+        [
+            attr_ints("class_treeids", &leaf_tree),
+            attr_ints("class_nodeids", &leaf_node),
+            attr_ints("class_ids", &vec![1; n_leaves]),
+            attr_floats("class_weights", &leaf_weight),
+        ]
+        .into_iter()
+        // Without trees the base score has no leaf to live in: only then `base_values`
+        // (whose mere presence makes onnxruntime ignore the trees of a binary classifier).
+        .chain(
+            self.trees
+                .is_empty()
+                .then(|| attr_floats("base_values", &[0.0, self.base])),
+        )
+        .collect()
     }
 }
 
