@@ -70,6 +70,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::blend::Ranked;
+use crate::limits::{check_matrix, check_query};
 use crate::{BundleError, Error, Result};
 
 /// The largest serialised graph [`HnswIndex::from_bytes`] accepts, in bytes (1 GiB); it also
@@ -186,23 +187,7 @@ impl HnswIndex {
                 )));
             }
         }
-        let expected = rows.checked_mul(dim).ok_or_else(|| {
-            Error::InvalidArgument(format!("hnsw: {rows} × {dim} overflows usize"))
-        })?;
-        if values.len() != expected {
-            return Err(Error::InvalidArgument(format!(
-                "hnsw: {} values given for {rows} rows × {dim} dims ({expected} expected)",
-                values.len()
-            )));
-        }
-        if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "hnsw: value {} (row {}, column {}) is not finite",
-                values[pos],
-                pos / dim,
-                pos % dim
-            )));
-        }
+        check_matrix("hnsw", rows, dim, values)?;
         // Upper layers hold about rows·mL/(1 − mL) ≈ 0.41·rows nodes (mL = 1/ln 32), and there
         // are O(log rows) of them: rows/2 and 64 are safe bounds.
         let bound = size_bound(rows, dim, rows / 2 + 1, 64);
@@ -351,18 +336,7 @@ impl HnswIndex {
 
     /// Checks and normalises a query.
     fn prepare(&self, query: &[f32]) -> Result<Unit> {
-        if query.len() != self.dim {
-            return Err(Error::InvalidArgument(format!(
-                "hnsw: query has {} dims, index has {}",
-                query.len(),
-                self.dim
-            )));
-        }
-        if let Some(v) = query.iter().find(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "hnsw: query value {v} is not finite"
-            )));
-        }
+        check_query("hnsw", self.dim, query)?;
         if query.iter().all(|&v| v == 0.0) {
             return Err(Error::InvalidArgument(
                 "hnsw: query is all zeros (cosine similarity is undefined)".into(),

@@ -23,3 +23,59 @@ pub const MAX_SEARCH_TOKENS: usize = 256;
 /// Widest item vector a bundle may ship (iALS factors, two-tower embeddings) and the widest
 /// user vector a request may carry.
 pub const MAX_DIM: usize = 1_024;
+
+use crate::error::{Error, Result};
+
+/// Checks a row-major `rows × dim` matrix an index is built from: `values.len() == rows · dim`
+/// (without overflow) and every value finite. Returns `rows · dim`. `what` names the index in
+/// the error ("hnsw", "quantized index").
+///
+/// ```
+/// use edgerec::limits::check_matrix;
+/// assert_eq!(check_matrix("index", 2, 3, &[0.0; 6]).unwrap(), 6);
+/// assert!(check_matrix("index", 2, 3, &[0.0; 5]).is_err());
+/// assert!(check_matrix("index", 1, 2, &[0.0, f32::NAN]).is_err());
+/// ```
+pub fn check_matrix(what: &str, rows: usize, dim: usize, values: &[f32]) -> Result<usize> {
+    let expected = rows
+        .checked_mul(dim)
+        .ok_or_else(|| Error::InvalidArgument(format!("{what}: {rows} × {dim} overflows usize")))?;
+    if values.len() != expected {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: {} values given for {rows} rows × {dim} dims ({expected} expected)",
+            values.len()
+        )));
+    }
+    if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: value {} (row {}, column {}) is not finite",
+            values[pos],
+            pos / dim,
+            pos % dim
+        )));
+    }
+    Ok(expected)
+}
+
+/// Checks a query against an index of `dim`-wide vectors: the same width, every value finite.
+///
+/// ```
+/// use edgerec::limits::check_query;
+/// assert!(check_query("index", 2, &[1.0, 0.0]).is_ok());
+/// assert!(check_query("index", 3, &[1.0, 0.0]).is_err());
+/// assert!(check_query("index", 2, &[1.0, f32::INFINITY]).is_err());
+/// ```
+pub fn check_query(what: &str, dim: usize, query: &[f32]) -> Result<()> {
+    if query.len() != dim {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: query has {} dims, index has {dim}",
+            query.len()
+        )));
+    }
+    if let Some(v) = query.iter().find(|v| !v.is_finite()) {
+        return Err(Error::InvalidArgument(format!(
+            "{what}: query value {v} is not finite"
+        )));
+    }
+    Ok(())
+}

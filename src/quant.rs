@@ -77,6 +77,7 @@
 use std::collections::BinaryHeap;
 
 use crate::blend::Ranked;
+use crate::limits::{check_matrix, check_query};
 use crate::{Error, Result};
 
 /// The largest supported `dim`: `dim · 127 · 127` must fit in an i32 accumulator.
@@ -105,23 +106,7 @@ impl QuantizedIndex {
     /// `values.len() != rows · dim` and any non-finite value. `rows = 0` gives an empty index.
     pub fn from_f32(rows: usize, dim: usize, values: &[f32]) -> Result<QuantizedIndex> {
         check_dim(dim)?;
-        let expected = rows.checked_mul(dim).ok_or_else(|| {
-            Error::InvalidArgument(format!("quantized index: {rows} × {dim} overflows usize"))
-        })?;
-        if values.len() != expected {
-            return Err(Error::InvalidArgument(format!(
-                "quantized index: {} values given for {rows} rows × {dim} dims ({expected} expected)",
-                values.len()
-            )));
-        }
-        if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "quantized index: value {} (row {}, column {}) is not finite",
-                values[pos],
-                pos / dim,
-                pos % dim
-            )));
-        }
+        let expected = check_matrix("quantized index", rows, dim, values)?;
         let mut codes = vec![0i8; expected];
         let scales = values
             .chunks_exact(dim)
@@ -306,18 +291,7 @@ impl QuantizedIndex {
 
     /// Checks and quantises a query.
     fn prepare(&self, query: &[f32]) -> Result<PreparedQuery> {
-        if query.len() != self.dim {
-            return Err(Error::InvalidArgument(format!(
-                "quantized index: query has {} dims, index has {}",
-                query.len(),
-                self.dim
-            )));
-        }
-        if let Some(v) = query.iter().find(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument(format!(
-                "quantized index: query value {v} is not finite"
-            )));
-        }
+        check_query("quantized index", self.dim, query)?;
         let mut codes = vec![0i8; self.dim];
         let scale = quantize_into(query, &mut codes);
         Ok(PreparedQuery {

@@ -36,6 +36,7 @@ use std::borrow::Cow;
 use crate::blend;
 use crate::hnsw::{HnswConfig, HnswIndex};
 use crate::ials::Factors;
+use crate::limits;
 use crate::quant::QuantizedIndex;
 use crate::{Error, Result};
 
@@ -152,17 +153,7 @@ impl ItemVectors {
     }
 
     fn check_query(&self, query: &[f32]) -> Result<()> {
-        if query.len() != self.dim() {
-            return Err(Error::InvalidArgument(format!(
-                "query has {} values, the item vectors {}",
-                query.len(),
-                self.dim()
-            )));
-        }
-        if query.iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidArgument("query is not finite".into()));
-        }
-        Ok(())
+        limits::check_query("item vectors", self.dim(), query)
     }
 }
 

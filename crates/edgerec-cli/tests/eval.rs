@@ -2,31 +2,9 @@
 //! must win), with peer rows from files, and the error paths; the second stage (blend →
 //! ranker → top-10) on that world and on a MovieLens-like world with a planted genre signal.
 
-use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn edgerec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgerec"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run edgerec")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = edgerec(args);
-    assert!(
-        out.status.success(),
-        "edgerec {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
+use common::{PlantedGenres, edgerec, ok, p};
 
 fn values(system: &serde_json::Value, name: &str) -> Vec<f64> {
     system["metrics"]
@@ -326,77 +304,19 @@ fn eval_on_a_simulated_world_reports_every_source_the_oracle_and_peers() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown protocol"));
 }
 
-const GENRES: [&str; 3] = ["Comedy", "Horror", "Western"];
-
-/// A MovieLens-like world (no impressions, every rating a full play) with a planted signal:
-/// each user watches titles of one favourite genre, plus a few popular titles of any genre.
-fn write_movielens_like(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let items_n = 90u32;
-    let genre = |i: u32| (i % 3) as usize;
-    let mut items =
-        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
-    for i in 1..=items_n {
-        let _ = writeln!(
-            items,
-            "{i}\tTitle {i}\t{}\t{}",
-            1970 + i % 20,
-            GENRES[genre(i)]
-        );
-    }
-    let mut users =
-        String::from("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n");
-    let users_n = 150u32;
-    for u in 1..=users_n {
-        let _ = writeln!(users, "{u}\t{}\tM\tother\t1{u:04}", 18 + u % 40);
-    }
-    // A small LCG: each user's titles in a user-specific order.
-    let mut state = 12_345u64;
-    let mut next = |n: u32| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) % u64::from(n)) as u32
-    };
-    let mut lists: Vec<Vec<u32>> = Vec::new();
-    for u in 1..=users_n {
-        let fav = (u % 3) as usize;
-        let mut list: Vec<u32> = Vec::new();
-        while list.len() < 14 {
-            // Four in five of a user's titles are of the favourite genre; the rest are the
-            // catalog's first titles (popular with everyone).
-            let i = if next(5) == 0 {
-                1 + next(12)
-            } else {
-                let k = next(items_n / 3);
-                3 * k + fav as u32 + if fav == 0 { 3 } else { 0 }
-            };
-            if (1..=items_n).contains(&i) && !list.contains(&i) {
-                list.push(i);
-            }
-        }
-        lists.push(list);
-    }
-    let mut inter = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
-    let mut t = 1_000_000_000u64;
-    for j in 0..14 {
-        for (u, list) in lists.iter().enumerate() {
-            t += 1_800;
-            let _ = writeln!(inter, "{}\t{}\t4\t{t}", u + 1, list[j]);
-        }
-    }
-    std::fs::write(dir.join("ml-100k.item"), items).unwrap();
-    std::fs::write(dir.join("ml-100k.user"), users).unwrap();
-    std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
-}
-
 #[test]
 fn two_stage_learns_a_planted_signal_from_sampled_negatives() {
     let dir = tempfile::tempdir().unwrap();
     let raw = dir.path().join("raw");
     let world = dir.path().join("world");
     let out = dir.path().join("eval");
-    write_movielens_like(&raw);
+    PlantedGenres {
+        users: 150,
+        per_user: 14,
+        step: 1_800,
+        seed: 12_345,
+    }
+    .write(&raw);
     ok(&[
         "data",
         "import",

@@ -9,33 +9,18 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
+
+mod common;
 
 const GENRES: [&str; 3] = ["Action", "Comedy", "Drama"];
 
 /// Runs `edgerec` with a whitespace-separated command line (test paths hold no spaces).
-fn edgerec(args: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgerec"))
-        .args(args.split_whitespace())
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run edgerec")
-}
-
 fn ok(args: &str) -> String {
-    let out = edgerec(args);
-    assert!(
-        out.status.success(),
-        "edgerec {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::ok(&args.split_whitespace().collect::<Vec<_>>())
 }
 
 fn fails(args: &str) -> String {
-    let out = edgerec(args);
-    assert!(!out.status.success(), "edgerec {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    common::fails(&args.split_whitespace().collect::<Vec<_>>())
 }
 
 fn genre_of(item: u32) -> usize {

@@ -4,91 +4,12 @@
 //! world whose ratings all fall in the training window is refused with a clear error and
 //! nothing written.
 
-use std::fmt::Write as _;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn edgerec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgerec"))
-        .args(args)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("run edgerec")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = edgerec(args);
-    assert!(
-        out.status.success(),
-        "edgerec {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("utf-8 temp path")
-}
-
-const GENRES: [&str; 3] = ["Comedy", "Horror", "Western"];
-
-/// The recbole layout of MovieLens-100K: `users` users who each rate `per_user` titles, four
-/// in five of their favourite genre (the rest among the first, popular titles), in turns
-/// `step` seconds apart.
-fn write_movielens_like(dir: &Path, users_n: u32, per_user: usize, step: u64) {
-    std::fs::create_dir_all(dir).unwrap();
-    let items_n = 90u32;
-    let genre = |i: u32| (i % 3) as usize;
-    let mut items =
-        String::from("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n");
-    for i in 1..=items_n {
-        let _ = writeln!(
-            items,
-            "{i}\tTitle {i}\t{}\t{}",
-            1970 + i % 20,
-            GENRES[genre(i)]
-        );
-    }
-    let mut users =
-        String::from("user_id:token\tage:token\tgender:token\toccupation:token\tzip_code:token\n");
-    for u in 1..=users_n {
-        let _ = writeln!(users, "{u}\t{}\tF\tother\t2{u:04}", 18 + u % 40);
-    }
-    let mut state = 777u64;
-    let mut next = |n: u32| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) % u64::from(n)) as u32
-    };
-    let mut lists: Vec<Vec<u32>> = Vec::new();
-    for u in 1..=users_n {
-        let fav = u % 3;
-        let mut list: Vec<u32> = Vec::new();
-        while list.len() < per_user {
-            let i = if next(5) == 0 {
-                1 + next(12)
-            } else {
-                3 * next(items_n / 3) + fav + if fav == 0 { 3 } else { 0 }
-            };
-            if (1..=items_n).contains(&i) && !list.contains(&i) {
-                list.push(i);
-            }
-        }
-        lists.push(list);
-    }
-    let mut inter = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
-    let mut t = 1_000_000_000u64;
-    for j in 0..per_user {
-        for (u, list) in lists.iter().enumerate() {
-            t += step;
-            let _ = writeln!(inter, "{}\t{}\t4\t{t}", u + 1, list[j]);
-        }
-    }
-    std::fs::write(dir.join("ml-100k.item"), items).unwrap();
-    std::fs::write(dir.join("ml-100k.user"), users).unwrap();
-    std::fs::write(dir.join("ml-100k.inter"), inter).unwrap();
-}
+use common::{PlantedGenres, edgerec, ok, p};
 
 fn import(raw: &Path, out: &Path) {
     ok(&[
@@ -133,7 +54,13 @@ fn candidate_rankers_go_into_a_bundle() {
     let dir = tempfile::tempdir().unwrap();
     let (raw, world) = (dir.path().join("raw"), dir.path().join("world"));
     // 150 users × 14 titles, 30 minutes apart: about 44 days, the last 14 the window.
-    write_movielens_like(&raw, 150, 14, 1_800);
+    PlantedGenres {
+        users: 150,
+        per_user: 14,
+        step: 1_800,
+        seed: 777,
+    }
+    .write(&raw);
     import(&raw, &world);
 
     let rank = dir.path().join("rank");
@@ -250,7 +177,13 @@ fn a_world_without_usable_examples_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (raw, world) = (dir.path().join("raw"), dir.path().join("world"));
     // Every rating within a few hours: nobody has a past before the training window.
-    write_movielens_like(&raw, 20, 5, 60);
+    PlantedGenres {
+        users: 20,
+        per_user: 5,
+        step: 60,
+        seed: 777,
+    }
+    .write(&raw);
     import(&raw, &world);
     let out = dir.path().join("rank");
     let run = train_candidates(&world, &out, &[]);
