@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer baselines on edgerec's evaluation splits: implicit's ALS and BPR, and EASE.
+"""Peer baselines on edgerec's evaluation splits: implicit's ALS and BPR, EASE and item-kNN.
 
 Reads the splits that `edgerec eval` writes (one directory per protocol under --splits),
 fits each peer on train.tsv, and writes each one's top-n rows for the users in users.tsv plus
@@ -16,11 +16,12 @@ Input, per protocol directory <splits>/<protocol>/:
   users.tsv    header `user`; the users to recommend for, in output order (repeats dropped).
                Every listed user gets a row, also one absent from train (see "cold users").
   params.json  n_users, n_items, n, factors, iterations, regularization, alpha, seed,
-               bpr{factors, learning_rate, regularization, iterations}, ease{lambda}; missing
+               bpr{factors, learning_rate, regularization, iterations}, ease{lambda},
+               item_knn{neighbours, shrink}; missing
                keys take the defaults in DEFAULTS below.
 
 Output, per protocol <out>/<protocol>/:
-  implicit-als.tsv, implicit-bpr.tsv, ease.tsv
+  implicit-als.tsv, implicit-bpr.tsv, ease.tsv, item-knn.tsv
                header `user<TAB>rank<TAB>item`; ranks 1..n per listed user, items the user has
                in train excluded; fewer than n rows for a user only when fewer unseen items
                exist. Users in users.tsv order, ranks ascending.
@@ -49,9 +50,15 @@ The models:
                 scores = X B. Ties are broken by item index, so its rows are fully
                 deterministic. Memory: one dense n_items x n_items float64 matrix (plus the
                 sparse Gram matrix while it is built): 3.2 GB at 20,000 items.
+  item-knn      item-based collaborative filtering (Sarwar et al. 2001; Deshpande & Karypis
+                2004) on the binarised train matrix X: cosine similarity with shrinkage,
+                s_ij = |U_i ∩ U_j| / (sqrt(|U_i| |U_j|) + shrink), each item keeping only its
+                `neighbours` most similar items (ties to the lower index), scores = X S. The
+                classic "because you watched" model, and the neighbour-list form a device can
+                ship. float64, deterministic; ties in scores broken by item index.
 
 Cold users (listed but without train rows) get whatever the model gives them: near-random
-factors for ALS and BPR, all-zero scores (so the lowest item indices) for EASE. Their number is
+factors for ALS and BPR, all-zero scores (so the lowest item indices) for EASE and item-kNN. Their number is
 printed. ALS and BPR rows are ordered by score then item index; which of several items tied at
 the n-th score gets in is implicit's choice (deterministic for a given input).
 
@@ -90,7 +97,7 @@ import implicit  # noqa: E402
 from implicit.cpu.als import AlternatingLeastSquares  # noqa: E402
 from implicit.cpu.bpr import BayesianPersonalizedRanking  # noqa: E402
 
-METHODS = ("implicit-als", "implicit-bpr", "ease")
+METHODS = ("implicit-als", "implicit-bpr", "ease", "item-knn")
 
 DEFAULTS = {
     "n": 100,
@@ -101,6 +108,7 @@ DEFAULTS = {
     "seed": 1,
     "bpr": {"factors": 64, "learning_rate": 0.01, "regularization": 0.01, "iterations": 100},
     "ease": {"lambda": 250.0},
+    "item_knn": {"neighbours": 100, "shrink": 10.0},
 }
 
 # implicit's topk marks filtered (already liked) items with this score instead of -inf.
@@ -157,6 +165,10 @@ def read_params(path):
     for key in ("learning_rate", "regularization"):
         check(params["bpr"], key, float, "bpr.")
     check(params["ease"], "lambda", float, "ease.")
+    check(params["item_knn"], "neighbours", int, "item_knn.")
+    check(params["item_knn"], "shrink", float, "item_knn.")
+    if params["item_knn"]["neighbours"] < 1:
+        raise InputError(path, None, "item_knn.neighbours must be at least 1")
     if params["n"] < 1:
         raise InputError(path, None, "n must be at least 1")
     if params.get("n_items") == 0:
@@ -414,6 +426,31 @@ def ease_weights(x, lam):
     return p
 
 
+def item_knn_weights(x, neighbours, shrink):
+    """S of item-kNN for the binary users × items CSR matrix x: shrunk cosine similarities, each
+    column j keeping the `neighbours` largest s_ij (i != j; ties to the lower i), as CSR so that
+    scores = x @ S. float64."""
+    n = x.shape[1]
+    g = (x.T @ x).toarray().astype(np.float64, copy=False)
+    counts = np.diag(g).copy()
+    np.fill_diagonal(g, 0.0)
+    g /= np.sqrt(np.outer(counts, counts)) + shrink
+    k = min(neighbours, max(n - 1, 1))
+    rows, cols, vals = [], [], []
+    for j in range(n):
+        col = g[:, j]
+        # Largest first, ties to the lower index: lexsort by (index, -score).
+        cand = np.flatnonzero(col > 0)
+        if cand.size == 0:
+            continue
+        order = np.lexsort((cand, -col[cand]))[:k]
+        keep = cand[order]
+        rows.extend(keep.tolist())
+        cols.extend([j] * keep.size)
+        vals.extend(col[keep].tolist())
+    return scipy.sparse.csr_matrix((vals, (rows, cols)), shape=(n, n))
+
+
 def top_n(scores, k):
     """Per row of a dense score matrix: the k best finite-scored columns, by score then column
     index. Rows with ties at the k-th score take the lowest indices among the tied ones."""
@@ -438,7 +475,8 @@ def top_n(scores, k):
     return rows
 
 
-def run_ease(b, split, n, threads):
+def run_item_model(b, split, n, threads):
+    """Rows of an item-to-item model (EASE's dense B, item-kNN's sparse S): scores = x B."""
     users = split.listed
     rows = []
     start = time.perf_counter()
@@ -448,7 +486,8 @@ def run_ease(b, split, n, threads):
         for s in range(0, len(users), batch):
             chunk = users[s : s + batch]
             x = split.binary[chunk]
-            scores = np.asarray(x @ b)
+            product = x @ b
+            scores = product.toarray() if scipy.sparse.issparse(product) else np.asarray(product)
             coo = x.tocoo()
             scores[coo.row, coo.col] = -np.inf
             rows.extend(top_n(scores, n))
@@ -484,9 +523,23 @@ def run_protocol(directory, out_root, methods, threads):
             with threadpoolctl.threadpool_limits(limits=blas_threads, user_api="blas"):
                 b = ease_weights(split.binary, lam)
             fit_s = time.perf_counter() - start
-            rows, rec_s = run_ease(b, split, n, blas_threads)
+            rows, rec_s = run_item_model(b, split, n, blas_threads)
             del b
             settings = {"lambda": lam, "dtype": "float64", "input": "binarised train matrix"}
+        elif method == "item-knn":
+            knn = split.params["item_knn"]
+            start = time.perf_counter()
+            s = item_knn_weights(split.binary, knn["neighbours"], knn["shrink"])
+            fit_s = time.perf_counter() - start
+            rows, rec_s = run_item_model(s, split, n, blas_threads)
+            del s
+            settings = {
+                "neighbours": knn["neighbours"],
+                "shrink": knn["shrink"],
+                "similarity": "cosine with shrinkage",
+                "dtype": "float64",
+                "input": "binarised train matrix",
+            }
         else:
             fit = fit_als if method == "implicit-als" else fit_bpr
             model, fit_s, settings = fit(split, threads)
@@ -508,7 +561,7 @@ def run_protocol(directory, out_root, methods, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description="Fit implicit's ALS and BPR and EASE on edgerec's evaluation splits and write their top-n rows and timings.",
+        description="Fit implicit's ALS and BPR, EASE and item-kNN on edgerec's evaluation splits and write their top-n rows and timings.",
     )
     parser.add_argument("--splits", required=True, type=Path, help="directory of protocol directories written by `edgerec eval`")
     parser.add_argument("--out", required=True, type=Path, help="output directory (one subdirectory per protocol)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Peer baselines (a benchmark, not a test): implicit's ALS and BPR and EASE on the splits that
+# Peer baselines (a benchmark, not a test): implicit's ALS and BPR, EASE and item-kNN on the splits that
 # `edgerec eval` writes, so the Rust evaluator scores them with the same metric code. Installs
 # bench/requirements.txt into its own venv (idempotent; reinstalls when the file changes), then
 # runs bench/peers.py with the arguments given:

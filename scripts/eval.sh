@@ -9,7 +9,7 @@
 # $EDGEREC_ARTIFACTS/eval/{ml100k,world}/{report.md,report.json,plots/,splits/} and
 # $EDGEREC_ARTIFACTS/rank/world/{report.md,report.json,plots/,ranker*.onnx}.
 #   bash scripts/eval.sh            the evaluation (CI runs this)
-#   bash scripts/eval.sh --peers    also the peer baselines (implicit's ALS and BPR, EASE) on
+#   bash scripts/eval.sh --peers    also the peer baselines (implicit's ALS and BPR, EASE, item-kNN) on
 #                                   the same splits, then the evaluation again with their rows
 # WORLD_USERS / WORLD_ITEMS / WORLD_DAYS size the synthetic world (default 3000 / 2000 / 35);
 # DEEP_EPOCHS caps the deep ranker's epochs (default 6; 0 leaves it out of eval).

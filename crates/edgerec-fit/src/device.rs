@@ -98,13 +98,53 @@ pub fn user_state_with(
 }
 
 /// How the device serves an evaluation's requests: with the bundle's ranker or the blend's
-/// order, and the bundle's MMR trade-off or another.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// order, and the bundle's rerank settings or others.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Serving {
-    /// Score with the bundle's ranker when it has one.
-    pub use_ranker: bool,
-    /// The MMR trade-off instead of the bundle's (1: relevance only).
-    pub lambda: Option<f32>,
+    /// Leave the bundle's ranker out (the blend's order).
+    pub no_ranker: bool,
+    /// Changes to the bundle's rerank settings (MMR trade-off, fatigue, per-genre cap).
+    pub rerank: RerankOverrides,
+}
+
+/// The stages of the row users get, each added to the one before: the name of the
+/// evaluation's system and how the device serves it. The blend's order with only the filters
+/// that cannot be turned off (finished, too mature), then the bundle's ranker, then its other
+/// filters (fatigue, per-genre cap), then MMR: the last is the row users get (`device`), and
+/// each difference is what one stage adds or costs.
+pub fn stages() -> [(&'static str, Serving); 4] {
+    let bare = RerankOverrides {
+        lambda: Some(1.0),
+        fatigue_impressions: Some(0),
+        max_per_genre: Some(None),
+    };
+    [
+        (
+            "device-blend",
+            Serving {
+                no_ranker: true,
+                rerank: bare,
+            },
+        ),
+        (
+            "device-ranked",
+            Serving {
+                no_ranker: false,
+                rerank: bare,
+            },
+        ),
+        (
+            "device-filtered",
+            Serving {
+                no_ranker: false,
+                rerank: RerankOverrides {
+                    lambda: Some(1.0),
+                    ..RerankOverrides::default()
+                },
+            },
+        ),
+        ("device", Serving::default()),
+    ]
 }
 
 /// The user's most frequent device in their plays before `time` (ties to the first in
@@ -189,11 +229,8 @@ pub fn rows(
             let offset = data.users[u].utc_offset_minutes;
             let request = RowRequest {
                 k: Some(k),
-                use_ranker: serving.use_ranker,
-                rerank: RerankOverrides {
-                    lambda: serving.lambda,
-                    ..RerankOverrides::default()
-                },
+                use_ranker: !serving.no_ranker,
+                rerank: serving.rerank,
                 ..RowRequest::new(Context::new(device, case.time, offset)?)
             };
             let row = rec

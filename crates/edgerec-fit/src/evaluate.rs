@@ -24,7 +24,7 @@ use edgerec_twotower::TowerConfig;
 
 use crate::Artifacts;
 use crate::data::WorldData;
-use crate::device::{self, Serving};
+use crate::device;
 use crate::package::{PackageOptions, package};
 use crate::ranking::{self, RankConfig};
 use crate::report::{self, CohortResult, EvalReport, SplitResult};
@@ -470,13 +470,9 @@ impl Run<'_> {
     ) -> Result<CohortResult> {
         let data = self.data;
         let mut systems = sources::answer(data, sp, trained, cases, &self.sources, self.oracle)?;
-        // The row users get: the device pipeline over the bundle this split would ship, with
-        // its MMR and without (the rerank's cost in accuracy).
-        for (name, lambda) in [("device", None), ("device-no-mmr", Some(1.0))] {
-            let serving = Serving {
-                use_ranker: true,
-                lambda,
-            };
+        // The row users get: the device pipeline over the bundle this split would ship, stage
+        // by stage (blend order → + ranker → + filters → + MMR = `device`).
+        for (name, serving) in device::stages() {
             let rows = device::rows(device, data, sp, cases, report::K, serving)
                 .with_context(|| format!("{name} rows of {cohort} users of {}", sp.name))?;
             systems.push((name.to_string(), rows));
@@ -497,7 +493,7 @@ impl Run<'_> {
         if cohort == "warm"
             && let Some(dir) = &self.config.peers
         {
-            for method in ["implicit-als", "implicit-bpr", "ease"] {
+            for method in ["implicit-als", "implicit-bpr", "ease", "item-knn"] {
                 let path = dir.join(&sp.name).join(format!("{method}.tsv"));
                 if path.exists() {
                     systems.push((

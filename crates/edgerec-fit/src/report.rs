@@ -19,6 +19,12 @@ pub const SOURCES: [&str; 4] = ["popularity", "ials", "content", "two-tower"];
 /// Systems that rerank the blend's candidates (see [`crate::ranking`]).
 pub const TWO_STAGE: [&str; 3] = ["two-stage-lr", "two-stage-gbdt", "two-stage-deep"];
 
+/// The device's rows stage by stage ([`crate::device::stages`]); the last is the row users get.
+pub const DEVICE: [&str; 4] = ["device-blend", "device-ranked", "device-filtered", "device"];
+
+/// The peer libraries' systems (`bench/peers.py`), when the evaluation reads their rows.
+pub const PEERS: [&str; 4] = ["implicit-als", "implicit-bpr", "ease", "item-knn"];
+
 /// Cut-off of the row metrics.
 pub const K: usize = 10;
 
@@ -75,13 +81,13 @@ pub struct Paired {
     pub se: f64,
 }
 
-/// A two-stage system against the blend it reranks or the cohort's best single source, on
-/// the same users.
+/// A system after the first stage (a two-stage ranker, a stage of the device's row) against
+/// the blend, the cohort's best single source or its best peer, on the same users.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TwoStagePaired {
-    /// The two-stage system.
+pub struct StagePaired {
+    /// The system ([`TWO_STAGE`] or [`DEVICE`]).
     pub system: String,
-    /// `blend` or `best source`.
+    /// `blend`, `best source` or `best peer`.
     pub reference: String,
     /// The reference system's name.
     pub against: String,
@@ -89,9 +95,9 @@ pub struct TwoStagePaired {
     pub metric: String,
     /// The reference's mean.
     pub reference_mean: f64,
-    /// The two-stage system's mean.
+    /// The system's mean.
     pub mean: f64,
-    /// Mean per-user difference (two-stage − reference).
+    /// Mean per-user difference (system − reference).
     pub difference: f64,
     /// Its paired standard error.
     pub se: f64,
@@ -109,9 +115,10 @@ pub struct CohortResult {
     pub systems: Vec<SystemResult>,
     /// Each system against popularity.
     pub paired: Vec<Paired>,
-    /// Each two-stage system against the blend and the best single source (NDCG@10, mAP@10).
+    /// Each two-stage system and device stage against the blend, the best single source and
+    /// the best peer (NDCG@10, mAP@10).
     #[serde(default)]
-    pub two_stage: Vec<TwoStagePaired>,
+    pub stages: Vec<StagePaired>,
     /// The per-split rankers' pooled AUC and log-loss on this cohort's candidates.
     #[serde(default)]
     pub rankers: Vec<RankerTest>,
@@ -158,7 +165,7 @@ pub fn score(
         .map(|(name, answers)| score_system(name, cases, answers, &watchers, users, content))
         .collect();
     let paired = paired_with_popularity(&results);
-    let two_stage = two_stage_paired(&results);
+    let stages = stage_paired(&results);
     let rows = |name: &str| systems.iter().find(|(n, _)| n == name).map(|(_, a)| a);
     let blend_oracle_overlap = rows("blend").zip(rows("oracle")).map(|(b, o)| {
         let mut s = Summary::default();
@@ -174,7 +181,7 @@ pub fn score(
         users: cases.iter().map(|c| c.user).collect(),
         systems: results,
         paired,
-        two_stage,
+        stages,
         rankers: Vec::new(),
         blend_oracle_overlap,
     }
@@ -271,28 +278,37 @@ fn paired_with_popularity(results: &[SystemResult]) -> Vec<Paired> {
     paired
 }
 
-/// Each two-stage system against the blend and against the best of [`SOURCES`] by mean
-/// NDCG@10 (ties: the earlier source), for NDCG@10 and mAP@10.
-pub fn two_stage_paired(results: &[SystemResult]) -> Vec<TwoStagePaired> {
-    let find = |n: &str| results.iter().find(|r| r.name == n);
+/// The best of `names` present in `results` by mean NDCG@10 (ties: the earlier name).
+pub fn best_of<'a>(results: &'a [SystemResult], names: &[&str]) -> Option<&'a SystemResult> {
     let ndcg = |r: &SystemResult| r.metric("NDCG@10").map_or(f64::NEG_INFINITY, Summary::mean);
-    let best = SOURCES
+    names
         .iter()
-        .filter_map(|s| find(s))
-        .fold(None::<&SystemResult>, |best, r| match best {
+        .filter_map(|n| results.iter().find(|r| r.name == *n))
+        .fold(None, |best, r| match best {
             Some(b) if ndcg(b) >= ndcg(r) => Some(b),
             _ => Some(r),
-        });
+        })
+}
+
+/// Each two-stage system and device stage against the blend, the best of [`SOURCES`] and the
+/// best of [`PEERS`] by mean NDCG@10 (ties: the earlier one), for NDCG@10 and mAP@10.
+pub fn stage_paired(results: &[SystemResult]) -> Vec<StagePaired> {
+    let find = |n: &str| results.iter().find(|r| r.name == n);
+    let references = [
+        ("blend", find("blend")),
+        ("best source", best_of(results, &SOURCES)),
+        ("best peer", best_of(results, &PEERS)),
+    ];
     let mut out = Vec::new();
-    for system in TWO_STAGE.iter().filter_map(|s| find(s)) {
-        for (reference, against) in [("blend", find("blend")), ("best source", best)] {
+    for system in TWO_STAGE.iter().chain(&DEVICE).filter_map(|s| find(s)) {
+        for (reference, against) in references {
             let Some(against) = against else { continue };
             for metric in ["NDCG@10", "mAP@10"] {
                 let (Some(a), Some(b)) = (system.metric(metric), against.metric(metric)) else {
                     continue;
                 };
                 let (difference, se) = ev::paired(a, b);
-                out.push(TwoStagePaired {
+                out.push(StagePaired {
                     system: system.name.clone(),
                     reference: reference.into(),
                     against: against.name.clone(),
@@ -409,9 +425,13 @@ fn intro(s: &mut String, r: &EvalReport) {
          past, packaged as `bundle build --world --int8` packages it) serving each user through \
          the one recommendation path, `recommend_row`, from the local state the device would \
          hold at the request (the user's plays before it; for new users, their onboarding \
-         picks): blend, ranker if the bundle has one, the filters that always hold (finished, \
-         fatigued, too mature) and MMR; `device-no-mmr` is the same row with MMR off, so the \
-         difference is what diversity costs. Their rows are 10 long: Recall@100 is Recall@10.\n"
+         picks): blend, ranker if the bundle has one, the filters (finished, fatigued, too \
+         mature, per-genre cap) and MMR. The rows before it add one stage at a time: \
+         `device-blend` is the blend's order with only the filters that cannot be turned off \
+         (finished, too mature), `device-ranked` adds the bundle's ranker (equal to \
+         `device-blend` when the bundle ships none), `device-filtered` the fatigue filter and \
+         per-genre cap, and `device` MMR; each difference is what that stage adds or costs. \
+         Their rows are 10 long: Recall@100 is Recall@10.\n"
     );
     let _ = writeln!(
         s,
@@ -460,7 +480,7 @@ fn cohort_markdown(s: &mut String, sp: &SplitResult, c: &CohortResult) {
         );
     }
     paired_table(s, c);
-    two_stage_table(s, c);
+    stage_table(s, c);
     rankers_table(s, c);
     oracle_note(s, c);
     let _ = writeln!(
@@ -491,20 +511,22 @@ fn paired_table(s: &mut String, c: &CohortResult) {
     }
 }
 
-/// Each two-stage system against the blend and the best single source.
-fn two_stage_table(s: &mut String, c: &CohortResult) {
-    if !c.two_stage.is_empty() {
+/// Each two-stage system and device stage against the blend, the best single source and the
+/// best peer.
+fn stage_table(s: &mut String, c: &CohortResult) {
+    if !c.stages.is_empty() {
         let _ = writeln!(
             s,
-            "\nTwo-stage against the blend it reranks and the best single source on this \
-             cohort (by NDCG@10), paired on the same users:\n"
+            "\nAfter the first stage (two-stage rankers; the device's row stage by stage) against \
+             the blend, the best single source and the best peer on this cohort (by NDCG@10), \
+             paired on the same users:\n"
         );
         let _ = writeln!(
             s,
-            "| system | against | metric | reference | two-stage | difference | paired se | z |"
+            "| system | against | metric | reference | system | difference | paired se | z |"
         );
         let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-        for p in &c.two_stage {
+        for p in &c.stages {
             let z = if p.se > 0.0 {
                 p.difference / p.se
             } else {
