@@ -17,7 +17,11 @@ step "wasm dependency tree"
 bash scripts/check-wasm-deps.sh
 
 step "cargo tests (unit, integration, doc)"
-cargo test --workspace
+# Two invocations: in one combined `cargo test --workspace` run the core's doctests were
+# linked against its build without the `test-support` feature (which its self dev-dependency
+# turns on) and could not see `edgerec::test_support`; run apart, they get the test build.
+cargo test --workspace --lib --bins --tests --examples
+cargo test --workspace --doc
 
 bash scripts/artifacts.sh
 

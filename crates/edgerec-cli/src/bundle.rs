@@ -59,21 +59,51 @@ pub struct BuildArgs {
     /// Seed of the HNSW layer draws.
     #[arg(long, default_value_t = 1)]
     hnsw_seed: u64,
-    /// Blend candidates the device's ranker scores per request (SERV).
-    #[arg(long, default_value_t = ServingSettings::default().candidates)]
-    candidates: usize,
-    /// Titles per row (SERV).
-    #[arg(long, default_value_t = RerankSettings::default().k)]
-    row_k: usize,
-    /// MMR trade-off of the rerank, 1 = relevance only (SERV).
-    #[arg(long, default_value_t = RerankSettings::default().lambda)]
-    mmr_lambda: f32,
-    /// A title shown this many times without a play leaves the row; 0 = never (SERV).
-    #[arg(long, default_value_t = RerankSettings::default().fatigue_impressions)]
-    fatigue_impressions: u32,
-    /// At most this many titles per primary genre in a row (SERV; default no cap).
+    /// Blend candidates the device's ranker scores per request (SERV; default: the model's,
+    /// else 500). Each serving flag replaces one setting of the model's `SERV` (the serving
+    /// `edgerec train` fitted on validation) and keeps the others.
+    #[arg(long)]
+    candidates: Option<usize>,
+    /// Titles per row (SERV; default: the model's, else 10).
+    #[arg(long)]
+    row_k: Option<usize>,
+    /// MMR trade-off of the rerank, 1 = relevance only (SERV; default: the model's, fitted
+    /// on validation, else 0.7).
+    #[arg(long)]
+    mmr_lambda: Option<f32>,
+    /// A title shown this many times without a play leaves the row; 0 = never (SERV;
+    /// default: the model's, else 3).
+    #[arg(long)]
+    fatigue_impressions: Option<u32>,
+    /// At most this many titles per primary genre in a row (SERV; default: the model's,
+    /// else no cap; 0 removes the cap).
     #[arg(long)]
     max_per_genre: Option<usize>,
+}
+
+impl BuildArgs {
+    /// The model's serving settings (or the defaults) with every flag given applied; `None`
+    /// when no flag is given.
+    fn serving(&self, model: Option<&ServingSettings>) -> Option<ServingSettings> {
+        let flags = self.candidates.is_some()
+            || self.row_k.is_some()
+            || self.mmr_lambda.is_some()
+            || self.fatigue_impressions.is_some()
+            || self.max_per_genre.is_some();
+        if !flags {
+            return None;
+        }
+        let mut s = model.cloned().unwrap_or_default();
+        let r: &mut RerankSettings = &mut s.rerank;
+        s.candidates = self.candidates.unwrap_or(s.candidates);
+        r.k = self.row_k.unwrap_or(r.k);
+        r.lambda = self.mmr_lambda.unwrap_or(r.lambda);
+        r.fatigue_impressions = self.fatigue_impressions.unwrap_or(r.fatigue_impressions);
+        if let Some(m) = self.max_per_genre {
+            r.max_per_genre = (m > 0).then_some(m);
+        }
+        Some(s)
+    }
 }
 
 pub fn run(command: BundleCommand) -> Result<()> {
@@ -107,15 +137,7 @@ fn build(a: &BuildArgs) -> Result<()> {
         int8: a.int8,
         hnsw: a.hnsw,
         hnsw_seed: a.hnsw_seed,
-        serving: ServingSettings {
-            candidates: a.candidates,
-            rerank: RerankSettings {
-                k: a.row_k,
-                fatigue_impressions: a.fatigue_impressions,
-                lambda: a.mmr_lambda,
-                max_per_genre: a.max_per_genre,
-            },
-        },
+        serving: a.serving(contents.serving.as_ref()),
     };
     let contents = package(contents, &options)?;
     let bundle = contents.encode();

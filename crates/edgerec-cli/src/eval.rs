@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use edgerec_fit::data::WorldData;
 use edgerec_fit::evaluate::{EvalConfig, evaluate};
+use edgerec_fit::report::Requirement;
+use edgerec_fit::tune::TuneConfig;
 
 /// Arguments of `edgerec eval`.
 #[derive(clap::Args)]
@@ -83,6 +85,18 @@ pub struct EvalArgs {
     /// `DeepRanker`) with at most this many epochs (0: leave it out).
     #[arg(long, default_value_t = EvalConfig::default().rank_deep_epochs)]
     pub rank_deep_epochs: usize,
+    /// Serve each split's device row with the default half-life, quotas and MMR λ instead of
+    /// fitting them on validation inside the split's past (as `edgerec train` does).
+    #[arg(long)]
+    pub no_tune: bool,
+    /// The largest share of relevance-only NDCG@10 the MMR rerank may cost on validation.
+    #[arg(long, default_value_t = TuneConfig::default().mmr_budget)]
+    pub mmr_budget: f64,
+    /// Fail (after writing the report) unless `system` is at least `reference` within one
+    /// paired standard error of NDCG@10 on every cohort: `[split:]system>=reference`, e.g.
+    /// `leave-last-out:device>=blend` (repeatable). CI's quality gate.
+    #[arg(long)]
+    pub require: Vec<Requirement>,
     /// Seed of every random choice.
     #[arg(long, default_value_t = EvalConfig::default().seed)]
     pub seed: u64,
@@ -113,6 +127,11 @@ impl EvalArgs {
             rank_max_positives: self.rank_max_positives,
             rank_trees: self.rank_trees,
             rank_deep_epochs: self.rank_deep_epochs,
+            tune: (!self.no_tune).then(|| TuneConfig {
+                mmr_budget: self.mmr_budget,
+                seed: self.seed,
+                ..TuneConfig::default()
+            }),
             seed: self.seed,
         }
     }
@@ -126,5 +145,15 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     evaluation.artifacts.write(&a.out)?;
     print!("{}", evaluation.artifacts.markdown);
     println!("\nreport written to {}", a.out.join("report.md").display());
+    let broken: Vec<String> = a
+        .require
+        .iter()
+        .flat_map(|r| r.violations(&evaluation.report))
+        .collect();
+    anyhow::ensure!(
+        broken.is_empty(),
+        "the evaluation breaks its requirements:\n  {}",
+        broken.join("\n  ")
+    );
     Ok(())
 }

@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use edgerec_data::fs::write_atomic;
 use edgerec_fit::data::WorldData;
 use edgerec_fit::system::{System, SystemConfig};
+use edgerec_fit::tune::{TuneConfig, Validation};
 
 #[derive(Parser)]
 #[command(
@@ -89,6 +90,17 @@ struct TrainArgs {
     /// A play above this fraction of the title is a positive.
     #[arg(long, default_value_t = SystemConfig::default().positive_above)]
     positive_above: f32,
+    /// Ship `--half-life-days`, the default quotas and MMR λ instead of fitting the serving
+    /// on validation inside the world (a world too small to validate on needs it).
+    #[arg(long)]
+    no_tune: bool,
+    /// The validation split the serving is fitted on: `leave-last-out` (each user's last
+    /// positive) or `temporal` (the last 20% of positives by time).
+    #[arg(long, default_value = "leave-last-out")]
+    validation: Validation,
+    /// The largest share of relevance-only NDCG@10 the MMR rerank may cost on validation.
+    #[arg(long, default_value_t = TuneConfig::default().mmr_budget)]
+    mmr_budget: f64,
 }
 
 /// Options of `edgerec simulate`.
@@ -252,6 +264,12 @@ fn train(a: &TrainArgs) -> Result<()> {
         half_life_days: a.half_life_days,
         tower_epochs: a.tower_epochs,
         positive_above: a.positive_above,
+        tune: (!a.no_tune).then(|| TuneConfig {
+            validation: a.validation,
+            mmr_budget: a.mmr_budget,
+            seed: a.seed,
+            ..TuneConfig::default()
+        }),
     };
     let world = WorldData::load(&a.world, a.positive_above)
         .with_context(|| format!("loading the world {}", a.world.display()))?;

@@ -143,6 +143,12 @@ fn trained_bundle(tmp: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::p
         out.contains("| iALS |") && out.contains("| two-tower |"),
         "{out}"
     );
+    // The serving was fitted on validation inside the world, with its evidence.
+    assert!(
+        out.contains("## Serving") && out.contains("| MMR λ (the rerank as shipped) |"),
+        "{out}"
+    );
+    std::fs::write(tmp.join("train.txt"), &out).unwrap();
     ok(&format!(
         "bundle build --model {} --world {} --out {}",
         p(&model),
@@ -162,12 +168,33 @@ fn import_train_bundle_recommend() {
         "ials (FACT)",
         "content (CONT)",
         "two-tower (TWRT)",
-        "quotas (QUOT): ials 4, two-tower 3, content 2, popularity 1",
         "media (MDIA)",
         "serving (SERV)",
     ] {
         assert!(inspect.contains(s), "{s}: {inspect}");
     }
+    // `bundle build` ships the quotas and MMR λ `train` fitted on validation.
+    let report = std::fs::read_to_string(tmp.path().join("train.txt")).unwrap();
+    let report = &report[report.find("## Serving").unwrap()..];
+    let after = |text: &'static str| -> String {
+        let at = report
+            .find(text)
+            .unwrap_or_else(|| panic!("{text}: {report}"))
+            + text.len();
+        report[at..]
+            .split([',', ' ', '('])
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let q: Vec<String> = after("quotas ").split(':').map(String::from).collect();
+    let quotas = format!(
+        "quotas (QUOT): ials {}, two-tower {}, content {}, popularity {}",
+        q[0], q[1], q[2], q[3]
+    );
+    assert!(inspect.contains(&quotas), "{quotas}: {inspect}");
+    let lambda = format!("MMR lambda {},", after("MMR λ "));
+    assert!(inspect.contains(&lambda), "{lambda}: {inspect}");
 
     // Training and bundling are deterministic.
     let (model2, bundle2) = (

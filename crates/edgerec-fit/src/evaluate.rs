@@ -31,6 +31,7 @@ use crate::report::{self, CohortResult, EvalReport, SplitResult};
 use crate::sources::{self, Answer, SourceConfig};
 use crate::split::{self, Case, Split};
 use crate::system::{System, SystemConfig};
+use crate::tune::{self, TuneConfig, Tuned, Validation};
 
 /// Settings of [`evaluate`]; [`EvalConfig::default`] is `edgerec eval`'s defaults.
 #[derive(Debug, Clone)]
@@ -81,6 +82,11 @@ pub struct EvalConfig {
     /// Second stage: also train the deep ranker (embedding bags and an MLP, `edgerec-rank`'s
     /// `DeepRanker`) with at most this many epochs (0: leave it out).
     pub rank_deep_epochs: usize,
+    /// Fit each split's device serving on validation inside its past, as `edgerec train`
+    /// does for the shipped bundle ([`crate::tune`]); the validation follows the split's
+    /// protocol (leave-last-out inside leave-last-out, temporal inside the others). `None`
+    /// serves the default half-life, quotas and MMR λ.
+    pub tune: Option<TuneConfig>,
     /// Seed of every random choice.
     pub seed: u64,
 }
@@ -110,12 +116,14 @@ impl Default for EvalConfig {
             rank_max_positives: 20_000,
             rank_trees: 100,
             rank_deep_epochs: 0,
+            tune: Some(TuneConfig::default()),
             seed: 1,
         }
     }
 }
 
-fn sample(cases: Vec<Case>, max: Option<usize>, seed: u64) -> Vec<Case> {
+/// At most `max` of `cases`, a sample seeded by `seed` (in user order).
+pub(crate) fn sample(cases: Vec<Case>, max: Option<usize>, seed: u64) -> Vec<Case> {
     let Some(max) = max.filter(|&m| m < cases.len()) else {
         return cases;
     };
@@ -372,7 +380,7 @@ impl Run<'_> {
         export_split(artifacts, data, sp, &self.sources)?;
         let trained = sources::train(data, sp, &self.sources)
             .with_context(|| format!("training the sources on {}", sp.name))?;
-        let device = self
+        let (device, tuned) = self
             .device(sp, &trained)
             .with_context(|| format!("packaging the device bundle of {}", sp.name))?;
         let (rankers, ranker_error) = self.rankers(sp);
@@ -413,28 +421,57 @@ impl Run<'_> {
             peer_timings: self.peer_timings(sp)?,
             ranker: rankers.map(|r| r.training),
             ranker_error,
+            tuned,
         })
     }
 
     /// The bundle the device would get for this split: every source trained on its past,
     /// packaged as `bundle build --world --int8` packages the shipped one (media table and
     /// platform counts as of the cut, int8 vectors, the default serving settings).
-    fn device(&self, sp: &Split, trained: &sources::Trained) -> Result<edgerec::Recommender> {
+    fn device(
+        &self,
+        sp: &Split,
+        trained: &sources::Trained,
+    ) -> Result<(edgerec::Recommender, Option<Tuned>)> {
         let config = SystemConfig {
             dataset: self.config.dataset.clone(),
             seed: self.config.seed,
             half_life_days: self.sources.half_life_days,
             tower_epochs: self.config.tower_epochs,
             positive_above: self.config.positive_above,
+            tune: None,
         };
-        let system = System::from_trained(self.data, trained, &self.sources, &config, sp)?;
+        let mut system = System::from_trained(self.data, trained, &self.sources, &config, sp)?;
+        let tuned = match &self.config.tune {
+            Some(t) => {
+                let t = TuneConfig {
+                    validation: if sp.name == "leave-last-out" {
+                        Validation::LeaveLastOut
+                    } else {
+                        Validation::Temporal {
+                            share: self.config.train_share,
+                        }
+                    },
+                    ..t.clone()
+                };
+                let tuned = tune::tune(self.data, sp, &self.sources, &config, &t)
+                    .with_context(|| format!("fitting the serving of {}", sp.name))?;
+                eprintln!(
+                    "{}: serving fitted on validation: half-life {} days, quotas {:?}, MMR λ {}",
+                    sp.name, tuned.half_life_days, tuned.quotas, tuned.lambda
+                );
+                system.apply(self.data, sp, tuned.clone())?;
+                Some(tuned)
+            }
+            None => None,
+        };
         let options = PackageOptions {
             world: Some(self.data.dir.clone()),
             int8: true,
             ..PackageOptions::default()
         };
         let contents = package(system.contents, &options)?;
-        Ok(edgerec::Recommender::from_bytes(&contents.encode())?)
+        Ok((edgerec::Recommender::from_bytes(&contents.encode())?, tuned))
     }
 
     /// The split's rankers, or why there are none.

@@ -11,6 +11,7 @@
 //! | [`split`] | the offline protocols: temporal, leave-last-out, time-series folds |
 //! | [`sources`] | every candidate source fitted on a split's past (popularity, iALS, content, two-tower), their rows and blend |
 //! | [`system`] | the shipped system fitted on a whole world, as bundle contents |
+//! | [`tune`] | the serving fitted on validation inside the past: popularity half-life, blend quotas, MMR λ |
 //! | [`package`] | what `bundle build` adds for devices: media table, int8, HNSW, serving settings |
 //! | [`ranker_files`] | a ranker and its feature contract read from files |
 //! | [`ranking`] | the second stage: rankers trained on a split's past, the blend reordered |
@@ -53,6 +54,7 @@ pub mod report;
 pub mod sources;
 pub mod split;
 pub mod system;
+pub mod tune;
 
 use std::path::{Path, PathBuf};
 

@@ -58,8 +58,9 @@ pub struct PackageOptions {
     pub hnsw: HnswMode,
     /// Seed of the HNSW layer draws.
     pub hnsw_seed: u64,
-    /// How the device serves requests by default.
-    pub serving: ServingSettings,
+    /// How the device serves requests by default; `None` keeps the model's `SERV` (the
+    /// serving `edgerec train` fitted on validation), or the defaults without one.
+    pub serving: Option<ServingSettings>,
 }
 
 impl Default for PackageOptions {
@@ -72,7 +73,7 @@ impl Default for PackageOptions {
             int8: false,
             hnsw: HnswMode::Auto,
             hnsw_seed: 1,
-            serving: ServingSettings::default(),
+            serving: None,
         }
     }
 }
@@ -104,7 +105,10 @@ pub fn package(mut contents: BundleContents, options: &PackageOptions) -> Result
         quantize(&mut contents)?;
     }
     add_graphs(&mut contents, options.hnsw, options.hnsw_seed)?;
-    contents.serving = Some(options.serving.clone());
+    contents.serving = match &options.serving {
+        Some(s) => Some(s.clone()),
+        None => Some(contents.serving.take().unwrap_or_default()),
+    };
     if contents.features.is_some() {
         contents.calendar = Some(edgerec::calendar::Calendar::builtin());
     }

@@ -356,6 +356,9 @@ pub struct SplitResult {
     /// Why the second stage did not run on this split, if it failed.
     #[serde(default)]
     pub ranker_error: Option<String>,
+    /// The device's serving fitted on validation inside the split's past, and the evidence.
+    #[serde(default)]
+    pub tuned: Option<crate::tune::Tuned>,
 }
 
 /// The whole evaluation.
@@ -369,6 +372,94 @@ pub struct EvalReport {
     pub config: serde_json::Value,
     /// One entry per split.
     pub splits: Vec<SplitResult>,
+}
+
+/// A quality gate on an evaluation: on every cohort of the splits it names (all splits
+/// without a name), `system` may fall below `reference` by at most one paired standard error
+/// of NDCG@10. Written `[split:]system>=reference`, e.g. `leave-last-out:device>=blend`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    /// The split it applies to (`None`: every split).
+    pub split: Option<String>,
+    /// The system held to it.
+    pub system: String,
+    /// The system it may not fall below.
+    pub reference: String,
+}
+
+impl std::str::FromStr for Requirement {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Requirement> {
+        let (split, rule) = match s.split_once(':') {
+            Some((split, rule)) => (Some(split.to_string()), rule),
+            None => (None, s),
+        };
+        let Some((system, reference)) = rule.split_once(">=") else {
+            anyhow::bail!("requirement {s:?} is not [split:]system>=reference");
+        };
+        let (system, reference) = (system.trim(), reference.trim());
+        anyhow::ensure!(
+            !system.is_empty() && !reference.is_empty(),
+            "requirement {s:?} names no system or no reference"
+        );
+        Ok(Requirement {
+            split,
+            system: system.into(),
+            reference: reference.into(),
+        })
+    }
+}
+
+impl Requirement {
+    /// Every way `report` breaks the requirement (empty: it holds), one line each. A split
+    /// the requirement names that the report lacks, or a cohort without either system,
+    /// breaks it too: a gate that measures nothing does not pass.
+    pub fn violations(&self, report: &EvalReport) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut checked = 0;
+        for sp in &report.splits {
+            if self.split.as_ref().is_some_and(|n| *n != sp.name) {
+                continue;
+            }
+            for c in &sp.cohorts {
+                let ndcg = |n: &str| {
+                    c.systems
+                        .iter()
+                        .find(|r| r.name == n)
+                        .and_then(|r| r.metric("NDCG@10"))
+                };
+                let (Some(a), Some(b)) = (ndcg(&self.system), ndcg(&self.reference)) else {
+                    out.push(format!(
+                        "{} {}: {} or {} was not evaluated",
+                        sp.name, c.cohort, self.system, self.reference
+                    ));
+                    continue;
+                };
+                checked += 1;
+                let (difference, se) = ev::paired(a, b);
+                if difference < -se {
+                    out.push(format!(
+                        "{} {} users: {} NDCG@10 {:.4} is below {} {:.4} by {:.4} (paired se {:.4})",
+                        sp.name,
+                        c.cohort,
+                        self.system,
+                        a.mean(),
+                        self.reference,
+                        b.mean(),
+                        -difference,
+                        se
+                    ));
+                }
+            }
+        }
+        if checked == 0 && out.is_empty() {
+            out.push(format!(
+                "no split {} in the report",
+                self.split.as_deref().unwrap_or("at all")
+            ));
+        }
+        out
+    }
 }
 
 fn pm(s: &Summary) -> String {
@@ -391,6 +482,9 @@ pub fn markdown(r: &EvalReport) -> String {
             "## {}\n\n{}. {} past positives.\n",
             sp.name, sp.description, sp.train_positives
         );
+        if let Some(t) = &sp.tuned {
+            let _ = writeln!(s, "{}", t.markdown());
+        }
         for c in &sp.cohorts {
             cohort_markdown(&mut s, sp, c);
         }
@@ -431,7 +525,10 @@ fn intro(s: &mut String, r: &EvalReport) {
          (finished, too mature), `device-ranked` adds the bundle's ranker (equal to \
          `device-blend` when the bundle ships none), `device-filtered` the fatigue filter and \
          per-genre cap, and `device` MMR; each difference is what that stage adds or costs. \
-         Their rows are 10 long: Recall@100 is Recall@10.\n"
+         Their rows are 10 long: Recall@100 is Recall@10. The bundle's serving (popularity \
+         half-life, blend quotas, MMR λ) is fitted as `edgerec train` fits the shipped one: on \
+         a validation split inside the split's past, by the device's own rows (each split \
+         shows the evidence); the `blend` row keeps the default quotas.\n"
     );
     let _ = writeln!(
         s,
@@ -762,4 +859,65 @@ pub fn plots(split: &str, c: &CohortResult) -> Vec<(String, String)> {
             ),
         ),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report of one split with one cohort where `device` and `blend` have these per-user
+    /// NDCG@10 values.
+    fn report(device: &[f64], blend: &[f64]) -> EvalReport {
+        let system = |name: &str, v: &[f64]| {
+            serde_json::json!({
+                "name": name, "metrics": [["NDCG@10", {"values": v}]], "f1": 0.0,
+                "coverage": 0.0, "diversity": {"values": []}, "novelty": {"values": []},
+                "recall_curve": [],
+            })
+        };
+        serde_json::from_value(serde_json::json!({
+            "dataset": "d", "world": [3, 3, 3], "config": null,
+            "splits": [{
+                "name": "leave-last-out", "description": "", "train_positives": 3,
+                "cohorts": [{
+                    "cohort": "warm", "users": [0, 1, 2, 3],
+                    "systems": [system("device", device), system("blend", blend)],
+                    "paired": [], "blend_oracle_overlap": null,
+                }],
+                "fit_seconds": [], "ials_losses": [], "content_beta_curve": [[], []],
+                "content_beta": [0.0, 0.0], "tower_losses": [], "tower_onnx_bytes": 0,
+                "peer_timings": null,
+            }],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_requirement_fails_only_beyond_one_paired_standard_error() {
+        let r: Requirement = "leave-last-out:device>=blend".parse().unwrap();
+        assert_eq!(r.system, "device");
+        // Equal rows pass; slightly below (within the noise) passes.
+        assert!(
+            r.violations(&report(&[1.0, 0.0, 0.5, 0.2], &[1.0, 0.0, 0.5, 0.2]))
+                .is_empty()
+        );
+        assert!(
+            r.violations(&report(&[1.0, 0.0, 0.4, 0.2], &[1.0, 0.0, 0.5, 0.2]))
+                .is_empty()
+        );
+        // Below on every user: a clear loss.
+        let v = r.violations(&report(&[0.5, 0.0, 0.2, 0.1], &[1.0, 0.3, 0.5, 0.2]));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].contains("device NDCG@10 0.2000 is below blend 0.5000"),
+            "{v:?}"
+        );
+        // A gate that measures nothing does not pass.
+        let missing: Requirement = "temporal:device>=blend".parse().unwrap();
+        assert_eq!(missing.violations(&report(&[1.0], &[1.0])).len(), 1);
+        let absent: Requirement = "device>=peer".parse().unwrap();
+        assert_eq!(absent.violations(&report(&[1.0], &[1.0])).len(), 1);
+        assert!("device<blend".parse::<Requirement>().is_err());
+        assert!(":>=blend".parse::<Requirement>().is_err());
+    }
 }

@@ -117,11 +117,17 @@ fn cases(
 /// are the past, the rest the future. New users in the future are cold-start cases whose first
 /// `onboarding` titles stand for their onboarding picks.
 pub fn temporal(data: &WorldData, train_share: f64, onboarding: usize) -> Split {
-    let n = data.events.len();
+    temporal_of(data.users.len(), &data.events, train_share, onboarding)
+}
+
+/// [`temporal`] of `events` (positives in time order, then log order) of `users` users: also
+/// the validation split inside a split's past ([`Split::train`]).
+pub fn temporal_of(users: usize, events: &[Event], train_share: f64, onboarding: usize) -> Split {
+    let n = events.len();
     let k = ((n as f64) * train_share).floor() as usize;
-    let (past, future) = data.events.split_at(k.min(n));
+    let (past, future) = events.split_at(k.min(n));
     let cut = future.first().map_or(i64::MAX, |e| e.time);
-    let (warm, cold, as_new) = cases(data.users.len(), past, future, cut, onboarding);
+    let (warm, cold, as_new) = cases(users, past, future, cut, onboarding);
     Split {
         name: "temporal".into(),
         description: format!(
@@ -139,10 +145,15 @@ pub fn temporal(data: &WorldData, train_share: f64, onboarding: usize) -> Split 
 /// Leave-last-out: each user's last positive (by time, ties in log order) is the test item if
 /// the user has at least two distinct titles; everything else trains. No cold users.
 pub fn leave_last_out(data: &WorldData) -> Split {
-    let users = data.users.len();
+    leave_last_out_of(data.users.len(), &data.events)
+}
+
+/// [`leave_last_out`] of `events` (positives in time order, then log order) of `users`
+/// users: also the validation split inside a split's past ([`Split::train`]).
+pub fn leave_last_out_of(users: usize, events: &[Event]) -> Split {
     let mut last: Vec<Option<usize>> = vec![None; users];
     let mut count: Vec<HashSet<u32>> = vec![HashSet::new(); users];
-    for (k, e) in data.events.iter().enumerate() {
+    for (k, e) in events.iter().enumerate() {
         last[e.user as usize] = Some(k);
         count[e.user as usize].insert(e.item);
     }
@@ -152,8 +163,7 @@ pub fn leave_last_out(data: &WorldData) -> Split {
         .filter(|(u, _)| count[*u].len() >= 2)
         .filter_map(|(_, k)| *k)
         .collect();
-    let train: Vec<Event> = data
-        .events
+    let train: Vec<Event> = events
         .iter()
         .enumerate()
         .filter(|(k, _)| !held.contains(k))
@@ -167,7 +177,7 @@ pub fn leave_last_out(data: &WorldData) -> Split {
     held.sort_unstable();
     let warm = held
         .into_iter()
-        .map(|k| data.events[k])
+        .map(|k| events[k])
         .filter(|e| !seen[e.user as usize].contains(&e.item))
         .map(|e| Case {
             user: e.user,
@@ -176,7 +186,7 @@ pub fn leave_last_out(data: &WorldData) -> Split {
             relevant: [e.item].into(),
         })
         .collect();
-    let cut = data.events.last().map_or(0, |e| e.time + 1);
+    let cut = events.last().map_or(0, |e| e.time + 1);
     Split {
         name: "leave-last-out".into(),
         description: "leave-last-out: each user's last positive (ties in log order) is held out; all other positives of all users train".into(),

@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 use crate::data::WorldData;
 use crate::sources::{self, SourceConfig, Tower, Trained};
 use crate::split::Split;
+use crate::tune::{self, TuneConfig, Tuned};
 
 /// What [`System::fit`] trains with (recorded in the bundle's recipe).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct SystemConfig {
     pub tower_epochs: usize,
     /// A play above this fraction of the title is a positive.
     pub positive_above: f32,
+    /// Fit the serving (popularity half-life, quotas, MMR λ) on validation inside the past
+    /// ([`crate::tune`]); `None` ships `half_life_days`, the default quotas and MMR λ.
+    pub tune: Option<TuneConfig>,
 }
 
 impl Default for SystemConfig {
@@ -62,6 +66,7 @@ impl Default for SystemConfig {
             half_life_days: 30.0,
             tower_epochs: 8,
             positive_above: 0.8,
+            tune: Some(TuneConfig::default()),
         }
     }
 }
@@ -85,6 +90,8 @@ pub struct FitSummary {
     pub tower_losses: Vec<f32>,
     /// Seconds spent fitting each source.
     pub fit_seconds: Vec<(String, f64)>,
+    /// The serving fitted on validation, and the evidence ([`crate::tune`]).
+    pub tuned: Option<Tuned>,
 }
 
 /// The fitted system: the bundle contents the device loads (without the device sections
@@ -136,7 +143,30 @@ impl System {
             ..defaults
         };
         let trained = sources::train(world, &split, &sources).context("training the sources")?;
-        System::from_trained(world, &trained, &sources, config, &split)
+        let mut system = System::from_trained(world, &trained, &sources, config, &split)?;
+        if let Some(t) = &config.tune {
+            let tuned = tune::tune(world, &split, &sources, config, t)
+                .context("fitting the serving on validation (tune: None skips it)")?;
+            system.apply(world, &split, tuned)?;
+        }
+        Ok(system)
+    }
+
+    /// Applies serving fitted on validation inside `split`'s past (the split this system was
+    /// fitted on): `POPL`, `QUOT` and `SERV` ([`Tuned::apply`]), the evidence in the bundle's
+    /// recipe (`"tuned"`) and in the summary, and a new model version.
+    pub fn apply(&mut self, world: &WorldData, split: &Split, tuned: Tuned) -> Result<()> {
+        let c = &mut self.contents;
+        tuned.apply(c, split, world.items.len());
+        let mut recipe: serde_json::Value = serde_json::from_str(&c.meta.recipe)?;
+        recipe["tuned"] = serde_json::to_value(&tuned)?;
+        c.meta.recipe = serde_json::to_string(&recipe)?;
+        c.meta.model_version = String::new();
+        c.meta.model_version = model_version(c, &c.meta.dataset.clone());
+        c.validate()
+            .context("the tuned serving does not fit the bundle")?;
+        self.summary.tuned = Some(tuned);
+        Ok(())
     }
 
     /// The system of sources already trained on `split`'s past (`sources` their settings):
@@ -169,6 +199,7 @@ impl System {
                 .unwrap_or_default(),
             fit_seconds: trained.fit_seconds.clone(),
             sources: sources.clone(),
+            tuned: None,
         };
         Ok(System { contents, summary })
     }
@@ -215,16 +246,22 @@ impl System {
             s,
             "{} titles in {} genres; every source trained on all {} positives of {} users; \
              popularity decayed to unix time {} with a half-life of {} days; blend quotas \
-             (iALS, two-tower, content, popularity) {:?}.\n",
+             (iALS:two-tower:content:popularity) {}.\n",
             c.catalog.len(),
             c.catalog.genres().len(),
             m.events,
             m.users,
             c.popularity.reference_time,
             c.popularity.half_life_days,
-            m.sources.quotas
+            c.quotas.map_or_else(
+                || "1:1:1:1".into(),
+                |q| format!("{}:{}:{}:{}", q.ials, q.two_tower, q.content, q.popularity)
+            )
         );
         sources_table(&mut s, m);
+        if let Some(t) = &m.tuned {
+            let _ = writeln!(s, "\n## Serving\n\n{}", t.markdown());
+        }
         s
     }
 }
@@ -451,6 +488,7 @@ mod tests {
     fn the_catalog_and_popularity_come_from_the_world() {
         let config = SystemConfig {
             tower_epochs: 0,
+            tune: None,
             ..SystemConfig::default()
         };
         let s = System::fit(&world(), &config).unwrap();

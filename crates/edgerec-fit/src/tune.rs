@@ -1,0 +1,436 @@
+//! How the device serves a bundle, fitted on validation: the popularity source's half-life,
+//! the blend's quotas and the MMR trade-off of the rerank, each chosen by the row the device
+//! returns ([`edgerec::Recommender::recommend_row`]) on a validation split *inside* the
+//! training past — never on the test future.
+//!
+//! [`tune`] cuts the past again ([`Validation`]: each user's last past positive, or the last
+//! share of the past by time), trains every source on the inner past with the settings being
+//! shipped, packages that bundle as it ships (media table, int8), and serves the validation
+//! users through the one recommendation path, one setting at a time:
+//!
+//! 1. **half-life** — the popularity source alone (quotas `0:0:0:1`), one row per half-life;
+//!    the best NDCG@10 wins;
+//! 2. **quotas** — the blend's order (no ranker, relevance only, no fatigue or cap), one row
+//!    per quota vector of [`TuneConfig::quotas`]; the best NDCG@10 wins (ties to the earlier);
+//! 3. **MMR λ** — the rerank as shipped with each λ of [`TuneConfig::lambdas`]; the smallest λ
+//!    whose NDCG@10 loss against relevance-only (λ = 1), paired per user, stays within
+//!    `mmr_budget` of relevance-only's NDCG@10 even one paired standard error worse than
+//!    measured ships: diversity may cost at most that fraction of accuracy, with some
+//!    confidence. Intra-list diversity and coverage are reported beside it, so the trade is
+//!    visible.
+//!
+//! The filters that always hold (finished, too mature, fatigue) are not tuned. [`Tuned::apply`]
+//! writes the choice into the bundle fitted on the whole past (`POPL` recomputed with the
+//! half-life, `QUOT`, `SERV`), and [`Tuned::markdown`] is the evidence the training report and
+//! the bundle's recipe carry.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, Result};
+use edgerec::Recommender;
+use edgerec::bundle::{BundleContents, Popularity, Quotas, ServingSettings};
+use edgerec::rerank::RerankOverrides;
+use serde::{Deserialize, Serialize};
+
+use crate::data::WorldData;
+use crate::device::{self, Serving};
+use crate::package::{PackageOptions, package};
+use crate::report::{self, SystemResult};
+use crate::sources::{self, Answer, SourceConfig};
+use crate::split::{self, Case, Split};
+use crate::system::{System, SystemConfig};
+
+/// Which validation split inside the past the settings are chosen on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Validation {
+    /// Each user's last past positive is held out (every user with two titles validates).
+    LeaveLastOut,
+    /// The last `1 − share` of the past's positives by time are held out (new users in it
+    /// validate with their first titles as onboarding picks).
+    Temporal {
+        /// Share of the past that trains.
+        share: f64,
+    },
+}
+
+impl std::str::FromStr for Validation {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Validation> {
+        match s {
+            "leave-last-out" => Ok(Validation::LeaveLastOut),
+            "temporal" => Ok(Validation::Temporal { share: 0.8 }),
+            other => anyhow::bail!("validation {other:?} is not leave-last-out or temporal"),
+        }
+    }
+}
+
+/// What [`tune`] tries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TuneConfig {
+    /// The validation split.
+    pub validation: Validation,
+    /// Popularity half-lives tried, days.
+    pub half_lives: Vec<f32>,
+    /// Quota vectors tried (iALS, two-tower, content, popularity); the first is the
+    /// reference a tie goes to.
+    pub quotas: Vec<[u32; 4]>,
+    /// MMR trade-offs tried (1 is always tried: it is the reference).
+    pub lambdas: Vec<f32>,
+    /// The largest share of relevance-only NDCG@10 that diversity may cost.
+    pub mmr_budget: f64,
+    /// Validation users served per setting (a seeded sample above it).
+    pub max_users: usize,
+    /// Seeds the sample.
+    pub seed: u64,
+    /// Package the validation bundle with int8 vectors (as `bundle build --int8` ships).
+    pub int8: bool,
+}
+
+impl Default for TuneConfig {
+    fn default() -> Self {
+        TuneConfig {
+            validation: Validation::LeaveLastOut,
+            half_lives: vec![3.0, 7.0, 14.0, 30.0, 90.0, 365.0, 3650.0],
+            quotas: vec![
+                [4, 3, 2, 1],
+                [1, 1, 1, 1],
+                [2, 2, 1, 0],
+                [1, 1, 0, 0],
+                [2, 1, 0, 0],
+                [1, 2, 0, 0],
+                [3, 1, 1, 0],
+                [1, 3, 1, 0],
+                [1, 0, 0, 0],
+                [0, 1, 0, 0],
+                [0, 0, 1, 0],
+                [0, 0, 0, 1],
+                [1, 0, 0, 1],
+                [0, 1, 0, 1],
+                [0, 0, 1, 1],
+            ],
+            lambdas: vec![1.0, 0.99, 0.98, 0.97, 0.95, 0.9, 0.8, 0.7, 0.5],
+            mmr_budget: 0.03,
+            max_users: 2000,
+            seed: 17,
+            int8: true,
+        }
+    }
+}
+
+/// One setting served to the validation users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Trial {
+    /// The setting (`30` days, `4:3:2:1`, `λ 0.9`).
+    pub setting: String,
+    /// Mean NDCG@10.
+    pub ndcg: f64,
+    /// Its standard error.
+    pub se: f64,
+    /// Mean intra-list diversity of the top 10.
+    pub ild: f64,
+    /// Share of the catalog in some user's top 10.
+    pub coverage: f64,
+    /// NDCG@10 minus the reference's (λ = 1) per user: mean and paired standard error.
+    #[serde(default)]
+    pub against_reference: Option<(f64, f64)>,
+}
+
+/// The settings [`tune`] chose and the evidence.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tuned {
+    /// The validation split, described.
+    pub validation: String,
+    /// Positives of the inner past.
+    pub inner_positives: usize,
+    /// Validation users served per setting.
+    pub users: usize,
+    /// The popularity half-life chosen, days.
+    pub half_life_days: f32,
+    /// The quotas chosen (iALS, two-tower, content, popularity).
+    pub quotas: [u32; 4],
+    /// The MMR trade-off chosen.
+    pub lambda: f32,
+    /// The MMR budget the λ was held to.
+    pub mmr_budget: f64,
+    /// Every half-life tried.
+    pub half_life_trials: Vec<Trial>,
+    /// Every quota vector tried.
+    pub quota_trials: Vec<Trial>,
+    /// Every λ tried.
+    pub lambda_trials: Vec<Trial>,
+}
+
+/// Chooses the serving of the bundle fitted on `split`'s past (`sources` and `system` its
+/// settings) on a validation split inside that past (see the module docs). The caller
+/// applies the result with [`Tuned::apply`].
+///
+/// Errors: a past without validation users (too small to tune: fit without tuning), or a
+/// source or a bundle that fails to train or load.
+pub fn tune(
+    data: &WorldData,
+    split: &Split,
+    sources: &SourceConfig,
+    system: &SystemConfig,
+    config: &TuneConfig,
+) -> Result<Tuned> {
+    let users = data.users.len();
+    let inner = match config.validation {
+        Validation::LeaveLastOut => split::leave_last_out_of(users, &split.train),
+        Validation::Temporal { share } => {
+            split::temporal_of(users, &split.train, share, sources.onboarding)
+        }
+    };
+    let mut cases: Vec<Case> = inner.warm.iter().chain(&inner.cold).cloned().collect();
+    cases = crate::evaluate::sample(cases, Some(config.max_users), config.seed);
+    anyhow::ensure!(
+        !cases.is_empty() && !inner.train.is_empty(),
+        "no validation users inside the past of {} ({} positives): too small to tune",
+        split.name,
+        split.train.len()
+    );
+    let trained = sources::train(data, &inner, sources).context("training the inner sources")?;
+    let fitted = System::from_trained(data, &trained, sources, system, &inner)?;
+    let options = PackageOptions {
+        world: Some(data.dir.clone()),
+        int8: config.int8,
+        ..PackageOptions::default()
+    };
+    let base = package(fitted.contents, &options).context("packaging the validation bundle")?;
+    let v = Validating {
+        data,
+        inner: &inner,
+        cases: &cases,
+        content: &trained.content,
+    };
+    let (half_life_days, half_life_trials) = v.half_life(&base, config)?;
+    let mut contents = base;
+    contents.popularity = decayed(&inner, data.items.len(), half_life_days);
+    let (quotas, quota_trials) = v.quotas(&contents, config)?;
+    contents.quotas = Some(quota_section(quotas));
+    let (lambda, lambda_trials) = v.lambda(&contents, config)?;
+    Ok(Tuned {
+        validation: inner.description.clone(),
+        inner_positives: inner.train.len(),
+        users: cases.len(),
+        half_life_days,
+        quotas,
+        lambda,
+        mmr_budget: config.mmr_budget,
+        half_life_trials,
+        quota_trials,
+        lambda_trials,
+    })
+}
+
+/// The `POPL` section of `split`'s past decayed with `half_life_days` to its cut.
+fn decayed(split: &Split, items: usize, half_life_days: f32) -> Popularity {
+    let counts = sources::popularity(&split.train, items, split.cut, half_life_days);
+    Popularity::normalised(&counts, half_life_days, split.cut)
+}
+
+fn quota_section(q: [u32; 4]) -> Quotas {
+    Quotas {
+        ials: q[0],
+        two_tower: q[1],
+        content: q[2],
+        popularity: q[3],
+    }
+}
+
+/// The validation users and what scores their rows.
+struct Validating<'a> {
+    data: &'a WorldData,
+    inner: &'a Split,
+    cases: &'a [Case],
+    content: &'a edgerec::content::ContentIndex,
+}
+
+/// Relevance only, no fatigue, no cap: the blend's (or popularity's) own order.
+const BARE: RerankOverrides = RerankOverrides {
+    lambda: Some(1.0),
+    fatigue_impressions: Some(0),
+    max_per_genre: Some(None),
+};
+
+impl Validating<'_> {
+    /// The device's rows of every validation user from `contents` served as `serving`.
+    fn rows(&self, contents: &BundleContents, serving: Serving) -> Result<Vec<Answer>> {
+        let rec = Recommender::from_bytes(&contents.encode())?;
+        device::rows(&rec, self.data, self.inner, self.cases, report::K, serving)
+    }
+
+    /// Scores `systems` (setting, rows) on the validation users.
+    fn trials(&self, systems: &[(String, Vec<Answer>)]) -> Vec<Trial> {
+        self.scored(systems).iter().map(trial).collect()
+    }
+
+    fn scored(&self, systems: &[(String, Vec<Answer>)]) -> Vec<SystemResult> {
+        report::score(
+            "validation",
+            self.cases,
+            systems,
+            &self.inner.train,
+            self.data.users.len(),
+            self.content,
+        )
+        .systems
+    }
+
+    fn half_life(&self, base: &BundleContents, config: &TuneConfig) -> Result<(f32, Vec<Trial>)> {
+        let mut systems = Vec::new();
+        for &h in &config.half_lives {
+            let mut c = base.clone();
+            c.popularity = decayed(self.inner, self.data.items.len(), h);
+            c.quotas = Some(quota_section([0, 0, 0, 1]));
+            let serving = Serving {
+                no_ranker: true,
+                rerank: BARE,
+            };
+            systems.push((format!("{h}"), self.rows(&c, serving)?));
+        }
+        let trials = self.trials(&systems);
+        let best = best(&trials).context("no half-life to try")?;
+        Ok((config.half_lives[best], trials))
+    }
+
+    fn quotas(&self, base: &BundleContents, config: &TuneConfig) -> Result<([u32; 4], Vec<Trial>)> {
+        let has_tower = base.two_tower.is_some();
+        let tried: Vec<[u32; 4]> = config
+            .quotas
+            .iter()
+            .copied()
+            .filter(|q| has_tower || q[0] + q[2] + q[3] > 0)
+            .collect();
+        let mut systems = Vec::new();
+        for &q in &tried {
+            let mut c = base.clone();
+            c.quotas = Some(quota_section(q));
+            let serving = Serving {
+                no_ranker: true,
+                rerank: BARE,
+            };
+            let name = q.map(|x| x.to_string()).join(":");
+            systems.push((name, self.rows(&c, serving)?));
+        }
+        let trials = self.trials(&systems);
+        let best = best(&trials).context("no quotas to try")?;
+        Ok((tried[best], trials))
+    }
+
+    fn lambda(&self, base: &BundleContents, config: &TuneConfig) -> Result<(f32, Vec<Trial>)> {
+        let mut lambdas = vec![1.0f32];
+        lambdas.extend(config.lambdas.iter().copied().filter(|&l| l < 1.0));
+        let mut systems = Vec::new();
+        for &l in &lambdas {
+            let serving = Serving {
+                no_ranker: true,
+                rerank: RerankOverrides {
+                    lambda: Some(l),
+                    ..RerankOverrides::default()
+                },
+            };
+            systems.push((format!("λ {l}"), self.rows(base, serving)?));
+        }
+        let scored = self.scored(&systems);
+        let reference = scored[0].metric("NDCG@10").cloned().unwrap_or_default();
+        let floor = -config.mmr_budget * reference.mean();
+        let mut trials: Vec<Trial> = scored.iter().map(trial).collect();
+        for (t, r) in trials.iter_mut().zip(&scored) {
+            if let Some(v) = r.metric("NDCG@10") {
+                t.against_reference = Some(edgerec_eval::paired(v, &reference));
+            }
+        }
+        // Within budget even one paired standard error below the measured cost.
+        let chosen = (0..lambdas.len())
+            .filter(|&i| {
+                trials[i]
+                    .against_reference
+                    .is_some_and(|(d, se)| d - se >= floor)
+            })
+            .min_by(|&a, &b| lambdas[a].total_cmp(&lambdas[b]))
+            .unwrap_or(0);
+        Ok((lambdas[chosen], trials))
+    }
+}
+
+fn trial(r: &SystemResult) -> Trial {
+    let ndcg = r.metric("NDCG@10");
+    Trial {
+        setting: r.name.clone(),
+        ndcg: ndcg.map_or(0.0, |s| s.mean()),
+        se: ndcg.map_or(0.0, |s| s.standard_error()),
+        ild: r.diversity.mean(),
+        coverage: r.coverage,
+        against_reference: None,
+    }
+}
+
+/// The trial with the highest NDCG@10 (ties to the earlier).
+fn best(trials: &[Trial]) -> Option<usize> {
+    (0..trials.len()).reduce(|b, i| {
+        if trials[i].ndcg > trials[b].ndcg {
+            i
+        } else {
+            b
+        }
+    })
+}
+
+impl Tuned {
+    /// Writes the choice into `contents`, the bundle fitted on `split`'s past: `POPL`
+    /// decayed with the half-life to the split's cut, `QUOT`, and `SERV` with the λ (the
+    /// other serving settings kept, or the defaults).
+    pub fn apply(&self, contents: &mut BundleContents, split: &Split, items: usize) {
+        contents.popularity = decayed(split, items, self.half_life_days);
+        contents.quotas = Some(quota_section(self.quotas));
+        let mut serving: ServingSettings = contents.serving.take().unwrap_or_default();
+        serving.rerank.lambda = self.lambda;
+        contents.serving = Some(serving);
+    }
+
+    /// The evidence as markdown: the validation, then one table per step.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Serving fitted on validation ({}; {} inner past positives, {} users, NDCG@10 of \
+             the device's row): popularity half-life {} days, quotas {}, MMR λ {} (the \
+             smallest λ whose cost stays within {:.0}% of relevance-only's NDCG@10 one paired \
+             standard error above the measured one).\n",
+            self.validation,
+            self.inner_positives,
+            self.users,
+            self.half_life_days,
+            self.quotas.map(|x| x.to_string()).join(":"),
+            self.lambda,
+            self.mmr_budget * 100.0
+        );
+        for (what, trials) in [
+            ("half-life, days (popularity alone)", &self.half_life_trials),
+            (
+                "quotas iALS:two-tower:content:popularity (blend order)",
+                &self.quota_trials,
+            ),
+            ("MMR λ (the rerank as shipped)", &self.lambda_trials),
+        ] {
+            let _ = writeln!(
+                s,
+                "| {what} | NDCG@10 | vs λ 1 (paired) | ILD@10 | Coverage@10 |"
+            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for t in trials {
+                let paired = t
+                    .against_reference
+                    .map_or_else(|| "—".into(), |(d, se)| format!("{d:+.4} ± {se:.4}"));
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.4} ± {:.4} | {paired} | {:.3} | {:.3} |",
+                    t.setting, t.ndcg, t.se, t.ild, t.coverage
+                );
+            }
+            s.push('\n');
+        }
+        s
+    }
+}
