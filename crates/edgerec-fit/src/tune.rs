@@ -396,8 +396,8 @@ impl Tuned {
             s,
             "Serving fitted on validation ({}; {} inner past positives, {} users, NDCG@10 of \
              the device's row): popularity half-life {} days, quotas {}, MMR λ {} (the \
-             smallest λ whose cost stays within {:.0}% of relevance-only's NDCG@10 one paired \
-             standard error above the measured one).\n",
+             smallest λ whose cost, even one paired standard error above the measured one, stays \
+             within {:.0}% of relevance-only's NDCG@10).\n",
             self.validation,
             self.inner_positives,
             self.users,
@@ -414,18 +414,17 @@ impl Tuned {
             ),
             ("MMR λ (the rerank as shipped)", &self.lambda_trials),
         ] {
-            let _ = writeln!(
-                s,
-                "| {what} | NDCG@10 | vs λ 1 (paired) | ILD@10 | Coverage@10 |"
-            );
-            let _ = writeln!(s, "|---|---|---|---|---|");
+            let paired = trials.iter().any(|t| t.against_reference.is_some());
+            let extra = if paired { " vs λ 1 (paired) |" } else { "" };
+            let _ = writeln!(s, "| {what} | NDCG@10 |{extra} ILD@10 | Coverage@10 |");
+            let _ = writeln!(s, "|---|---|{}---|---|", if paired { "---|" } else { "" });
             for t in trials {
-                let paired = t
+                let against = t
                     .against_reference
-                    .map_or_else(|| "—".into(), |(d, se)| format!("{d:+.4} ± {se:.4}"));
+                    .map_or_else(String::new, |(d, se)| format!(" {d:+.4} ± {se:.4} |"));
                 let _ = writeln!(
                     s,
-                    "| {} | {:.4} ± {:.4} | {paired} | {:.3} | {:.3} |",
+                    "| {} | {:.4} ± {:.4} |{against} {:.3} | {:.3} |",
                     t.setting, t.ndcg, t.se, t.ild, t.coverage
                 );
             }
