@@ -514,6 +514,7 @@ fn build_world() -> Res<World> {
             content: 2,
             popularity: 1,
         }),
+        new_user_quotas: None,
         features: Some(FeatureContract::new(space)),
         ranker: Some(ranker),
         media: Some(MediaTable::new(media, stats, NOW)?),

@@ -41,6 +41,7 @@ pub fn tiny_contents() -> BundleContents {
         content: None,
         two_tower: None,
         quotas: None,
+        new_user_quotas: None,
         features: None,
         ranker: None,
         media: None,

@@ -37,6 +37,7 @@
 //! | `CONT` | 1 | no | content-based item profiles (inverted index), prior, recency decay |
 //! | `TWRT` | 1, 2 | no | two-tower item embeddings (v1 f32, v2 int8), ONNX user tower, search vocabulary |
 //! | `QUOT` | 1 | no | blend quotas of the candidate sources |
+//! | `QUON` | 1 | no | blend quotas for users without a history (onboarding only); without it, `QUOT` |
 //! | `FEAT` | 1 | no (yes with `RANK`) | the feature contract: vocabularies, windows, dense feature names |
 //! | `RANK` | 1 | no | the ranker: its input contract and ONNX model |
 //! | `MDIA` | 1 | no (needs `FEAT`) | every title's ranking metadata and platform counts |
@@ -121,6 +122,10 @@ pub struct BundleContents {
     pub two_tower: Option<TwoTowerModel>,
     /// Blend quotas of the candidate sources (`QUOT`).
     pub quotas: Option<Quotas>,
+    /// Blend quotas for users without a history, known only by their onboarding picks
+    /// (`QUON`, same payload as `QUOT`); `None`: they blend with `quotas`. Older readers skip
+    /// the tag and blend everyone with `QUOT`.
+    pub new_user_quotas: Option<Quotas>,
     /// The feature space the models were trained on (`FEAT`); required with a ranker.
     pub features: Option<FeatureContract>,
     /// The ranker and its input contract (`RANK`).
@@ -158,6 +163,9 @@ impl BundleContents {
         }
         if let Some(q) = &self.quotas {
             w.section(*b"QUOT", 1, q.to_payload());
+        }
+        if let Some(q) = &self.new_user_quotas {
+            w.section(*b"QUON", 1, q.to_payload());
         }
         if let Some(f) = &self.features {
             w.section(*b"FEAT", 1, f.to_payload());
@@ -321,6 +329,7 @@ impl BundleContents {
                 .map(|(v, p)| TwoTowerModel::from_payload(v, p))
                 .transpose()?,
             quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
+            new_user_quotas: optional(b"QUON").map(Quotas::from_payload).transpose()?,
             // The FEAT space over the bundle's calendar, if it has one.
             features: calendar::with_bundle_calendar(
                 optional(b"FEAT")

@@ -166,9 +166,13 @@ pub fn candidate_sources(model: &Model) -> Vec<Source> {
     v
 }
 
-/// The blend quotas: the bundle's `QUOT`, or [`Quotas::EQUAL`] without one.
-pub fn quotas(model: &Model) -> Quotas {
-    model.contents().quotas.unwrap_or(Quotas::EQUAL)
+/// The blend quotas of a user with a history, or of a `new_user` (no title in the history:
+/// known only by onboarding picks): the bundle's `QUON` for new users when it has one, else
+/// its `QUOT`, else [`Quotas::EQUAL`].
+pub fn quotas(model: &Model, new_user: bool) -> Quotas {
+    let c = model.contents();
+    let new = if new_user { c.new_user_quotas } else { None };
+    new.or(c.quotas).unwrap_or(Quotas::EQUAL)
 }
 
 /// Every source's top `n` and their blend for one user (see the module doc).
@@ -203,7 +207,7 @@ pub fn candidates(model: &Model, req: &CandidateRequest) -> Result<Candidates> {
             items: user.top_n(model, &model.contents().popularity.scores, req.n),
         });
     }
-    let blend = blend_rows(model, &rows, req.n);
+    let blend = blend_rows(model, &rows, req.n, user.history.is_empty());
     Ok(Candidates { rows, blend })
 }
 
@@ -419,9 +423,10 @@ fn content_row(model: &Model, req: &CandidateRequest, user: &User) -> SourceRow 
     row
 }
 
-/// The rows blended with the model's quotas, at most `n` titles.
-fn blend_rows(model: &Model, rows: &[SourceRow], n: usize) -> Vec<Blended> {
-    let quotas = quotas(model);
+/// The rows blended with the model's quotas (a `new_user`'s when they have no history), at
+/// most `n` titles.
+fn blend_rows(model: &Model, rows: &[SourceRow], n: usize, new_user: bool) -> Vec<Blended> {
+    let quotas = quotas(model, new_user);
     let lists: Vec<Vec<usize>> = rows
         .iter()
         .map(|r| r.items.iter().map(|s| s.position).collect())
@@ -611,7 +616,8 @@ mod tests {
     fn a_bundle_without_sources_serves_popularity_with_equal_quotas() {
         let r = Model::from_bytes(&tiny_contents().encode()).unwrap();
         assert_eq!(candidate_sources(&r), vec![Source::Popularity]);
-        assert_eq!(quotas(&r), Quotas::EQUAL);
+        assert_eq!(quotas(&r, false), Quotas::EQUAL);
+        assert_eq!(quotas(&r, true), Quotas::EQUAL);
         let c = candidates(&r, &CandidateRequest::new(4)).unwrap();
         assert_eq!(c.rows.len(), 1);
         let blended: Vec<u32> = c.blend.iter().map(|b| b.item_id).collect();
@@ -648,6 +654,13 @@ mod tests {
                 content: 0,
                 popularity: 1,
             }),
+            // Users known only by their onboarding picks blend popularity first.
+            new_user_quotas: Some(Quotas {
+                ials: 0,
+                two_tower: 0,
+                content: 0,
+                popularity: 1,
+            }),
             ..base
         };
         let r = Model::from_bytes(&contents.encode()).unwrap();
@@ -666,6 +679,29 @@ mod tests {
             assert!((f64::from(ials) - share).abs() <= 1.0, "place {k}: {ials}");
         }
         assert_eq!(ials, 15);
+        // No history, one onboarding pick: the new-user quotas (`QUON`), which survive the
+        // bytes; iALS places a title only once popularity's row of 20 runs out.
+        assert_eq!(quotas(&r, true).ials, 0);
+        let new_user = CandidateRequest {
+            onboarding_titles: vec![1],
+            ..CandidateRequest::new(20)
+        };
+        let c = candidates(&r, &new_user).unwrap();
+        assert!(
+            c.row(Source::Collaborative)
+                .is_some_and(|row| !row.is_empty())
+        );
+        assert!(c.blend.iter().all(|b| b.placed_by == Source::Popularity));
+        // A bundle without `QUON` blends new users with `QUOT`.
+        let plain = Model::from_bytes(
+            &BundleContents {
+                new_user_quotas: None,
+                ..r.contents().clone()
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert_eq!(quotas(&plain, true), quotas(&plain, false));
     }
 
     #[test]

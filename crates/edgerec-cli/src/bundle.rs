@@ -213,6 +213,12 @@ fn print_sources(c: &BundleContents) {
             q.ials, q.two_tower, q.content, q.popularity
         );
     }
+    if let Some(q) = &c.new_user_quotas {
+        println!(
+            "new-user quotas (QUON): ials {}, two-tower {}, content {}, popularity {}",
+            q.ials, q.two_tower, q.content, q.popularity
+        );
+    }
 }
 
 fn print_device_sections(c: &BundleContents) {

@@ -193,6 +193,17 @@ fn import_train_bundle_recommend() {
         q[0], q[1], q[2], q[3]
     );
     assert!(inspect.contains(&quotas), "{quotas}: {inspect}");
+    // Users known only by onboarding picks get their own quotas (QUON).
+    let q: Vec<String> = after("(new users ")
+        .trim_end_matches(')')
+        .split(':')
+        .map(String::from)
+        .collect();
+    let new_users = format!(
+        "new-user quotas (QUON): ials {}, two-tower {}, content {}, popularity {}",
+        q[0], q[1], q[2], q[3]
+    );
+    assert!(inspect.contains(&new_users), "{new_users}: {inspect}");
     let lambda = format!("MMR lambda {},", after("MMR λ "));
     assert!(inspect.contains(&lambda), "{lambda}: {inspect}");
 

@@ -457,8 +457,13 @@ impl Run<'_> {
                 let tuned = tune::tune(self.data, sp, &self.sources, &config, &t)
                     .with_context(|| format!("fitting the serving of {}", sp.name))?;
                 eprintln!(
-                    "{}: serving fitted on validation: half-life {} days, quotas {:?}, MMR λ {}",
-                    sp.name, tuned.half_life_days, tuned.quotas, tuned.lambda
+                    "{}: serving fitted on validation: half-life {} days, quotas {:?} (new users \
+                     {:?}), MMR λ {}",
+                    sp.name,
+                    tuned.half_life_days,
+                    tuned.quotas,
+                    tuned.new_user_quotas,
+                    tuned.lambda
                 );
                 system.apply(self.data, sp, tuned.clone())?;
                 Some(tuned)

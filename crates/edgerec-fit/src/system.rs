@@ -335,6 +335,7 @@ fn bundle_of(
             content: sources.quotas[2],
             popularity: sources.quotas[3],
         }),
+        new_user_quotas: None,
         features: None,
         ranker: None,
         media: None,

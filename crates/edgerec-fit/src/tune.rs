@@ -11,7 +11,10 @@
 //! 1. **half-life** — the popularity source alone (quotas `0:0:0:1`), one row per half-life;
 //!    the best NDCG@10 wins;
 //! 2. **quotas** — the blend's order (no ranker, relevance only, no fatigue or cap), one row
-//!    per quota vector of [`TuneConfig::quotas`]; the best NDCG@10 wins (ties to the earlier);
+//!    per quota vector of [`TuneConfig::quotas`]; the best NDCG@10 wins (ties to the earlier).
+//!    Users with a history choose `QUOT`; users known only by onboarding picks choose `QUON`
+//!    (the validation's new and as-new users; inside leave-last-out, held-out users whose last
+//!    titles before the held-out one stand for their picks, their past hidden);
 //! 3. **MMR λ** — the rerank as shipped with each λ of [`TuneConfig::lambdas`]; the smallest λ
 //!    whose NDCG@10 loss against relevance-only (λ = 1), paired per user, stays within
 //!    `mmr_budget` of relevance-only's NDCG@10 even one paired standard error worse than
@@ -21,7 +24,7 @@
 //!
 //! The filters that always hold (finished, too mature, fatigue) are not tuned. [`Tuned::apply`]
 //! writes the choice into the bundle fitted on the whole past (`POPL` recomputed with the
-//! half-life, `QUOT`, `SERV`), and [`Tuned::markdown`] is the evidence the training report and
+//! half-life, `QUOT`, `QUON`, `SERV`), and [`Tuned::markdown`] is the evidence the training report and
 //! the bundle's recipe carry.
 
 use std::fmt::Write as _;
@@ -143,20 +146,30 @@ pub struct Tuned {
     pub validation: String,
     /// Positives of the inner past.
     pub inner_positives: usize,
-    /// Validation users served per setting.
+    /// Validation users with a history served per setting.
     pub users: usize,
+    /// Validation users known only by onboarding picks served per setting.
+    #[serde(default)]
+    pub new_users: usize,
     /// The popularity half-life chosen, days.
     pub half_life_days: f32,
     /// The quotas chosen (iALS, two-tower, content, popularity).
     pub quotas: [u32; 4],
+    /// The quotas chosen for users known only by onboarding picks (`QUON`; `None` without
+    /// such validation users).
+    #[serde(default)]
+    pub new_user_quotas: Option<[u32; 4]>,
     /// The MMR trade-off chosen.
     pub lambda: f32,
     /// The MMR budget the λ was held to.
     pub mmr_budget: f64,
     /// Every half-life tried.
     pub half_life_trials: Vec<Trial>,
-    /// Every quota vector tried.
+    /// Every quota vector tried (users with a history).
     pub quota_trials: Vec<Trial>,
+    /// Every quota vector tried for users known only by onboarding picks.
+    #[serde(default)]
+    pub new_user_quota_trials: Vec<Trial>,
     /// Every λ tried.
     pub lambda_trials: Vec<Trial>,
 }
@@ -181,14 +194,16 @@ pub fn tune(
             split::temporal_of(users, &split.train, share, sources.onboarding)
         }
     };
-    let mut cases: Vec<Case> = inner.warm.iter().chain(&inner.cold).cloned().collect();
-    cases = crate::evaluate::sample(cases, Some(config.max_users), config.seed);
+    let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
+    let warm = sample(inner.warm.clone());
+    let new = sample(new_user_cases(&inner, users, sources.onboarding));
     anyhow::ensure!(
-        !cases.is_empty() && !inner.train.is_empty(),
+        !warm.is_empty() && !inner.train.is_empty(),
         "no validation users inside the past of {} ({} positives): too small to tune",
         split.name,
         split.train.len()
     );
+    let all: Vec<Case> = warm.iter().chain(&new).cloned().collect();
     let trained = sources::train(data, &inner, sources).context("training the inner sources")?;
     let fitted = System::from_trained(data, &trained, sources, system, &inner)?;
     let options = PackageOptions {
@@ -197,30 +212,75 @@ pub fn tune(
         ..PackageOptions::default()
     };
     let base = package(fitted.contents, &options).context("packaging the validation bundle")?;
-    let v = Validating {
+    let on = |cases| Validating {
         data,
         inner: &inner,
-        cases: &cases,
+        cases,
         content: &trained.content,
     };
-    let (half_life_days, half_life_trials) = v.half_life(&base, config)?;
+    let (half_life_days, half_life_trials) = on(&all).half_life(&base, config)?;
     let mut contents = base;
     contents.popularity = decayed(&inner, data.items.len(), half_life_days);
-    let (quotas, quota_trials) = v.quotas(&contents, config)?;
+    let (quotas, quota_trials) = on(&warm).quotas(&contents, config, false)?;
     contents.quotas = Some(quota_section(quotas));
-    let (lambda, lambda_trials) = v.lambda(&contents, config)?;
+    let (new_user_quotas, new_user_quota_trials) = if new.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (q, trials) = on(&new).quotas(&contents, config, true)?;
+        (Some(q), trials)
+    };
+    contents.new_user_quotas = new_user_quotas.map(quota_section);
+    let (lambda, lambda_trials) = on(&all).lambda(&contents, config)?;
     Ok(Tuned {
         validation: inner.description.clone(),
         inner_positives: inner.train.len(),
-        users: cases.len(),
+        users: warm.len(),
+        new_users: new.len(),
         half_life_days,
         quotas,
+        new_user_quotas,
         lambda,
         mmr_budget: config.mmr_budget,
         half_life_trials,
         quota_trials,
+        new_user_quota_trials,
         lambda_trials,
     })
+}
+
+/// The validation's users known only by onboarding picks: its new users and the users with a
+/// past it treats as new (temporal); for leave-last-out, which has neither, every held-out
+/// user with `onboarding` other titles, their last `onboarding` titles before the held-out
+/// one taken as their picks and their past hidden (the sources still learnt from it, as for
+/// the evaluation's as-new users).
+fn new_user_cases(inner: &Split, users: usize, onboarding: usize) -> Vec<Case> {
+    if !inner.cold.is_empty() || !inner.as_new.is_empty() {
+        return inner.cold.iter().chain(&inner.as_new).cloned().collect();
+    }
+    if onboarding == 0 {
+        return Vec::new();
+    }
+    let histories = inner.histories(users);
+    inner
+        .warm
+        .iter()
+        .filter_map(|c| {
+            let mut picks: Vec<u32> = Vec::with_capacity(onboarding);
+            for &(item, _) in histories[c.user as usize].iter().rev() {
+                if picks.len() == onboarding {
+                    break;
+                }
+                if !picks.contains(&item) && !c.relevant.contains(&item) {
+                    picks.push(item);
+                }
+            }
+            picks.reverse();
+            (picks.len() == onboarding).then(|| Case {
+                onboarding: picks,
+                ..c.clone()
+            })
+        })
+        .collect()
 }
 
 /// The `POPL` section of `split`'s past decayed with `half_life_days` to its cut.
@@ -294,7 +354,14 @@ impl Validating<'_> {
         Ok((config.half_lives[best], trials))
     }
 
-    fn quotas(&self, base: &BundleContents, config: &TuneConfig) -> Result<([u32; 4], Vec<Trial>)> {
+    /// The best quota vector for these users: `QUON` when they are `new_users` (known only by
+    /// onboarding picks), else `QUOT`.
+    fn quotas(
+        &self,
+        base: &BundleContents,
+        config: &TuneConfig,
+        new_users: bool,
+    ) -> Result<([u32; 4], Vec<Trial>)> {
         let has_tower = base.two_tower.is_some();
         let tried: Vec<[u32; 4]> = config
             .quotas
@@ -305,7 +372,11 @@ impl Validating<'_> {
         let mut systems = Vec::new();
         for &q in &tried {
             let mut c = base.clone();
-            c.quotas = Some(quota_section(q));
+            if new_users {
+                c.new_user_quotas = Some(quota_section(q));
+            } else {
+                c.quotas = Some(quota_section(q));
+            }
             let serving = Serving {
                 no_ranker: true,
                 rerank: BARE,
@@ -384,6 +455,7 @@ impl Tuned {
     pub fn apply(&self, contents: &mut BundleContents, split: &Split, items: usize) {
         contents.popularity = decayed(split, items, self.half_life_days);
         contents.quotas = Some(quota_section(self.quotas));
+        contents.new_user_quotas = self.new_user_quotas.map(quota_section);
         let mut serving: ServingSettings = contents.serving.take().unwrap_or_default();
         serving.rerank.lambda = self.lambda;
         contents.serving = Some(serving);
@@ -392,28 +464,41 @@ impl Tuned {
     /// The evidence as markdown: the validation, then one table per step.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
+        let quotas = |q: [u32; 4]| q.map(|x| x.to_string()).join(":");
+        let new_users = self
+            .new_user_quotas
+            .map_or_else(String::new, |q| format!(" (new users {})", quotas(q)));
         let _ = writeln!(
             s,
-            "Serving fitted on validation ({}; {} inner past positives, {} users, NDCG@10 of \
-             the device's row): popularity half-life {} days, quotas {}, MMR λ {} (the \
-             smallest λ whose cost, even one paired standard error above the measured one, stays \
-             within {:.0}% of relevance-only's NDCG@10).\n",
+            "Serving fitted on validation ({}; {} inner past positives, {} users with a history \
+             and {} known only by onboarding picks, NDCG@10 of the device's row): popularity \
+             half-life {} days, quotas {}{new_users}, MMR λ {} (the smallest λ whose cost, even \
+             one paired standard error above the measured one, stays within {:.0}% of \
+             relevance-only's NDCG@10).\n",
             self.validation,
             self.inner_positives,
             self.users,
+            self.new_users,
             self.half_life_days,
-            self.quotas.map(|x| x.to_string()).join(":"),
+            quotas(self.quotas),
             self.lambda,
             self.mmr_budget * 100.0
         );
         for (what, trials) in [
             ("half-life, days (popularity alone)", &self.half_life_trials),
             (
-                "quotas iALS:two-tower:content:popularity (blend order)",
+                "quotas iALS:two-tower:content:popularity (blend order, users with a history)",
                 &self.quota_trials,
+            ),
+            (
+                "new-user quotas (blend order, users known only by onboarding picks)",
+                &self.new_user_quota_trials,
             ),
             ("MMR λ (the rerank as shipped)", &self.lambda_trials),
         ] {
+            if trials.is_empty() {
+                continue;
+            }
             let paired = trials.iter().any(|t| t.against_reference.is_some());
             let extra = if paired { " vs λ 1 (paired) |" } else { "" };
             let _ = writeln!(s, "| {what} | NDCG@10 |{extra} ILD@10 | Coverage@10 |");
