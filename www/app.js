@@ -273,18 +273,20 @@ function syncGenres() {
 function setUpSearch() {
   const input = $("search");
   const results = $("search-results");
+  // Titles containing the query, the exact title first, then titles starting with it, then
+  // the rest, each in catalog order: "Contact" finds Contact before Star Trek: First Contact.
   const matches = () => {
     const query = input.value.trim().toLowerCase();
     if (query === "") return [];
     const watched = new Set(state.history);
-    const found = [];
+    const tiers = [[], [], []];
     for (const item of state.catalog) {
       if (item.key.includes(query) && !watched.has(item.itemId)) {
-        found.push(item);
-        if (found.length === SEARCH_LIMIT) break;
+        const tier = item.key === query ? 0 : item.key.startsWith(query) ? 1 : 2;
+        tiers[tier].push(item);
       }
     }
-    return found;
+    return tiers.flat().slice(0, SEARCH_LIMIT);
   };
   const add = (item) => {
     state.history.push(item.itemId);

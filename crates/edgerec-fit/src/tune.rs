@@ -113,7 +113,7 @@ impl Default for TuneConfig {
                 [0, 0, 1, 1],
             ],
             lambdas: vec![1.0, 0.99, 0.98, 0.97, 0.95, 0.9, 0.8, 0.7, 0.5],
-            mmr_budget: 0.03,
+            mmr_budget: 0.01,
             max_users: 2000,
             seed: 17,
             int8: true,
