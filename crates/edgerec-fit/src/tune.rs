@@ -518,3 +518,41 @@ impl Tuned {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::test_support::ev;
+
+    #[test]
+    fn leave_last_out_validation_gets_new_users_from_the_last_titles_before_the_held_out_one() {
+        // User 0 watched 0, 1, 1 again, 2, 3 (held out); user 1 only two titles (one held
+        // out, one left: too few for three picks); user 2 nothing.
+        let events = vec![
+            ev(0, 0, 10, 0),
+            ev(0, 1, 20, 1),
+            ev(0, 1, 25, 2),
+            ev(0, 2, 30, 3),
+            ev(1, 5, 31, 4),
+            ev(1, 6, 32, 5),
+            ev(0, 3, 40, 6),
+        ];
+        let inner = split::leave_last_out_of(3, &events);
+        assert_eq!(inner.warm.len(), 2);
+        let new = new_user_cases(&inner, 3, 3);
+        assert_eq!(new.len(), 1, "{new:?}");
+        let c = &new[0];
+        assert_eq!((c.user, c.time), (0, 40));
+        // The last three distinct titles, oldest first; the held-out title stays relevant.
+        assert_eq!(c.onboarding, vec![0, 1, 2]);
+        assert_eq!(c.relevant, [3].into());
+        // Two picks fit user 1 as well; none asked, none made.
+        assert_eq!(new_user_cases(&inner, 3, 1).len(), 2);
+        assert!(new_user_cases(&inner, 3, 0).is_empty());
+        // A temporal validation brings its own new and as-new users.
+        let temporal = split::temporal_of(3, &events, 0.5, 1);
+        let cases = new_user_cases(&temporal, 3, 1);
+        let expected = temporal.cold.len() + temporal.as_new.len();
+        assert!(expected > 0 && cases.len() == expected);
+    }
+}
