@@ -107,30 +107,30 @@ pub struct Serving {
     pub rerank: RerankOverrides,
 }
 
+/// The blend's own order: no ranker, relevance only (no MMR), no fatigue filter, no genre
+/// cap — only the filters that cannot be turned off (finished, too mature).
+pub const BLEND_ORDER: Serving = Serving {
+    no_ranker: true,
+    rerank: RerankOverrides {
+        lambda: Some(1.0),
+        fatigue_impressions: Some(0),
+        max_per_genre: Some(None),
+    },
+};
+
 /// The stages of the row users get, each added to the one before: the name of the
 /// evaluation's system and how the device serves it. The blend's order with only the filters
 /// that cannot be turned off (finished, too mature), then the bundle's ranker, then its other
 /// filters (fatigue, per-genre cap), then MMR: the last is the row users get (`device`), and
 /// each difference is what one stage adds or costs.
 pub fn stages() -> [(&'static str, Serving); 4] {
-    let bare = RerankOverrides {
-        lambda: Some(1.0),
-        fatigue_impressions: Some(0),
-        max_per_genre: Some(None),
-    };
     [
-        (
-            "device-blend",
-            Serving {
-                no_ranker: true,
-                rerank: bare,
-            },
-        ),
+        ("device-blend", BLEND_ORDER),
         (
             "device-ranked",
             Serving {
                 no_ranker: false,
-                rerank: bare,
+                ..BLEND_ORDER
             },
         ),
         (

@@ -329,12 +329,7 @@ fn bundle_of(
         ials: Some(fact),
         content: Some(content),
         two_tower,
-        quotas: Some(Quotas {
-            ials: sources.quotas[0],
-            two_tower: sources.quotas[1],
-            content: sources.quotas[2],
-            popularity: sources.quotas[3],
-        }),
+        quotas: Some(quotas(sources.quotas)),
         new_user_quotas: None,
         features: None,
         ranker: None,
@@ -343,6 +338,17 @@ fn bundle_of(
         graphs: Vec::new(),
         calendar: None,
     })
+}
+
+/// The `QUOT`/`QUON` section of quotas in the blend's source order (iALS, two-tower, content,
+/// popularity), as [`SourceConfig::quotas`] and the tuning hold them.
+pub fn quotas(q: [u32; 4]) -> Quotas {
+    Quotas {
+        ials: q[0],
+        two_tower: q[1],
+        content: q[2],
+        popularity: q[3],
+    }
 }
 
 /// `<dataset>-<first 4 bytes of the sha256 of the bundle without a version>`: the same model

@@ -31,7 +31,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 use edgerec::Recommender;
-use edgerec::bundle::{BundleContents, Popularity, Quotas, ServingSettings};
+use edgerec::bundle::{BundleContents, Popularity, ServingSettings};
 use edgerec::rerank::RerankOverrides;
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +41,7 @@ use crate::package::{PackageOptions, package};
 use crate::report::{self, SystemResult};
 use crate::sources::{self, Answer, SourceConfig};
 use crate::split::{self, Case, Split};
-use crate::system::{System, SystemConfig};
+use crate::system::{self, System, SystemConfig};
 
 /// Which validation split inside the past the settings are chosen on.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -222,14 +222,14 @@ pub fn tune(
     let mut contents = base;
     contents.popularity = decayed(&inner, data.items.len(), half_life_days);
     let (quotas, quota_trials) = on(&warm).quotas(&contents, config, false)?;
-    contents.quotas = Some(quota_section(quotas));
+    contents.quotas = Some(system::quotas(quotas));
     let (new_user_quotas, new_user_quota_trials) = if new.is_empty() {
         (None, Vec::new())
     } else {
         let (q, trials) = on(&new).quotas(&contents, config, true)?;
         (Some(q), trials)
     };
-    contents.new_user_quotas = new_user_quotas.map(quota_section);
+    contents.new_user_quotas = new_user_quotas.map(system::quotas);
     let (lambda, lambda_trials) = on(&all).lambda(&contents, config)?;
     Ok(Tuned {
         validation: inner.description.clone(),
@@ -289,15 +289,6 @@ fn decayed(split: &Split, items: usize, half_life_days: f32) -> Popularity {
     Popularity::normalised(&counts, half_life_days, split.cut)
 }
 
-fn quota_section(q: [u32; 4]) -> Quotas {
-    Quotas {
-        ials: q[0],
-        two_tower: q[1],
-        content: q[2],
-        popularity: q[3],
-    }
-}
-
 /// The validation users and what scores their rows.
 struct Validating<'a> {
     data: &'a WorldData,
@@ -305,13 +296,6 @@ struct Validating<'a> {
     cases: &'a [Case],
     content: &'a edgerec::content::ContentIndex,
 }
-
-/// Relevance only, no fatigue, no cap: the blend's (or popularity's) own order.
-const BARE: RerankOverrides = RerankOverrides {
-    lambda: Some(1.0),
-    fatigue_impressions: Some(0),
-    max_per_genre: Some(None),
-};
 
 impl Validating<'_> {
     /// The device's rows of every validation user from `contents` served as `serving`.
@@ -342,11 +326,8 @@ impl Validating<'_> {
         for &h in &config.half_lives {
             let mut c = base.clone();
             c.popularity = decayed(self.inner, self.data.items.len(), h);
-            c.quotas = Some(quota_section([0, 0, 0, 1]));
-            let serving = Serving {
-                no_ranker: true,
-                rerank: BARE,
-            };
+            c.quotas = Some(system::quotas([0, 0, 0, 1]));
+            let serving = device::BLEND_ORDER;
             systems.push((format!("{h}"), self.rows(&c, serving)?));
         }
         let trials = self.trials(&systems);
@@ -373,14 +354,11 @@ impl Validating<'_> {
         for &q in &tried {
             let mut c = base.clone();
             if new_users {
-                c.new_user_quotas = Some(quota_section(q));
+                c.new_user_quotas = Some(system::quotas(q));
             } else {
-                c.quotas = Some(quota_section(q));
+                c.quotas = Some(system::quotas(q));
             }
-            let serving = Serving {
-                no_ranker: true,
-                rerank: BARE,
-            };
+            let serving = device::BLEND_ORDER;
             let name = q.map(|x| x.to_string()).join(":");
             systems.push((name, self.rows(&c, serving)?));
         }
@@ -454,8 +432,8 @@ impl Tuned {
     /// other serving settings kept, or the defaults).
     pub fn apply(&self, contents: &mut BundleContents, split: &Split, items: usize) {
         contents.popularity = decayed(split, items, self.half_life_days);
-        contents.quotas = Some(quota_section(self.quotas));
-        contents.new_user_quotas = self.new_user_quotas.map(quota_section);
+        contents.quotas = Some(system::quotas(self.quotas));
+        contents.new_user_quotas = self.new_user_quotas.map(system::quotas);
         let mut serving: ServingSettings = contents.serving.take().unwrap_or_default();
         serving.rerank.lambda = self.lambda;
         contents.serving = Some(serving);
