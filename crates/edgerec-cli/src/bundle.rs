@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use edgerec::Model;
 use edgerec::bundle::{BundleContents, ServingSettings};
-use edgerec::rerank::RerankSettings;
+use edgerec::rerank::{RerankOverrides, RerankSettings};
 use edgerec::retrieval::ItemVectors;
 use edgerec_data::fs::write_atomic;
 use edgerec_fit::package::{HnswMode, PackageOptions, package};
@@ -93,16 +93,22 @@ impl BuildArgs {
         if !flags {
             return None;
         }
-        let mut s = model.cloned().unwrap_or_default();
-        let r: &mut RerankSettings = &mut s.rerank;
-        s.candidates = self.candidates.unwrap_or(s.candidates);
-        r.k = self.row_k.unwrap_or(r.k);
-        r.lambda = self.mmr_lambda.unwrap_or(r.lambda);
-        r.fatigue_impressions = self.fatigue_impressions.unwrap_or(r.fatigue_impressions);
-        if let Some(m) = self.max_per_genre {
-            r.max_per_genre = (m > 0).then_some(m);
-        }
-        Some(s)
+        let base = model.cloned().unwrap_or_default();
+        // The core's merge rule (the one requests use), plus the two settings a request does
+        // not override: the row length and the candidates to rank.
+        let overrides = RerankOverrides {
+            lambda: self.mmr_lambda,
+            fatigue_impressions: self.fatigue_impressions,
+            max_per_genre: self.max_per_genre.map(|m| (m > 0).then_some(m)),
+        };
+        let rerank = RerankSettings {
+            k: self.row_k.unwrap_or(base.rerank.k),
+            ..overrides.apply(base.rerank)
+        };
+        Some(ServingSettings {
+            candidates: self.candidates.unwrap_or(base.candidates),
+            rerank,
+        })
     }
 }
 
