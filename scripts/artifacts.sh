@@ -39,14 +39,15 @@ step "ranker on the blend's candidates, and a second bundle that carries it"
 # MovieLens has no negatives for `rank train`: `rank train-candidates` trains the rankers the
 # way `edgerec eval`'s second stage does (the sources refitted before the world's last 21 days
 # propose the candidates; the ones not watched in those days are the negatives); about 20 s.
-# The evaluation shows the rankers do not lift the blend on MovieLens (models/README.md), so
-# the default bundle.edgerec stays without one; bundle-ranked.edgerec carries the trees, with
-# the world's media table (--world: MDIA) the device needs to compute their features.
+# This ranker (trained on the whole world, without the candidate family) is a fixture for
+# the ranker's parity tests, not a bundle to ship: bundle-ranked.edgerec carries the trees
+# with --ungated. The shipped bundle.edgerec carries a ranker only when `train` learned one
+# from the device's own candidates that passed its gate on validation (see its report).
 "$bin" rank train-candidates --world "$world" --out "$out/rank" --seed 42
 # The device scores the trees with the core's own tree-ensemble engine (src/ranker/trees.rs,
 # checked against tract at load): about 1.4 ms for 500 candidates natively.
 "$bin" bundle build --model "$out/model" --features "$out/rank/features.json" \
-  --world "$world" --int8 --ranker "$out/rank/ranker-gbdt.onnx" \
+  --world "$world" --int8 --ranker "$out/rank/ranker-gbdt.onnx" --ungated \
   --out "$out/bundle-ranked.edgerec"
 
 step "rows from the device pipeline (recommendRow's parity fixtures)"

@@ -45,7 +45,8 @@ use crate::limits::{MAX_CANDIDATES, MAX_SEARCH_TOKENS};
 use crate::model::Model;
 use crate::rerank::{RerankOverrides, Reranker};
 use crate::retrieval::{IndexChoice, IndexUsed};
-use crate::stages::candidates::{CandidateRequest, candidates};
+use crate::stages::candidates::{CandidateRequest, Candidates, candidates};
+use crate::stages::ranking::FeatureBatch;
 use crate::stages::rerank::{RowItem, rerank};
 use crate::stages::{ranking, user};
 use crate::state::UserState;
@@ -182,24 +183,12 @@ impl Recommender {
         let t0 = now();
         let (reranker, n) = self.settings(req)?;
         let ctx = &req.context;
-        let query = user::query(&self.model, state, ctx, &req.searches)?;
-        let t1 = now();
-        let creq = CandidateRequest {
-            history: query.history,
-            onboarding_genres: state.onboarding().genres().to_vec(),
-            onboarding_titles: state.onboarding().items().to_vec(),
-            two_tower_user: query.two_tower,
-            n,
-            exclude_watched: true,
-            index: req.index,
-            only: req.only_source,
-        };
-        let cands = candidates(&self.model, &creq)?;
+        let (cands, t1) = self.first_stage(state, req, n, now)?;
         let blend = &cands.blend;
         let t2 = now();
         let batch = req
             .use_ranker
-            .then(|| ranking::features(&self.model, state, ctx, blend, &req.searches))
+            .then(|| ranking::features(&self.model, state, ctx, &cands, &req.searches))
             .flatten();
         let t3 = now();
         let (scores, ranked) = match &batch {
@@ -225,6 +214,51 @@ impl Recommender {
                 sources: cands.rows.iter().map(|r| (r.source, r.index)).collect(),
             },
         })
+    }
+
+    /// What the ranking stage would read for this request, with or without a ranker in the
+    /// bundle: the first stage's candidates (every source's row and the blend) and their
+    /// feature vectors as [`ranking::inputs`] computes them (`None` without `FEAT` and `MDIA`,
+    /// or without candidates). This is what a ranker is trained on — the device's own
+    /// candidates and features — so training and serving share one code path. The request is
+    /// validated as by [`recommend_row`](Self::recommend_row).
+    pub fn ranker_inputs(
+        &self,
+        state: &UserState,
+        req: &RowRequest,
+    ) -> Result<(Candidates, Option<FeatureBatch>)> {
+        let (_, n) = self.settings(req)?;
+        let (cands, _) = self.first_stage(state, req, n, &|| 0.0)?;
+        let history_len = self
+            .model
+            .ranker()
+            .and_then(|r| r.contract().bags.iter().map(|b| b.len as usize).max())
+            .unwrap_or(0);
+        let batch = ranking::inputs(&self.model, state, &req.context, &cands, history_len);
+        Ok((cands, batch))
+    }
+
+    /// The user stage and the candidates (`n` of them), and the clock after the user stage.
+    fn first_stage(
+        &self,
+        state: &UserState,
+        req: &RowRequest,
+        n: usize,
+        now: &dyn Fn() -> f64,
+    ) -> Result<(Candidates, f64)> {
+        let query = user::query(&self.model, state, &req.context, &req.searches)?;
+        let t1 = now();
+        let creq = CandidateRequest {
+            history: query.history,
+            onboarding_genres: state.onboarding().genres().to_vec(),
+            onboarding_titles: state.onboarding().items().to_vec(),
+            two_tower_user: query.two_tower,
+            n,
+            exclude_watched: true,
+            index: req.index,
+            only: req.only_source,
+        };
+        Ok((candidates(&self.model, &creq)?, t1))
     }
 
     /// The request's reranker (the bundle's settings with the request's overrides and `k`)
@@ -423,5 +457,69 @@ mod tests {
             ids(&row),
             ids(&rec().recommend_row(&s, &RowRequest::new(ctx())).unwrap())
         );
+    }
+
+    #[test]
+    fn ranker_inputs_carry_the_first_stage_into_the_features_when_the_space_has_it() {
+        use crate::bundle::FeatureContract;
+        use crate::features::{FeatureConfig, FeatureSpace};
+        let mut c = tiny_contents_for_device();
+        let plain = c.features.clone().unwrap();
+        let space = plain.space();
+        let with = FeatureSpace::with_calendar(
+            space.vocabularies().clone(),
+            FeatureConfig {
+                provenance: true,
+                ..space.config()
+            },
+            space.calendar().clone(),
+        );
+        let extra = with.dense_names().len() - space.dense_names().len();
+        assert_eq!(extra, 16);
+        assert!(with.dense_names().iter().any(|n| n == "cand.ials.rr"));
+        c.features = Some(FeatureContract::new(with));
+        // The flag survives the bundle (FEAT written as edgerec-features/2).
+        let r = Recommender::from_bytes(&c.encode()).unwrap();
+        let mut s = UserState::new();
+        s.record_play(10, 1_000, 1.0).unwrap();
+        let (cands, batch) = r.ranker_inputs(&s, &RowRequest::new(ctx())).unwrap();
+        let batch = batch.expect("FEAT and MDIA give vectors without a ranker");
+        assert_eq!(batch.vectors.len(), cands.blend.len());
+        let names = r
+            .model()
+            .contents()
+            .features
+            .as_ref()
+            .unwrap()
+            .space()
+            .dense_names()
+            .to_vec();
+        let at = |name: &str| names.iter().position(|n| n == name).unwrap();
+        for (i, (v, b)) in batch.vectors.iter().zip(&cands.blend).enumerate() {
+            assert_eq!(v.dense.len(), names.len());
+            assert_eq!(v.dense[at("cand.blend_rr")], 1.0 / (1.0 + i as f32));
+            let in_ials = b
+                .sources
+                .iter()
+                .find(|(src, _)| *src == Source::Collaborative);
+            assert_eq!(
+                v.dense[at("cand.ials.in")],
+                if in_ials.is_some() { 1.0 } else { 0.0 }
+            );
+            if let Some(&(_, rank)) = in_ials {
+                assert_eq!(v.dense[at("cand.ials.rr")], 1.0 / rank as f32);
+            }
+            let sources = b.sources.len() as f32 / 4.0;
+            assert_eq!(v.dense[at("cand.sources")], sources);
+        }
+        // The same bundle without the flag: the vectors stop before the candidate family,
+        // and the row does not change without a ranker.
+        let mut plain_c = c.clone();
+        plain_c.features = Some(plain);
+        let p = Recommender::from_bytes(&plain_c.encode()).unwrap();
+        let (_, b) = p.ranker_inputs(&s, &RowRequest::new(ctx())).unwrap();
+        assert_eq!(b.unwrap().vectors[0].dense.len(), names.len() - extra);
+        let row = |r: &Recommender| ids(&r.recommend_row(&s, &RowRequest::new(ctx())).unwrap());
+        assert_eq!(row(&r), row(&p));
     }
 }

@@ -38,6 +38,7 @@ fn space() -> FeatureSpace {
         FeatureConfig {
             recent_days: 90,
             holiday_horizon_days: 30,
+            provenance: false,
         },
     )
 }

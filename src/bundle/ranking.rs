@@ -1,7 +1,9 @@
 //! The ranking stage's sections: the feature contract (`FEAT`) and the ranker (`RANK`).
 //!
-//! * `FEAT` v1 ([`FeatureContract`]): `format: str` (`edgerec-features/1`), `recent_days: u32,
-//!   holiday_horizon_days: u16`, the vocabularies `genres, tags, people, distributors,
+//! * `FEAT` v1 ([`FeatureContract`]): `format: str` (`edgerec-features/1`, or
+//!   `edgerec-features/2` followed by `provenance: u8` — whether vectors end with the
+//!   candidate family `cand.*`; a space without it is written as `/1`, so older readers keep
+//!   reading it), `recent_days: u32, holiday_horizon_days: u16`, the vocabularies `genres, tags, people, distributors,
 //!   languages, countries: [str]` each, then `dense: [str]`, the dense feature names the
 //!   trainer computed. The reader rebuilds the [`FeatureSpace`] from the vocabularies and
 //!   refuses the section unless its own dense names are exactly the stored ones: a device
@@ -22,8 +24,13 @@ use crate::error::BundleError;
 use crate::features::{FeatureConfig, FeatureSpace, Vocabularies, Vocabulary};
 use crate::ranker::{Bag, BagField, CONTRACT, RankerContract};
 
-/// The feature-contract format this crate reads and writes.
+/// The feature-contract format of a space without the candidate family (the pipeline's
+/// `features.json` too).
 pub const FEATURES_FORMAT: &str = "edgerec-features/1";
+
+/// The feature-contract format of a space with the candidate family
+/// ([`FeatureConfig::provenance`]).
+pub const FEATURES_FORMAT_PROVENANCE: &str = "edgerec-features/2";
 
 /// The feature space the bundle's models were trained on (section `FEAT`).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,8 +64,13 @@ impl FeatureContract {
     /// The `FEAT` v1 payload.
     pub fn to_payload(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.str(FEATURES_FORMAT);
         let c = self.space.config();
+        if c.provenance {
+            w.str(FEATURES_FORMAT_PROVENANCE);
+            w.u8(1);
+        } else {
+            w.str(FEATURES_FORMAT);
+        }
         w.u32(c.recent_days);
         w.u16(c.holiday_horizon_days);
         let v = self.space.vocabularies();
@@ -81,14 +93,24 @@ impl FeatureContract {
     pub fn from_payload(b: &[u8]) -> Result<FeatureContract, BundleError> {
         let mut r = Reader::new(b, "FEAT");
         let format = r.str()?;
-        if format != FEATURES_FORMAT {
-            return Err(r.malformed(format!(
-                "feature format {format:?}, this reader knows {FEATURES_FORMAT:?}"
-            )));
-        }
+        let provenance = match &*format {
+            FEATURES_FORMAT => false,
+            FEATURES_FORMAT_PROVENANCE => match r.u8()? {
+                0 => false,
+                1 => true,
+                v => return Err(r.malformed(format!("provenance flag {v}, expected 0 or 1"))),
+            },
+            _ => {
+                return Err(r.malformed(format!(
+                    "feature format {format:?}, this reader knows {FEATURES_FORMAT:?} and \
+                     {FEATURES_FORMAT_PROVENANCE:?}"
+                )));
+            }
+        };
         let config = FeatureConfig {
             recent_days: r.u32()?,
             holiday_horizon_days: r.u16()?,
+            provenance,
         };
         let mut vocab = || -> Result<Vocabulary, BundleError> {
             let names = read_strs(&mut r)?;
@@ -202,5 +224,48 @@ impl RankerModel {
         };
         contract.validate()?;
         Ok(RankerModel { contract, onnx })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn space(provenance: bool) -> FeatureSpace {
+        FeatureSpace::new(
+            Vocabularies {
+                genres: Vocabulary::new(["Drama"]),
+                ..Vocabularies::default()
+            },
+            FeatureConfig {
+                provenance,
+                ..FeatureConfig::default()
+            },
+        )
+    }
+
+    #[test]
+    fn feat_writes_v1_without_the_candidate_family_and_v2_with_it() {
+        let v1 = FeatureContract::new(space(false)).to_payload();
+        let v2 = FeatureContract::new(space(true)).to_payload();
+        let mut r = Reader::new(&v1, "FEAT");
+        assert_eq!(r.str().unwrap(), FEATURES_FORMAT);
+        let mut r = Reader::new(&v2, "FEAT");
+        assert_eq!(r.str().unwrap(), FEATURES_FORMAT_PROVENANCE);
+        for (payload, provenance) in [(&v1, false), (&v2, true)] {
+            let back = FeatureContract::from_payload(payload).unwrap();
+            assert_eq!(back.space().config().provenance, provenance);
+            assert_eq!(back.space(), &space(provenance));
+        }
+        // An unknown flag, and every truncation, are errors (never a panic).
+        let mut w = Writer::new();
+        w.str(FEATURES_FORMAT_PROVENANCE);
+        w.u8(2);
+        let mut bad = w.finish();
+        bad.extend_from_slice(&v2[FEATURES_FORMAT_PROVENANCE.len() + 5..]);
+        assert!(FeatureContract::from_payload(&bad).is_err());
+        for n in 0..v2.len() {
+            assert!(FeatureContract::from_payload(&v2[..n]).is_err(), "{n}");
+        }
     }
 }

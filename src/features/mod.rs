@@ -15,6 +15,7 @@
 //! | context | device, part of day, hour, day of week, weekend, season (by hemisphere), upcoming holiday within `holiday_horizon_days` and days to it (sparse holiday id) |
 //! | media | public rating, revenue bucket, years since release, days on platform, new on platform, plays in the last 24 h and 7 days, genres, duration, movie/episode, season and episode numbers, release year and type, maturity |
 //! | cross | the user's share of the title's genres (all time and recent), actor and director match, language match and share, maturity fits the age, age gap, watched before, next episode of a series in progress, onboarding genre match |
+//! | candidate (only with [`FeatureConfig::provenance`]) | per source (iALS, two-tower, content, popularity): in its row, reciprocal rank, score over the row's best; the blend's reciprocal rank and position, the share of sources proposing it, time-decayed popularity ([`Provenance`]) |
 //! | sparse ids | movie, directors, actors, distributor, composer, original language, country of origin, genres, tags, user country and language, last genre, holiday |
 //!
 //! ```
@@ -86,6 +87,11 @@ pub struct FeatureConfig {
     pub recent_days: u32,
     /// Holidays further ahead than this are not "upcoming".
     pub holiday_horizon_days: u16,
+    /// Whether vectors end with the candidate family (`cand.*`, [`Provenance`]): what the
+    /// first stage knew about the title. Only a ranker trained on the device's own candidates
+    /// can read it (the pipeline's examples from logs have no first stage); `FEAT` v1 spaces
+    /// have none.
+    pub provenance: bool,
 }
 
 impl Default for FeatureConfig {
@@ -93,8 +99,40 @@ impl Default for FeatureConfig {
         FeatureConfig {
             recent_days: 90,
             holiday_horizon_days: 30,
+            provenance: false,
         }
     }
+}
+
+/// The candidate sources of the provenance family, in the blend's order (the names of
+/// `cand.<source>.*`).
+pub const PROVENANCE_SOURCES: [&str; 4] = ["ials", "two_tower", "content", "popularity"];
+
+/// One source's view of a candidate: its 1-based rank in the source's row (0 when the row
+/// does not hold the title) and its score divided by the row's top score.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SourceRank {
+    /// 1-based rank in the source's row; 0 = not in it.
+    pub rank: u32,
+    /// The source's score over its row's best score (0 when absent or the best is not
+    /// positive), clamped to `[-1, 1]`.
+    pub relative_score: f32,
+}
+
+/// What the first stage knew about one candidate (the `cand.*` family): the blend's order,
+/// every source's rank and relative score ([`PROVENANCE_SOURCES`] order), and the title's
+/// time-decayed popularity. Built by the ranking stage from the device's own candidates, and
+/// by the trainer from the same stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Provenance {
+    /// 0-based position in the blend.
+    pub blend_rank: u32,
+    /// Titles in the blend.
+    pub candidates: u32,
+    /// Per source, in [`PROVENANCE_SOURCES`] order.
+    pub sources: [SourceRank; 4],
+    /// The bundle's popularity score of the title (`POPL`, in `[0, 1]`).
+    pub popularity: f32,
 }
 
 /// The feature space: vocabularies, windows, the holiday calendar, and the names of the dense
@@ -223,7 +261,7 @@ impl FeatureSpace {
         config: FeatureConfig,
         calendar: Calendar,
     ) -> FeatureSpace {
-        let names = dense_feature_names(&vocab);
+        let names = dense_feature_names(&vocab, config);
         FeatureSpace {
             vocab,
             holidays: Vocabulary::new(
@@ -398,7 +436,15 @@ impl FeatureSpace {
         d.extend_from_slice(&ctx.dense);
         push_media(&mut d, media, stats, t, self.vocab.genres.size());
         push_crosses(&mut d, user, media, index);
-        debug_assert_eq!(d.len(), self.names.len());
+        debug_assert_eq!(
+            d.len()
+                + if self.config.provenance {
+                    PROVENANCE_LEN
+                } else {
+                    0
+                },
+            self.names.len()
+        );
 
         FeatureVector {
             dense: d,
@@ -418,6 +464,29 @@ impl FeatureSpace {
                 holiday: ctx.holiday,
             },
         }
+    }
+
+    /// Appends the candidate family to a vector of [`FeatureSpace::features`] when the space
+    /// has it ([`FeatureConfig::provenance`]); a space without it leaves `fv` as it is.
+    pub fn push_provenance(&self, fv: &mut FeatureVector, p: &Provenance) {
+        if !self.config.provenance {
+            return;
+        }
+        let d = &mut fv.dense;
+        for s in &p.sources {
+            d.push(flag(s.rank > 0));
+            d.push(if s.rank > 0 { 1.0 / s.rank as f32 } else { 0.0 });
+            d.push(if s.rank > 0 {
+                s.relative_score.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            });
+        }
+        let n = p.candidates.max(1) as f32;
+        d.push(1.0 / (1.0 + p.blend_rank as f32));
+        d.push((1.0 - p.blend_rank as f32 / n).clamp(0.0, 1.0));
+        d.push(p.sources.iter().filter(|s| s.rank > 0).count() as f32 / 4.0);
+        d.push(p.popularity.clamp(0.0, 1.0));
     }
 
     /// Everything in one call, point in time at the context's timestamp: only plays strictly
@@ -446,13 +515,38 @@ fn genre_names(vocab: &Vocabularies) -> impl Iterator<Item = &str> {
 
 /// The dense feature names over these vocabularies, in vector order
 /// ([`FeatureSpace::dense_names`]).
-fn dense_feature_names(vocab: &Vocabularies) -> Vec<String> {
+fn dense_feature_names(vocab: &Vocabularies, config: FeatureConfig) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     user_names(&mut names, vocab);
     context_names(&mut names);
     media_names(&mut names, vocab);
     cross_names(&mut names);
+    if config.provenance {
+        provenance_names(&mut names);
+    }
     names
+}
+
+/// Values of the candidate family ([`FeatureSpace::push_provenance`]).
+const PROVENANCE_LEN: usize = 3 * PROVENANCE_SOURCES.len() + 4;
+
+/// Appends the candidate family's dense names: per source whether its row holds the title,
+/// the reciprocal rank and the relative score; then the blend's reciprocal rank and position,
+/// the share of sources that proposed it, and its popularity.
+fn provenance_names(names: &mut Vec<String>) {
+    for s in PROVENANCE_SOURCES {
+        for f in ["in", "rr", "score"] {
+            names.push(format!("cand.{s}.{f}"));
+        }
+    }
+    for n in [
+        "cand.blend_rr",
+        "cand.blend_pos",
+        "cand.sources",
+        "cand.popularity",
+    ] {
+        names.push(n.into());
+    }
 }
 
 /// Appends the user family's dense names.

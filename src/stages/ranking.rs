@@ -17,19 +17,20 @@
 //! let c = candidates::candidates(&model, &candidates::CandidateRequest::new(4))?;
 //! let ctx = Context::new(Device::Tv, 90_000, 0)?;
 //! // This bundle has no ranker: no batch, and the blend's order stands.
-//! assert!(ranking::features(&model, &UserState::new(), &ctx, &c.blend, &[]).is_none());
+//! assert!(ranking::features(&model, &UserState::new(), &ctx, &c, &[]).is_none());
 //! assert_eq!(ranking::blend_order(4), vec![1.0, 0.75, 0.5, 0.25]);
 //! # Ok::<(), edgerec::Error>(())
 //! ```
 
+use crate::blend::Source;
 use crate::context::Context;
 use crate::error::Result;
-use crate::features::{FeatureVector, UserProfile, Vocabulary};
+use crate::features::{FeatureVector, Provenance, SourceRank, UserProfile, Vocabulary};
 use crate::model::Model;
 use crate::ranker::{RankerRow, history_titles};
 use crate::state::UserState;
 
-use super::candidates::Blended;
+use super::candidates::Candidates;
 
 /// What the ranker reads for one request: a feature vector per candidate, and the user's
 /// `history` and `search` bags (shared by every candidate).
@@ -46,17 +47,36 @@ pub struct FeatureBatch {
 /// The ranker's inputs for the blend's candidates, or `None` when the model has no ranker,
 /// no feature contract (`FEAT`) or no media table (`MDIA`), or there are no candidates.
 ///
-/// Cost: O(plays + candidates × features).
+/// Cost: O(plays + candidates × (features + sources)).
 pub fn features(
     model: &Model,
     state: &UserState,
     ctx: &Context,
-    blend: &[Blended],
+    cands: &Candidates,
     searches: &[String],
 ) -> Option<FeatureBatch> {
+    let ranker = model.ranker()?;
+    let longest = ranker.contract().bags.iter().map(|b| b.len as usize).max();
+    let mut batch = inputs(model, state, ctx, cands, longest.unwrap_or(0))?;
+    let recent_first: Vec<&String> = searches.iter().rev().collect();
+    batch.search = ranker.contract().search_ids(&recent_first);
+    Some(batch)
+}
+
+/// The feature vectors of the blend's candidates as the device computes them, with or
+/// without a ranker: `None` without `FEAT` or `MDIA`, or without candidates. The history bag
+/// holds up to `history_len` titles; the search bag is left empty (it needs a ranker's
+/// vocabulary).
+pub fn inputs(
+    model: &Model,
+    state: &UserState,
+    ctx: &Context,
+    cands: &Candidates,
+    history_len: usize,
+) -> Option<FeatureBatch> {
     let c = model.contents();
-    let (ranker, features, media) = (model.ranker()?, c.features.as_ref()?, c.media.as_ref()?);
-    if blend.is_empty() {
+    let (features, media) = (c.features.as_ref()?, c.media.as_ref()?);
+    if cands.blend.is_empty() {
         return None;
     }
     let time = ctx.timestamp();
@@ -66,26 +86,85 @@ pub fn features(
     let before = history.before(time);
     let user = space.user_state(&profile, before, media.media(), time);
     let context = space.context(&profile, ctx);
-    let vectors = blend
+    let provenance = provenance(model, cands);
+    let vectors = cands
+        .blend
         .iter()
-        .map(|b| {
-            space.features(
+        .zip(&provenance)
+        .map(|(b, p)| {
+            let mut v = space.features(
                 &user,
                 &context,
                 &media.media()[b.position],
                 b.position as u32,
                 media.stats()[b.position],
-            )
+            );
+            space.push_provenance(&mut v, p);
+            v
         })
         .collect();
-    let contract = ranker.contract();
-    let longest = contract.bags.iter().map(|b| b.len as usize).max();
-    let recent_first: Vec<&String> = searches.iter().rev().collect();
     Some(FeatureBatch {
         vectors,
-        history: history_titles(before, media.media(), longest.unwrap_or(0)),
-        search: contract.search_ids(&recent_first),
+        history: history_titles(before, media.media(), history_len),
+        search: Vec::new(),
     })
+}
+
+/// What the first stage knew about each blend candidate, in blend order: its blend rank,
+/// every source's rank and score over the row's best, and the bundle's popularity.
+pub fn provenance(model: &Model, cands: &Candidates) -> Vec<Provenance> {
+    let order = [
+        Source::Collaborative,
+        Source::TwoTower,
+        Source::Content,
+        Source::Popularity,
+    ];
+    let tops: Vec<f32> = order
+        .iter()
+        .map(|&s| {
+            cands
+                .row(s)
+                .and_then(|r| r.first())
+                .map_or(0.0, |x| x.score)
+        })
+        .collect();
+    let popularity = &model.contents().popularity.scores;
+    let n = cands.blend.len() as u32;
+    cands
+        .blend
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut sources = [SourceRank::default(); 4];
+            for (k, &s) in order.iter().enumerate() {
+                if let Some(&(_, rank)) = b.sources.iter().find(|(src, _)| *src == s) {
+                    // The rank is 1-based in the source's row; look it up there (a row that
+                    // does not hold the title at that rank falls back to a search).
+                    let score = cands
+                        .row(s)
+                        .and_then(|r| r.get((rank as usize).saturating_sub(1)))
+                        .filter(|x| x.position == b.position)
+                        .map(|x| x.score)
+                        .or_else(|| cands.score(s, b.position))
+                        .unwrap_or(0.0);
+                    sources[k] = SourceRank {
+                        rank,
+                        relative_score: if tops[k] > 0.0 {
+                            (score / tops[k]).clamp(-1.0, 1.0)
+                        } else {
+                            0.0
+                        },
+                    };
+                }
+            }
+            Provenance {
+                blend_rank: i as u32,
+                candidates: n,
+                sources,
+                popularity: popularity.get(b.position).copied().unwrap_or(0.0),
+            }
+        })
+        .collect()
 }
 
 /// P(watch) for every vector of `batch`, in order, from the model's ranker (an empty vector

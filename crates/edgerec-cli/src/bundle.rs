@@ -16,7 +16,7 @@ pub const MODEL_FILE: &str = "model.edgerec";
 #[derive(clap::Subcommand)]
 pub enum BundleCommand {
     /// Pack a trained model into the bundle devices load.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Verify a bundle and print what it holds.
     Inspect {
         /// The bundle file.
@@ -35,9 +35,18 @@ pub struct BuildArgs {
     out: PathBuf,
     /// A ranker (ONNX) to carry: one written by `edgerec rank train`, or any model that
     /// follows the `edgerec-ranker/1` input contract (then pass `--ranker-contract`).
-    /// Needs the feature contract: `--features`, or `--world` to derive it.
+    /// Needs the feature contract: `--features`, or `--world` to derive it. The ranker
+    /// ships only if it passes its gate: on the validation inside `--world` (the model's
+    /// recipe), its order must beat the blend's NDCG@10 by more than `--ranker-margin` paired
+    /// standard errors; otherwise the bundle ships the blend's order and says why.
     #[arg(long)]
     ranker: Option<PathBuf>,
+    /// The gate's margin, in paired standard errors of the NDCG@10 gain over the blend.
+    #[arg(long, default_value_t = 1.0, requires = "ranker")]
+    ranker_margin: f64,
+    /// Carry `--ranker` without the gate (test fixtures, experiments); the recipe records it.
+    #[arg(long, requires = "ranker")]
+    ungated: bool,
     /// The ranker's contract (JSON: contract, kind, dense, bags, search_vocab, output,
     /// column); default: read from the model's `edgerec.*` metadata.
     #[arg(long, requires = "ranker")]
@@ -145,7 +154,10 @@ fn build(a: &BuildArgs) -> Result<()> {
         hnsw_seed: a.hnsw_seed,
         serving: a.serving(contents.serving.as_ref()),
     };
-    let contents = package(contents, &options)?;
+    let mut contents = package(contents, &options)?;
+    if a.ranker.is_some() {
+        gate(a, &mut contents)?;
+    }
     let bundle = contents.encode();
     // Read it back with the device's code before publishing it.
     let loaded = Model::from_bytes(&bundle)?;
@@ -158,6 +170,45 @@ fn build(a: &BuildArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// The gate of `--ranker` (see [`BuildArgs::ranker`]): drops the ranker that fails it, and
+/// records the evidence (or `--ungated`) in the bundle's recipe.
+fn gate(a: &BuildArgs, contents: &mut BundleContents) -> Result<()> {
+    let evidence = if a.ungated {
+        println!("ranker: carried without its gate (--ungated)");
+        serde_json::json!({"gated": false})
+    } else {
+        let world = a.world.as_ref().context(
+            "a ranker is gated on the validation inside its world: pass --world (or \
+             --ungated to carry it untested)",
+        )?;
+        let data = edgerec_fit::data::WorldData::load(world, positive_above(contents))
+            .with_context(|| format!("loading {}", world.display()))?;
+        let g = edgerec_fit::tune::gate_ranker(&data, contents, a.ranker_margin)
+            .context("gating the ranker")?;
+        println!("ranker gate: {}", g.verdict);
+        if g.chosen.is_none() {
+            contents.ranker = None;
+        }
+        serde_json::to_value(&g)?
+    };
+    let mut recipe: serde_json::Value =
+        serde_json::from_str(&contents.meta.recipe).unwrap_or_else(|_| serde_json::json!({}));
+    if !recipe.is_object() {
+        recipe = serde_json::json!({});
+    }
+    recipe["ranker_gate"] = evidence;
+    contents.meta.recipe = serde_json::to_string(&recipe)?;
+    Ok(())
+}
+
+/// The positive threshold the model was trained with (its recipe), else 0.8.
+fn positive_above(contents: &BundleContents) -> f32 {
+    serde_json::from_str::<serde_json::Value>(&contents.meta.recipe)
+        .ok()
+        .and_then(|r| r["positive_above"].as_f64())
+        .map_or(0.8, |v| v as f32)
 }
 
 fn precision(v: &ItemVectors) -> String {

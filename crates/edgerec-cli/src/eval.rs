@@ -92,6 +92,9 @@ pub struct EvalArgs {
     /// The largest share of relevance-only NDCG@10 the MMR rerank may cost on validation.
     #[arg(long, default_value_t = TuneConfig::default().mmr_budget)]
     pub mmr_budget: f64,
+    /// Do not learn a ranker for each split's device row (as `train --no-ranker`).
+    #[arg(long)]
+    pub no_ranker: bool,
     /// Fail (after writing the report) unless `system` is at least `reference` within one
     /// paired standard error of NDCG@10 on every cohort: `[split:]system>=reference`, e.g.
     /// `leave-last-out:device>=blend` (repeatable). CI's quality gate.
@@ -130,6 +133,7 @@ impl EvalArgs {
             tune: (!self.no_tune).then(|| TuneConfig {
                 mmr_budget: self.mmr_budget,
                 seed: self.seed,
+                ranker: (!self.no_ranker).then(edgerec_fit::learned::LearnConfig::default),
                 ..TuneConfig::default()
             }),
             seed: self.seed,

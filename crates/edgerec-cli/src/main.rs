@@ -22,6 +22,7 @@ use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use edgerec_data::fs::write_atomic;
 use edgerec_fit::data::WorldData;
+use edgerec_fit::learned::LearnConfig;
 use edgerec_fit::system::{System, SystemConfig};
 use edgerec_fit::tune::{TuneConfig, Validation};
 
@@ -101,6 +102,13 @@ struct TrainArgs {
     /// The largest share of relevance-only NDCG@10 the MMR rerank may cost on validation.
     #[arg(long, default_value_t = TuneConfig::default().mmr_budget)]
     mmr_budget: f64,
+    /// Do not learn a ranker: ship the blend's order without trying one.
+    #[arg(long)]
+    no_ranker: bool,
+    /// A ranker learned from the device's candidates ships only when its NDCG@10 gain over
+    /// the blend's order on validation exceeds this many paired standard errors.
+    #[arg(long, default_value_t = LearnConfig::default().margin)]
+    ranker_margin: f64,
 }
 
 /// Options of `edgerec simulate`.
@@ -268,6 +276,10 @@ fn train(a: &TrainArgs) -> Result<()> {
             validation: a.validation,
             mmr_budget: a.mmr_budget,
             seed: a.seed,
+            ranker: (!a.no_ranker).then(|| LearnConfig {
+                margin: a.ranker_margin,
+                ..LearnConfig::default()
+            }),
             ..TuneConfig::default()
         }),
     };

@@ -531,7 +531,7 @@ fn bundles_carry_a_ranker_that_matches_their_features() {
     write_logistic(&names, &ranker);
     let bundle = tmp.path().join("bundle.edgerec");
     ok(&format!(
-        "bundle build --model {} --features {} --ranker {} --out {}",
+        "bundle build --ungated --model {} --features {} --ranker {} --out {}",
         p(&model),
         p(&features),
         p(&ranker),
@@ -554,7 +554,7 @@ fn bundles_carry_a_ranker_that_matches_their_features() {
         write_logistic(&names, &ranker);
         let out = tmp.path().join(format!("{what}.edgerec"));
         let err = fails(&format!(
-            "bundle build --model {} --features {} --ranker {} --out {}",
+            "bundle build --ungated --model {} --features {} --ranker {} --out {}",
             p(&model),
             p(&features),
             p(&ranker),
@@ -578,7 +578,7 @@ fn bundles_carry_a_ranker_that_matches_their_features() {
     let byo = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/data/ranker/byo/logistic_regression.onnx");
     let err = fails(&format!(
-        "bundle build --model {} --features {} --ranker {} --ranker-contract {} --out {}",
+        "bundle build --ungated --model {} --features {} --ranker {} --ranker-contract {} --out {}",
         p(&model),
         p(&features),
         p(&byo),
@@ -645,7 +645,7 @@ fn rank_train_models_go_into_bundles() {
     ] {
         let bundle = tmp.path().join(format!("{file}.edgerec"));
         ok(&format!(
-            "bundle build --model {} --features {} --ranker {} --out {}",
+            "bundle build --ungated --model {} --features {} --ranker {} --out {}",
             p(&model),
             p(&features),
             p(&rank.join(file)),

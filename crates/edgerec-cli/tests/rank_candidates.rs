@@ -159,6 +159,7 @@ fn candidate_rankers_go_into_a_bundle() {
             p(&world),
             "--ranker",
             p(&rank.join(file)),
+            "--ungated",
             "--out",
             p(&bundle),
         ]);

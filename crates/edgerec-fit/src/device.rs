@@ -214,28 +214,18 @@ pub fn rows(
     k: usize,
     serving: Serving,
 ) -> Result<Vec<Answer>> {
-    let histories = split.histories(data.users.len());
+    let requests = Requests::new(data, split);
     let catalog = &rec.model().contents().catalog;
-    let index: HashMap<u32, u32> = (0..data.items.len())
-        .map(|i| (data.items[i].item_id, i as u32))
-        .collect();
     cases
         .par_iter()
         .map(|case| {
-            let u = case.user as usize;
-            let past: HashSet<u32> = histories[u].iter().map(|p| p.0).collect();
-            let state = case_state(data, &index, case, &past)?;
-            let device = usual_device(&data.plays[u], case.time);
-            let offset = data.users[u].utc_offset_minutes;
-            let request = RowRequest {
-                k: Some(k),
-                use_ranker: !serving.no_ranker,
-                rerank: serving.rerank,
-                ..RowRequest::new(Context::new(device, case.time, offset)?)
-            };
-            let row = rec
-                .recommend_row(&state, &request)
-                .with_context(|| format!("the device row of user {}", data.users[u].user_id))?;
+            let (state, request) = requests.of(case, k, serving)?;
+            let row = rec.recommend_row(&state, &request).with_context(|| {
+                format!(
+                    "the device row of user {}",
+                    data.users[case.user as usize].user_id
+                )
+            })?;
             let row = row
                 .items
                 .iter()
@@ -244,4 +234,43 @@ pub fn rows(
             Ok(Answer { row, auc: None })
         })
         .collect()
+}
+
+/// The device's requests for a split's cases: each case's local state and row request, as
+/// [`rows`] makes them (the trainer's examples use the same, [`crate::learned`]).
+pub struct Requests<'a> {
+    data: &'a WorldData,
+    histories: Vec<Vec<(u32, i64)>>,
+    index: HashMap<u32, u32>,
+}
+
+impl<'a> Requests<'a> {
+    /// The requests of `split`'s cases over `data`.
+    pub fn new(data: &'a WorldData, split: &Split) -> Requests<'a> {
+        Requests {
+            data,
+            histories: split.histories(data.users.len()),
+            index: (0..data.items.len())
+                .map(|i| (data.items[i].item_id, i as u32))
+                .collect(),
+        }
+    }
+
+    /// `case`'s local state (see [`case_state`]) and a request for its top `k` at the case's
+    /// time, on the user's usual device, served as `serving`.
+    pub fn of(&self, case: &Case, k: usize, serving: Serving) -> Result<(UserState, RowRequest)> {
+        let data = self.data;
+        let u = case.user as usize;
+        let past: HashSet<u32> = self.histories[u].iter().map(|p| p.0).collect();
+        let state = case_state(data, &self.index, case, &past)?;
+        let device = usual_device(&data.plays[u], case.time);
+        let offset = data.users[u].utc_offset_minutes;
+        let request = RowRequest {
+            k: Some(k),
+            use_ranker: !serving.no_ranker,
+            rerank: serving.rerank,
+            ..RowRequest::new(Context::new(device, case.time, offset)?)
+        };
+        Ok((state, request))
+    }
 }

@@ -11,7 +11,8 @@
 //! | [`split`] | the offline protocols: temporal, leave-last-out, time-series folds |
 //! | [`sources`] | every candidate source fitted on a split's past (popularity, iALS, content, two-tower), their rows and blend |
 //! | [`system`] | the shipped system fitted on a whole world, as bundle contents |
-//! | [`tune`] | the serving fitted on validation inside the past: popularity half-life, blend quotas, MMR λ |
+//! | [`tune`] | the serving fitted on validation inside the past: popularity half-life, blend quotas, the ranker's gate, MMR λ |
+//! | [`learned`] | a ranker learned from the device's own candidates and features (with the candidate family) |
 //! | [`package`] | what `bundle build` adds for devices: media table, int8, HNSW, serving settings |
 //! | [`ranker_files`] | a ranker and its feature contract read from files |
 //! | [`ranking`] | the second stage: rankers trained on a split's past, the blend reordered |
@@ -46,6 +47,7 @@
 pub mod data;
 pub mod device;
 pub mod evaluate;
+pub mod learned;
 pub mod package;
 pub mod ranker_files;
 pub mod rankers;

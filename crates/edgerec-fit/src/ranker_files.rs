@@ -91,6 +91,7 @@ pub fn feature_contract(path: &Path) -> Result<FeatureContract> {
         FeatureConfig {
             recent_days: f.recent_days,
             holiday_horizon_days: f.holiday_horizon_days,
+            provenance: false,
         },
     );
     if space.dense_names() != f.dense.as_slice() {
@@ -157,6 +158,17 @@ fn contract_file(path: &Path) -> Result<RankerContract> {
         output: c.output,
         column: c.column,
     })
+}
+
+/// A ranker exported by `edgerec-rank` (`to_onnx`), held in memory, with the contract its
+/// `edgerec.*` metadata and `features`' dense names make.
+pub fn ranker_from_onnx(
+    name: &str,
+    onnx: Vec<u8>,
+    features: &FeatureContract,
+) -> Result<RankerModel> {
+    let contract = contract_from_metadata(Path::new(name), &onnx, features)?;
+    Ok(RankerModel { contract, onnx })
 }
 
 /// The contract of a model exported by `edgerec rank`, from its `edgerec.*` metadata, with

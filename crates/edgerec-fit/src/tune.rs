@@ -15,11 +15,24 @@
 //!    Users with a history choose `QUOT`; users known only by onboarding picks choose `QUON`
 //!    (the validation's new and as-new users; inside leave-last-out, held-out users whose last
 //!    titles before the held-out one stand for their picks, their past hidden);
-//! 3. **MMR λ** — the rerank as shipped with each λ of [`TuneConfig::lambdas`]; the smallest λ
-//!    whose NDCG@10 loss against relevance-only (λ = 1), paired per user, stays within
-//!    `mmr_budget` of relevance-only's NDCG@10 even one paired standard error worse than
-//!    measured ships: diversity may cost at most that fraction of accuracy, with some
-//!    confidence. Intra-list diversity and coverage are reported beside it, so the trade is
+//! 3. **ranker** — a ranker learned from the device's own candidates ([`crate::learned`]): the
+//!    protocol cuts the inner past once more, every source is refitted on that earlier past,
+//!    and its bundle (with the quotas and half-life just chosen) serves that cut's users,
+//!    whose candidates and feature vectors — with the candidate family, each source's rank and
+//!    score — labelled by what they watched next are the examples. Each model of
+//!    [`LearnConfig::kinds`] then reorders the validation users' candidates; the one with the
+//!    largest paired NDCG@10 gain over the blend's order is the candidate, and it ships only
+//!    if that gain exceeds [`LearnConfig::margin`] paired standard errors. A ranker that
+//!    passes is trained again on both windows (the earlier cut's examples and the validation
+//!    users' own, from the validation bundle) and ships in `RANK`; one that fails ships
+//!    nothing, and the evidence says why;
+//! 4. **MMR λ** — the rerank as shipped (with the ranker that passed its gate) with each λ of
+//!    [`TuneConfig::lambdas`]; the smallest λ whose NDCG@10 loss against relevance-only
+//!    (λ = 1), paired per user, stays within `mmr_budget` of relevance-only's NDCG@10 even one
+//!    paired standard error worse than measured, and whose row is not below the best single
+//!    source's (each source alone in the blend's order, measured on the same users), ships:
+//!    diversity may cost at most that fraction of accuracy, with some confidence, and never
+//!    more than the row earned over its best source. Intra-list diversity and coverage are reported beside it, so the trade is
 //!    visible.
 //!
 //! The filters that always hold (finished, too mature, fatigue) are not tuned. [`Tuned::apply`]
@@ -31,12 +44,13 @@ use std::fmt::Write as _;
 
 use anyhow::{Context as _, Result};
 use edgerec::Recommender;
-use edgerec::bundle::{BundleContents, Popularity, ServingSettings};
+use edgerec::bundle::{BundleContents, FeatureContract, Popularity, RankerModel, ServingSettings};
 use edgerec::rerank::RerankOverrides;
 use serde::{Deserialize, Serialize};
 
-use crate::data::WorldData;
-use crate::device::{self, Serving};
+use crate::data::{Event, WorldData};
+use crate::device::{self, BLEND_ORDER, Serving};
+use crate::learned::{self, LearnConfig};
 use crate::package::{PackageOptions, package};
 use crate::report::{self, SystemResult};
 use crate::sources::{self, Answer, SourceConfig};
@@ -88,6 +102,10 @@ pub struct TuneConfig {
     pub seed: u64,
     /// Package the validation bundle with int8 vectors (as `bundle build --int8` ships).
     pub int8: bool,
+    /// Learn a ranker from the device's candidates and gate it on validation; `None` ships
+    /// the blend's order without trying.
+    #[serde(default)]
+    pub ranker: Option<LearnConfig>,
 }
 
 impl Default for TuneConfig {
@@ -117,6 +135,7 @@ impl Default for TuneConfig {
             max_users: 2000,
             seed: 17,
             int8: true,
+            ranker: Some(LearnConfig::default()),
         }
     }
 }
@@ -172,6 +191,34 @@ pub struct Tuned {
     pub new_user_quota_trials: Vec<Trial>,
     /// Every λ tried.
     pub lambda_trials: Vec<Trial>,
+    /// The ranker's gate (`None` when no ranker was tried).
+    #[serde(default)]
+    pub ranker: Option<RankerGate>,
+    /// The ranker that passed its gate, trained on every window, and the feature contract it
+    /// reads (the bundle's, with the candidate family); not serialised (the bundle carries
+    /// it as `RANK` and `FEAT`).
+    #[serde(skip)]
+    pub ranker_model: Option<(RankerModel, FeatureContract)>,
+}
+
+/// The evidence of a learned ranker's gate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankerGate {
+    /// Where its examples came from.
+    pub training: String,
+    /// Examples of the gated ranker (rows, positives, cases, cases skipped).
+    pub examples: [usize; 4],
+    /// Examples of the shipped ranker (both windows), when one ships.
+    pub final_examples: Option<[usize; 4]>,
+    /// The margin, in paired standard errors, the gain over the blend's order must exceed.
+    pub margin: f64,
+    /// The blend's order and every model tried on the validation users (NDCG@10, paired
+    /// against the blend's order).
+    pub trials: Vec<Trial>,
+    /// The model that ships (`gbdt`, `logistic`), if any passed.
+    pub chosen: Option<String>,
+    /// The decision in one sentence.
+    pub verdict: String,
 }
 
 /// Chooses the serving of the bundle fitted on `split`'s past (`sources` and `system` its
@@ -188,12 +235,7 @@ pub fn tune(
     config: &TuneConfig,
 ) -> Result<Tuned> {
     let users = data.users.len();
-    let inner = match config.validation {
-        Validation::LeaveLastOut => split::leave_last_out_of(users, &split.train),
-        Validation::Temporal { share } => {
-            split::temporal_of(users, &split.train, share, sources.onboarding)
-        }
-    };
+    let inner = inner_split(config.validation, users, &split.train, sources);
     let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
     let warm = sample(inner.warm.clone());
     let new = sample(new_user_cases(&inner, users, sources.onboarding));
@@ -230,6 +272,27 @@ pub fn tune(
         (Some(q), trials)
     };
     contents.new_user_quotas = new_user_quotas.map(system::quotas);
+    let mut gate = None;
+    let mut ranker_model = None;
+    if let Some(lc) = &config.ranker {
+        let learning = Learning {
+            data,
+            inner: &inner,
+            sources,
+            system,
+            config,
+            learn: lc,
+        };
+        let (g, gated, shipped) = learning
+            .run(&contents, &on(&all), &all)
+            .context("learning the ranker")?;
+        if let Some(m) = gated {
+            contents = learned::with_provenance(contents)?;
+            contents.ranker = Some(m);
+        }
+        gate = Some(g);
+        ranker_model = shipped;
+    }
     let (lambda, lambda_trials) = on(&all).lambda(&contents, config)?;
     Ok(Tuned {
         validation: inner.description.clone(),
@@ -245,7 +308,299 @@ pub fn tune(
         quota_trials,
         new_user_quota_trials,
         lambda_trials,
+        ranker: gate,
+        ranker_model,
     })
+}
+
+/// The serving the ranker's examples and gate use: the ranker's order (or the blend's), no
+/// MMR, fatigue or cap, as [`BLEND_ORDER`].
+const RANKED: Serving = Serving {
+    no_ranker: false,
+    ..BLEND_ORDER
+};
+
+/// Everything the ranker's gate needs.
+struct Learning<'a> {
+    data: &'a WorldData,
+    inner: &'a Split,
+    sources: &'a SourceConfig,
+    system: &'a SystemConfig,
+    config: &'a TuneConfig,
+    learn: &'a LearnConfig,
+}
+
+impl Learning<'_> {
+    /// Learns on the cut before validation, gates on validation (`validating`, whose users
+    /// are `all`), and retrains the winner on both windows. Returns the evidence, the gated
+    /// model (for the λ trials) and the shipped one with its feature contract.
+    #[allow(clippy::type_complexity)]
+    fn run(
+        &self,
+        contents: &BundleContents,
+        validating: &Validating<'_>,
+        all: &[Case],
+    ) -> Result<(
+        RankerGate,
+        Option<RankerModel>,
+        Option<(RankerModel, FeatureContract)>,
+    )> {
+        let (data, lc) = (self.data, self.learn);
+        let users = data.users.len();
+        let training = inner_split(
+            self.config.validation,
+            users,
+            &self.inner.train,
+            self.sources,
+        );
+        let sample = |c: Vec<Case>| {
+            crate::evaluate::sample(c, Some(self.config.max_users), self.config.seed)
+        };
+        let mut cases = sample(training.warm.clone());
+        cases.extend(sample(new_user_cases(
+            &training,
+            users,
+            self.sources.onboarding,
+        )));
+        let description = format!(
+            "the device's candidates for {} users of a cut inside the validation's past ({}),              from a bundle fitted before it; {} sampled negatives per positive",
+            cases.len(),
+            training.description,
+            lc.negatives_per_positive
+        );
+        let counts = |e: &learned::Examples| [e.len(), e.positives(), e.cases, e.skipped];
+        let refuse = |verdict: String, examples: [usize; 4], trials: Vec<Trial>| RankerGate {
+            training: description.clone(),
+            examples,
+            final_examples: None,
+            margin: lc.margin,
+            trials,
+            chosen: None,
+            verdict,
+        };
+        if cases.is_empty() || training.train.is_empty() {
+            let verdict = "no users to learn from before the validation: the blend's order ships";
+            return Ok((refuse(verdict.into(), [0; 4], Vec::new()), None, None));
+        }
+        let (earlier, _) = refitted(
+            data,
+            &training,
+            self.sources,
+            self.system,
+            self.config.int8,
+            contents,
+        )
+        .context("the bundle before the ranker's window")?;
+        let earlier = learned::with_provenance(earlier)?;
+        let rec = Recommender::from_bytes(&earlier.encode())?;
+        let examples = learned::examples(&rec, data, &training, &cases, lc)?;
+        if examples.positives() == 0 || examples.positives() == examples.len() {
+            let verdict = "no candidate of the earlier cut was watched: nothing to learn, the                            blend's order ships";
+            return Ok((
+                refuse(verdict.into(), counts(&examples), Vec::new()),
+                None,
+                None,
+            ));
+        }
+        let base = learned::with_provenance(contents.clone())?;
+        let features = base.features.clone().context("no feature contract")?;
+        let mut systems = vec![(
+            "blend order".to_string(),
+            validating.rows(&base, BLEND_ORDER)?,
+        )];
+        let mut models = Vec::new();
+        for &kind in &lc.kinds {
+            let model = learned::fit(&examples, kind, lc, &features)
+                .with_context(|| format!("training the {} ranker", kind.name()))?;
+            let mut c = base.clone();
+            c.ranker = Some(model.clone());
+            systems.push((kind.name().to_string(), validating.rows(&c, RANKED)?));
+            models.push((kind, model));
+        }
+        let trials = paired_trials(validating, &systems);
+        let gain = |i: usize| trials[i + 1].against_reference.unwrap_or((0.0, 0.0));
+        let best = (0..models.len()).max_by(|&a, &b| gain(a).0.total_cmp(&gain(b).0));
+        let Some(best) = best else {
+            let verdict = "no ranker kind to try: the blend's order ships";
+            return Ok((
+                refuse(verdict.into(), counts(&examples), trials),
+                None,
+                None,
+            ));
+        };
+        let (d, se) = gain(best);
+        let (kind, gated) = models.swap_remove(best);
+        if !(d > 0.0 && d > lc.margin * se) {
+            let verdict = format!(
+                "the best ranker ({}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4}                  against the blend's order, not more than {} paired standard error(s): the                  blend's order ships",
+                kind.name(),
+                lc.margin
+            );
+            return Ok((refuse(verdict, counts(&examples), trials), None, None));
+        }
+        // Retrain on both windows: the earlier cut's examples and the validation users'.
+        let rec = Recommender::from_bytes(&base.encode())?;
+        let mut both = examples.clone();
+        both.extend(learned::examples(&rec, data, self.inner, all, lc)?)?;
+        let shipped = learned::fit(&both, kind, lc, &features)
+            .with_context(|| format!("training the {} ranker on both windows", kind.name()))?;
+        let verdict = format!(
+            "the {} ranker lifts the validation's NDCG@10 by {d:+.4} ± {se:.4} over the blend's              order (more than {} paired standard error(s)): it ships, trained again on both              windows",
+            kind.name(),
+            lc.margin
+        );
+        let gate = RankerGate {
+            training: description,
+            examples: counts(&examples),
+            final_examples: Some(counts(&both)),
+            margin: lc.margin,
+            trials,
+            chosen: Some(kind.name().to_string()),
+            verdict,
+        };
+        Ok((gate, Some(gated), Some((shipped, features))))
+    }
+}
+
+/// Every source refitted on `split`'s past and packaged as the device gets it, serving as
+/// `like` does (popularity half-life, `QUOT`, `QUON`); and the trained sources.
+fn refitted(
+    data: &WorldData,
+    split: &Split,
+    sources: &SourceConfig,
+    system: &SystemConfig,
+    int8: bool,
+    like: &BundleContents,
+) -> Result<(BundleContents, sources::Trained)> {
+    let trained = sources::train(data, split, sources)?;
+    let fitted = System::from_trained(data, &trained, sources, system, split)?;
+    let options = PackageOptions {
+        world: Some(data.dir.clone()),
+        int8,
+        ..PackageOptions::default()
+    };
+    let mut c = package(fitted.contents, &options)?;
+    c.popularity = decayed(split, data.items.len(), like.popularity.half_life_days);
+    c.quotas = like.quotas;
+    c.new_user_quotas = like.new_user_quotas;
+    Ok((c, trained))
+}
+
+/// Scores `systems` on the validation users, each paired against the first.
+fn paired_trials(validating: &Validating<'_>, systems: &[(String, Vec<Answer>)]) -> Vec<Trial> {
+    let scored = validating.scored(systems);
+    let reference = scored[0].metric("NDCG@10").cloned().unwrap_or_default();
+    let mut trials: Vec<Trial> = scored.iter().map(trial).collect();
+    for (t, r) in trials.iter_mut().zip(&scored).skip(1) {
+        if let Some(v) = r.metric("NDCG@10") {
+            t.against_reference = Some(edgerec_eval::paired(v, &reference));
+        }
+    }
+    trials
+}
+
+/// The recipe `System::fit` writes: the system's settings and every source's.
+#[derive(Deserialize)]
+struct Recipe {
+    #[serde(flatten)]
+    system: SystemConfig,
+    sources: SourceConfig,
+}
+
+/// The gate of a ranker made elsewhere (`bundle build --ranker`): `contents`, a packaged
+/// bundle of `data`'s model carrying the ranker, is refitted on the validation inside the
+/// world its recipe names (the recipe's sources and tuning settings; its serving: half-life,
+/// quotas), the ranker attached to that bundle, and its order compared with the blend's on
+/// the validation users, paired. It passes when the NDCG@10 gain exceeds `margin` paired
+/// standard errors. A ranker trained on the whole world has seen the validation's futures:
+/// its gain is then optimistic (learn it with `train`, which gates on a window it never saw).
+///
+/// Errors: a bundle without a ranker or a recipe from `edgerec train`, or a world too small
+/// to validate on.
+pub fn gate_ranker(data: &WorldData, contents: &BundleContents, margin: f64) -> Result<RankerGate> {
+    let ranker = contents
+        .ranker
+        .clone()
+        .context("the bundle carries no ranker")?;
+    let recipe: Recipe = serde_json::from_str(&contents.meta.recipe)
+        .context("the bundle's recipe is not one `edgerec train` wrote")?;
+    let config = recipe.system.tune.clone().unwrap_or_default();
+    let users = data.users.len();
+    let inner = inner_split(config.validation, users, &data.events, &recipe.sources);
+    let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
+    let mut all = sample(inner.warm.clone());
+    all.extend(sample(new_user_cases(
+        &inner,
+        users,
+        recipe.sources.onboarding,
+    )));
+    anyhow::ensure!(
+        !all.is_empty() && !inner.train.is_empty(),
+        "no validation users in {}: too small to gate a ranker on",
+        data.dir.display()
+    );
+    let (mut base, trained) = refitted(
+        data,
+        &inner,
+        &recipe.sources,
+        &recipe.system,
+        config.int8,
+        contents,
+    )
+    .context("refitting the model on the validation's past")?;
+    base.features = contents.features.clone();
+    let validating = Validating {
+        data,
+        inner: &inner,
+        cases: &all,
+        content: &trained.content,
+    };
+    let mut ranked = base.clone();
+    ranked.ranker = Some(ranker.clone());
+    let kind = ranker.contract.kind.clone();
+    let systems = vec![
+        (
+            "blend order".to_string(),
+            validating.rows(&base, BLEND_ORDER)?,
+        ),
+        (kind.clone(), validating.rows(&ranked, RANKED)?),
+    ];
+    let trials = paired_trials(&validating, &systems);
+    let (d, se) = trials[1].against_reference.unwrap_or((0.0, 0.0));
+    let passed = d > 0.0 && d > margin * se;
+    let verdict = format!(
+        "the given ranker ({kind}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4} against \
+         the blend's order: {}",
+        if passed {
+            format!("more than {margin} paired standard error(s), it ships")
+        } else {
+            format!("not more than {margin} paired standard error(s), the blend's order ships")
+        }
+    );
+    Ok(RankerGate {
+        training: "given to bundle build (trained elsewhere)".into(),
+        examples: [0; 4],
+        final_examples: None,
+        margin,
+        trials,
+        chosen: passed.then_some(kind),
+        verdict,
+    })
+}
+
+/// `past` cut as `validation` cuts it.
+fn inner_split(
+    validation: Validation,
+    users: usize,
+    past: &[Event],
+    sources: &SourceConfig,
+) -> Split {
+    match validation {
+        Validation::LeaveLastOut => split::leave_last_out_of(users, past),
+        Validation::Temporal { share } => {
+            split::temporal_of(users, past, share, sources.onboarding)
+        }
+    }
 }
 
 /// The validation's users known only by onboarding picks: its new users and the users with a
@@ -373,7 +728,7 @@ impl Validating<'_> {
         let mut systems = Vec::new();
         for &l in &lambdas {
             let serving = Serving {
-                no_ranker: true,
+                no_ranker: false,
                 rerank: RerankOverrides {
                     lambda: Some(l),
                     ..RerankOverrides::default()
@@ -381,21 +736,49 @@ impl Validating<'_> {
             };
             systems.push((format!("λ {l}"), self.rows(base, serving)?));
         }
+        // Each source alone, in the blend's order: diversity may not take the row below the
+        // best of them.
+        let has_tower = base.two_tower.is_some();
+        for (name, q) in [
+            ("iALS alone", [1, 0, 0, 0]),
+            ("two-tower alone", [0, 1, 0, 0]),
+            ("content alone", [0, 0, 1, 0]),
+            ("popularity alone", [0, 0, 0, 1]),
+        ] {
+            if q[1] > 0 && !has_tower {
+                continue;
+            }
+            let mut c = base.clone();
+            c.ranker = None;
+            c.quotas = Some(system::quotas(q));
+            c.new_user_quotas = Some(system::quotas(q));
+            systems.push((name.to_string(), self.rows(&c, BLEND_ORDER)?));
+        }
         let scored = self.scored(&systems);
         let reference = scored[0].metric("NDCG@10").cloned().unwrap_or_default();
         let floor = -config.mmr_budget * reference.mean();
         let mut trials: Vec<Trial> = scored.iter().map(trial).collect();
-        for (t, r) in trials.iter_mut().zip(&scored) {
+        for (t, r) in trials.iter_mut().zip(&scored).take(lambdas.len()) {
             if let Some(v) = r.metric("NDCG@10") {
                 t.against_reference = Some(edgerec_eval::paired(v, &reference));
             }
         }
-        // Within budget even one paired standard error below the measured cost.
+        let best_source = scored[lambdas.len()..]
+            .iter()
+            .filter_map(|r| r.metric("NDCG@10"))
+            .max_by(|a, b| a.mean().total_cmp(&b.mean()));
+        // Within budget even one paired standard error below the measured cost, and not
+        // below the best single source (measured).
         let chosen = (0..lambdas.len())
             .filter(|&i| {
-                trials[i]
+                let within = trials[i]
                     .against_reference
-                    .is_some_and(|(d, se)| d - se >= floor)
+                    .is_some_and(|(d, se)| d - se >= floor);
+                let above = match (best_source, scored[i].metric("NDCG@10")) {
+                    (Some(b), Some(v)) => edgerec_eval::paired(v, b).0 >= 0.0,
+                    _ => true,
+                };
+                within && above
             })
             .min_by(|&a, &b| lambdas[a].total_cmp(&lambdas[b]))
             .unwrap_or(0);
@@ -431,6 +814,10 @@ impl Tuned {
     /// decayed with the half-life to the split's cut, `QUOT`, and `SERV` with the λ (the
     /// other serving settings kept, or the defaults).
     pub fn apply(&self, contents: &mut BundleContents, split: &Split, items: usize) {
+        if let Some((ranker, features)) = &self.ranker_model {
+            contents.features = Some(features.clone());
+            contents.ranker = Some(ranker.clone());
+        }
         contents.popularity = decayed(split, items, self.half_life_days);
         contents.quotas = Some(system::quotas(self.quotas));
         contents.new_user_quotas = self.new_user_quotas.map(system::quotas);
@@ -472,13 +859,25 @@ impl Tuned {
                 "new-user quotas (blend order, users known only by onboarding picks)",
                 &self.new_user_quota_trials,
             ),
+            (
+                "ranker (its order, no MMR; paired against the blend's order)",
+                &self
+                    .ranker
+                    .as_ref()
+                    .map(|g| g.trials.clone())
+                    .unwrap_or_default(),
+            ),
             ("MMR λ (the rerank as shipped)", &self.lambda_trials),
         ] {
             if trials.is_empty() {
                 continue;
             }
             let paired = trials.iter().any(|t| t.against_reference.is_some());
-            let extra = if paired { " vs λ 1 (paired) |" } else { "" };
+            let extra = if paired {
+                " vs the first row (paired) |"
+            } else {
+                ""
+            };
             let _ = writeln!(s, "| {what} | NDCG@10 |{extra} ILD@10 | Coverage@10 |");
             let _ = writeln!(s, "|---|---|{}---|---|", if paired { "---|" } else { "" });
             for t in trials {
@@ -492,6 +891,14 @@ impl Tuned {
                 );
             }
             s.push('\n');
+        }
+        if let Some(g) = &self.ranker {
+            let [rows, positives, cases, skipped] = g.examples;
+            let _ = writeln!(
+                s,
+                "Ranker: {} ({rows} examples, {positives} positive, from {cases} users; {skipped}                  users had no watched title among their candidates). {}.\n",
+                g.training, g.verdict
+            );
         }
         s
     }
