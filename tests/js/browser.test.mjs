@@ -104,7 +104,8 @@ describe("the web build in headless Chromium", () => {
       fixture.requests,
     ]);
     const ranked = assertDeviceParity(actual, fixture);
-    assert.equal(ranked, 0, "the default bundle carries no ranker");
+    // Ranked exactly when `train`'s gate shipped a ranker: every row or none.
+    assert.ok(ranked === 0 || ranked === fixture.requests.length, `${ranked} rows ranked`);
     assert.deepEqual(errors, []);
     await page.close();
   });

@@ -206,6 +206,26 @@ fn import_train_bundle_recommend() {
     assert!(inspect.contains(&new_users), "{new_users}: {inspect}");
     let lambda = format!("MMR lambda {},", after("MMR λ "));
     assert!(inspect.contains(&lambda), "{lambda}: {inspect}");
+    // A ranker learned from the device's candidates was gated on validation: the bundle
+    // carries it exactly when the evidence says it ships, reading the candidate family.
+    let verdict = &report[report
+        .find("\nRanker: ")
+        .expect("the ranker's gate is reported")..];
+    let ships = verdict.lines().nth(1).unwrap().contains("it ships");
+    assert_eq!(
+        inspect.contains("ranker (RANK)"),
+        ships,
+        "{verdict}: {inspect}"
+    );
+    let loaded = edgerec::Model::from_bytes(&std::fs::read(&bundle).unwrap()).unwrap();
+    let names = loaded
+        .contents()
+        .features
+        .as_ref()
+        .unwrap()
+        .space()
+        .dense_names();
+    assert_eq!(names.iter().any(|n| n == "cand.blend_rr"), ships);
 
     // Training and bundling are deterministic.
     let (model2, bundle2) = (
@@ -594,6 +614,40 @@ fn bundles_carry_a_ranker_that_matches_their_features() {
         p(&tmp.path().join("x.edgerec"))
     ));
     assert!(err.contains("--features"), "{err}");
+
+    // Gated: a ranker that orders by the user's age cannot beat the blend on the world's
+    // validation; the bundle ships the blend's order, says why, and records the evidence.
+    let gated = tmp.path().join("gated.edgerec");
+    let out = ok(&format!(
+        "bundle build --model {} --world {} --ranker {} --out {}",
+        p(&model),
+        p(&world),
+        p(&ranker),
+        p(&gated)
+    ));
+    assert!(
+        out.contains("ranker gate:") && out.contains("the blend's order ships"),
+        "{out}"
+    );
+    let loaded = edgerec::Model::from_bytes(&std::fs::read(&gated).unwrap()).unwrap();
+    assert!(loaded.ranker().is_none());
+    let recipe: serde_json::Value = serde_json::from_str(&loaded.contents().meta.recipe).unwrap();
+    let gate = &recipe["ranker_gate"];
+    assert!(gate["chosen"].is_null(), "{gate}");
+    let trials = gate["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), 2, "{gate}");
+    let d = trials[1]["against_reference"][0].as_f64().unwrap();
+    let se = trials[1]["against_reference"][1].as_f64().unwrap();
+    assert!(!(d > 0.0 && d > se), "refused although {d} ± {se}: {gate}");
+    // Without a world there is nothing to gate on: refused unless --ungated.
+    let err = fails(&format!(
+        "bundle build --model {} --features {} --ranker {} --out {}",
+        p(&model),
+        p(&features),
+        p(&ranker),
+        p(&tmp.path().join("y.edgerec"))
+    ));
+    assert!(err.contains("--world"), "{err}");
 }
 
 /// The rankers `rank train` writes (logistic regression, trees, deep network) drop into a

@@ -363,7 +363,7 @@ impl Learning<'_> {
             self.sources.onboarding,
         )));
         let description = format!(
-            "the device's candidates for {} users of a cut inside the validation's past ({}),              from a bundle fitted before it; {} sampled negatives per positive",
+            "the device's candidates for {} users of a cut inside the validation's past ({}), from a bundle fitted before it; {} sampled negatives per positive",
             cases.len(),
             training.description,
             lc.negatives_per_positive
@@ -395,7 +395,7 @@ impl Learning<'_> {
         let rec = Recommender::from_bytes(&earlier.encode())?;
         let examples = learned::examples(&rec, data, &training, &cases, lc)?;
         if examples.positives() == 0 || examples.positives() == examples.len() {
-            let verdict = "no candidate of the earlier cut was watched: nothing to learn, the                            blend's order ships";
+            let verdict = "no candidate of the earlier cut was watched: nothing to learn, the blend's order ships";
             return Ok((
                 refuse(verdict.into(), counts(&examples), Vec::new()),
                 None,
@@ -432,7 +432,7 @@ impl Learning<'_> {
         let (kind, gated) = models.swap_remove(best);
         if !(d > 0.0 && d > lc.margin * se) {
             let verdict = format!(
-                "the best ranker ({}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4}                  against the blend's order, not more than {} paired standard error(s): the                  blend's order ships",
+                "the best ranker ({}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4} against the blend's order, not more than {} paired standard error(s): the blend's order ships",
                 kind.name(),
                 lc.margin
             );
@@ -445,7 +445,7 @@ impl Learning<'_> {
         let shipped = learned::fit(&both, kind, lc, &features)
             .with_context(|| format!("training the {} ranker on both windows", kind.name()))?;
         let verdict = format!(
-            "the {} ranker lifts the validation's NDCG@10 by {d:+.4} ± {se:.4} over the blend's              order (more than {} paired standard error(s)): it ships, trained again on both              windows",
+            "the {} ranker lifts the validation's NDCG@10 by {d:+.4} ± {se:.4} over the blend's order (more than {} paired standard error(s)): it ships, trained again on both windows",
             kind.name(),
             lc.margin
         );
@@ -881,9 +881,11 @@ impl Tuned {
             let _ = writeln!(s, "| {what} | NDCG@10 |{extra} ILD@10 | Coverage@10 |");
             let _ = writeln!(s, "|---|---|{}---|---|", if paired { "---|" } else { "" });
             for t in trials {
-                let against = t
-                    .against_reference
-                    .map_or_else(String::new, |(d, se)| format!(" {d:+.4} ± {se:.4} |"));
+                let against = match t.against_reference {
+                    Some((d, se)) => format!(" {d:+.4} ± {se:.4} |"),
+                    None if paired => " — |".to_string(),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
                     "| {} | {:.4} ± {:.4} |{against} {:.3} | {:.3} |",
