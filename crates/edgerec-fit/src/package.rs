@@ -83,6 +83,12 @@ impl Default for PackageOptions {
 /// bundle with a feature contract ships the holiday calendar its features were computed with
 /// (the built-in one), so devices use it rather than the one compiled into them.
 pub fn package(mut contents: BundleContents, options: &PackageOptions) -> Result<BundleContents> {
+    if options.ranker.is_some() {
+        // A given ranker replaces the model's own, and the feature contract that one read
+        // (it may carry the candidate family): the world or `--features` gives the new one.
+        contents.ranker = None;
+        contents.features = None;
+    }
     if let Some(path) = &options.features {
         contents.features = Some(crate::ranker_files::feature_contract(path)?);
     }

@@ -14,7 +14,10 @@
 //!    per quota vector of [`TuneConfig::quotas`]; the best NDCG@10 wins (ties to the earlier).
 //!    Users with a history choose `QUOT`; users known only by onboarding picks choose `QUON`
 //!    (the validation's new and as-new users; inside leave-last-out, held-out users whose last
-//!    titles before the held-out one stand for their picks, their past hidden);
+//!    titles before the held-out one stand for their picks, their past hidden). When those
+//!    are two cohorts (temporal: users new to the validation, and users with a past treated
+//!    as new), each may prefer another source and the device cannot tell them apart: the
+//!    quotas whose worst cohort falls least below that cohort's best single source win;
 //! 3. **ranker** — a ranker learned from the device's own candidates ([`crate::learned`]): the
 //!    protocol cuts the inner past once more, every source is refitted on that earlier past,
 //!    and its bundle (with the quotas and half-life just chosen) serves that cut's users,
@@ -156,6 +159,10 @@ pub struct Trial {
     /// NDCG@10 minus the reference's (λ = 1) per user: mean and paired standard error.
     #[serde(default)]
     pub against_reference: Option<(f64, f64)>,
+    /// With several validation cohorts (new users, users with a past treated as new): the
+    /// worst cohort's NDCG@10 minus that cohort's best single source.
+    #[serde(default)]
+    pub worst_cohort_gap: Option<f64>,
 }
 
 /// The settings [`tune`] chose and the evidence.
@@ -717,9 +724,64 @@ impl Validating<'_> {
             let name = q.map(|x| x.to_string()).join(":");
             systems.push((name, self.rows(&c, serving)?));
         }
-        let trials = self.trials(&systems);
-        let best = best(&trials).context("no quotas to try")?;
-        Ok((tried[best], trials))
+        let mut trials = self.trials(&systems);
+        let cohorts = self.cohorts();
+        if cohorts.len() < 2 {
+            let best = best(&trials).context("no quotas to try")?;
+            return Ok((tried[best], trials));
+        }
+        // Several cohorts (new users and users with a past treated as new): each may prefer
+        // another source, and the device cannot tell them apart. The quotas whose worst
+        // cohort falls least below that cohort's best single source win (ties to the higher
+        // NDCG@10 over all of them).
+        let single: Vec<usize> = (0..tried.len())
+            .filter(|&i| tried[i].iter().filter(|&&x| x > 0).count() == 1)
+            .collect();
+        let mut worst = vec![f64::INFINITY; tried.len()];
+        for members in &cohorts {
+            let cases: Vec<Case> = members.iter().map(|&i| self.cases[i].clone()).collect();
+            let sub: Vec<(String, Vec<Answer>)> = systems
+                .iter()
+                .map(|(n, rows)| {
+                    (
+                        n.clone(),
+                        members.iter().map(|&i| rows[i].clone()).collect(),
+                    )
+                })
+                .collect();
+            let on = Validating {
+                cases: &cases,
+                ..*self
+            };
+            let means: Vec<f64> = on.trials(&sub).iter().map(|t| t.ndcg).collect();
+            let top = single
+                .iter()
+                .map(|&i| means[i])
+                .fold(f64::NEG_INFINITY, f64::max);
+            for (w, m) in worst.iter_mut().zip(&means) {
+                *w = w.min(m - top);
+            }
+        }
+        for (t, w) in trials.iter_mut().zip(&worst) {
+            t.worst_cohort_gap = Some(*w);
+        }
+        let chosen = (0..tried.len())
+            .reduce(|b, i| {
+                let better = worst[i] > worst[b]
+                    || (worst[i] == worst[b] && trials[i].ndcg > trials[b].ndcg);
+                if better { i } else { b }
+            })
+            .context("no quotas to try")?;
+        Ok((tried[chosen], trials))
+    }
+
+    /// The validation users split into cohorts a source may serve differently: users new to
+    /// the validation and users with a past treated as new; one cohort otherwise.
+    fn cohorts(&self) -> Vec<Vec<usize>> {
+        let new: std::collections::HashSet<u32> = self.inner.cold.iter().map(|c| c.user).collect();
+        let (cold, rest): (Vec<usize>, Vec<usize>) =
+            (0..self.cases.len()).partition(|&i| new.contains(&self.cases[i].user));
+        [cold, rest].into_iter().filter(|c| !c.is_empty()).collect()
     }
 
     fn lambda(&self, base: &BundleContents, config: &TuneConfig) -> Result<(f32, Vec<Trial>)> {
@@ -795,6 +857,7 @@ fn trial(r: &SystemResult) -> Trial {
         ild: r.diversity.mean(),
         coverage: r.coverage,
         against_reference: None,
+        worst_cohort_gap: None,
     }
 }
 
@@ -878,17 +941,33 @@ impl Tuned {
             } else {
                 ""
             };
-            let _ = writeln!(s, "| {what} | NDCG@10 |{extra} ILD@10 | Coverage@10 |");
-            let _ = writeln!(s, "|---|---|{}---|---|", if paired { "---|" } else { "" });
+            let cohorts = trials.iter().any(|t| t.worst_cohort_gap.is_some());
+            let gap = if cohorts {
+                " worst cohort − its best single source |"
+            } else {
+                ""
+            };
+            let _ = writeln!(s, "| {what} | NDCG@10 |{extra}{gap} ILD@10 | Coverage@10 |");
+            let _ = writeln!(
+                s,
+                "|---|---|{}{}---|---|",
+                if paired { "---|" } else { "" },
+                if cohorts { "---|" } else { "" }
+            );
             for t in trials {
                 let against = match t.against_reference {
                     Some((d, se)) => format!(" {d:+.4} ± {se:.4} |"),
                     None if paired => " — |".to_string(),
                     None => String::new(),
                 };
+                let gap = match t.worst_cohort_gap {
+                    Some(g) => format!(" {g:+.4} |"),
+                    None if cohorts => " — |".to_string(),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {:.4} ± {:.4} |{against} {:.3} | {:.3} |",
+                    "| {} | {:.4} ± {:.4} |{against}{gap} {:.3} | {:.3} |",
                     t.setting, t.ndcg, t.se, t.ild, t.coverage
                 );
             }
@@ -898,7 +977,7 @@ impl Tuned {
             let [rows, positives, cases, skipped] = g.examples;
             let _ = writeln!(
                 s,
-                "Ranker: {} ({rows} examples, {positives} positive, from {cases} users; {skipped}                  users had no watched title among their candidates). {}.\n",
+                "Ranker: {} ({rows} examples, {positives} positive, from {cases} users; {skipped} users had no watched title among their candidates). {}.\n",
                 g.training, g.verdict
             );
         }
