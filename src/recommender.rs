@@ -232,8 +232,7 @@ impl Recommender {
         let history_len = self
             .model
             .ranker()
-            .and_then(|r| r.contract().bags.iter().map(|b| b.len as usize).max())
-            .unwrap_or(0);
+            .map_or(0, |r| r.contract().longest_bag());
         let batch = ranking::inputs(&self.model, state, &req.context, &cands, history_len);
         Ok((cands, batch))
     }

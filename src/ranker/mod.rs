@@ -334,6 +334,12 @@ impl RankerContract {
         Ok(())
     }
 
+    /// The longest bag the model reads (0 without bags): how many history titles a request
+    /// needs.
+    pub fn longest_bag(&self) -> usize {
+        self.bags.iter().map(|b| b.len as usize).max().unwrap_or(0)
+    }
+
     /// The ids of search tokens (unknown tokens dropped), in the order given. Callers pass
     /// the user's tokens most recent first.
     pub fn search_ids<S: AsRef<str>>(&self, tokens: &[S]) -> Vec<u32> {

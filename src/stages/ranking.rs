@@ -56,8 +56,7 @@ pub fn features(
     searches: &[String],
 ) -> Option<FeatureBatch> {
     let ranker = model.ranker()?;
-    let longest = ranker.contract().bags.iter().map(|b| b.len as usize).max();
-    let mut batch = inputs(model, state, ctx, cands, longest.unwrap_or(0))?;
+    let mut batch = inputs(model, state, ctx, cands, ranker.contract().longest_bag())?;
     let recent_first: Vec<&String> = searches.iter().rev().collect();
     batch.search = ranker.contract().search_ids(&recent_first);
     Some(batch)
@@ -113,21 +112,9 @@ pub fn inputs(
 /// What the first stage knew about each blend candidate, in blend order: its blend rank,
 /// every source's rank and score over the row's best, and the bundle's popularity.
 pub fn provenance(model: &Model, cands: &Candidates) -> Vec<Provenance> {
-    let order = [
-        Source::Collaborative,
-        Source::TwoTower,
-        Source::Content,
-        Source::Popularity,
-    ];
-    let tops: Vec<f32> = order
-        .iter()
-        .map(|&s| {
-            cands
-                .row(s)
-                .and_then(|r| r.first())
-                .map_or(0.0, |x| x.score)
-        })
-        .collect();
+    // Each source's row, in the candidate family's order (the blend's, `Source::ALL`).
+    let rows = Source::ALL.map(|s| cands.row(s).unwrap_or(&[]));
+    let tops = rows.map(|r| r.first().map_or(0.0, |x| x.score));
     let popularity = &model.contents().popularity.scores;
     let n = cands.blend.len() as u32;
     cands
@@ -136,17 +123,12 @@ pub fn provenance(model: &Model, cands: &Candidates) -> Vec<Provenance> {
         .enumerate()
         .map(|(i, b)| {
             let mut sources = [SourceRank::default(); 4];
-            for (k, &s) in order.iter().enumerate() {
+            for (k, s) in Source::ALL.into_iter().enumerate() {
                 if let Some(&(_, rank)) = b.sources.iter().find(|(src, _)| *src == s) {
-                    // The rank is 1-based in the source's row; look it up there (a row that
-                    // does not hold the title at that rank falls back to a search).
-                    let score = cands
-                        .row(s)
-                        .and_then(|r| r.get((rank as usize).saturating_sub(1)))
-                        .filter(|x| x.position == b.position)
-                        .map(|x| x.score)
-                        .or_else(|| cands.score(s, b.position))
-                        .unwrap_or(0.0);
+                    // The blend's rank is the 1-based position in that very row.
+                    let score = rows[k]
+                        .get((rank as usize).saturating_sub(1))
+                        .map_or(0.0, |x| x.score);
                     sources[k] = SourceRank {
                         rank,
                         relative_score: if tops[k] > 0.0 {

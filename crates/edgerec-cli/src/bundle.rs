@@ -183,9 +183,7 @@ fn gate(a: &BuildArgs, contents: &mut BundleContents) -> Result<()> {
             "a ranker is gated on the validation inside its world: pass --world (or \
              --ungated to carry it untested)",
         )?;
-        let data = edgerec_fit::data::WorldData::load(world, positive_above(contents))
-            .with_context(|| format!("loading {}", world.display()))?;
-        let g = edgerec_fit::tune::gate_ranker(&data, contents, a.ranker_margin)
+        let g = edgerec_fit::tune::gate_ranker(world, contents, a.ranker_margin)
             .context("gating the ranker")?;
         println!("ranker gate: {}", g.verdict);
         if g.chosen.is_none() {
@@ -201,14 +199,6 @@ fn gate(a: &BuildArgs, contents: &mut BundleContents) -> Result<()> {
     recipe["ranker_gate"] = evidence;
     contents.meta.recipe = serde_json::to_string(&recipe)?;
     Ok(())
-}
-
-/// The positive threshold the model was trained with (its recipe), else 0.8.
-fn positive_above(contents: &BundleContents) -> f32 {
-    serde_json::from_str::<serde_json::Value>(&contents.meta.recipe)
-        .ok()
-        .and_then(|r| r["positive_above"].as_f64())
-        .map_or(0.8, |v| v as f32)
 }
 
 fn precision(v: &ItemVectors) -> String {

@@ -44,6 +44,7 @@
 //! the bundle's recipe carry.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use edgerec::Recommender;
@@ -243,9 +244,7 @@ pub fn tune(
 ) -> Result<Tuned> {
     let users = data.users.len();
     let inner = inner_split(config.validation, users, &split.train, sources);
-    let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
-    let warm = sample(inner.warm.clone());
-    let new = sample(new_user_cases(&inner, users, sources.onboarding));
+    let (warm, new) = validation_cases(&inner, users, sources, config);
     anyhow::ensure!(
         !warm.is_empty() && !inner.train.is_empty(),
         "no validation users inside the past of {} ({} positives): too small to tune",
@@ -253,14 +252,8 @@ pub fn tune(
         split.train.len()
     );
     let all: Vec<Case> = warm.iter().chain(&new).cloned().collect();
-    let trained = sources::train(data, &inner, sources).context("training the inner sources")?;
-    let fitted = System::from_trained(data, &trained, sources, system, &inner)?;
-    let options = PackageOptions {
-        world: Some(data.dir.clone()),
-        int8: config.int8,
-        ..PackageOptions::default()
-    };
-    let base = package(fitted.contents, &options).context("packaging the validation bundle")?;
+    let (base, trained) =
+        packaged(data, &inner, sources, system, config.int8).context("the validation bundle")?;
     let on = |cases| Validating {
         data,
         inner: &inner,
@@ -360,15 +353,8 @@ impl Learning<'_> {
             &self.inner.train,
             self.sources,
         );
-        let sample = |c: Vec<Case>| {
-            crate::evaluate::sample(c, Some(self.config.max_users), self.config.seed)
-        };
-        let mut cases = sample(training.warm.clone());
-        cases.extend(sample(new_user_cases(
-            &training,
-            users,
-            self.sources.onboarding,
-        )));
+        let (mut cases, new) = validation_cases(&training, users, self.sources, self.config);
+        cases.extend(new);
         let description = format!(
             "the device's candidates for {} users of a cut inside the validation's past ({}), from a bundle fitted before it; {} sampled negatives per positive",
             cases.len(),
@@ -437,7 +423,7 @@ impl Learning<'_> {
         };
         let (d, se) = gain(best);
         let (kind, gated) = models.swap_remove(best);
-        if !(d > 0.0 && d > lc.margin * se) {
+        if !passes((d, se), lc.margin) {
             let verdict = format!(
                 "the best ranker ({}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4} against the blend's order, not more than {} paired standard error(s): the blend's order ships",
                 kind.name(),
@@ -469,6 +455,47 @@ impl Learning<'_> {
     }
 }
 
+/// Every source trained on `split`'s past and packaged as `bundle build --world` packages
+/// it (media table, int8 when asked); and the trained sources.
+fn packaged(
+    data: &WorldData,
+    split: &Split,
+    sources: &SourceConfig,
+    system: &SystemConfig,
+    int8: bool,
+) -> Result<(BundleContents, sources::Trained)> {
+    let trained = sources::train(data, split, sources).context("training the sources")?;
+    let fitted = System::from_trained(data, &trained, sources, system, split)?;
+    let options = PackageOptions {
+        world: Some(data.dir.clone()),
+        int8,
+        ..PackageOptions::default()
+    };
+    let c = package(fitted.contents, &options).context("packaging the bundle")?;
+    Ok((c, trained))
+}
+
+/// Whether a ranker's paired NDCG@10 gain `(d, se)` over the blend's order passes its gate:
+/// positive and more than `margin` paired standard errors.
+fn passes((d, se): (f64, f64), margin: f64) -> bool {
+    d > 0.0 && d > margin * se
+}
+
+/// `split`'s validation users, sampled to [`TuneConfig::max_users`] each: those with a history,
+/// and those known only by onboarding picks ([`new_user_cases`]).
+fn validation_cases(
+    split: &Split,
+    users: usize,
+    sources: &SourceConfig,
+    config: &TuneConfig,
+) -> (Vec<Case>, Vec<Case>) {
+    let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
+    (
+        sample(split.warm.clone()),
+        sample(new_user_cases(split, users, sources.onboarding)),
+    )
+}
+
 /// Every source refitted on `split`'s past and packaged as the device gets it, serving as
 /// `like` does (popularity half-life, `QUOT`, `QUON`); and the trained sources.
 fn refitted(
@@ -479,14 +506,7 @@ fn refitted(
     int8: bool,
     like: &BundleContents,
 ) -> Result<(BundleContents, sources::Trained)> {
-    let trained = sources::train(data, split, sources)?;
-    let fitted = System::from_trained(data, &trained, sources, system, split)?;
-    let options = PackageOptions {
-        world: Some(data.dir.clone()),
-        int8,
-        ..PackageOptions::default()
-    };
-    let mut c = package(fitted.contents, &options)?;
+    let (mut c, trained) = packaged(data, split, sources, system, int8)?;
     c.popularity = decayed(split, data.items.len(), like.popularity.half_life_days);
     c.quotas = like.quotas;
     c.new_user_quotas = like.new_user_quotas;
@@ -515,32 +535,29 @@ struct Recipe {
 }
 
 /// The gate of a ranker made elsewhere (`bundle build --ranker`): `contents`, a packaged
-/// bundle of `data`'s model carrying the ranker, is refitted on the validation inside the
-/// world its recipe names (the recipe's sources and tuning settings; its serving: half-life,
-/// quotas), the ranker attached to that bundle, and its order compared with the blend's on
-/// the validation users, paired. It passes when the NDCG@10 gain exceeds `margin` paired
+/// bundle of the model trained on `world` carrying the ranker, is refitted on the validation
+/// inside that world (loaded with the recipe's positive threshold; the recipe's sources and
+/// tuning settings; the bundle's serving: half-life, quotas), the ranker attached to that
+/// bundle, and its order compared with the blend's on the validation users, paired. It passes when the NDCG@10 gain exceeds `margin` paired
 /// standard errors. A ranker trained on the whole world has seen the validation's futures:
 /// its gain is then optimistic (learn it with `train`, which gates on a window it never saw).
 ///
 /// Errors: a bundle without a ranker or a recipe from `edgerec train`, or a world too small
 /// to validate on.
-pub fn gate_ranker(data: &WorldData, contents: &BundleContents, margin: f64) -> Result<RankerGate> {
+pub fn gate_ranker(world: &Path, contents: &BundleContents, margin: f64) -> Result<RankerGate> {
     let ranker = contents
         .ranker
         .clone()
         .context("the bundle carries no ranker")?;
     let recipe: Recipe = serde_json::from_str(&contents.meta.recipe)
         .context("the bundle's recipe is not one `edgerec train` wrote")?;
+    let data = &WorldData::load(world, recipe.system.positive_above)
+        .with_context(|| format!("loading {}", world.display()))?;
     let config = recipe.system.tune.clone().unwrap_or_default();
     let users = data.users.len();
     let inner = inner_split(config.validation, users, &data.events, &recipe.sources);
-    let sample = |c: Vec<Case>| crate::evaluate::sample(c, Some(config.max_users), config.seed);
-    let mut all = sample(inner.warm.clone());
-    all.extend(sample(new_user_cases(
-        &inner,
-        users,
-        recipe.sources.onboarding,
-    )));
+    let (mut all, new) = validation_cases(&inner, users, &recipe.sources, &config);
+    all.extend(new);
     anyhow::ensure!(
         !all.is_empty() && !inner.train.is_empty(),
         "no validation users in {}: too small to gate a ranker on",
@@ -574,7 +591,7 @@ pub fn gate_ranker(data: &WorldData, contents: &BundleContents, margin: f64) -> 
     ];
     let trials = paired_trials(&validating, &systems);
     let (d, se) = trials[1].against_reference.unwrap_or((0.0, 0.0));
-    let passed = d > 0.0 && d > margin * se;
+    let passed = passes((d, se), margin);
     let verdict = format!(
         "the given ranker ({kind}) changes the validation's NDCG@10 by {d:+.4} ± {se:.4} against \
          the blend's order: {}",
