@@ -529,6 +529,7 @@ fn build_world() -> Res<World> {
         }),
         graphs: Vec::new(),
         calendar: None,
+        release: None,
     };
     edgerec::Model::check(&contents)?;
     Ok(World {

@@ -97,6 +97,65 @@ pub enum StateError {
     Malformed(String),
 }
 
+/// Why a signed release (a manifest, a key set, a section blob) was refused. Produced only by
+/// [`crate::release`]; a refused release changes nothing, so the caller keeps serving the
+/// model it had. [`Error::code`] gives each variant its own code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ReleaseError {
+    /// The bytes are not a well-formed manifest, key set or trust root (framing, lengths,
+    /// counts, fields out of range). Code `bad_manifest`.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// Which structure.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A signature does not verify with the key it names. Code `bad_signature`.
+    #[error("bad signature on the {what}")]
+    BadSignature {
+        /// What was signed.
+        what: String,
+    },
+    /// The signer is not trusted: too few trusted root keys signed the key set, or the
+    /// manifest's key is not one the key set delegates. Code `untrusted_key`.
+    #[error("untrusted key: {0}")]
+    UntrustedKey(String),
+    /// Older than what the device already holds (a manifest's version, a key set's serial).
+    /// Code `rollback`.
+    #[error("rollback refused: {what} {found} is older than the installed {installed}")]
+    Rollback {
+        /// `manifest version` or `key set serial`.
+        what: String,
+        /// What the bytes carry.
+        found: u64,
+        /// What the device holds.
+        installed: u64,
+    },
+    /// Past its expiry time. Code `expired`.
+    #[error("{what} expired at {expires} (now {now})")]
+    Expired {
+        /// The manifest or the key set.
+        what: String,
+        /// Its expiry (unix seconds).
+        expires: i64,
+        /// The time it was checked at.
+        now: i64,
+    },
+    /// Signed for another channel than the one asked for. Code `wrong_channel`.
+    #[error("manifest is for channel {found:?}, expected {expected:?}")]
+    WrongChannel {
+        /// The channel asked for.
+        expected: String,
+        /// The manifest's channel.
+        found: String,
+    },
+    /// A section's bytes differ from what the manifest lists (length or sha256), or the
+    /// sections do not rebuild the bundle the manifest names. Code `section_mismatch`.
+    #[error("section mismatch: {0}")]
+    SectionMismatch(String),
+}
+
 /// Every error the core returns.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum Error {
@@ -113,6 +172,9 @@ pub enum Error {
     /// Exported user state could not be imported.
     #[error(transparent)]
     State(#[from] StateError),
+    /// A signed release was refused.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
 }
 
 impl Error {
@@ -136,6 +198,15 @@ impl Error {
             Error::Ranker(_) => "ranker_failed",
             Error::State(StateError::UnsupportedVersion { .. }) => "unsupported_state_version",
             Error::State(_) => "corrupt_state",
+            Error::Release(r) => match r {
+                ReleaseError::Malformed { .. } => "bad_manifest",
+                ReleaseError::BadSignature { .. } => "bad_signature",
+                ReleaseError::UntrustedKey(_) => "untrusted_key",
+                ReleaseError::Rollback { .. } => "rollback",
+                ReleaseError::Expired { .. } => "expired",
+                ReleaseError::WrongChannel { .. } => "wrong_channel",
+                ReleaseError::SectionMismatch(_) => "section_mismatch",
+            },
         }
     }
 }

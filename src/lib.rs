@@ -76,6 +76,8 @@ pub mod tower;
 
 pub mod bundle;
 
+pub mod release;
+
 pub mod model;
 
 pub mod stages;
@@ -89,7 +91,7 @@ mod wasm;
 #[doc(hidden)]
 pub mod test_support;
 
-pub use error::{BundleError, Error, Result, StateError};
+pub use error::{BundleError, Error, ReleaseError, Result, StateError};
 pub use model::Model;
 pub use recommender::{Recommender, Row, RowInfo, RowRequest, Timings};
 pub use stages::rerank::RowItem;

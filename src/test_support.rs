@@ -48,6 +48,7 @@ pub fn tiny_contents() -> BundleContents {
         serving: None,
         graphs: Vec::new(),
         calendar: None,
+        release: None,
     }
 }
 

@@ -39,7 +39,31 @@ export interface EdgerecError extends Error {
   code:
     | "truncated" | "bad_magic" | "unsupported_version" | "checksum_mismatch"
     | "malformed" | "missing_section" | "contract_mismatch" | "invalid_argument"
-    | "ranker_failed" | "corrupt_state" | "unsupported_state_version";
+    | "ranker_failed" | "corrupt_state" | "unsupported_state_version"
+    | "bad_manifest" | "bad_signature" | "untrusted_key" | "rollback" | "expired"
+    | "wrong_channel" | "section_mismatch";
+}
+
+/** One section of a release: what `Release.sections()` lists. */
+export interface ReleaseSection {
+  /** The four-letter tag, e.g. "POPL". */
+  tag: string;
+  version: number;
+  /** Its length in bytes: read no more than this. */
+  length: number;
+  /** Its sha256, 64 lowercase hex digits: the blob's name on the server. */
+  sha256: string;
+}
+
+/** What the device holds, for `Release.verify`'s rollback and expiry checks. */
+export interface ReleaseExpect {
+  channel: string;
+  /** Unix seconds; omit (or null) when re-opening the installed release (expiry not checked). */
+  now?: number | null;
+  /** The installed release's version: a smaller one is refused (`rollback`). */
+  installedVersion?: number | null;
+  /** The largest key set serial seen: a smaller one is refused (`rollback`). */
+  keySetSerial?: number | null;
 }
 
 /** The bundle's ranker and its input contract (`edgerec-ranker/1`). */
@@ -411,6 +435,175 @@ impl Recommender {
     }
 }
 
+/// A signed release manifest that verified (see the core's `release` module): which sections
+/// make the bundle, and the check and reassembly of their bytes.
+#[wasm_bindgen(js_name = Release)]
+pub struct JsRelease {
+    inner: crate::release::Verified,
+    bytes: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsReleaseExpect {
+    channel: String,
+    #[serde(default)]
+    now: Option<f64>,
+    #[serde(default)]
+    installed_version: Option<f64>,
+    #[serde(default)]
+    key_set_serial: Option<f64>,
+}
+
+/// A JS number that must be a whole number in `lo ..= hi`.
+fn whole_in(what: &str, v: f64, lo: f64, hi: f64) -> Result<f64, JsValue> {
+    if v.fract() != 0.0 || !(lo..=hi).contains(&v) {
+        return Err(js_error(
+            "invalid_argument",
+            &format!("{what} must be a whole number in {lo} ..= {hi}, got {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
+
+#[wasm_bindgen(js_class = Release)]
+impl JsRelease {
+    /// Verifies a signed manifest against a trust root (`KEY` or `T:KEY,KEY,…`) before
+    /// reading anything else in it; throws an `EdgerecError` (`bad_manifest`,
+    /// `bad_signature`, `untrusted_key`, `rollback`, `expired`, `wrong_channel`) otherwise.
+    pub fn verify(
+        bytes: &[u8],
+        trust: &str,
+        #[wasm_bindgen(unchecked_param_type = "ReleaseExpect")] expect: JsValue,
+    ) -> Result<JsRelease, JsValue> {
+        console_error_panic_hook::set_once();
+        let e: JsReleaseExpect = serde_wasm_bindgen::from_value(expect)
+            .map_err(|e| js_error("invalid_argument", &format!("expect: {e}")))?;
+        let now = e
+            .now
+            .map(|v| whole_in("now", v, -MAX_SAFE, MAX_SAFE))
+            .transpose()?
+            .map(|v| v as i64);
+        let installed_version = e
+            .installed_version
+            .map(|v| whole_in("installedVersion", v, 0.0, MAX_SAFE))
+            .transpose()?
+            .map(|v| v as u64);
+        let key_set_serial = e
+            .key_set_serial
+            .map(|v| whole_in("keySetSerial", v, 0.0, MAX_SAFE))
+            .transpose()?
+            .map(|v| v as u64);
+        let root = crate::release::TrustRoot::parse(trust)?;
+        let inner = crate::release::Manifest::verify(
+            bytes,
+            &root,
+            &crate::release::Expect {
+                channel: &e.channel,
+                now,
+                installed_version,
+                key_set_serial,
+            },
+        )?;
+        Ok(JsRelease {
+            inner,
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// The channel's publish sequence.
+    #[wasm_bindgen(getter)]
+    pub fn version(&self) -> f64 {
+        self.inner.manifest.version as f64
+    }
+
+    /// The channel.
+    #[wasm_bindgen(getter)]
+    pub fn channel(&self) -> String {
+        self.inner.manifest.channel.clone()
+    }
+
+    /// The model's label.
+    #[wasm_bindgen(getter)]
+    pub fn label(&self) -> String {
+        self.inner.manifest.label.clone()
+    }
+
+    /// When it was published (unix seconds).
+    #[wasm_bindgen(getter)]
+    pub fn created(&self) -> f64 {
+        self.inner.manifest.created as f64
+    }
+
+    /// When devices stop accepting it (unix seconds).
+    #[wasm_bindgen(getter)]
+    pub fn expires(&self) -> f64 {
+        self.inner.manifest.expires as f64
+    }
+
+    /// The serial of the key set that vouched for it (remember the largest seen).
+    #[wasm_bindgen(getter, js_name = keySetSerial)]
+    pub fn key_set_serial(&self) -> f64 {
+        self.inner.key_set.serial as f64
+    }
+
+    /// The bundle's length in bytes.
+    #[wasm_bindgen(getter, js_name = bundleLength)]
+    pub fn bundle_length(&self) -> f64 {
+        self.inner.manifest.bundle_length as f64
+    }
+
+    /// The signed manifest's bytes (to persist beside the installed bundle).
+    #[wasm_bindgen(getter)]
+    pub fn bytes(&self) -> Vec<u8> {
+        self.bytes.clone()
+    }
+
+    /// The sections making the bundle, in order.
+    #[wasm_bindgen(unchecked_return_type = "ReleaseSection[]")]
+    pub fn sections(&self) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        struct S {
+            tag: String,
+            version: u16,
+            length: f64,
+            sha256: String,
+        }
+        let list: Vec<S> = self
+            .inner
+            .manifest
+            .sections
+            .iter()
+            .map(|e| S {
+                tag: String::from_utf8_lossy(&e.tag).into_owned(),
+                version: e.version,
+                length: e.length as f64,
+                sha256: e.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+            })
+            .collect();
+        to_js(&list)
+    }
+
+    /// Checks section `index`'s bytes (length, then sha256); throws `section_mismatch`.
+    #[wasm_bindgen(js_name = checkSection)]
+    pub fn check_section(&self, index: u32, bytes: &[u8]) -> Result<(), JsValue> {
+        Ok(self.inner.manifest.check_section(index as usize, bytes)?)
+    }
+
+    /// The bundle rebuilt from every section's bytes, in order (each checked).
+    pub fn assemble(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "Uint8Array[]")] sections: Vec<js_sys::Uint8Array>,
+    ) -> Result<Vec<u8>, JsValue> {
+        let owned: Vec<Vec<u8>> = sections.iter().map(js_sys::Uint8Array::to_vec).collect();
+        let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+        Ok(self.inner.manifest.assemble(&refs)?)
+    }
+}
+
 #[wasm_bindgen]
 impl Recommender {
     /// Verifies and loads a bundle. Throws an `EdgerecError` if the bytes are not a valid
@@ -428,6 +621,29 @@ impl Recommender {
     #[wasm_bindgen(getter, js_name = modelVersion)]
     pub fn model_version(&self) -> String {
         self.inner.model().contents().meta.model_version.clone()
+    }
+
+    /// The release the bundle was published as (`RELS`): `{ version, channel, publishedAt }`,
+    /// or null for a bundle that was never published.
+    #[wasm_bindgen(
+        unchecked_return_type = "{ version: number, channel: string, publishedAt: number } | null"
+    )]
+    pub fn release(&self) -> Result<JsValue, JsValue> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct R<'a> {
+            version: f64,
+            channel: &'a str,
+            published_at: f64,
+        }
+        match &self.inner.model().contents().release {
+            None => Ok(JsValue::NULL),
+            Some(r) => to_js(&R {
+                version: r.version as f64,
+                channel: &r.channel,
+                published_at: r.published_at as f64,
+            }),
+        }
     }
 
     /// The sha256 of the loaded bundle file, hex.

@@ -33,6 +33,8 @@ const ORDER: &[&[&str]] = &[
     ],
     // the format: bytes ↔ contents
     &["bundle"],
+    // signed releases of bundles: trust, manifests, reassembly
+    &["release"],
     // the loaded model
     &["model"],
     // the pipeline's stages
@@ -49,6 +51,7 @@ const REEXPORTS: &[(&str, &str)] = &[
     ("Result", "error"),
     ("BundleError", "error"),
     ("StateError", "error"),
+    ("ReleaseError", "error"),
     ("Model", "model"),
     ("Recommender", "recommender"),
     ("Row", "recommender"),

@@ -44,6 +44,7 @@
 //! | `SERV` | 1 | no | serving settings: candidates to rank, rerank settings |
 //! | `HNSW` | 1 | no | HNSW graphs over the iALS or two-tower item vectors |
 //! | `CALD` | 1 | no | holiday calendar per country the context features use (see [`calendar`]); without it, the built-in one |
+//! | `RELS` | 1 | no | the release: channel, publish sequence and time, stamped by the publisher ([`crate::release`]) |
 //!
 //! Bundles written before the device pipeline became the one recommendation path also carry
 //! `GENV` and `BLND` (the first skeleton's genre vectors and blend weights, once required):
@@ -77,7 +78,7 @@
 //! ```
 
 pub mod calendar;
-mod codec;
+pub(crate) mod codec;
 pub mod ranking;
 pub mod sections;
 pub mod serving;
@@ -88,7 +89,7 @@ use crate::calendar::Calendar;
 use crate::catalog::Catalog;
 use crate::error::{BundleError, Result};
 pub use ranking::{FeatureContract, RankerModel};
-pub use sections::{ContentModel, IalsFactors, Meta, Popularity, Quotas, TwoTowerModel};
+pub use sections::{ContentModel, IalsFactors, Meta, Popularity, Quotas, Release, TwoTowerModel};
 pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
 
 /// The first eight bytes of every bundle.
@@ -139,6 +140,8 @@ pub struct BundleContents {
     /// The holiday calendar of the context features (`CALD`); `None`: the built-in one. When
     /// present, the loaded `features` space uses it.
     pub calendar: Option<Calendar>,
+    /// The release this bundle was published as (`RELS`); `None` before it is published.
+    pub release: Option<Release>,
 }
 
 impl BundleContents {
@@ -184,6 +187,9 @@ impl BundleContents {
         }
         if !self.graphs.is_empty() {
             w.section(*b"HNSW", 1, serving::encode_graphs(&self.graphs));
+        }
+        if let Some(r) = &self.release {
+            w.section(*b"RELS", 1, r.to_payload());
         }
         w.finish()
     }
@@ -349,6 +355,7 @@ impl BundleContents {
                 .transpose()?
                 .unwrap_or_default(),
             calendar: bundle_calendar,
+            release: optional(b"RELS").map(Release::from_payload).transpose()?,
         };
         contents.validate()?;
         Ok(contents)
@@ -580,6 +587,102 @@ fn read_entry<'a>(
     })
 }
 
+/// One entry of a bundle's section table: what a signed release lists for each section
+/// ([`crate::release`]), enough to rebuild the container around the payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionEntry {
+    /// The section's tag.
+    pub tag: Tag,
+    /// The section's payload version.
+    pub version: u16,
+    /// The payload's length in bytes.
+    pub length: u64,
+    /// The payload's sha256.
+    pub sha256: [u8; 32],
+}
+
+/// A bundle's container, verified (every check of [`BundleContents::decode`] up to the
+/// payloads' contents): its header checksum and each section's entry with its payload.
+#[derive(Debug, Clone)]
+pub struct Layout<'a> {
+    /// The sha256 of the header and section table, as the bundle stores it.
+    pub header_sha256: [u8; 32],
+    /// The sections in table order, each with its payload (borrowed from the bundle).
+    pub sections: Vec<(SectionEntry, &'a [u8])>,
+}
+
+impl Layout<'_> {
+    /// Verifies the container of `bytes` (magic, version, table, header and payload
+    /// checksums, nothing after the last payload) without decoding any payload.
+    pub fn of(bytes: &[u8]) -> Result<Layout<'_>, BundleError> {
+        let table = read_table(bytes)?;
+        let n = table.len();
+        let table_end = FIXED_HEADER + ENTRY * n;
+        let header_sha256: [u8; 32] = bytes[table_end..table_end + HASH]
+            .try_into()
+            .expect("32 bytes");
+        let sections = table
+            .iter()
+            .map(|e| {
+                let entry = SectionEntry {
+                    tag: e.tag,
+                    version: e.version,
+                    length: e.payload.len() as u64,
+                    sha256: Sha256::digest(e.payload).into(),
+                };
+                (entry, e.payload)
+            })
+            .collect();
+        Ok(Layout {
+            header_sha256,
+            sections,
+        })
+    }
+}
+
+/// The header, section table and header checksum of a bundle whose payloads are `entries`,
+/// laid out back to back in that order — the bytes [`ContainerWriter::finish`] writes before
+/// the payloads. Refuses what a reader would refuse: more than [`MAX_SECTIONS`] sections, a
+/// tag that is not four ASCII letters or digits, a tag twice, offsets that overflow.
+pub fn container_header(entries: &[SectionEntry]) -> Result<Vec<u8>, BundleError> {
+    let n = entries.len();
+    if n > MAX_SECTIONS as usize {
+        return Err(malformed_header(format!(
+            "{n} sections, at most {MAX_SECTIONS} allowed"
+        )));
+    }
+    let header_end = FIXED_HEADER + ENTRY * n + HASH;
+    let mut out = Vec::with_capacity(header_end);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(n as u32).to_le_bytes());
+    let mut offset = header_end as u64;
+    for (i, e) in entries.iter().enumerate() {
+        let name = tag_name(&e.tag);
+        if !e.tag.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(malformed_header(format!(
+                "section {i} has an invalid tag {name:?}"
+            )));
+        }
+        if entries[..i].iter().any(|x| x.tag == e.tag) {
+            return Err(malformed_header(format!("section {name} appears twice")));
+        }
+        out.extend_from_slice(&e.tag);
+        out.extend_from_slice(&e.version.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.extend_from_slice(&e.length.to_le_bytes());
+        out.extend_from_slice(&e.sha256);
+        offset = offset
+            .checked_add(e.length)
+            .ok_or_else(|| malformed_header(format!("section {name} length overflows")))?;
+    }
+    let digest = Sha256::digest(&out);
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
 /// Builds the container around section payloads (the writer side of [`BundleContents::decode`]).
 #[derive(Debug, Default)]
 pub struct ContainerWriter {
@@ -600,27 +703,18 @@ impl ContainerWriter {
 
     /// Lays out header, table, checksum and payloads.
     pub fn finish(&self) -> Vec<u8> {
-        let n = self.sections.len();
-        assert!(n as u32 <= MAX_SECTIONS, "too many sections");
-        let header_end = FIXED_HEADER + ENTRY * n + HASH;
-        let total = header_end + self.sections.iter().map(|s| s.2.len()).sum::<usize>();
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(n as u32).to_le_bytes());
-        let mut offset = header_end as u64;
-        for (tag, version, payload) in &self.sections {
-            out.extend_from_slice(tag);
-            out.extend_from_slice(&version.to_le_bytes());
-            out.extend_from_slice(&0u16.to_le_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
-            out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-            out.extend_from_slice(&Sha256::digest(payload));
-            offset += payload.len() as u64;
-        }
-        let digest = Sha256::digest(&out);
-        out.extend_from_slice(&digest);
+        let entries: Vec<SectionEntry> = self
+            .sections
+            .iter()
+            .map(|(tag, version, payload)| SectionEntry {
+                tag: *tag,
+                version: *version,
+                length: payload.len() as u64,
+                sha256: Sha256::digest(payload).into(),
+            })
+            .collect();
+        let mut out = container_header(&entries).expect("tags checked by section()");
+        out.reserve(self.sections.iter().map(|s| s.2.len()).sum::<usize>());
         for (_, _, payload) in &self.sections {
             out.extend_from_slice(payload);
         }

@@ -26,6 +26,8 @@
 //!   dense_features: str, search_vocab: [str], item_embeddings: [f32]` (items × dim),
 //!   `user_tower: [u8]` (ONNX bytes). v2: the embeddings as int8, like `FACT` v2.
 //! * `QUOT` v1 ([`Quotas`]): `ials: u32, two_tower: u32, content: u32, popularity: u32`.
+//! * `RELS` v1 ([`Release`]): `version: u64, published_at: i64 (unix seconds), channel: str`
+//!   (written by `edgerec publish`; a bundle that was never published has none).
 //!
 //! `f64` values, like `f32`, must be finite; `[u8]` is a `u32` length then raw bytes.
 
@@ -56,6 +58,40 @@ pub struct Meta {
     pub trainer: String,
     /// JSON of the training parameters.
     pub recipe: String,
+}
+
+/// Where a published bundle stands in its channel (`RELS`): the publisher stamps it, so the
+/// bundle a device assembles from a release says which release it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The channel's publish sequence: every publish to a channel takes a larger version, and
+    /// a device never installs a smaller one than it holds.
+    pub version: u64,
+    /// When it was published (unix seconds).
+    pub published_at: i64,
+    /// The channel it was published to (e.g. `stable`).
+    pub channel: String,
+}
+
+impl Release {
+    pub(crate) fn to_payload(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u64(self.version);
+        w.i64(self.published_at);
+        w.str(&self.channel);
+        w.finish()
+    }
+
+    pub(crate) fn from_payload(b: &[u8]) -> Result<Release, BundleError> {
+        let mut r = Reader::new(b, "RELS");
+        let release = Release {
+            version: r.u64()?,
+            published_at: r.i64()?,
+            channel: r.str()?,
+        };
+        r.finish()?;
+        Ok(release)
+    }
 }
 
 /// Time-decayed popularity: each positive at time `t` adds `0.5^((reference_time − t) /

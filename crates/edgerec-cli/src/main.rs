@@ -8,6 +8,9 @@
 //! edgerec train --world data/world --out artifacts/model
 //! edgerec bundle build --model artifacts/model --world data/world --int8 --out artifacts/bundle.edgerec
 //! edgerec recommend --bundle artifacts/bundle.edgerec --world data/world --users users.txt --k 10 --out recs.tsv
+//! edgerec keys generate --out keys/release
+//! edgerec publish --bundle artifacts/bundle.edgerec --key keys/release.key --store store
+//! edgerec serve --store store --www www --pkg pkg/web --port 8080
 //! edgerec simulate --users 100000 --items 20000 --days 28 --seed 1 --out data/world
 //! ```
 
@@ -15,6 +18,7 @@ mod bundle;
 mod eval;
 mod rank;
 mod recommend;
+mod release;
 
 use std::path::PathBuf;
 
@@ -65,6 +69,16 @@ enum Command {
     /// Train and evaluate learned rankers on the pipeline's examples (time-series folds):
     /// report.md, report.json, ranker.onnx.
     Rank(rank::RankArgs),
+    /// Release signing keys: generate a key pair, delegate signing to keys (rotation).
+    Keys {
+        #[command(subcommand)]
+        command: release::KeysCommand,
+    },
+    /// Publish a bundle to a release store: content-addressed sections and a signed manifest
+    /// per channel, swapped in atomically (`serve --store` serves the store).
+    Publish(release::PublishArgs),
+    /// Serve a release store (manifests, section blobs) and the demo page over HTTP.
+    Serve(release::ServeArgs),
 }
 
 /// Options of `edgerec train`.
@@ -231,6 +245,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Pipeline(a) => pipeline(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Rank(a) => rank::run(&a),
+        Command::Keys { command } => release::keys(command),
+        Command::Publish(a) => release::publish(&a),
+        Command::Serve(a) => release::serve(&a),
     }
 }
 

@@ -337,6 +337,7 @@ fn bundle_of(
         serving: None,
         graphs: Vec::new(),
         calendar: None,
+        release: None,
     })
 }
 
