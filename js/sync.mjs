@@ -120,7 +120,8 @@ export function makeModel(edgerec, ready = async () => {}) {
       publicKey,
       channel = "stable",
       store = new MemoryStore(),
-      fetch: fetchFn = globalThis.fetch,
+      // Called unbound would throw "Illegal invocation" in browsers.
+      fetch: fetchFn = (...args) => globalThis.fetch(...args),
       now = nowSeconds,
       timeoutS = 30,
       maxBundleBytes = 512 * 1024 * 1024,

@@ -161,6 +161,8 @@ describe("model sync against edgerec serve", () => {
     });
     assert.equal(offline.status.version, 2);
     assert.ok(offline.recommender);
+    const down = await offline.sync();
+    assert.equal(down.error?.code, "network");
     assert.equal(offline.status.lastError.code, "network");
     offline.close();
   });
@@ -256,8 +258,8 @@ describe("model sync against edgerec serve", () => {
     const rootPub = cli("keys", "generate", "--out", root).trim();
     cli("keys", "generate", "--out", a);
     cli("keys", "generate", "--out", b);
-    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${a}.pub`, "--serial", "1", "--out", `${dir}/set1`);
-    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${b}.pub`, "--serial", "2", "--out", `${dir}/set2`);
+    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${a}.pub`, "--serial", "1", "--expires-days", "36500", "--out", `${dir}/set1`);
+    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${b}.pub`, "--serial", "2", "--expires-days", "36500", "--out", `${dir}/set2`);
     const rotStore = join(dir, "rot-store");
     const oldStore = join(dir, "rot-old");
     const withSet = (s, k, set) => ["publish", "--bundle", TINY, "--key", `${k}.key`, "--key-set", set, "--trust", rootPub, "--store", s, "--now", String(NOW)];
@@ -287,13 +289,14 @@ describe("model sync against edgerec serve", () => {
     const before = first.status.version;
     first.close();
     publish(store, `${key}.key`);
-    // A child process syncs and is killed just before it writes the manifest (the switch).
+    // A child process syncs and is killed just before it writes the manifest (the switch). It
+    // talks to the server directly: this process (and its proxy) waits on it.
     const script = `
       const { DirectoryStore, Model } = await import(${JSON.stringify(join(REPO, "js/sync-node.mjs"))});
       const store = new DirectoryStore(${JSON.stringify(storeDir)});
       const put = store.putMeta.bind(store);
       store.putMeta = async (name, bytes) => { if (name === "manifest") process.kill(process.pid, "SIGKILL"); return put(name, bytes); };
-      const m = await Model.open({ url: ${JSON.stringify(proxy.url)}, publicKey: ${JSON.stringify(trust)}, store, now: () => ${NOW + 60} });
+      const m = await Model.open({ url: ${JSON.stringify(server.url)}, publicKey: ${JSON.stringify(trust)}, store, now: () => ${NOW + 60} });
       await m.sync();
     `;
     let signal = null;
