@@ -455,19 +455,19 @@ struct JsReleaseExpect {
     key_set_serial: Option<f64>,
 }
 
-/// A JS number that must be a whole number in `lo ..= hi`.
-fn whole_in(what: &str, v: f64, lo: f64, hi: f64) -> Result<f64, JsValue> {
-    if v.fract() != 0.0 || !(lo..=hi).contains(&v) {
-        return Err(js_error(
-            "invalid_argument",
-            &format!("{what} must be a whole number in {lo} ..= {hi}, got {v}"),
+/// The largest integer a JS number holds exactly.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A version or serial: a whole JS number from 0 to 2^53 − 1.
+fn version_number(what: &str, v: f64) -> Result<u64, JsValue> {
+    if v.fract() != 0.0 || !(0.0..=MAX_SAFE_INTEGER).contains(&v) {
+        return Err(invalid(
+            what,
+            format!("must be a whole number from 0 to {MAX_SAFE_INTEGER}, got {v}"),
         ));
     }
-    Ok(v)
+    Ok(v as u64)
 }
-
-/// The largest integer a JS number holds exactly.
-const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 #[wasm_bindgen(js_class = Release)]
 impl JsRelease {
@@ -482,21 +482,15 @@ impl JsRelease {
         console_error_panic_hook::set_once();
         let e: JsReleaseExpect = serde_wasm_bindgen::from_value(expect)
             .map_err(|e| js_error("invalid_argument", &format!("expect: {e}")))?;
-        let now = e
-            .now
-            .map(|v| whole_in("now", v, -MAX_SAFE, MAX_SAFE))
-            .transpose()?
-            .map(|v| v as i64);
+        let now = e.now.map(|v| unix_seconds("now", v)).transpose()?;
         let installed_version = e
             .installed_version
-            .map(|v| whole_in("installedVersion", v, 0.0, MAX_SAFE))
-            .transpose()?
-            .map(|v| v as u64);
+            .map(|v| version_number("installedVersion", v))
+            .transpose()?;
         let key_set_serial = e
             .key_set_serial
-            .map(|v| whole_in("keySetSerial", v, 0.0, MAX_SAFE))
-            .transpose()?
-            .map(|v| v as u64);
+            .map(|v| version_number("keySetSerial", v))
+            .transpose()?;
         let root = crate::release::TrustRoot::parse(trust)?;
         let inner = crate::release::Manifest::verify(
             bytes,
@@ -581,7 +575,7 @@ impl JsRelease {
                 tag: String::from_utf8_lossy(&e.tag).into_owned(),
                 version: e.version,
                 length: e.length as f64,
-                sha256: e.sha256.iter().map(|b| format!("{b:02x}")).collect(),
+                sha256: crate::release::hex(&e.sha256),
             })
             .collect();
         to_js(&list)
@@ -821,7 +815,7 @@ fn reason_kind(reason: &Reason) -> &'static str {
 
 /// Whole unix seconds from a JS number, or an `invalid_argument` error naming `what`.
 fn unix_seconds(what: &str, t: f64) -> Result<i64, JsValue> {
-    if t.fract() != 0.0 || t.abs() > 9_007_199_254_740_991.0 {
+    if t.fract() != 0.0 || t.abs() > MAX_SAFE_INTEGER {
         return Err(invalid(what, "must be whole unix seconds"));
     }
     Ok(t as i64)

@@ -47,7 +47,8 @@ fn invalid(what: &str, reason: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("{what}: {reason}"))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex: how keys, signatures' subjects and section hashes are written.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -227,24 +227,8 @@ impl Manifest {
         let signature: [u8; 64] = bytes[at + 32..].try_into().expect("64 bytes");
 
         let key_set = KeySet::verify(key_set_bytes, root)?;
-        if let Some(now) = expect.now
-            && key_set.expires < now
-        {
-            return Err(Error::Release(ReleaseError::Expired {
-                what: "key set".into(),
-                expires: key_set.expires,
-                now,
-            }));
-        }
-        if let Some(seen) = expect.key_set_serial
-            && key_set.serial < seen
-        {
-            return Err(Error::Release(ReleaseError::Rollback {
-                what: "key set serial".into(),
-                found: key_set.serial,
-                installed: seen,
-            }));
-        }
+        not_expired("key set", key_set.expires, expect.now)?;
+        not_older("key set serial", key_set.serial, expect.key_set_serial)?;
         if !key_set.keys.contains(&signer) {
             return Err(Error::Release(ReleaseError::UntrustedKey(format!(
                 "the manifest is signed by {}, which key set {} does not list",
@@ -271,24 +255,12 @@ impl Manifest {
                 found: manifest.channel,
             }));
         }
-        if let Some(now) = expect.now
-            && manifest.expires < now
-        {
-            return Err(Error::Release(ReleaseError::Expired {
-                what: "manifest".into(),
-                expires: manifest.expires,
-                now,
-            }));
-        }
-        if let Some(installed) = expect.installed_version
-            && manifest.version < installed
-        {
-            return Err(Error::Release(ReleaseError::Rollback {
-                what: "manifest version".into(),
-                found: manifest.version,
-                installed,
-            }));
-        }
+        not_expired("manifest", manifest.expires, expect.now)?;
+        not_older(
+            "manifest version",
+            manifest.version,
+            expect.installed_version,
+        )?;
         Ok(Verified {
             manifest,
             key_set,
@@ -344,6 +316,30 @@ impl Manifest {
             out.extend_from_slice(p);
         }
         Ok(out)
+    }
+}
+
+/// `expired` if `expires` is before `now` (no clock: nothing to check).
+fn not_expired(what: &str, expires: i64, now: Option<i64>) -> Result<(), Error> {
+    match now {
+        Some(now) if expires < now => Err(Error::Release(ReleaseError::Expired {
+            what: what.into(),
+            expires,
+            now,
+        })),
+        _ => Ok(()),
+    }
+}
+
+/// `rollback` if `found` is below what the device holds.
+fn not_older(what: &str, found: u64, installed: Option<u64>) -> Result<(), Error> {
+    match installed {
+        Some(installed) if found < installed => Err(Error::Release(ReleaseError::Rollback {
+            what: what.into(),
+            found,
+            installed,
+        })),
+        _ => Ok(()),
     }
 }
 

@@ -56,7 +56,7 @@
 pub mod keys;
 mod manifest;
 
-pub use keys::{KeySet, PublicKey, SecretKey, TrustRoot};
+pub use keys::{KeySet, PublicKey, SecretKey, TrustRoot, hex};
 pub use manifest::{
     Expect, MAX_BUNDLE_BYTES, MAX_CHANNEL, MAX_LABEL, MAX_MANIFEST_BYTES, MAX_PAYLOAD_BYTES,
     Manifest, Verified, check_channel,

@@ -13,6 +13,7 @@
 // package build is a test failure with a message saying what to run, never a skip.
 
 import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -27,6 +28,42 @@ export function requireFile(path, howToMake) {
     throw new Error(`${path} is missing: ${howToMake}`);
   }
   return path;
+}
+
+/** The tiny bundle of tests/data: what the sync tests publish. */
+export const TINY_BUNDLE = join(REPO, "tests/data/tiny-v1-without-genv.edgerec");
+
+/** The native CLI ($EDGEREC_BIN, else the shared target directory's), which must be built. */
+export function requireCli() {
+  return requireFile(
+    process.env.EDGEREC_BIN ?? join(process.env.HOME, ".cache/edgerec/target/debug/edgerec"),
+    "build the CLI: source scripts/env.sh && cargo build --workspace --all-targets",
+  );
+}
+
+/** Runs the CLI; returns its standard output (throws with its standard error on failure). */
+export function runCli(...args) {
+  return execFileSync(requireCli(), args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/**
+ * `edgerec serve --store STORE` on a free loopback port, plus `extra` arguments.
+ * @returns {Promise<{ url: string, close: () => void }>} url without a trailing slash.
+ */
+export async function serveStore(store, extra = []) {
+  const child = spawn(requireCli(), ["serve", "--store", store, "--port", "0", "--threads", "1", ...extra], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = out.match(/serving (http:\/\/[^ ]+?)\/? /);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`edgerec serve exited with ${code}`)));
+  });
+  return { url, close: () => child.kill("SIGTERM") };
 }
 
 /** Checks that scripts/build-wasm.sh has run; returns the pkg/ directory. */

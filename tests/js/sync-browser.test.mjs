@@ -7,7 +7,6 @@
 // Needs the CLI ($EDGEREC_BIN), scripts/build-wasm.sh and Debian's chromium ($CHROMIUM).
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,44 +14,29 @@ import { after, before, describe, test } from "node:test";
 
 import { chromium } from "playwright-core";
 
-import { REPO, requireFile, requirePackageBuild } from "./fixtures.mjs";
+import { REPO, TINY_BUNDLE, requireCli, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
 
 requirePackageBuild();
-const BIN = requireFile(
-  process.env.EDGEREC_BIN ?? join(process.env.HOME, ".cache/edgerec/target/debug/edgerec"),
-  "build the CLI: source scripts/env.sh && cargo build -p edgerec-cli",
-);
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const TINY = join(REPO, "tests/data/tiny-v1-without-genv.edgerec");
-const cli = (...args) => execFileSync(BIN, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+requireCli();
 
 describe("model sync in headless Chromium (IndexedDB store)", () => {
   const dir = mkdtempSync(join(tmpdir(), "edgerec-sync-web-"));
   const store = join(dir, "store");
   const key = join(dir, "release");
-  let child;
+  let server;
   let url;
   let browser;
   let trust;
-  const publish = () => JSON.parse(cli("publish", "--bundle", TINY, "--key", `${key}.key`, "--store", store));
+  const publish = () => JSON.parse(runCli("publish", "--bundle", TINY_BUNDLE, "--key", `${key}.key`, "--store", store));
 
   before(async () => {
-    trust = cli("keys", "generate", "--out", key).trim();
+    trust = runCli("keys", "generate", "--out", key).trim();
     publish();
     // The repository as the static root: /js/sync-web.mjs and /pkg/web/edgerec.js as the
     // package lays them out.
-    child = spawn(BIN, ["serve", "--store", store, "--www", REPO, "--port", "0", "--threads", "1"], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    url = await new Promise((resolve, reject) => {
-      let out = "";
-      child.stdout.on("data", (d) => {
-        out += d;
-        const m = out.match(/serving (http:\/\/[^ ]+?)\/? /);
-        if (m) resolve(m[1]);
-      });
-      child.on("exit", (code) => reject(new Error(`edgerec serve exited with ${code}`)));
-    });
+    server = await serveStore(store, ["--www", REPO]);
+    url = server.url;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
@@ -60,7 +44,7 @@ describe("model sync in headless Chromium (IndexedDB store)", () => {
   });
   after(async () => {
     await browser?.close();
-    child?.kill("SIGTERM");
+    server?.close();
   });
 
   /** Opens the model in a page; `server` is the URL the client syncs from. */

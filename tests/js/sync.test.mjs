@@ -4,48 +4,26 @@
 //
 //   node --test tests/js/sync.test.mjs
 //
-// Needs the CLI ($EDGEREC_BIN, `cargo build -p edgerec-cli`) and scripts/build-wasm.sh.
+// Needs the CLI ($EDGEREC_BIN, `cargo build --workspace --all-targets`) and scripts/build-wasm.sh.
 
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { REPO, requireFile, requirePackageBuild } from "./fixtures.mjs";
+import { REPO, TINY_BUNDLE, requireCli, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
 
 requirePackageBuild();
 const { DirectoryStore, MemoryStore, Model } = await import("../../js/sync-node.mjs");
 
-const BIN = requireFile(
-  process.env.EDGEREC_BIN ?? join(process.env.HOME, ".cache/edgerec/target/debug/edgerec"),
-  "build the CLI: source scripts/env.sh && cargo build -p edgerec-cli",
-);
-const TINY = join(REPO, "tests/data/tiny-v1-without-genv.edgerec");
+requireCli();
 const NOW = 1_900_000_000;
 
-const cli = (...args) => execFileSync(BIN, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 const publish = (store, key, extra = []) =>
-  JSON.parse(cli("publish", "--bundle", TINY, "--key", key, "--store", store, "--now", String(NOW), ...extra));
-
-/** `edgerec serve` on a free loopback port. */
-async function serve(store) {
-  const child = spawn(BIN, ["serve", "--store", store, "--port", "0", "--threads", "1"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await new Promise((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-      const m = out.match(/serving (http:\/\/[^ ]+?)\/? /);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`edgerec serve exited with ${code}`)));
-  });
-  return { url, close: () => child.kill("SIGTERM") };
-}
+  JSON.parse(runCli("publish", "--bundle", TINY_BUNDLE, "--key", key, "--store", store, "--now", String(NOW), ...extra));
 
 /**
  * A proxy in front of the server. `mode` is one of: "pass", "down" (connection reset), "slow"
@@ -115,9 +93,9 @@ describe("model sync against edgerec serve", () => {
   let trust;
 
   before(async () => {
-    trust = cli("keys", "generate", "--out", key).trim();
+    trust = runCli("keys", "generate", "--out", key).trim();
     publish(store, `${key}.key`);
-    server = await serve(store);
+    server = await serveStore(store);
     proxy = await faultProxy(server.url);
   });
   after(() => {
@@ -213,7 +191,7 @@ describe("model sync against edgerec serve", () => {
     await refused(flipped, "bad_signature");
     // Signed by a key the client does not trust.
     const other = join(dir, "keys/other");
-    cli("keys", "generate", "--out", other);
+    runCli("keys", "generate", "--out", other);
     const otherStore = join(dir, "other-store");
     for (let i = 0; i < 5; i++) publish(otherStore, `${other}.key`);
     await refused(readFileSync(join(otherStore, "channels/stable/manifest")), "untrusted_key");
@@ -224,7 +202,7 @@ describe("model sync against edgerec serve", () => {
     // Expired: published long ago with a one-day validity.
     const staleStore = join(dir, "stale-store");
     for (let i = 0; i < 5; i++)
-      cli("publish", "--bundle", TINY, "--key", `${key}.key`, "--store", staleStore, "--now", String(NOW - 30 * 86400), "--expires-days", "1");
+      runCli("publish", "--bundle", TINY_BUNDLE, "--key", `${key}.key`, "--store", staleStore, "--now", String(NOW - 30 * 86400), "--expires-days", "1");
     await refused(readFileSync(join(staleStore, "channels/stable/manifest")), "expired");
     // Another channel's manifest.
     const betaStore = join(dir, "beta-store");
@@ -255,23 +233,23 @@ describe("model sync against edgerec serve", () => {
     const root = join(dir, "keys/root");
     const a = join(dir, "keys/a");
     const b = join(dir, "keys/b");
-    const rootPub = cli("keys", "generate", "--out", root).trim();
-    cli("keys", "generate", "--out", a);
-    cli("keys", "generate", "--out", b);
-    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${a}.pub`, "--serial", "1", "--expires-days", "36500", "--out", `${dir}/set1`);
-    cli("keys", "delegate", "--root", `${root}.key`, "--signer", `${b}.pub`, "--serial", "2", "--expires-days", "36500", "--out", `${dir}/set2`);
+    const rootPub = runCli("keys", "generate", "--out", root).trim();
+    runCli("keys", "generate", "--out", a);
+    runCli("keys", "generate", "--out", b);
+    runCli("keys", "delegate", "--root", `${root}.key`, "--signer", `${a}.pub`, "--serial", "1", "--expires-days", "36500", "--out", `${dir}/set1`);
+    runCli("keys", "delegate", "--root", `${root}.key`, "--signer", `${b}.pub`, "--serial", "2", "--expires-days", "36500", "--out", `${dir}/set2`);
     const rotStore = join(dir, "rot-store");
     const oldStore = join(dir, "rot-old");
-    const withSet = (s, k, set) => ["publish", "--bundle", TINY, "--key", `${k}.key`, "--key-set", set, "--trust", rootPub, "--store", s, "--now", String(NOW)];
-    cli(...withSet(rotStore, a, `${dir}/set1`));
-    const rotServer = await serve(rotStore);
+    const withSet = (s, k, set) => ["publish", "--bundle", TINY_BUNDLE, "--key", `${k}.key`, "--key-set", set, "--trust", rootPub, "--store", s, "--now", String(NOW)];
+    runCli(...withSet(rotStore, a, `${dir}/set1`));
+    const rotServer = await serveStore(rotStore);
     try {
       const model = await Model.open({ url: rotServer.url, publicKey: rootPub, now: () => NOW + 60 });
       assert.equal(model.status.version, 1);
-      cli(...withSet(rotStore, b, `${dir}/set2`));
+      runCli(...withSet(rotStore, b, `${dir}/set2`));
       assert.equal((await model.sync()).updated, true);
       // The old key, under its old key set, at a higher version: refused.
-      for (let i = 0; i < 4; i++) cli(...withSet(oldStore, a, `${dir}/set1`));
+      for (let i = 0; i < 4; i++) runCli(...withSet(oldStore, a, `${dir}/set1`));
       copyFileSync(join(oldStore, "channels/stable/manifest"), join(rotStore, "channels/stable/manifest"));
       const r = await model.sync();
       assert.equal(r.error?.code, "rollback", JSON.stringify(r));

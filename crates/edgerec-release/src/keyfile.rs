@@ -81,22 +81,21 @@ pub fn read_secret(path: &Path) -> Result<SecretKey> {
 
 /// Reads a public key file (or takes the 64 hex digits themselves).
 pub fn read_public(path_or_hex: &str) -> Result<PublicKey> {
-    if let Ok(k) = PublicKey::parse(path_or_hex) {
-        return Ok(k);
-    }
-    let text = std::fs::read_to_string(path_or_hex)
-        .with_context(|| format!("reading public key {path_or_hex}"))?;
-    PublicKey::parse(&text).map_err(|e| anyhow::anyhow!("{path_or_hex}: {e}"))
+    text_or_file("public key", path_or_hex, PublicKey::parse)
 }
 
 /// Reads a trust root: its text form, or a file holding it (`KEY` or `T:KEY,KEY,…`).
 pub fn read_trust(text_or_path: &str) -> Result<TrustRoot> {
-    if let Ok(t) = TrustRoot::parse(text_or_path) {
-        return Ok(t);
+    text_or_file("trust root", text_or_path, TrustRoot::parse)
+}
+
+/// `arg` parsed as the value itself, else as the path of a file holding it.
+fn text_or_file<T>(what: &str, arg: &str, parse: impl Fn(&str) -> edgerec::Result<T>) -> Result<T> {
+    if let Ok(v) = parse(arg) {
+        return Ok(v);
     }
-    let text = std::fs::read_to_string(text_or_path)
-        .with_context(|| format!("reading trust root {text_or_path}"))?;
-    TrustRoot::parse(&text).map_err(|e| anyhow::anyhow!("{text_or_path}: {e}"))
+    let text = std::fs::read_to_string(arg).with_context(|| format!("reading {what} {arg}"))?;
+    parse(&text).map_err(|e| anyhow::anyhow!("{arg}: {e}"))
 }
 
 /// Signs a key set delegating release signing to `signers`, by every key of `roots`, and

@@ -26,5 +26,5 @@
 pub mod keyfile;
 mod store;
 
-pub use edgerec::release::MAX_MANIFEST_BYTES;
+pub use edgerec::release::{MAX_MANIFEST_BYTES, hex};
 pub use store::{PublishOptions, Published, Signing, Store, StoreLayout};

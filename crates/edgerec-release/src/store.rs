@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use edgerec::bundle::{BundleContents, Layout, Release};
-use edgerec::release::{Expect, KeySet, Manifest, SecretKey, TrustRoot, check_channel};
+use edgerec::release::{Expect, KeySet, Manifest, SecretKey, TrustRoot, check_channel, hex};
 use edgerec_data::fs::write_atomic;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
@@ -129,6 +129,8 @@ impl StoreLayout {
 pub struct Signing {
     key: SecretKey,
     key_set: Vec<u8>,
+    /// The serial of `key_set`, verified under `trust` when the signing was made.
+    key_set_serial: u64,
     trust: TrustRoot,
 }
 
@@ -149,6 +151,7 @@ impl Signing {
         Signing {
             key,
             key_set,
+            key_set_serial: set.serial,
             trust,
         }
     }
@@ -167,6 +170,7 @@ impl Signing {
         Ok(Signing {
             key,
             key_set,
+            key_set_serial: set.serial,
             trust,
         })
     }
@@ -293,7 +297,6 @@ impl Store {
         let stamped = contents.encode();
         let layout = Layout::of(&stamped)?;
 
-        let key_set = KeySet::verify(&signing.key_set, &signing.trust)?;
         let manifest = Manifest::for_bundle(
             &stamped,
             version,
@@ -301,7 +304,7 @@ impl Store {
             &label,
             opts.now,
             opts.now.saturating_add(opts.expires_in),
-            key_set.serial,
+            signing.key_set_serial,
         )?;
         let signed = manifest.sign(&signing.key_set, &signing.key)?;
         Manifest::verify(
@@ -357,7 +360,7 @@ impl Store {
             created: manifest.created,
             expires: manifest.expires,
             manifest_bytes: signed.len() as u64,
-            manifest_sha256: hex(&Sha256::digest(&signed).into()),
+            manifest_sha256: hex(&Sha256::digest(&signed)),
             bundle_bytes: stamped.len() as u64,
             sections: layout.sections.len(),
             new_sections,
@@ -406,10 +409,6 @@ impl Store {
         }
         Ok(removed)
     }
-}
-
-fn hex(bytes: &[u8; 32]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An exclusive lock file, removed when dropped.

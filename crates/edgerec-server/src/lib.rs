@@ -27,7 +27,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use edgerec_release::StoreLayout;
+use edgerec_release::{StoreLayout, hex};
 use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
 use tower_http::compression::CompressionLayer;
@@ -172,13 +172,19 @@ async fn manifest(
         );
         r
     };
-    let h = response.headers_mut();
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex is a valid header"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    set_etag(&mut response, &etag);
     response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Sets `ETag` (a quoted sha256 in hex: always a valid header value).
+fn set_etag(response: &mut Response, etag: &str) {
+    response.headers_mut().insert(
+        header::ETAG,
+        HeaderValue::from_str(etag).expect("a quoted hex digest is a valid header value"),
+    );
 }
 
 async fn section(
@@ -203,8 +209,7 @@ async fn section(
     let etag = format!("\"{sha256}\"");
     if not_modified(request.headers(), &etag) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
-        r.headers_mut()
-            .insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+        set_etag(&mut r, &etag);
         return r;
     }
     let served =
@@ -227,7 +232,7 @@ async fn section(
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         );
-        h.insert(header::ETAG, HeaderValue::from_str(&etag).expect("hex"));
+        set_etag(&mut response, &etag);
     }
     response
 }
@@ -248,10 +253,6 @@ async fn version(State(layout): State<StoreLayout>) -> Response {
         "channels": channels,
     }))
     .into_response()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Serves `config` on `listener` until `shutdown` resolves.
