@@ -9,7 +9,9 @@
 //! * [`Store`] — a directory of content-addressed section blobs and one signed manifest per
 //!   channel; [`Store::publish`] stamps the release into the bundle (`RELS`), writes the
 //!   sections it does not hold yet, signs the manifest, checks it verifies under the trust root
-//!   clients pin, and swaps it in atomically; older blobs stay for the last `keep` versions.
+//!   clients pin, and swaps it in atomically; older blobs stay for the last `keep` versions;
+//! * [`sync`] — the native client: keeps a device's model current from a release server
+//!   (verify, delta download, swap), over [`http`].
 //!
 //! ```no_run
 //! use edgerec_release::{PublishOptions, Signing, Store, keyfile};
@@ -23,8 +25,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod http;
 pub mod keyfile;
 mod store;
+pub mod sync;
 
 pub use edgerec::release::{MAX_MANIFEST_BYTES, hex};
 pub use store::{PublishOptions, Published, Signing, Store, StoreLayout};
