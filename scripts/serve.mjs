@@ -3,7 +3,12 @@
 //
 //   /          -> www/        the demo page (and the browser test's parity page)
 //   /pkg/      -> pkg/web/    the web build of the npm package (scripts/build-wasm.sh)
+//   /pkg/web/  -> pkg/web/    the same build where the package keeps it, and
+//   /js/       -> js/         its sync client: /js/sync-web.mjs imports ../pkg/web/edgerec.js
 //   /models/   -> --models    a directory holding bundle.edgerec (default: artifacts/)
+//
+// The layout of `edgerec serve --www www --pkg pkg/web --js js --models DIR`, without the
+// release API (/v1/…): the demo page served from here loads its bundle directly.
 //
 // CLI:   node scripts/serve.mjs [--port 8080] [--host 127.0.0.1] [--models DIR]
 //        (--models defaults to $EDGEREC_ARTIFACTS, then artifacts/)
@@ -37,7 +42,7 @@ const MIME = {
 
 /**
  * Starts the server. Relative directories resolve against the repository root.
- * @param {{ port?: number, host?: string, models?: string, www?: string, pkg?: string }} [options]
+ * @param {{ port?: number, host?: string, models?: string, www?: string, pkg?: string, js?: string }} [options]
  *   port 0 picks a free port.
  * @returns {Promise<{ server: import("node:http").Server, url: string, close: () => Promise<void> }>}
  *   url ends with "/".
@@ -48,11 +53,14 @@ export async function startServer({
   models = "artifacts",
   www = "www",
   pkg = "pkg/web",
+  js = "js",
 } = {}) {
   // Longest prefix first; each maps a URL prefix to a directory.
   const mounts = [
     ["/models/", resolve(REPO, models)],
+    ["/pkg/web/", resolve(REPO, pkg)],
     ["/pkg/", resolve(REPO, pkg)],
+    ["/js/", resolve(REPO, js)],
     ["/", resolve(REPO, www)],
   ];
   const server = createServer((req, res) => {

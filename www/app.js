@@ -1,24 +1,54 @@
 // The edgerec demo page. Everything runs in the page: the web build of the npm package
-// (served at /pkg/), one model bundle (served at /models/), and the device pipeline
-// (Recommender.recommendRow: candidates → features → ranker → rerank) on every change. The
-// user's state (watch history, onboarding picks) is a UserState kept as bytes in IndexedDB:
-// it never leaves the browser, and a reload restores it.
+// (served at /pkg/web/), a model, and the device pipeline (Recommender.recommendRow:
+// candidates → features → ranker → rerank) on every change. The user's state (watch history,
+// onboarding picks) is a UserState kept as bytes in IndexedDB: it never leaves the browser,
+// and a reload restores it.
 //
-// Query parameters: ?bundle=URL loads another bundle (e.g. /models/bundle-ranked.edgerec, the
-// one with a ranker; the browser test uses it to check that a refused bundle's error code is
-// shown).
+// Where the model comes from (the "Model source" panel says which path is active):
+//   - signed sync, given ?key=TRUST_ROOT: the page opens the model with the package's sync
+//     client (/js/sync-web.mjs, `Model.open({ url: location.origin, publicKey, channel,
+//     store: IndexedDbStore })`) from the release store `edgerec serve --store` answers at
+//     /v1/…, polls it (`startPolling`) and swaps its recommender when a new version installs.
+//     A reload opens the installed release from IndexedDB, offline if need be. If no release
+//     can be installed (no release server here, a refused manifest), the page loads the bundle
+//     file below instead and keeps polling.
+//   - the bundle file, otherwise: /models/bundle.edgerec fetched once (any static server, e.g.
+//     scripts/serve.mjs).
+//
+// Query parameters:
+//   ?key=KEY        the trust root the release is verified against: the publisher's public key
+//                   (64 hex digits, `edgerec keys generate` prints it) or `T:KEY,KEY,…`;
+//                   scripts/demo.sh prints the page's address with it
+//   &channel=NAME   the release channel (default stable)
+//   &poll=SECONDS   how often to check for a new release (default 60)
+//   ?bundle=URL     load that bundle file directly, never syncing (e.g.
+//                   /models/bundle-ranked.edgerec, the one with a ranker; the browser test uses
+//                   it to check that a refused bundle's error code is shown)
+//
+// The page and the sync client import the package by the same URL, /pkg/web/edgerec.js (where
+// the npm package keeps its web build beside js/): one module instance, so the UserState the
+// page builds fits the Recommender the sync client installs.
 
-import init, { Recommender, UserState } from "/pkg/edgerec.js";
+import init, { Recommender, UserState } from "/pkg/web/edgerec.js";
 
 /** Device values of the API, with their labels. */
 const DEVICES = { tv: "TV", desktop: "Desktop", mobile: "Mobile", tablet: "Tablet" };
 const SEARCH_LIMIT = 8;
+const DEFAULT_BUNDLE = "/models/bundle.edgerec";
+const SYNC_CLIENT = "/js/sync-web.mjs";
+/** The IndexedDB database the sync client keeps the installed release in. */
+const MODEL_DB = "edgerec-demo-model";
 
 const $ = (id) => document.getElementById(id);
 
 /** What the user has chosen; every control writes here, then calls update(). */
 const state = {
-  rec: null,
+  /** The sync client's Model (signed sync), or null. */
+  model: null,
+  /** A Recommender loaded from a bundle file (the fallback path), or null. */
+  fileRec: null,
+  /** Which path is active: { mode: "sync" | "file", channel?, pollS?, bundleUrl?, why? }. */
+  source: { mode: "loading" },
   /** CatalogItem[] with a lowercase `key` for search; `byId` indexes the same objects. */
   catalog: [],
   byId: new Map(),
@@ -29,24 +59,24 @@ const state = {
   history: [],
 };
 
+/**
+ * The Recommender serving now. Read it on every use: the sync client frees the one it replaces.
+ */
+const currentRec = () => state.model?.recommender ?? state.fileRec;
+
 main().catch((err) => {
   console.error(err);
   showError(err);
+  renderSource();
   $("recs").dataset.state = "error";
   document.querySelector(".layout").inert = true;
   for (const id of ["model-version", "item-count", "recommend-ms"]) $(id).textContent = "—";
 });
 
 async function main() {
-  const bundleUrl = new URLSearchParams(location.search).get("bundle") ?? "/models/bundle.edgerec";
-  const [, bytes] = await Promise.all([init(), fetchBytes(bundleUrl)]);
-  const rec = (state.rec = new Recommender(bytes));
-
-  state.catalog = rec.items().map((item) => ({ ...item, key: item.title.toLowerCase() }));
-  state.byId = new Map(state.catalog.map((item) => [item.itemId, item]));
-  state.genreOrder = rec.genres();
-  $("model-version").textContent = rec.modelVersion;
-  $("item-count").textContent = String(rec.itemCount);
+  await init();
+  await openModel(new URLSearchParams(location.search));
+  readCatalog(currentRec());
 
   setUpDevice();
   setUpGenres();
@@ -62,6 +92,126 @@ async function main() {
   await restoreState();
   renderHistory();
   update();
+  renderSource();
+  if (state.model) {
+    $("sync-now").addEventListener("click", async () => {
+      $("sync-now").disabled = true;
+      await state.model.sync();
+      $("sync-now").disabled = false;
+      renderSource();
+    });
+    state.model.startPolling({ intervalS: state.source.pollS, jitter: 0.1 });
+    // Polls that find nothing new raise no event: refresh the times shown once a second.
+    setInterval(renderSource, 1000);
+  }
+}
+
+// ---------------------------------------------------------------- the model: sync or file
+
+/**
+ * Opens the model: through the sync client when the page is given a trust root (?key=) and no
+ * ?bundle=, else (or when sync installs nothing) from a bundle file.
+ */
+async function openModel(params) {
+  const bundleUrl = params.get("bundle");
+  const key = params.get("key");
+  if (bundleUrl === null && key) {
+    const channel = params.get("channel") || "stable";
+    const poll = Number(params.get("poll"));
+    const pollS = Number.isFinite(poll) && poll >= 1 ? poll : 60;
+    state.source = { mode: "sync", channel, pollS };
+    renderSource();
+    let why;
+    try {
+      const { Model, IndexedDbStore } = await import(SYNC_CLIENT);
+      state.model = await Model.open({
+        url: location.origin,
+        publicKey: key,
+        channel,
+        store: new IndexedDbStore(MODEL_DB),
+        onEvent: onSyncEvent,
+      });
+      if (state.model.recommender) return;
+      const e = state.model.status.lastError;
+      why = e ? `${e.code}: ${e.message}` : "no release installed";
+    } catch (err) {
+      // No sync client at /js/, or no IndexedDB: the bundle file, without sync.
+      console.warn("model sync unavailable", err);
+      state.model = null;
+      why = `the sync client did not start (${err?.code ?? err?.name ?? "error"}: ${err?.message ?? err})`;
+    }
+    state.source = { ...state.source, mode: "file", bundleUrl: DEFAULT_BUNDLE, why };
+  } else {
+    state.source = {
+      mode: "file",
+      bundleUrl: bundleUrl ?? DEFAULT_BUNDLE,
+      why: bundleUrl === null ? "no ?key=: give the page a trust root to sync signed releases" : "?bundle= given",
+    };
+  }
+  renderSource();
+  state.fileRec = new Recommender(await fetchBytes(state.source.bundleUrl));
+}
+
+/** The sync client's events: a new release installed swaps the row's model. */
+function onSyncEvent(event) {
+  // Events raised inside Model.open come before state.model is set: main() reads that model.
+  if (!state.model) return;
+  if (event.type === "installed") {
+    if (state.fileRec) {
+      state.fileRec.free();
+      state.fileRec = null;
+    }
+    state.source = { ...state.source, mode: "sync", bundleUrl: undefined, why: undefined };
+    readCatalog(currentRec());
+    setUpGenres();
+    syncGenres();
+    renderHistory();
+    update();
+  }
+  renderSource();
+}
+
+/** Reads the catalog, genres and model facts of `rec` (at start, and after a swap). */
+function readCatalog(rec) {
+  state.catalog = rec.items().map((item) => ({ ...item, key: item.title.toLowerCase() }));
+  state.byId = new Map(state.catalog.map((item) => [item.itemId, item]));
+  state.genreOrder = rec.genres();
+  $("model-version").textContent = rec.modelVersion;
+  $("item-count").textContent = String(rec.itemCount);
+}
+
+/** Shows which path serves the model and, with sync, the client's status. */
+function renderSource() {
+  const { mode, channel, pollS, bundleUrl, why } = state.source;
+  const panel = $("sync");
+  panel.dataset.mode = mode;
+  const status = state.model?.status;
+  let text;
+  if (mode === "sync") {
+    text = `Signed release from this server, channel ${channel}: verified in the page, kept in IndexedDB, checked every ${pollS} s.`;
+  } else if (mode === "file") {
+    text = `Bundle file ${bundleUrl}, fetched once (${why}).`;
+    if (state.model) text += ` Still checking channel ${channel} for a signed release every ${pollS} s.`;
+  } else {
+    text = "…";
+  }
+  $("sync-mode").textContent = text;
+  $("sync-status").hidden = !status;
+  $("sync-now").hidden = !state.model;
+  if (!status) return;
+  panel.dataset.version = String(status.version ?? "");
+  const time = (s) => (s == null ? "—" : new Date(s * 1000).toLocaleString());
+  const fault = (e) => (e ? `${e.code}: ${e.message}` : "none");
+  $("sync-version").textContent = status.version == null ? "none installed" : String(status.version);
+  $("sync-label").textContent = status.label ?? "—";
+  $("sync-last-check").textContent = time(status.lastCheck);
+  $("sync-last-success").textContent = time(status.lastSuccess);
+  $("sync-stale").textContent =
+    status.expires == null ? "—" : `${status.stale ? "yes, expired" : "no, expires"} ${time(status.expires)}`;
+  $("sync-refused").textContent = status.lastRefused
+    ? `${fault(status.lastRefused)} (${time(status.lastRefused.at)})`
+    : "none";
+  $("sync-error").textContent = fault(status.lastError);
 }
 
 // ---------------------------------------------------------------- local state (IndexedDB)
@@ -169,7 +319,7 @@ function update() {
   let row;
   const s = userState(context, genres);
   try {
-    row = state.rec.recommendRow(s, { context, k });
+    row = currentRec().recommendRow(s, { context, k });
     saveState(s);
   } catch (err) {
     showError(err);

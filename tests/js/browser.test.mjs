@@ -1,6 +1,6 @@
 // The web build in headless Chromium: parity with the native CLI, refused bundles, and the demo
-// page rendering a top-10 without console errors (its screenshot goes to
-// $EDGEREC_ARTIFACTS/demo.png).
+// page rendering a top-10 from the bundle file without console errors (its screenshot goes to
+// $EDGEREC_ARTIFACTS/demo.png; the page's signed-sync path is tested by demo-sync.test.mjs).
 //
 //   node --test tests/js/browser.test.mjs
 //
@@ -166,6 +166,10 @@ describe("the web build in headless Chromium", () => {
     assert.match(await page.locator("#item-count").textContent(), /^[1-9]\d*$/);
     assert.match(await page.locator("#recommend-ms").textContent(), /^\d+(\.\d+)? ms$/);
     assert.ok(await page.locator("#error").isHidden(), "no error banner");
+    // scripts/serve.mjs has no release API and the page no ?key=: the bundle file, said so
+    // (the signed-sync path is demo-sync.test.mjs's).
+    assert.equal(await page.locator("#sync").getAttribute("data-mode"), "file");
+    assert.match(await page.locator("#sync-mode").textContent(), /^Bundle file \/models\/bundle\.edgerec/);
     assert.deepEqual(errors, []);
     await page.screenshot({ path: join(ARTIFACTS, "demo.png"), fullPage: true });
     await page.close();

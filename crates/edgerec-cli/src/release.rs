@@ -89,9 +89,14 @@ pub struct ServeArgs {
     /// The demo page, served at / (omit to serve the API only).
     #[arg(long)]
     www: Option<PathBuf>,
-    /// The web build of the npm package, served at /pkg/.
+    /// The web build of the npm package, served at /pkg/ and at /pkg/web/ (its place in the
+    /// package, where /js/sync-web.mjs imports it from).
     #[arg(long)]
     pkg: Option<PathBuf>,
+    /// The package's sync client (its js/ directory), served at /js/: with --pkg, a page
+    /// imports `/js/sync-web.mjs` and `/pkg/web/edgerec.js` as one module graph.
+    #[arg(long)]
+    js: Option<PathBuf>,
     /// A directory of bundles, served at /models/.
     #[arg(long)]
     models: Option<PathBuf>,
@@ -106,7 +111,14 @@ pub struct ServeArgs {
 pub fn serve(a: &ServeArgs) -> Result<()> {
     let mut config = edgerec_server::ServerConfig::new(a.store.clone());
     config.timeout = std::time::Duration::from_secs(a.timeout_s);
-    for (prefix, dir) in [("/", &a.www), ("/pkg/", &a.pkg), ("/models/", &a.models)] {
+    let mounts = [
+        ("/", &a.www),
+        ("/pkg/", &a.pkg),
+        ("/pkg/web/", &a.pkg),
+        ("/js/", &a.js),
+        ("/models/", &a.models),
+    ];
+    for (prefix, dir) in mounts {
         if let Some(dir) = dir {
             config.mounts.push((prefix.to_string(), dir.clone()));
         }

@@ -7,7 +7,7 @@
 //! | `GET /v1/sections/{sha256}` | a section blob; `Cache-Control: public, max-age=31536000, immutable`, `ETag`, ranges |
 //! | `GET /v1/health` | `{"status":"ok"}` |
 //! | `GET /v1/version` | the server's version and each channel's current release |
-//! | other paths | static files of the configured mounts (the demo page, the wasm package, bundles) |
+//! | other paths | static files of the configured mounts (the demo page, the wasm package, its sync client, bundles) |
 //!
 //! Every answer may be compressed (gzip, br) when the client accepts it; errors are JSON
 //! (`{"error": code, "message": …}`). The manifest is read from disk on each request, so a
