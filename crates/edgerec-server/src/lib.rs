@@ -10,27 +10,31 @@
 //! | other paths | static files of the configured mounts (the demo page, the wasm package, its sync client, bundles) |
 //!
 //! Every answer may be compressed (gzip, br) when the client accepts it; errors are JSON
-//! (`{"error": code, "message": …}`). The manifest is read from disk on each request, so a
-//! publish is served at once, without a restart; blobs never change. Requests carry no body
+//! (`{"error": code, "message": …}`; the API at the fastest level — sections barely compress).
+//! Each manifest request `stat`s the channel's manifest file and reads it again only when it
+//! changed, so a publish (a rename) is served at once, without a restart; blobs never change. Requests carry no body
 //! (bounded to 1 KiB) and time out after [`ServerConfig::timeout`]. Nothing a client sends is
 //! stored or logged: requests carry no user data by design.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use edgerec_release::{StoreLayout, hex};
 use sha2::{Digest as _, Sha256};
 use tower::ServiceExt as _;
-use tower_http::compression::CompressionLayer;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::CorsLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -71,8 +75,11 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 /// The router: API routes, static mounts, compression, CORS (the API is public, read-only),
 /// body limit and timeout.
 pub fn router(config: ServerConfig) -> Router {
-    let layout = StoreLayout::new(&config.store);
-    let mut app = Router::new()
+    let state = Api {
+        layout: StoreLayout::new(&config.store),
+        manifests: Arc::default(),
+    };
+    let api = Router::new()
         .route("/v1/channels/{channel}/manifest", get(manifest))
         .route("/v1/sections/{sha256}", get(section))
         .route(
@@ -84,7 +91,16 @@ pub fn router(config: ServerConfig) -> Router {
             "/v1/{*rest}",
             get(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API route") }),
         )
-        .with_state(layout);
+        .with_state(state)
+        // Section blobs (int8 factors, graphs) barely compress: the fastest level keeps a
+        // download's CPU near a plain copy's.
+        .layer(
+            CompressionLayer::new()
+                .gzip(true)
+                .br(true)
+                .quality(CompressionLevel::Fastest),
+        );
+    let mut app = Router::new();
     let mut mounts = config.mounts.clone();
     mounts.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
     for (prefix, dir) in mounts {
@@ -96,19 +112,20 @@ pub fn router(config: ServerConfig) -> Router {
             app = app.nest_service(prefix, serve);
         }
     }
-    app.layer(
-        CorsLayer::new()
-            .allow_origin(tower_http::cors::Any)
-            .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
-            .allow_headers([header::IF_NONE_MATCH, header::RANGE])
-            .expose_headers([header::ETAG, header::CONTENT_LENGTH]),
-    )
-    .layer(CompressionLayer::new().gzip(true).br(true))
-    .layer(RequestBodyLimitLayer::new(1024))
-    .layer(TimeoutLayer::with_status_code(
-        StatusCode::REQUEST_TIMEOUT,
-        config.timeout,
-    ))
+    app.layer(CompressionLayer::new().gzip(true).br(true))
+        .merge(api)
+        .layer(
+            CorsLayer::new()
+                .allow_origin(tower_http::cors::Any)
+                .allow_methods([axum::http::Method::GET, axum::http::Method::HEAD])
+                .allow_headers([header::IF_NONE_MATCH, header::RANGE])
+                .expose_headers([header::ETAG, header::CONTENT_LENGTH]),
+        )
+        .layer(RequestBodyLimitLayer::new(1024))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.timeout,
+        ))
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
@@ -122,20 +139,61 @@ fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
         .any(|t| t == etag || t == "*")
 }
 
+/// The API's state: the store, and the manifests last read from it.
+#[derive(Clone)]
+struct Api {
+    layout: StoreLayout,
+    /// Per channel: the manifest file's identity when read, its bytes and ETag. A poll costs
+    /// one `stat` while the file is unchanged; a publish renames a new file in, which changes
+    /// the identity, and the next request reads it.
+    manifests: Arc<Mutex<HashMap<String, CachedManifest>>>,
+}
+
+#[derive(Clone)]
+struct CachedManifest {
+    identity: FileIdentity,
+    bytes: Bytes,
+    etag: String,
+}
+
+/// What changes when a file is replaced or rewritten.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl FileIdentity {
+    fn of(m: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            len: m.len(),
+            modified: m.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt as _;
+                (m.dev(), m.ino())
+            },
+        }
+    }
+}
+
 async fn manifest(
-    State(layout): State<StoreLayout>,
+    State(api): State<Api>,
     Path(channel): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(path) = layout.manifest(&channel) else {
+    let Some(path) = api.layout.manifest(&channel) else {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_channel",
             format!("{channel:?} is not a channel name"),
         );
     };
-    let size = match tokio::fs::metadata(&path).await {
-        Ok(m) => m.len(),
+    // A stat is a few microseconds: cheaper inline than a trip to the blocking pool.
+    let identity = match std::fs::metadata(&path) {
+        Ok(m) => FileIdentity::of(&m),
         Err(_) => {
             return error(
                 StatusCode::NOT_FOUND,
@@ -144,24 +202,23 @@ async fn manifest(
             );
         }
     };
-    if size > MAX_MANIFEST {
-        return error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "bad_store",
-            "the manifest file is too large",
-        );
-    }
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "bad_store",
-                e.to_string(),
-            );
-        }
+    let cached = api
+        .manifests
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&channel).filter(|c| c.identity == identity).cloned());
+    let CachedManifest { bytes, etag, .. } = match cached {
+        Some(c) => c,
+        None => match read_manifest(&path, identity).await {
+            Ok(c) => {
+                if let Ok(mut m) = api.manifests.lock() {
+                    m.insert(channel.clone(), c.clone());
+                }
+                c
+            }
+            Err(response) => return response,
+        },
     };
-    let etag = format!("\"{}\"", hex(&Sha256::digest(&bytes)));
     let mut response = if not_modified(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -179,6 +236,42 @@ async fn manifest(
     response
 }
 
+/// Reads a manifest file (bounded) and computes its ETag.
+async fn read_manifest(
+    path: &std::path::Path,
+    identity: FileIdentity,
+) -> Result<CachedManifest, Response> {
+    if identity.len > MAX_MANIFEST {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_store",
+            "the manifest file is too large",
+        ));
+    }
+    let bytes = tokio::fs::read(path).await.map_err(|e| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_store",
+            e.to_string(),
+        )
+    })?;
+    if bytes.len() as u64 > MAX_MANIFEST {
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "bad_store",
+            "the manifest file is too large",
+        ));
+    }
+    let etag = format!("\"{}\"", hex(&Sha256::digest(&bytes)));
+    // The identity is the one before the read: a file replaced during it is read again next
+    // time (its identity differs).
+    Ok(CachedManifest {
+        identity,
+        bytes: Bytes::from(bytes),
+        etag,
+    })
+}
+
 /// Sets `ETag` (a quoted sha256 in hex: always a valid header value).
 fn set_etag(response: &mut Response, etag: &str) {
     response.headers_mut().insert(
@@ -187,12 +280,8 @@ fn set_etag(response: &mut Response, etag: &str) {
     );
 }
 
-async fn section(
-    State(layout): State<StoreLayout>,
-    Path(sha256): Path<String>,
-    request: Request,
-) -> Response {
-    let Some(path) = layout.section(&sha256) else {
+async fn section(State(api): State<Api>, Path(sha256): Path<String>, request: Request) -> Response {
+    let Some(path) = api.layout.section(&sha256) else {
         return error(
             StatusCode::BAD_REQUEST,
             "bad_hash",
@@ -237,8 +326,8 @@ async fn section(
     response
 }
 
-async fn version(State(layout): State<StoreLayout>) -> Response {
-    let channels = match layout.releases() {
+async fn version(State(api): State<Api>) -> Response {
+    let channels = match api.layout.releases() {
         Ok(c) => c,
         Err(e) => {
             return error(
@@ -261,6 +350,10 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // Without TCP_NODELAY, a body sent in pieces can wait ~40 ms on delayed ACKs.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(config))
         .with_graceful_shutdown(shutdown)
         .await
