@@ -37,6 +37,12 @@ for _ in $(seq 50); do
 done
 node scripts/sync-client.mjs --url "http://$host:$port" --public-key "$(cat "$key.pub")" \
   --store "$EDGEREC_ARTIFACTS/client"
+# The native client (edgerec_release::sync) syncs the same release.
+"$EDGEREC_BIN" sync --url "http://$host:$port" --trust "$key.pub" \
+  --dir "$EDGEREC_ARTIFACTS/native-client" | node -e '
+    const { outcome, status } = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(`native client: version ${status.version} (${status.label}), ` +
+      `${outcome.updated ? "installed" : "up to date"}, ${outcome.downloadedBytes} bytes downloaded`);'
 echo "demo page: http://$host:$port/?key=$(cat "$key.pub") (Ctrl-C stops the server)"
 echo "  (without ?key= the page loads /models/bundle.edgerec directly, without sync)"
 wait $server

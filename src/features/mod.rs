@@ -657,7 +657,7 @@ fn push_user(d: &mut Vec<f32>, user: &UserState, t: i64) {
         Gender::Unknown => 3,
     };
     one_hot(d, 4, g);
-    let tenure_days = ((t - p.signup_time).max(0) / DAY) as f32;
+    let tenure_days = (t.saturating_sub(p.signup_time).max(0) / DAY) as f32;
     d.push(saturate(tenure_days, 365.0));
     d.push(saturate(user.plays as f32, 20.0));
     let avg_session_min = if user.sessions == 0 {
@@ -688,9 +688,9 @@ fn push_media(d: &mut Vec<f32>, media: &Media, stats: MediaStats, t: i64, n_genr
     });
     d.push(bucket as f32 / 5.0);
     d.push(flag(media.revenue_usd.is_some()));
-    let years = (t - media.release_time).max(0) as f64 / (365.25 * DAY as f64);
+    let years = t.saturating_sub(media.release_time).max(0) as f64 / (365.25 * DAY as f64);
     d.push((years.min(50.0) / 50.0) as f32);
-    let on_platform_days = ((t - media.added_time).max(0) / DAY) as f32;
+    let on_platform_days = (t.saturating_sub(media.added_time).max(0) / DAY) as f32;
     d.push(on_platform_days.min(365.0) / 365.0);
     d.push(flag(on_platform_days < 30.0));
     d.push(saturate(stats.plays_24h as f32, 100.0));
@@ -764,7 +764,8 @@ fn push_crosses(d: &mut Vec<f32>, user: &UserState, media: &Media, index: u32) {
     let next_episode = match (media.series_id, media.season, media.episode) {
         (Some(series), Some(season), Some(episode)) => {
             user.last_episode.get(&series).is_some_and(|&(s, e)| {
-                (s == season && e + 1 == episode) || (s + 1 == season && episode == 1)
+                (s == season && e.checked_add(1) == Some(episode))
+                    || (s.checked_add(1) == Some(season) && episode == 1)
             })
         }
         _ => false,

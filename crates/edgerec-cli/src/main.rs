@@ -11,14 +11,18 @@
 //! edgerec keys generate --out keys/release
 //! edgerec publish --bundle artifacts/bundle.edgerec --key keys/release.key --store store
 //! edgerec serve --store store --www www --pkg pkg/web --port 8080
+//! edgerec sync --url http://127.0.0.1:8080 --trust keys/release.pub --dir /var/lib/edgerec
 //! edgerec simulate --users 100000 --items 20000 --days 28 --seed 1 --out data/world
+//! edgerec cycle --world data/world --store store --key keys/release.key --days 14 --out artifacts/cycle
 //! ```
 
 mod bundle;
+mod cycle;
 mod eval;
 mod rank;
 mod recommend;
 mod release;
+mod sync;
 
 use std::path::PathBuf;
 
@@ -79,6 +83,13 @@ enum Command {
     Publish(release::PublishArgs),
     /// Serve a release store (manifests, section blobs) and the demo page over HTTP.
     Serve(release::ServeArgs),
+    /// Keep a model current from a release server: the native sync client (verify, delta
+    /// download, swap), printing its status as JSON.
+    Sync(sync::SyncArgs),
+    /// The periodic retraining loop over a world's last days: popularity daily, the ranker and
+    /// full retrains on their schedules, each day published and synced by a simulated device;
+    /// prints the bytes a device downloads per sync for each kind of change.
+    Cycle(cycle::CycleArgs),
 }
 
 /// Options of `edgerec train`.
@@ -248,6 +259,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keys { command } => release::keys(command),
         Command::Publish(a) => release::publish(&a),
         Command::Serve(a) => release::serve(&a),
+        Command::Sync(a) => sync::run(&a),
+        Command::Cycle(a) => cycle::run(&a),
     }
 }
 

@@ -14,6 +14,7 @@
 //! | [`tune`] | the serving fitted on validation inside the past: popularity half-life, blend quotas, the ranker's gate, MMR λ |
 //! | [`learned`] | a ranker learned from the device's own candidates and features (with the candidate family) |
 //! | [`package`] | what `bundle build` adds for devices: media table, int8, HNSW, serving settings |
+//! | [`cycle`] | the periodic retraining loop: days of logs refitted, packaged, published, synced; bytes per sync |
 //! | [`ranker_files`] | a ranker and its feature contract read from files |
 //! | [`ranking`] | the second stage: rankers trained on a split's past, the blend reordered |
 //! | [`rankers`] | deployable rankers: from the pipeline's examples, or from the blend's candidates |
@@ -44,6 +45,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod cycle;
 pub mod data;
 pub mod device;
 pub mod evaluate;

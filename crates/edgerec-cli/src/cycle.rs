@@ -1,0 +1,153 @@
+//! `edgerec cycle`: the periodic retraining loop over a world's days, published to a store and
+//! synced by a simulated device; argument parsing, progress and files (the work is
+//! `edgerec_fit::cycle`'s).
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use edgerec_data::fs::write_atomic;
+use edgerec_fit::cycle::{self, CycleConfig};
+use edgerec_fit::data::WorldData;
+use edgerec_fit::learned::LearnConfig;
+use edgerec_fit::package::{HnswMode, PackageOptions};
+use edgerec_fit::system::SystemConfig;
+use edgerec_fit::tune::TuneConfig;
+use edgerec_release::{Signing, Store, keyfile};
+
+/// Options of `edgerec cycle`.
+#[derive(clap::Args)]
+pub struct CycleArgs {
+    /// A world in the canonical schema (`data import`, `simulate`); each day sees its logs
+    /// before the day's end.
+    #[arg(long)]
+    world: PathBuf,
+    /// The release store to publish to (created if needed; `serve --store` serves it).
+    #[arg(long)]
+    store: PathBuf,
+    /// The signing key file (`keys generate`); devices pin its public key.
+    #[arg(long)]
+    key: PathBuf,
+    /// The channel (kept apart from `stable`: its manifests carry the simulated days' times).
+    #[arg(long, default_value = "cycle")]
+    channel: String,
+    /// Days to replay.
+    #[arg(long, default_value_t = CycleConfig::default().days)]
+    days: u32,
+    /// A full retrain (every source, embeddings, serving, ranker) every this many days; the
+    /// first day is one.
+    #[arg(long, default_value_t = CycleConfig::default().full_every)]
+    full_every: u32,
+    /// Retrain the ranker alone every this many days after a full retrain (0: never).
+    #[arg(long, default_value_t = CycleConfig::default().ranker_every)]
+    ranker_every: u32,
+    /// The end of the first day, unix seconds (default: the days end with the world's last
+    /// day, UTC); each release is published at its day's end.
+    #[arg(long)]
+    start: Option<i64>,
+    /// A directory for report.md and report.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Seed of iALS and the two-tower model.
+    #[arg(long, default_value_t = SystemConfig::default().seed)]
+    seed: u64,
+    /// Name of the data set recorded in the bundle.
+    #[arg(long, default_value = "movielens-100k")]
+    dataset: String,
+    /// Two-tower training epochs (0 leaves the model out).
+    #[arg(long, default_value_t = SystemConfig::default().tower_epochs)]
+    tower_epochs: usize,
+    /// A play above this fraction of the title is a positive.
+    #[arg(long, default_value_t = SystemConfig::default().positive_above)]
+    positive_above: f32,
+    /// Do not fit the serving on validation (nor learn a ranker): small worlds.
+    #[arg(long)]
+    no_tune: bool,
+    /// Do not learn a ranker on full retrains.
+    #[arg(long)]
+    no_ranker: bool,
+    /// Ship item vectors as int8 (as `bundle build --int8`).
+    #[arg(long)]
+    int8: bool,
+    /// HNSW graphs: never, auto (above 100k titles) or always; built on full retrains.
+    #[arg(long, default_value = "auto")]
+    hnsw: HnswMode,
+    /// Seed of the HNSW layer draws.
+    #[arg(long, default_value_t = 1)]
+    hnsw_seed: u64,
+    /// Versions whose blobs the store keeps.
+    #[arg(long, default_value_t = 3)]
+    keep: usize,
+    /// Days devices accept each manifest.
+    #[arg(long, default_value_t = 7.0)]
+    expires_days: f64,
+}
+
+pub fn run(a: &CycleArgs) -> Result<()> {
+    let system = SystemConfig {
+        dataset: a.dataset.clone(),
+        seed: a.seed,
+        tower_epochs: a.tower_epochs,
+        positive_above: a.positive_above,
+        tune: (!a.no_tune).then(|| TuneConfig {
+            seed: a.seed,
+            ranker: (!a.no_ranker).then(LearnConfig::default),
+            ..TuneConfig::default()
+        }),
+        ..SystemConfig::default()
+    };
+    let config = CycleConfig {
+        system,
+        package: PackageOptions {
+            int8: a.int8,
+            hnsw: a.hnsw,
+            hnsw_seed: a.hnsw_seed,
+            ..PackageOptions::default()
+        },
+        first_cut: a.start,
+        days: a.days,
+        full_every: a.full_every,
+        ranker_every: a.ranker_every,
+        channel: a.channel.clone(),
+        keep: a.keep,
+        expires_in: (a.expires_days * 86_400.0).round() as i64,
+    };
+    let signing = Signing::single(keyfile::read_secret(&a.key)?);
+    let store = Store::open(&a.store)?;
+    let world = WorldData::load(&a.world, a.positive_above)
+        .with_context(|| format!("loading the world {}", a.world.display()))?;
+    let report = cycle::run(&world, &store, &signing, &config, |d| {
+        use std::io::Write as _;
+        println!(
+            "day {:>2} {} {:<12} v{:<3} {} of {} bytes ({:.1}%), downloaded: {} ({:.1} s)",
+            d.day,
+            d.date,
+            if d.first_sync {
+                "first sync"
+            } else {
+                d.change.name()
+            },
+            d.version,
+            d.downloaded_bytes,
+            d.full_bytes,
+            100.0 * d.downloaded_bytes as f64 / d.full_bytes.max(1) as f64,
+            d.changed().join(" "),
+            d.seconds
+        );
+        if !d.note.is_empty() {
+            println!("       {}", d.note);
+        }
+        let _ = std::io::stdout().flush();
+    })?;
+    let md = report.markdown();
+    if let Some(out) = &a.out {
+        write_atomic(&out.join("report.md"), md.as_bytes())?;
+        write_atomic(
+            &out.join("report.json"),
+            &serde_json::to_vec_pretty(&report)?,
+        )?;
+    }
+    println!();
+    print!("{md}");
+    eprintln!("clients pin the trust root: {}", signing.trust().to_text());
+    Ok(())
+}
