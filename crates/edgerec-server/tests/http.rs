@@ -8,6 +8,9 @@ use edgerec::release::SecretKey;
 use edgerec_release::{PublishOptions, Signing, Store};
 use edgerec_server::ServerConfig;
 
+mod common;
+use common::start;
+
 struct Answer {
     status: u16,
     headers: Vec<(String, String)>,
@@ -83,26 +86,6 @@ fn request(addr: SocketAddr, method: &str, path: &str, extra: &[(&str, &str)]) -
 
 fn get(addr: SocketAddr, path: &str) -> Answer {
     request(addr, "GET", path, &[])
-}
-
-/// A server on 127.0.0.1:0 in a background runtime, for the test's lifetime.
-fn start(config: ServerConfig) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            edgerec_server::serve(listener, config, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    rx.recv().unwrap()
 }
 
 fn publish(store: &Path, reference_time: i64, now: i64) -> edgerec_release::Published {

@@ -16,27 +16,13 @@ use edgerec_release::{PublishOptions, Published, Signing, Store as ReleaseStore}
 use edgerec_server::ServerConfig;
 use sha2::{Digest as _, Sha256};
 
+mod common;
+
 const NOW: i64 = 1_900_000_000;
 
-/// A server on 127.0.0.1:0 in a background runtime, for the test's lifetime.
+/// The real server on loopback, serving `store`.
 fn start(store: &Path) -> SocketAddr {
-    let config = ServerConfig::new(store.to_path_buf());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            edgerec_server::serve(listener, config, std::future::pending())
-                .await
-                .unwrap();
-        });
-    });
-    rx.recv().unwrap()
+    common::start(ServerConfig::new(store.to_path_buf()))
 }
 
 fn key() -> SecretKey {
