@@ -8,10 +8,7 @@ use anyhow::{Context as _, Result};
 use edgerec_data::fs::write_atomic;
 use edgerec_fit::cycle::{self, CycleConfig};
 use edgerec_fit::data::WorldData;
-use edgerec_fit::learned::LearnConfig;
 use edgerec_fit::package::{HnswMode, PackageOptions};
-use edgerec_fit::system::SystemConfig;
-use edgerec_fit::tune::TuneConfig;
 use edgerec_release::{Signing, Store, keyfile};
 
 /// Options of `edgerec cycle`.
@@ -47,24 +44,9 @@ pub struct CycleArgs {
     /// A directory for report.md and report.json.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Seed of iALS and the two-tower model.
-    #[arg(long, default_value_t = SystemConfig::default().seed)]
-    seed: u64,
-    /// Name of the data set recorded in the bundle.
-    #[arg(long, default_value = "movielens-100k")]
-    dataset: String,
-    /// Two-tower training epochs (0 leaves the model out).
-    #[arg(long, default_value_t = SystemConfig::default().tower_epochs)]
-    tower_epochs: usize,
-    /// A play above this fraction of the title is a positive.
-    #[arg(long, default_value_t = SystemConfig::default().positive_above)]
-    positive_above: f32,
-    /// Do not fit the serving on validation (nor learn a ranker): small worlds.
-    #[arg(long)]
-    no_tune: bool,
-    /// Do not learn a ranker on full retrains.
-    #[arg(long)]
-    no_ranker: bool,
+    /// How full retrains fit the system (`train`'s options).
+    #[command(flatten)]
+    fit: crate::FitArgs,
     /// Ship item vectors as int8 (as `bundle build --int8`).
     #[arg(long)]
     int8: bool,
@@ -83,18 +65,7 @@ pub struct CycleArgs {
 }
 
 pub fn run(a: &CycleArgs) -> Result<()> {
-    let system = SystemConfig {
-        dataset: a.dataset.clone(),
-        seed: a.seed,
-        tower_epochs: a.tower_epochs,
-        positive_above: a.positive_above,
-        tune: (!a.no_tune).then(|| TuneConfig {
-            seed: a.seed,
-            ranker: (!a.no_ranker).then(LearnConfig::default),
-            ..TuneConfig::default()
-        }),
-        ..SystemConfig::default()
-    };
+    let system = a.fit.config();
     let config = CycleConfig {
         system,
         package: PackageOptions {
@@ -113,7 +84,7 @@ pub fn run(a: &CycleArgs) -> Result<()> {
     };
     let signing = Signing::single(keyfile::read_secret(&a.key)?);
     let store = Store::open(&a.store)?;
-    let world = WorldData::load(&a.world, a.positive_above)
+    let world = WorldData::load(&a.world, a.fit.positive_above)
         .with_context(|| format!("loading the world {}", a.world.display()))?;
     let report = cycle::run(&world, &store, &signing, &config, |d| {
         use std::io::Write as _;

@@ -101,9 +101,16 @@ struct TrainArgs {
     /// Output directory for model.edgerec and report.md.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    fit: FitArgs,
+}
+
+/// How the system is fitted: `train`'s options, shared by `cycle`'s full retrains.
+#[derive(clap::Args)]
+pub struct FitArgs {
     /// Seed of iALS and the two-tower model.
     #[arg(long, default_value_t = SystemConfig::default().seed)]
-    seed: u64,
+    pub seed: u64,
     /// Popularity half-life in days.
     #[arg(long, default_value_t = SystemConfig::default().half_life_days)]
     half_life_days: f32,
@@ -115,7 +122,7 @@ struct TrainArgs {
     tower_epochs: usize,
     /// A play above this fraction of the title is a positive.
     #[arg(long, default_value_t = SystemConfig::default().positive_above)]
-    positive_above: f32,
+    pub positive_above: f32,
     /// Ship `--half-life-days`, the default quotas and MMR λ instead of fitting the serving
     /// on validation inside the world (a world too small to validate on needs it).
     #[arg(long)]
@@ -134,6 +141,29 @@ struct TrainArgs {
     /// the blend's order on validation exceeds this many paired standard errors.
     #[arg(long, default_value_t = LearnConfig::default().margin)]
     ranker_margin: f64,
+}
+
+impl FitArgs {
+    /// The system's configuration.
+    pub fn config(&self) -> SystemConfig {
+        SystemConfig {
+            dataset: self.dataset.clone(),
+            seed: self.seed,
+            half_life_days: self.half_life_days,
+            tower_epochs: self.tower_epochs,
+            positive_above: self.positive_above,
+            tune: (!self.no_tune).then(|| TuneConfig {
+                validation: self.validation,
+                mmr_budget: self.mmr_budget,
+                seed: self.seed,
+                ranker: (!self.no_ranker).then(|| LearnConfig {
+                    margin: self.ranker_margin,
+                    ..LearnConfig::default()
+                }),
+                ..TuneConfig::default()
+            }),
+        }
+    }
 }
 
 /// Options of `edgerec simulate`.
@@ -296,24 +326,8 @@ fn data(command: DataCommand) -> Result<()> {
 }
 
 fn train(a: &TrainArgs) -> Result<()> {
-    let config = SystemConfig {
-        dataset: a.dataset.clone(),
-        seed: a.seed,
-        half_life_days: a.half_life_days,
-        tower_epochs: a.tower_epochs,
-        positive_above: a.positive_above,
-        tune: (!a.no_tune).then(|| TuneConfig {
-            validation: a.validation,
-            mmr_budget: a.mmr_budget,
-            seed: a.seed,
-            ranker: (!a.no_ranker).then(|| LearnConfig {
-                margin: a.ranker_margin,
-                ..LearnConfig::default()
-            }),
-            ..TuneConfig::default()
-        }),
-    };
-    let world = WorldData::load(&a.world, a.positive_above)
+    let config = a.fit.config();
+    let world = WorldData::load(&a.world, a.fit.positive_above)
         .with_context(|| format!("loading the world {}", a.world.display()))?;
     let system = System::fit(&world, &config)?;
     let report = system.report();
