@@ -723,7 +723,7 @@ fn make_user(w: &World, rng: &mut Rng, new_user: bool) -> Res<User> {
         // The home rows they were shown while onboarding.
         for e in 0..below(rng, 3) {
             let shown: Vec<u32> = (0..10).map(|_| w.ids[w.any(rng)]).collect();
-            state.record_impression(&shown, time - (3 - e as i64) * 600);
+            state.record_impression(&shown, time - (3 - e as i64) * 600)?;
         }
     } else {
         kind = "history";
@@ -783,7 +783,7 @@ fn make_user(w: &World, rng: &mut Rng, new_user: bool) -> Res<User> {
             let t = time - 21 * DAY + (e as i64) * DAY + below(rng, 3_600) as i64;
             let mut shown = regulars.clone();
             shown.extend((0..6).map(|_| w.ids[taste_title(rng)]));
-            state.record_impression(&shown, t.min(time - 60));
+            state.record_impression(&shown, t.min(time - 60))?;
         }
     }
     let searches = if uniform(rng) < 0.3 {

@@ -15,7 +15,7 @@
 //! # Ok::<(), edgerec::BundleError>(())
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::BundleError;
 
@@ -85,8 +85,9 @@ impl Catalog {
                 genres.len()
             )));
         }
-        for (i, g) in genres.iter().enumerate() {
-            if g.is_empty() || genres[..i].contains(g) {
+        let mut seen = HashSet::with_capacity(genres.len());
+        for g in &genres {
+            if g.is_empty() || !seen.insert(g.as_str()) {
                 return Err(bad(format!("genre name {g:?} is empty or repeated")));
             }
         }

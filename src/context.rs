@@ -102,9 +102,16 @@ pub struct Context {
 
 impl Context {
     /// A context at `timestamp` (unix seconds, UTC) for a user whose local time is UTC plus
-    /// `utc_offset_minutes`. Fails if the offset is beyond ±18 hours.
+    /// `utc_offset_minutes`. Fails if the offset is beyond ±18 hours or the time is outside
+    /// [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`].
     pub fn new(device: Device, timestamp: i64, utc_offset_minutes: i32) -> Result<Context> {
-        if utc_offset_minutes.abs() > MAX_UTC_OFFSET_MINUTES {
+        if !crate::limits::time_in_range(timestamp) {
+            return Err(Error::InvalidArgument(crate::limits::time_error(
+                "context timestamp",
+                timestamp,
+            )));
+        }
+        if utc_offset_minutes.unsigned_abs() > MAX_UTC_OFFSET_MINUTES.unsigned_abs() {
             return Err(Error::InvalidArgument(format!(
                 "utcOffsetMinutes {utc_offset_minutes} is beyond ±{MAX_UTC_OFFSET_MINUTES}"
             )));

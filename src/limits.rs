@@ -24,6 +24,40 @@ pub const MAX_SEARCH_TOKENS: usize = 256;
 /// user vector a request may carry.
 pub const MAX_DIM: usize = 1_024;
 
+/// Earliest time any input may carry, in Unix seconds: 1800-01-01T00:00:00Z (release dates
+/// of the oldest films fit; a negative sentinel does not).
+pub const MIN_TIME: i64 = -5_364_662_400;
+
+/// Latest time any input may carry, in Unix seconds: 2200-01-01T00:00:00Z. A millisecond
+/// timestamp of any date after 1970-03-26 is above it, so a unit mistake is refused, not used.
+pub const MAX_TIME: i64 = 7_258_118_400;
+
+/// Whether `t` (Unix seconds) is within [`MIN_TIME`]`..=`[`MAX_TIME`]. Every time read from a
+/// bundle, a user state or a request is checked with it when decoded, so differences of two
+/// times, and day counts derived from them, can never overflow.
+///
+/// ```
+/// use edgerec::limits::time_in_range;
+/// assert!(time_in_range(1_764_446_400));         // 2025-11-29 in seconds
+/// assert!(!time_in_range(1_764_446_400_000));    // the same in milliseconds
+/// assert!(!time_in_range(i64::MIN));
+/// ```
+pub const fn time_in_range(t: i64) -> bool {
+    MIN_TIME <= t && t <= MAX_TIME
+}
+
+/// Why a time is refused, naming `what` and, for a value that looks like milliseconds, saying so.
+pub fn time_error(what: &str, t: i64) -> String {
+    let hint = if t > MAX_TIME && t / 1000 <= MAX_TIME {
+        " (it looks like milliseconds: pass Unix seconds)"
+    } else {
+        ""
+    };
+    format!(
+        "{what} {t} is outside {MIN_TIME}..={MAX_TIME} (years 1800 to 2200 in Unix seconds){hint}"
+    )
+}
+
 use crate::error::{Error, Result};
 
 /// Checks a row-major `rows × dim` matrix an index is built from: `values.len() == rows · dim`

@@ -323,8 +323,8 @@ mod tests {
         assert!(!ids(&all).contains(&10));
         assert_eq!(all.items.len(), 3);
         // Shown twice without a play: fatigued (the bundle's SERV says 2).
-        s.record_impression(&[20], 2_000);
-        s.record_impression(&[20], 3_000);
+        s.record_impression(&[20], 2_000).unwrap();
+        s.record_impression(&[20], 3_000).unwrap();
         let row = r.recommend_row(&s, &RowRequest::new(ctx())).unwrap();
         assert!(!ids(&row).contains(&20), "{:?}", ids(&row));
         // Item 30 is rated R.

@@ -11,7 +11,7 @@
 //!
 //! let mut state = UserState::new();
 //! let t = 1_764_446_400; // unix seconds
-//! state.record_impression(&[10, 20, 30], t);
+//! state.record_impression(&[10, 20, 30], t)?;
 //! let at = |fraction, watched_s| Progress { fraction, watched_s, device: Device::Tv };
 //! state.record_progress(10, t + 60, at(0.4, 2_400))?;
 //! state.record_progress(10, t + 3_600, at(0.95, 5_700))?;
@@ -100,6 +100,10 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const MAX_PLAYS: usize = 2_000;
 /// Most impressions kept.
 pub const MAX_IMPRESSIONS: usize = 5_000;
+
+/// Most seconds one play may report watched: a day. No title plays longer, and a watch of more
+/// than 86 seconds given in milliseconds is above it, so the unit mistake is refused.
+pub const MAX_WATCHED_SECONDS: u32 = 86_400;
 /// Impressions more than this many seconds older than the newest one are dropped (30 days).
 pub const IMPRESSION_TTL_S: i64 = 30 * 86_400;
 /// Progress within this many seconds of a play's last update continues that play (6 hours).
@@ -338,6 +342,13 @@ impl UserState {
     /// the fraction is not finite or outside `[0, 1]`; the state is then unchanged.
     /// O(plays + impressions).
     pub fn record_progress(&mut self, item: u32, time: i64, progress: Progress) -> Result<()> {
+        check_time(time)?;
+        if progress.watched_s > MAX_WATCHED_SECONDS {
+            return Err(Error::InvalidArgument(format!(
+                "watched seconds {} above {MAX_WATCHED_SECONDS} (a day; milliseconds?)",
+                progress.watched_s
+            )));
+        }
         if !(0.0..=1.0).contains(&progress.fraction) {
             return Err(Error::InvalidArgument(format!(
                 "fraction must be within 0..=1, got {}",
@@ -350,13 +361,15 @@ impl UserState {
 
     /// Records that `item` played to its end at `time`: the play in the session window (or a
     /// new one) becomes completed with fraction 1. Otherwise as [`UserState::record_progress`].
-    pub fn record_completion(&mut self, item: u32, time: i64, device: Device) {
+    pub fn record_completion(&mut self, item: u32, time: i64, device: Device) -> Result<()> {
+        check_time(time)?;
         let progress = Progress {
             fraction: 1.0,
             watched_s: 0,
             device,
         };
         self.upsert(item, time, progress, true);
+        Ok(())
     }
 
     fn upsert(&mut self, item: u32, time: i64, progress: Progress, completed: bool) {
@@ -419,11 +432,12 @@ impl UserState {
     /// that old is itself not recorded), then keeps the newest [`MAX_IMPRESSIONS`]. A new
     /// impression starts unplayed unless a kept play of the title reached `time` or later
     /// (reports arriving out of order). O(impressions + items × plays).
-    pub fn record_impression(&mut self, items: &[u32], time: i64) {
+    pub fn record_impression(&mut self, items: &[u32], time: i64) -> Result<()> {
+        check_time(time)?;
         let newest = self.impressions.last().map_or(time, |i| i.time.max(time));
         let cutoff = newest.saturating_sub(IMPRESSION_TTL_S);
         if time < cutoff {
-            return;
+            return Ok(());
         }
         self.impressions.retain(|i| i.time >= cutoff);
         let at = self.impressions.partition_point(|i| i.time <= time);
@@ -436,6 +450,7 @@ impl UserState {
         self.impressions.splice(at..at, new);
         let excess = self.impressions.len().saturating_sub(MAX_IMPRESSIONS);
         self.impressions.drain(..excess);
+        Ok(())
     }
 
     /// Replaces the onboarding picks. Duplicates are dropped (the first kept). Fails
@@ -671,6 +686,17 @@ impl UserState {
     }
 }
 
+/// Refuses a time outside [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`].
+fn check_time(time: i64) -> Result<()> {
+    if crate::limits::time_in_range(time) {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(crate::limits::time_error(
+            "time", time,
+        )))
+    }
+}
+
 fn check_utc_offset(minutes: i32) -> std::result::Result<(), String> {
     if minutes.unsigned_abs() > MAX_UTC_OFFSET_MINUTES.unsigned_abs() {
         return Err(format!(
@@ -856,9 +882,14 @@ fn parse(payload: &[u8]) -> std::result::Result<UserState, StateError> {
     let mut plays = Vec::with_capacity(n);
     for _ in 0..n {
         let item = r.u32()?;
-        let started = r.i64()?;
-        let updated = r.i64()?;
+        let started = r.time("play start")?;
+        let updated = r.time("play update")?;
         let watched_s = r.u32()?;
+        if watched_s > MAX_WATCHED_SECONDS {
+            return Err(malformed(format!(
+                "play watched {watched_s} s, above {MAX_WATCHED_SECONDS}"
+            )));
+        }
         let fraction = r.f32()?;
         let completed = r.bool()?;
         let d = r.u8()?;
@@ -877,7 +908,7 @@ fn parse(payload: &[u8]) -> std::result::Result<UserState, StateError> {
     for _ in 0..n {
         impressions.push(Impression {
             item: r.u32()?,
-            time: r.i64()?,
+            time: r.time("impression time")?,
             played: r.bool()?,
         });
     }
@@ -939,8 +970,14 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> std::result::Result<u64, StateError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    fn i64(&mut self) -> std::result::Result<i64, StateError> {
-        Ok(i64::from_le_bytes(self.array()?))
+    /// A time within [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`].
+    fn time(&mut self, field: &str) -> std::result::Result<i64, StateError> {
+        let t = i64::from_le_bytes(self.array()?);
+        if crate::limits::time_in_range(t) {
+            Ok(t)
+        } else {
+            Err(malformed(crate::limits::time_error(field, t)))
+        }
     }
     fn f32(&mut self) -> std::result::Result<f32, StateError> {
         let v = f32::from_le_bytes(self.array()?);
@@ -1038,9 +1075,9 @@ mod tests {
 
     fn sample() -> UserState {
         let mut s = UserState::new();
-        s.record_impression(&[1, 2, 3], T);
+        s.record_impression(&[1, 2, 3], T).unwrap();
         s.record_progress(1, T + 10, progress(0.5)).unwrap();
-        s.record_completion(2, T + 20, Device::Mobile);
+        s.record_completion(2, T + 20, Device::Mobile).unwrap();
         s.set_onboarding(&["Comedy", "Drama"], &[7]).unwrap();
         let st = s.settings_mut();
         st.set_maturity_limit(Some(Maturity::Pg13));
@@ -1117,13 +1154,13 @@ mod tests {
     fn completion_marks_the_play_and_sets_fraction_one() {
         let mut s = UserState::new();
         s.record_progress(5, T, progress(0.7)).unwrap();
-        s.record_completion(5, T + 2 * HOUR, Device::Tv);
+        s.record_completion(5, T + 2 * HOUR, Device::Tv).unwrap();
         assert_eq!(s.plays().len(), 1);
         assert!(s.plays()[0].completed);
         assert_eq!(s.plays()[0].fraction, 1.0);
         assert_eq!(s.plays()[0].watched_s, 4_200);
         // A completion with no play in the window is a play of its own.
-        s.record_completion(6, T, Device::Desktop);
+        s.record_completion(6, T, Device::Desktop).unwrap();
         assert_eq!(s.plays().len(), 2);
         assert_eq!(s.finished_titles(), vec![6, 5]);
     }
@@ -1197,13 +1234,13 @@ mod tests {
     fn fatigue_counts_only_impressions_not_followed_by_a_play() {
         let mut s = UserState::new();
         for k in 0..3 {
-            s.record_impression(&[1, 2], T + k * HOUR);
+            s.record_impression(&[1, 2], T + k * HOUR).unwrap();
         }
         assert_eq!(s.impressions_without_play(1), 3);
         s.record_play(1, T + 3 * HOUR, 0.2).unwrap();
         assert_eq!(s.impressions_without_play(1), 0);
-        s.record_impression(&[1], T + 4 * HOUR);
-        s.record_impression(&[1], T + 5 * HOUR);
+        s.record_impression(&[1], T + 4 * HOUR).unwrap();
+        s.record_impression(&[1], T + 5 * HOUR).unwrap();
         assert_eq!(s.impressions_without_play(1), 2);
         assert_eq!(s.impressions_without_play(2), 3);
         assert_eq!(s.impressions_without_play(3), 0);
@@ -1214,31 +1251,32 @@ mod tests {
         s.record_play(1, T + 6 * HOUR, 0.5).unwrap();
         assert_eq!(s.impressions_without_play(1), 0);
         // A showing reported late, before a play we already have, counts as played.
-        s.record_impression(&[2], T + 3 * HOUR);
+        s.record_impression(&[2], T + 3 * HOUR).unwrap();
         s.record_play(2, T + 7 * HOUR, 0.5).unwrap();
-        s.record_impression(&[2], T + 6 * HOUR);
+        s.record_impression(&[2], T + 6 * HOUR).unwrap();
         assert_eq!(s.impressions_without_play(2), 0);
     }
 
     #[test]
     fn impressions_expire_after_the_ttl_and_respect_the_cap() {
         let mut s = UserState::new();
-        s.record_impression(&[1], T);
-        s.record_impression(&[2], T + IMPRESSION_TTL_S);
+        s.record_impression(&[1], T).unwrap();
+        s.record_impression(&[2], T + IMPRESSION_TTL_S).unwrap();
         assert_eq!(s.impressions().len(), 2);
-        s.record_impression(&[3], T + IMPRESSION_TTL_S + 1);
+        s.record_impression(&[3], T + IMPRESSION_TTL_S + 1).unwrap();
         let items: Vec<u32> = s.impressions().iter().map(|i| i.item).collect();
         assert_eq!(items, vec![2, 3]);
         // Too old to matter: not recorded.
-        s.record_impression(&[4], T);
+        s.record_impression(&[4], T).unwrap();
         assert_eq!(s.impressions().len(), 2);
         // A late report inside the window is kept in time order.
-        s.record_impression(&[5], T + IMPRESSION_TTL_S / 2);
+        s.record_impression(&[5], T + IMPRESSION_TTL_S / 2).unwrap();
         let items: Vec<u32> = s.impressions().iter().map(|i| i.item).collect();
         assert_eq!(items, vec![5, 2, 3]);
 
         let many: Vec<u32> = (0..MAX_IMPRESSIONS as u32 + 10).collect();
-        s.record_impression(&many, T + IMPRESSION_TTL_S + 2);
+        s.record_impression(&many, T + IMPRESSION_TTL_S + 2)
+            .unwrap();
         assert_eq!(s.impressions().len(), MAX_IMPRESSIONS);
         assert_eq!(s.impressions()[0].item, 10);
         assert!(s.check().is_ok());
@@ -1319,7 +1357,7 @@ mod tests {
             s.record_play(i, T + i64::from(i) * 60, 0.9).unwrap();
         }
         let items: Vec<u32> = (0..MAX_IMPRESSIONS as u32).collect();
-        s.record_impression(&items, T + 1_000_000);
+        s.record_impression(&items, T + 1_000_000).unwrap();
         let genres: Vec<String> = (0..MAX_ONBOARDING_GENRES)
             .map(|i| format!("{i:0>64}"))
             .collect();
@@ -1450,6 +1488,13 @@ mod tests {
         refused(with_plays(&[play(T, T, 0.5, 1, 0)])); // completed below 1
         refused(with_plays(&[play(T, T, 0.5, 2, 0)])); // unknown flag
         refused(with_plays(&[play(T, T, 0.5, 0, 5)])); // unknown device
+        // Times outside the range every input is held to (so `t - started` cannot overflow).
+        refused(with_plays(&[play(i64::MIN, T, 0.5, 0, 0)]));
+        refused(with_plays(&[play(T, i64::MAX, 0.5, 0, 0)]));
+        refused(with_plays(&[play(T * 1000, T * 1000, 0.5, 0, 0)])); // milliseconds
+        let mut long = play(T, T, 0.5, 0, 0);
+        long[20..24].copy_from_slice(&(MAX_WATCHED_SECONDS + 1).to_le_bytes());
+        refused(with_plays(&[long]));
         // Bad settings bytes: maturity code, presence byte, gender, UTC offset.
         for (at, v) in [(0, 6u8), (6, 2), (7, 4), (8, 2)] {
             let mut p = empty.clone();
@@ -1476,6 +1521,32 @@ mod tests {
         refused(genre(&[b""]));
     }
 
+    #[test]
+    fn recording_refuses_times_outside_the_range_and_changes_nothing() {
+        let mut s = UserState::new();
+        s.record_play(1, T, 0.5).unwrap();
+        let before = s.clone();
+        let ms = T * 1000;
+        for t in [ms, i64::MIN, i64::MAX, crate::limits::MAX_TIME + 1] {
+            let e = s.record_play(2, t, 0.5).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument", "{e}");
+            assert!(s.record_completion(2, t, Device::Tv).is_err());
+            assert!(s.record_impression(&[2], t).is_err());
+        }
+        let at = |watched_s| Progress {
+            fraction: 0.5,
+            watched_s,
+            device: Device::Tv,
+        };
+        assert!(
+            s.record_progress(2, T, at(MAX_WATCHED_SECONDS + 1))
+                .is_err()
+        );
+        let e = s.record_play(2, ms, 0.5).unwrap_err().to_string();
+        assert!(e.contains("milliseconds"), "{e}");
+        assert_eq!(s, before);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Progress(u32, i64, f32, u32, u8),
@@ -1490,7 +1561,7 @@ mod tests {
         let item = 0u32..12;
         let time = (T - 40 * 86_400)..(T + 40 * 86_400);
         prop_oneof![
-            4 => (item.clone(), time.clone(), 0.0f32..=1.0, any::<u32>(), 0u8..5)
+            4 => (item.clone(), time.clone(), 0.0f32..=1.0, 0..=MAX_WATCHED_SECONDS, 0u8..5)
                 .prop_map(|(i, t, f, w, d)| Op::Progress(i, t, f, w, d)),
             1 => (item.clone(), time.clone(), 0u8..5).prop_map(|(i, t, d)| Op::Complete(i, t, d)),
             3 => (pvec(item.clone(), 0..6), time)
@@ -1521,8 +1592,10 @@ mod tests {
                     };
                     s.record_progress(i, t, p).unwrap();
                 }
-                Op::Complete(i, t, d) => s.record_completion(i, t, Device::ALL[d as usize]),
-                Op::Impression(v, t) => s.record_impression(&v, t),
+                Op::Complete(i, t, d) => {
+                    s.record_completion(i, t, Device::ALL[d as usize]).unwrap()
+                }
+                Op::Impression(v, t) => s.record_impression(&v, t).unwrap(),
                 Op::Onboarding(g, i) => s.set_onboarding(&g, &i).unwrap(),
                 Op::Settings(m, o, d, a, g, c) => {
                     let st = s.settings_mut();

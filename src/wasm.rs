@@ -16,9 +16,12 @@ use crate::rerank::Reason;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
+/** A device class: what a play or a request happened on. */
+export type Device = "tv" | "desktop" | "mobile" | "tablet" | "unknown";
+
 /** Where and when a request happens. */
 export interface Context {
-  device: "tv" | "desktop" | "mobile" | "tablet" | "unknown";
+  device: Device;
   /** Unix seconds (UTC). */
   timestamp: number;
   /** The user's local offset from UTC in minutes (UTC+1 is 60). Default 0. */
@@ -813,12 +816,34 @@ fn reason_kind(reason: &Reason) -> &'static str {
     }
 }
 
-/// Whole unix seconds from a JS number, or an `invalid_argument` error naming `what`.
+/// Whole unix seconds within [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`] from a
+/// JS number, or an `invalid_argument` error naming `what` (and saying so when the number
+/// looks like milliseconds, e.g. `Date.now()`).
 fn unix_seconds(what: &str, t: f64) -> Result<i64, JsValue> {
-    if t.fract() != 0.0 || t.abs() > MAX_SAFE_INTEGER {
-        return Err(invalid(what, "must be whole unix seconds"));
+    if !t.is_finite() || t.fract() != 0.0 || t.abs() > MAX_SAFE_INTEGER {
+        return Err(invalid(
+            what,
+            format!("must be whole unix seconds, got {t}"),
+        ));
     }
-    Ok(t as i64)
+    let t = t as i64;
+    if !crate::limits::time_in_range(t) {
+        return Err(invalid(what, crate::limits::time_error("time", t)));
+    }
+    Ok(t)
+}
+
+/// A whole number in `0..=max` from JS (not coerced: -1, 1.5, NaN and 2^32 + 60 are refused),
+/// or an `invalid_argument` error naming `what`.
+fn whole_u32(what: &str, x: f64, max: u32) -> Result<u32, JsValue> {
+    if x.is_finite() && x.fract() == 0.0 && (0.0..=f64::from(max)).contains(&x) {
+        Ok(x as u32)
+    } else {
+        Err(invalid(
+            what,
+            format!("must be a whole number from 0 to {max}, got {x}"),
+        ))
+    }
 }
 
 fn device_or_unknown(device: Option<String>) -> Result<Device, JsValue> {
@@ -876,16 +901,26 @@ impl JsUserState {
     #[wasm_bindgen(js_name = recordPlay)]
     pub fn record_play(
         &mut self,
-        #[wasm_bindgen(js_name = itemId)] item_id: u32,
+        #[wasm_bindgen(js_name = itemId)] item_id: f64,
         timestamp: f64,
         fraction: f64,
-        #[wasm_bindgen(js_name = watchedSeconds)] watched_seconds: Option<u32>,
-        device: Option<String>,
+        #[wasm_bindgen(js_name = watchedSeconds)] watched_seconds: Option<f64>,
+        #[wasm_bindgen(unchecked_param_type = "Device | null")] device: Option<String>,
     ) -> Result<(), JsValue> {
+        let item_id = whole_u32("itemId", item_id, u32::MAX)?;
         let t = unix_seconds("timestamp", timestamp)?;
+        if !(0.0..=1.0).contains(&fraction) {
+            return Err(invalid(
+                "fraction",
+                format!("must be within 0..=1, got {fraction}"),
+            ));
+        }
+        let watched_s = watched_seconds
+            .map(|w| whole_u32("watchedSeconds", w, crate::state::MAX_WATCHED_SECONDS))
+            .transpose()?;
         let progress = crate::state::Progress {
             fraction: fraction as f32,
-            watched_s: watched_seconds.unwrap_or(0),
+            watched_s: watched_s.unwrap_or(0),
             device: device_or_unknown(device)?,
         };
         Ok(self.inner.record_progress(item_id, t, progress)?)
@@ -895,14 +930,15 @@ impl JsUserState {
     #[wasm_bindgen(js_name = recordCompletion)]
     pub fn record_completion(
         &mut self,
-        #[wasm_bindgen(js_name = itemId)] item_id: u32,
+        #[wasm_bindgen(js_name = itemId)] item_id: f64,
         timestamp: f64,
-        device: Option<String>,
+        #[wasm_bindgen(unchecked_param_type = "Device | null")] device: Option<String>,
     ) -> Result<(), JsValue> {
+        let item_id = whole_u32("itemId", item_id, u32::MAX)?;
         let t = unix_seconds("timestamp", timestamp)?;
-        self.inner
-            .record_completion(item_id, t, device_or_unknown(device)?);
-        Ok(())
+        Ok(self
+            .inner
+            .record_completion(item_id, t, device_or_unknown(device)?)?)
     }
 
     /// Records that these titles were shown at `timestamp` (for fatigue).
@@ -914,8 +950,7 @@ impl JsUserState {
     ) -> Result<(), JsValue> {
         let items = parse_item_ids("itemIds must be an array of item ids", item_ids)?;
         let t = unix_seconds("timestamp", timestamp)?;
-        self.inner.record_impression(&items, t);
-        Ok(())
+        Ok(self.inner.record_impression(&items, t)?)
     }
 
     /// Sets the onboarding picks: genre names and title ids (duplicates dropped).
@@ -938,12 +973,12 @@ impl JsUserState {
     }
 
     /// The profile's maturity limit (`"G"`, `"PG"`, `"PG-13"`, `"R"`, `"NC-17"`) or `null`.
-    #[wasm_bindgen(getter, js_name = maturityLimit)]
-    pub fn maturity_limit(&self) -> Option<String> {
-        self.inner
-            .settings()
-            .maturity_limit()
-            .map(|m| m.as_str().to_string())
+    #[wasm_bindgen(getter, js_name = maturityLimit, unchecked_return_type = "string | null")]
+    pub fn maturity_limit(&self) -> JsValue {
+        match self.inner.settings().maturity_limit() {
+            Some(m) => m.as_str().into(),
+            None => JsValue::NULL,
+        }
     }
 
     /// Sets the optional profile fields the ranking features use: `age` (years), `gender`
@@ -1005,10 +1040,20 @@ impl JsUserState {
         self.inner.settings().utc_offset_minutes()
     }
 
-    /// Sets the user's local offset from UTC in minutes (within ±18 h).
+    /// Sets the user's local offset from UTC in whole minutes (within ±18 h).
     #[wasm_bindgen(js_name = setUtcOffsetMinutes)]
-    pub fn set_utc_offset_minutes(&mut self, minutes: i32) -> Result<(), JsValue> {
-        Ok(self.inner.settings_mut().set_utc_offset_minutes(minutes)?)
+    pub fn set_utc_offset_minutes(&mut self, minutes: f64) -> Result<(), JsValue> {
+        let max = f64::from(crate::context::MAX_UTC_OFFSET_MINUTES);
+        if !(minutes.is_finite() && minutes.fract() == 0.0 && minutes.abs() <= max) {
+            return Err(invalid(
+                "minutes",
+                format!("must be whole minutes within ±{max}, got {minutes}"),
+            ));
+        }
+        Ok(self
+            .inner
+            .settings_mut()
+            .set_utc_offset_minutes(minutes as i32)?)
     }
 
     /// Item ids of every recorded play, oldest first.
@@ -1024,8 +1069,12 @@ impl JsUserState {
 
     /// Titles shown at least `minShown` times without a play since, by item id.
     #[wasm_bindgen(js_name = fatiguedTitles)]
-    pub fn fatigued_titles(&self, #[wasm_bindgen(js_name = minShown)] min_shown: u32) -> Vec<u32> {
-        self.inner.fatigued_titles(min_shown as usize)
+    pub fn fatigued_titles(
+        &self,
+        #[wasm_bindgen(js_name = minShown)] min_shown: f64,
+    ) -> Result<Vec<u32>, JsValue> {
+        let min_shown = whole("minShown", min_shown, crate::state::MAX_IMPRESSIONS)?;
+        Ok(self.inner.fatigued_titles(min_shown))
     }
 
     /// Number of plays kept.

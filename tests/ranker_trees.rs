@@ -523,7 +523,35 @@ fn malformed_ensembles_are_refused_before_tract_runs_them() {
         ENGINE_TREES
     );
     type Edit = Box<dyn Fn(&mut Ensemble)>;
-    let cases: [(&str, Edit, &str); 6] = [
+    let cases: [(&str, Edit, &str); 11] = [
+        // Loaded natively (the probe rows never reach that leaf), then tract scored every
+        // request at ~1 s: refused, natively and in wasm alike.
+        (
+            "NaN class weight",
+            Box::new(|e| e.c_weight[3] = f32::NAN),
+            "holds NaN",
+        ),
+        (
+            "infinite threshold",
+            Box::new(|e| e.value[0] = f32::INFINITY),
+            "holds inf",
+        ),
+        (
+            "NaN base value",
+            Box::new(|e| e.base = Some(vec![0.0, f32::NAN])),
+            "holds NaN",
+        ),
+        // Left to tract before (~850 ms per request in wasm): outside what edgerec runs.
+        (
+            "feature id 2^40",
+            Box::new(|e| e.feature[0] = 1 << 40),
+            "outside the tree ensembles edgerec runs",
+        ),
+        (
+            "PROBIT",
+            Box::new(|e| e.post = "PROBIT"),
+            "outside the tree ensembles edgerec runs",
+        ),
         // tract 0.23.9 loops forever on this one (measured: its probe run never returns).
         ("cycle", Box::new(|e| e.no[0] = 0), "cycle"),
         // tract panics indexing its node table.

@@ -133,8 +133,15 @@ impl<'a> Reader<'a> {
     pub(crate) fn u64(&mut self) -> Result<u64, BundleError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
-    pub(crate) fn i64(&mut self) -> Result<i64, BundleError> {
-        Ok(i64::from_le_bytes(self.array()?))
+    /// A time in Unix seconds within [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`]
+    /// (every `i64` a section holds is one); `field` names it in the error.
+    pub(crate) fn time(&mut self, field: &str) -> Result<i64, BundleError> {
+        let t = i64::from_le_bytes(self.array()?);
+        if crate::limits::time_in_range(t) {
+            Ok(t)
+        } else {
+            Err(self.malformed(crate::limits::time_error(field, t)))
+        }
     }
     /// A finite `f32`; NaN and infinities are refused so scoring never sees them.
     pub(crate) fn f32(&mut self) -> Result<f32, BundleError> {
@@ -215,6 +222,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn times_outside_the_range_are_malformed() {
+        for (t, ok) in [
+            (crate::limits::MIN_TIME, true),
+            (crate::limits::MAX_TIME, true),
+            (crate::limits::MIN_TIME - 1, false),
+            (crate::limits::MAX_TIME + 1, false),
+            (i64::MIN, false),
+            (i64::MAX, false),
+        ] {
+            let mut w = Writer::new();
+            w.i64(t);
+            let bytes = w.finish();
+            let got = Reader::new(&bytes, "TEST").time("release_time");
+            assert_eq!(got.is_ok(), ok, "{t}: {got:?}");
+        }
+        let mut w = Writer::new();
+        w.i64(1_764_446_400_000);
+        let bytes = w.finish();
+        let err = Reader::new(&bytes, "TEST")
+            .time("added_time")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("added_time") && err.contains("milliseconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn round_trip() {
         let mut w = Writer::new();
         w.u8(7);
@@ -229,7 +265,7 @@ mod tests {
         let mut r = Reader::new(&bytes, "TEST");
         assert_eq!(r.u8().unwrap(), 7);
         assert_eq!(r.u16().unwrap(), 300);
-        assert_eq!(r.i64().unwrap(), -5);
+        assert_eq!(r.time("t").unwrap(), -5);
         assert_eq!(r.str().unwrap(), "héllo");
         assert_eq!(r.f32s().unwrap(), vec![1.5, -2.0]);
         assert_eq!(r.f64s().unwrap(), vec![0.25, -1e300]);

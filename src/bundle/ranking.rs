@@ -32,6 +32,21 @@ pub const FEATURES_FORMAT: &str = "edgerec-features/1";
 /// ([`FeatureConfig::provenance`]).
 pub const FEATURES_FORMAT_PROVENANCE: &str = "edgerec-features/2";
 
+/// Most genres a feature space may have: each adds three dense features (all-time and recent
+/// genre shares, the title's genre), so the dense width, and every request's candidates ×
+/// width feature matrix, stay bounded (1,000 candidates × ~4,000 floats = 16 MB).
+pub const MAX_FEATURE_GENRES: usize = 1_024;
+
+/// Most languages a feature space may have (each adds a dense feature).
+pub const MAX_FEATURE_LANGUAGES: usize = 1_024;
+
+/// Most names of a sparse vocabulary (tags, people, distributors, countries): ids only, no
+/// dense width, but the names are held in memory.
+pub const MAX_VOCABULARY: usize = 1 << 22;
+
+/// Longest "recent" window, in days (ten years).
+pub const MAX_RECENT_DAYS: u32 = 3_650;
+
 /// The feature space the bundle's models were trained on (section `FEAT`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureContract {
@@ -112,8 +127,19 @@ impl FeatureContract {
             holiday_horizon_days: r.u16()?,
             provenance,
         };
-        let mut vocab = || -> Result<Vocabulary, BundleError> {
-            let names = read_strs(&mut r)?;
+        if config.recent_days == 0 || config.recent_days > MAX_RECENT_DAYS {
+            return Err(r.malformed(format!(
+                "recent_days {} outside 1..={MAX_RECENT_DAYS}",
+                config.recent_days
+            )));
+        }
+        let mut vocab = |what: &str, max: usize| -> Result<Vocabulary, BundleError> {
+            // The count is checked before any name is read.
+            let n = r.len(4)?;
+            if n > max {
+                return Err(r.malformed(format!("{n} {what}, at most {max}")));
+            }
+            let names = (0..n).map(|_| r.str()).collect::<Result<Vec<_>, _>>()?;
             let v = Vocabulary::new(names.iter().map(String::as_str));
             if v.names().len() != names.len() {
                 return Err(BundleError::Malformed {
@@ -124,15 +150,16 @@ impl FeatureContract {
             Ok(v)
         };
         let vocab = Vocabularies {
-            genres: vocab()?,
-            tags: vocab()?,
-            people: vocab()?,
-            distributors: vocab()?,
-            languages: vocab()?,
-            countries: vocab()?,
+            genres: vocab("genres", MAX_FEATURE_GENRES)?,
+            tags: vocab("tags", MAX_VOCABULARY)?,
+            people: vocab("people", MAX_VOCABULARY)?,
+            distributors: vocab("distributors", MAX_VOCABULARY)?,
+            languages: vocab("languages", MAX_FEATURE_LANGUAGES)?,
+            countries: vocab("countries", MAX_VOCABULARY)?,
         };
         let dense = read_strs(&mut r)?;
         r.finish()?;
+        // The width those vocabularies give is bounded above, so this allocation is too.
         let space = FeatureSpace::new(vocab, config);
         if space.dense_names() != dense.as_slice() {
             let i = (0..dense.len().min(space.dense_names().len()))
@@ -266,6 +293,54 @@ mod tests {
         assert!(FeatureContract::from_payload(&bad).is_err());
         for n in 0..v2.len() {
             assert!(FeatureContract::from_payload(&v2[..n]).is_err(), "{n}");
+        }
+    }
+
+    #[test]
+    fn feat_vocabularies_and_windows_are_bounded_before_the_space_is_built() {
+        let payload = |genres: usize, languages: usize, recent_days: u32| {
+            let mut w = Writer::new();
+            w.str(FEATURES_FORMAT);
+            w.u32(recent_days);
+            w.u16(30);
+            let names = |n: usize| (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>();
+            for v in [
+                names(genres),
+                vec![],
+                vec![],
+                vec![],
+                names(languages),
+                vec![],
+            ] {
+                strs(&mut w, &v);
+            }
+            let space = FeatureSpace::new(
+                Vocabularies {
+                    genres: Vocabulary::new(names(genres)),
+                    languages: Vocabulary::new(names(languages)),
+                    ..Vocabularies::default()
+                },
+                FeatureConfig {
+                    recent_days,
+                    ..FeatureConfig::default()
+                },
+            );
+            strs(&mut w, space.dense_names());
+            w.finish()
+        };
+        assert!(FeatureContract::from_payload(&payload(MAX_FEATURE_GENRES, 3, 90)).is_ok());
+        assert!(FeatureContract::from_payload(&payload(3, MAX_FEATURE_LANGUAGES, 90)).is_ok());
+        for (g, l, d) in [
+            (MAX_FEATURE_GENRES + 1, 3, 90),
+            (3, MAX_FEATURE_LANGUAGES + 1, 90),
+            (3, 3, 0),
+            (3, 3, MAX_RECENT_DAYS + 1),
+        ] {
+            let e = FeatureContract::from_payload(&payload(g, l, d)).unwrap_err();
+            assert!(
+                matches!(e, BundleError::Malformed { .. }),
+                "{g}, {l}, {d}: {e}"
+            );
         }
     }
 }

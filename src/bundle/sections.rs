@@ -86,7 +86,7 @@ impl Release {
         let mut r = Reader::new(b, "RELS");
         let release = Release {
             version: r.u64()?,
-            published_at: r.i64()?,
+            published_at: r.time("published_at")?,
             channel: r.str()?,
         };
         r.finish()?;
@@ -150,7 +150,7 @@ pub(crate) fn decode_meta(b: &[u8]) -> Result<Meta, BundleError> {
     let mut r = Reader::new(b, "META");
     let m = Meta {
         model_version: r.str()?,
-        created_at: r.i64()?,
+        created_at: r.time("created_at")?,
         dataset: r.str()?,
         seed: r.u64()?,
         trainer: r.str()?,
@@ -220,7 +220,7 @@ pub(crate) fn decode_popularity(b: &[u8]) -> Result<Popularity, BundleError> {
     let mut r = Reader::new(b, "POPL");
     let p = Popularity {
         half_life_days: r.f32()?,
-        reference_time: r.i64()?,
+        reference_time: r.time("reference_time")?,
         scores: r.f32s()?,
     };
     r.finish()?;

@@ -137,7 +137,7 @@ impl MediaTable {
     /// length.
     pub fn from_payload(b: &[u8]) -> Result<MediaTable, BundleError> {
         let mut r = Reader::new(b, "MDIA");
-        let stats_time = r.i64()?;
+        let stats_time = r.time("stats_time")?;
         // The smallest media is 4 + 1 + 1 + 4 + 2 + 2 + 4 + 4·4 + 4·4 + 8 + 1 + 8 + 1 + 5 + 9 + 8 = 90 bytes.
         let n = r.len(90)?;
         let mut media = Vec::with_capacity(n);
@@ -162,14 +162,14 @@ impl MediaTable {
             let distributor = r.u32()?;
             let language = r.u32()?;
             let country = r.u32()?;
-            let release_time = r.i64()?;
+            let release_time = r.time("release_time")?;
             let release_type = match r.u8()? {
                 0 => ReleaseType::Theatrical,
                 1 => ReleaseType::Streaming,
                 2 => ReleaseType::Tv,
                 t => return Err(r.malformed(format!("title {id}: release type {t}"))),
             };
-            let added_time = r.i64()?;
+            let added_time = r.time("added_time")?;
             let maturity = r.u8()?;
             let maturity = *Maturity::ALL
                 .get(maturity as usize)

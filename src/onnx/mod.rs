@@ -28,6 +28,207 @@ pub const ML_DOMAIN: &str = "ai.onnx.ml";
 /// a bound so that a few bytes of header cannot ask for a huge allocation.
 pub const MAX_INITIALIZER_ELEMENTS: u64 = 1 << 28;
 
+/// Most dimensions a tensor may have in a model the device runs (ranks from `Unsqueeze` axes and
+/// `Reshape` shapes are checked against it).
+pub const MAX_RANK: usize = 8;
+
+/// What a model is for on the device: each role has its own operator allowlist
+/// ([`check_operators`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A ranker (`RANK`): the project's rankers, or one brought from scikit-learn or PyTorch.
+    Ranker,
+    /// The two-tower user tower (`TWRT`).
+    UserTower,
+}
+
+/// Default-domain operators every role may use: elementwise arithmetic, comparisons and
+/// activations, `MatMul`/`Gemm`, gathers, reductions, normalisations and reshapes — each one's
+/// output is no larger than a fixed multiple of its inputs, and none takes a shape from data.
+/// Not on it: operators that make tensors from values (`ConstantOfShape`, `Expand`, `Tile`,
+/// `Range`, `Resize`, `Pad`, `OneHot`), data-dependent shapes (`NonZero`, `TopK`, `Shape`,
+/// `Compress`), control flow (`If`, `Loop`, `Scan`), recurrent, convolutional, random and
+/// quantised operators.
+pub const DEFAULT_OPS: &[&str] = &[
+    "Abs",
+    "Add",
+    "And",
+    "ArgMax",
+    "ArgMin",
+    "BatchNormalization",
+    "Cast",
+    "Ceil",
+    "Clip",
+    "Concat",
+    "Constant",
+    "Div",
+    "Dropout",
+    "Elu",
+    "Equal",
+    "Erf",
+    "Exp",
+    "Flatten",
+    "Floor",
+    "Gather",
+    "Gelu",
+    "Gemm",
+    "Greater",
+    "GreaterOrEqual",
+    "HardSigmoid",
+    "Identity",
+    "IsInf",
+    "IsNaN",
+    "LayerNormalization",
+    "LeakyRelu",
+    "Less",
+    "LessOrEqual",
+    "Log",
+    "LogSoftmax",
+    "LpNormalization",
+    "MatMul",
+    "Max",
+    "Mean",
+    "Min",
+    "Mul",
+    "Neg",
+    "Not",
+    "Or",
+    "Pow",
+    "Reciprocal",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Relu",
+    "Reshape",
+    "Round",
+    "Selu",
+    "Sigmoid",
+    "Sign",
+    "Slice",
+    "Softmax",
+    "Softplus",
+    "Split",
+    "Sqrt",
+    "Squeeze",
+    "Sub",
+    "Sum",
+    "Tanh",
+    "Transpose",
+    "Unsqueeze",
+    "Where",
+];
+
+/// [`ML_DOMAIN`] operators a ranker may use: what `edgerec-rank` writes and scikit-learn's
+/// linear models and forests export as. Tree ensembles get their own checks
+/// (`ranker::runtime`); the user tower uses none.
+pub const RANKER_ML_OPS: &[&str] = &[
+    "LinearClassifier",
+    "LinearRegressor",
+    "Normalizer",
+    "TreeEnsembleClassifier",
+];
+
+/// Checks every node's operator against `role`'s allowlist ([`DEFAULT_OPS`], and
+/// [`RANKER_ML_OPS`] for a ranker) and the values the allowed operators read as shapes:
+/// `Reshape`'s shape must be an initialiser of at most [`MAX_RANK`] values, each −1 or more,
+/// and `Unsqueeze` may add at most [`MAX_RANK`] axes. Run after [`check_model`], before tract
+/// sees the model: tract then only ever loads graphs whose cost is bounded by their inputs.
+pub fn check_operators(model: &pb::ModelProto, role: Role) -> Result<(), OnnxError> {
+    let Some(graph) = model.graph.as_ref() else {
+        return Err(OnnxError::Invalid("no graph".into()));
+    };
+    let initializer = |name: &str| graph.initializer.iter().find(|t| t.name == name);
+    for n in &graph.node {
+        let allowed = if n.domain.is_empty() || n.domain == "ai.onnx" {
+            DEFAULT_OPS.contains(&n.op_type.as_str())
+        } else {
+            role == Role::Ranker
+                && n.domain == ML_DOMAIN
+                && RANKER_ML_OPS.contains(&n.op_type.as_str())
+        };
+        if !allowed {
+            let domain = if n.domain.is_empty() {
+                "ai.onnx"
+            } else {
+                &n.domain
+            };
+            return Err(OnnxError::Invalid(format!(
+                "node {:?}: operator {domain}.{} is not allowed in a {role:?} model",
+                n.name, n.op_type
+            )));
+        }
+        match n.op_type.as_str() {
+            "Reshape" => {
+                let shape = n
+                    .input
+                    .get(1)
+                    .and_then(|name| initializer(name))
+                    .ok_or_else(|| {
+                        OnnxError::Invalid(format!(
+                            "node {:?}: Reshape's shape must be an initialiser",
+                            n.name
+                        ))
+                    })?;
+                if !shape_values(shape).is_some_and(|v| v.iter().all(|&d| d >= -1)) {
+                    return Err(OnnxError::Invalid(format!(
+                        "node {:?}: Reshape's shape must be at most {MAX_RANK} INT64 values, \
+                         each -1 or more",
+                        n.name
+                    )));
+                }
+            }
+            "Unsqueeze" => {
+                let axes = match n.input.get(1).filter(|s| !s.is_empty()) {
+                    Some(name) => initializer(name)
+                        .and_then(shape_values)
+                        .map(|v| v.len())
+                        .ok_or_else(|| {
+                            OnnxError::Invalid(format!(
+                                "node {:?}: Unsqueeze's axes must be an initialiser of at \
+                                 most {MAX_RANK} INT64 values",
+                                n.name
+                            ))
+                        })?,
+                    None => n
+                        .attribute
+                        .iter()
+                        .find(|a| a.name == "axes")
+                        .map_or(0, |a| a.ints.len()),
+                };
+                if axes > MAX_RANK {
+                    return Err(OnnxError::Invalid(format!(
+                        "node {:?}: Unsqueeze adds {axes} axes, at most {MAX_RANK}",
+                        n.name
+                    )));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An `INT64` initialiser's values when it has at most [`MAX_RANK`] of them (from `raw_data`
+/// or `int64_data`; [`check_model`] has checked that they match the shape); `None` otherwise.
+fn shape_values(t: &pb::TensorProto) -> Option<Vec<i64>> {
+    if t.data_type != DataType::Int64 as i32 {
+        return None;
+    }
+    let values: Vec<i64> = if t.raw_data.is_empty() {
+        (t.int64_data.len() <= MAX_RANK).then(|| t.int64_data.clone())?
+    } else {
+        (t.raw_data.len() <= 8 * MAX_RANK).then(|| {
+            t.raw_data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect()
+        })?
+    };
+    Some(values)
+}
+
 /// Errors from building, decoding or checking an ONNX model.
 #[derive(Debug, thiserror::Error)]
 pub enum OnnxError {
@@ -120,7 +321,8 @@ pub fn initializer_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>
 /// allocate without bound on malformed graphs. Accepts exactly what this crate writes:
 ///
 /// * a graph with at least one output, opset import of the default domain present;
-/// * no subgraph attributes, no sparse initialisers, no functions; nodes in the default domain,
+/// * no subgraph or sparse-tensor attributes (tensor attributes are checked as initialisers
+///   are), no sparse initialisers, no functions; nodes in the default domain,
 ///   or in [`ML_DOMAIN`] when the model imports it;
 /// * initialisers of type `FLOAT` or `INT64`, non-negative dims with at most
 ///   [`MAX_INITIALIZER_ELEMENTS`] elements, data inline (no external data) and exactly as long
@@ -181,7 +383,13 @@ pub fn check_model(model: &pb::ModelProto) -> Result<(), OnnxError> {
                     n.name
                 )));
             }
-            if let Some(t) = &a.t {
+            if a.sparse_tensor.is_some() || !a.sparse_tensors.is_empty() {
+                return Err(OnnxError::Invalid(format!(
+                    "node {:?}: sparse tensor attributes are not supported",
+                    n.name
+                )));
+            }
+            for t in a.t.iter().chain(&a.tensors) {
                 check_tensor(t)?;
             }
         }
@@ -289,4 +497,139 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::{self as b, Dim, GraphBuilder};
+    use super::*;
+
+    /// `x [batch, 4] -> op -> y`, with `extra` initialisers, checked for `role`.
+    fn one_node(
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        extra: &[pb::TensorProto],
+        attributes: Vec<pb::AttributeProto>,
+    ) -> pb::ModelProto {
+        let mut g = GraphBuilder::new("t");
+        g.input("x", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(4)])
+            .unwrap();
+        for t in extra {
+            g.initializer(t.clone()).unwrap();
+        }
+        g.node_in_domain(domain, op, inputs, &["y"], attributes)
+            .unwrap();
+        g.output("y", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(4)])
+            .unwrap();
+        b::model_with_opsets(g.finish().unwrap(), "t", &[], &[(ML_DOMAIN, b::ML_OPSET)])
+    }
+
+    fn refused(model: &pb::ModelProto, role: Role, want: &str) {
+        let e = check_model(model)
+            .and_then(|()| check_operators(model, role))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+    }
+
+    #[test]
+    fn operators_outside_a_roles_allowlist_are_refused() {
+        let relu = one_node("", "Relu", &["x"], &[], vec![]);
+        for role in [Role::Ranker, Role::UserTower] {
+            check_operators(&relu, role).unwrap();
+        }
+        // Operators that make tensors from values, or take shapes from data.
+        let shape = b::tensor_i64("s", &[2], &[1 << 40, 1 << 40]).unwrap();
+        for op in [
+            "ConstantOfShape",
+            "Expand",
+            "Tile",
+            "Range",
+            "NonZero",
+            "Loop",
+            "Shape",
+        ] {
+            let m = one_node("", op, &["x"], std::slice::from_ref(&shape), vec![]);
+            refused(&m, Role::Ranker, "is not allowed in a Ranker model");
+        }
+        // ONNX-ML operators: rankers only, and only the listed ones.
+        let linear = one_node(ML_DOMAIN, "LinearClassifier", &["x"], &[], vec![]);
+        check_operators(&linear, Role::Ranker).unwrap();
+        refused(
+            &linear,
+            Role::UserTower,
+            "ai.onnx.ml.LinearClassifier is not allowed",
+        );
+        let mapper = one_node(ML_DOMAIN, "CategoryMapper", &["x"], &[], vec![]);
+        refused(&mapper, Role::Ranker, "CategoryMapper");
+    }
+
+    #[test]
+    fn values_used_as_shapes_are_bounded() {
+        let reshape = |shape: &[i64]| {
+            let t = b::tensor_i64("s", &[shape.len()], shape).unwrap();
+            one_node("", "Reshape", &["x", "s"], &[t], vec![])
+        };
+        check_operators(&reshape(&[-1, 2, 2]), Role::Ranker).unwrap();
+        refused(&reshape(&[-2, 8]), Role::Ranker, "Reshape's shape");
+        refused(
+            &reshape(&[1; MAX_RANK + 1]),
+            Role::Ranker,
+            "Reshape's shape",
+        );
+        // A shape computed in the graph is refused: only an initialiser's values are known.
+        let mut g = GraphBuilder::new("t");
+        g.input("x", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(4)])
+            .unwrap();
+        g.input("s", ElemType::I64, &[Dim::Fixed(2)]).unwrap();
+        g.node("Reshape", &["x", "s"], &["y"], vec![]).unwrap();
+        g.output("y", ElemType::F32, &[Dim::symbolic("batch"), Dim::Fixed(4)])
+            .unwrap();
+        refused(
+            &b::model(g.finish().unwrap(), "t", &[]),
+            Role::UserTower,
+            "initialiser",
+        );
+
+        let axes = b::tensor_i64("a", &[MAX_RANK + 1], &[0; MAX_RANK + 1]).unwrap();
+        let m = one_node("", "Unsqueeze", &["x", "a"], &[axes], vec![]);
+        refused(&m, Role::Ranker, "Unsqueeze");
+        let m = one_node(
+            "",
+            "Unsqueeze",
+            &["x"],
+            &[],
+            vec![b::attr_ints("axes", &[0; 9])],
+        );
+        refused(&m, Role::Ranker, "Unsqueeze adds 9 axes");
+    }
+
+    #[test]
+    fn tensor_attributes_are_checked_like_initialisers() {
+        let mut bad = b::tensor_f32("t", &[2], &[1.0, 2.0]).unwrap();
+        bad.dims = vec![3];
+        let tensors = pb::AttributeProto {
+            name: "value".into(),
+            r#type: pb::attribute_proto::AttributeType::Tensors as i32,
+            tensors: vec![bad],
+            ..Default::default()
+        };
+        refused(
+            &one_node("", "Constant", &[], &[], vec![tensors]),
+            Role::Ranker,
+            "needs 3 values",
+        );
+        let sparse = pb::AttributeProto {
+            name: "sparse_value".into(),
+            r#type: pb::attribute_proto::AttributeType::SparseTensor as i32,
+            sparse_tensor: Some(Default::default()),
+            ..Default::default()
+        };
+        refused(
+            &one_node("", "Constant", &[], &[], vec![sparse]),
+            Role::Ranker,
+            "sparse tensor",
+        );
+    }
 }

@@ -32,10 +32,11 @@ use crate::onnx::{self, ElemType, pb};
 /// must be `[1, C]` with the contract's column inside. Every failure is a
 /// [`BundleError::Contract`] naming what differs.
 ///
-/// Every `TreeEnsembleClassifier` in the graph is also checked before tract runs it: one whose
-/// attributes are malformed (ids out of range, cycles, class ids beyond the labels,
-/// `BRANCH_GTE`, …) is refused, since tract 0.23.9 would loop forever, panic, write out of
-/// bounds or score it wrongly.
+/// Every tree ensemble in the graph is also checked before tract sees the model
+/// ([`check_trees`]): one whose attributes are malformed (ids out of range, cycles, class ids
+/// beyond the labels, `BRANCH_GTE`, non-finite values, …) or outside what the native evaluator
+/// reproduces is refused, since tract 0.23.9 would loop forever, panic, write out of bounds,
+/// score it wrongly or at unbounded cost.
 ///
 /// # Engines
 ///
@@ -238,16 +239,68 @@ fn tract_plan(
     .map_err(|e| contract_err(format!("tract cannot load the model: {}", tract_reason(e))))
 }
 
-/// Refuses the model when a `TreeEnsembleClassifier` of the graph is malformed
-/// ([`TreeError::Invalid`]).
-fn refuse_invalid_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
-    for node in graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "TreeEnsembleClassifier")
-    {
-        if let Err(TreeError::Invalid(reason)) = TreeEnsemble::from_node(node) {
-            return Err(contract_err(format!("node {:?}: {reason}", node.name)));
+/// Most tree nodes the tree ensembles of one ranker may hold in all (a flat node is 16
+/// bytes natively; tract's own tables are larger).
+pub const MAX_TREE_NODES: usize = 1 << 21;
+
+/// Checks every tree ensemble of the graph before tract sees the model, so that tract only
+/// ever loads ensembles whose cost and behaviour are known: a `TreeEnsembleClassifier` must be
+/// valid ([`TreeError::Invalid`]: tract 0.23.9 would loop, panic or write out of bounds) and
+/// inside what the native evaluator reproduces ([`TreeError::Unsupported`]: feature ids from
+/// 2²⁴, trees deeper than [`trees::MAX_DEPTH`], shared branches, `*_as_tensor` attributes,
+/// other post transforms — tract would score those at a cost nothing bounds), every float
+/// attribute finite, and all ensembles together at most [`MAX_TREE_NODES`] nodes (counted
+/// before anything is built). Other tree operators (`TreeEnsembleRegressor`, `TreeEnsemble`)
+/// are refused. The same bytes get the same decision natively and in wasm.
+fn check_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
+    let mut total = 0usize;
+    for node in &graph.node {
+        match node.op_type.as_str() {
+            "TreeEnsembleClassifier" => {}
+            "TreeEnsembleRegressor" | "TreeEnsemble" => {
+                return Err(contract_err(format!(
+                    "node {:?}: {} is not supported (export the ranker as a \
+                     TreeEnsembleClassifier)",
+                    node.name, node.op_type
+                )));
+            }
+            _ => continue,
+        }
+        for a in &node.attribute {
+            if let Some(v) = a
+                .floats
+                .iter()
+                .chain(std::iter::once(&a.f))
+                .find(|v| !v.is_finite())
+            {
+                return Err(contract_err(format!(
+                    "node {:?}: attribute {} holds {v}",
+                    node.name, a.name
+                )));
+            }
+        }
+        let nodes = node
+            .attribute
+            .iter()
+            .find(|a| a.name == "nodes_treeids")
+            .map_or(0, |a| a.ints.len());
+        total = total.saturating_add(nodes);
+        if total > MAX_TREE_NODES {
+            return Err(contract_err(format!(
+                "the tree ensembles hold more than {MAX_TREE_NODES} nodes"
+            )));
+        }
+        match TreeEnsemble::from_node(node) {
+            Ok(_) => {}
+            Err(TreeError::Invalid(reason)) => {
+                return Err(contract_err(format!("node {:?}: {reason}", node.name)));
+            }
+            Err(TreeError::Unsupported(reason)) => {
+                return Err(contract_err(format!(
+                    "node {:?}: {reason}: outside the tree ensembles edgerec runs",
+                    node.name
+                )));
+            }
         }
     }
     Ok(())
@@ -260,6 +313,8 @@ impl Ranker {
         contract.validate()?;
         let model = onnx::decode(bytes).map_err(|e| contract_err(e.to_string()))?;
         onnx::check_model(&model).map_err(|e| contract_err(e.to_string()))?;
+        onnx::check_operators(&model, onnx::Role::Ranker)
+            .map_err(|e| contract_err(e.to_string()))?;
         check_metadata(&model, contract)?;
         let graph = model
             .graph
@@ -268,9 +323,9 @@ impl Ranker {
         let expected = contract.inputs();
         let order = input_order(graph, &expected)?;
         check_output(graph, &contract.output)?;
+        // Tree ensembles tract could mis-run are refused before tract sees the model.
+        check_trees(graph)?;
         let plan = tract_plan(&model, &order, &expected, &contract.output)?;
-        // Tree ensembles tract would mis-run are refused before tract runs anything.
-        refuse_invalid_trees(graph)?;
         let mut ranker = Ranker {
             plan,
             contract: contract.clone(),

@@ -435,6 +435,7 @@ impl UserTower {
     pub fn load(bytes: &[u8]) -> Result<UserTower, BundleError> {
         let model = onnx::decode(bytes).map_err(bad)?;
         onnx::check_model(&model).map_err(bad)?;
+        onnx::check_operators(&model, onnx::Role::UserTower).map_err(bad)?;
         check_kind(&model)?;
         let (shape, dim) = read_sizes(&model)?;
         check_tables(&model, &shape, dim)?;

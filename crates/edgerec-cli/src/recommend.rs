@@ -244,7 +244,7 @@ impl<'a> Plan<'a> {
         let mut state = user_state(&self.world, self.users.get(&user).copied(), &options)?;
         if user.is_multiple_of(3) && !self.popular.is_empty() {
             for hours in [3, 2, 1] {
-                state.record_impression(&self.popular, time - hours * 3_600);
+                state.record_impression(&self.popular, time - hours * 3_600)?;
             }
         }
         Ok(state)

@@ -38,7 +38,7 @@ OPSET = {"": 17, "ai.onnx.ml": 3}
 SEED = 20261129
 # tract 0.23.9 wants TreeEnsembleClassifier's base_values to have one value per class label;
 # skl2onnx writes a single base value for a binary GradientBoostingClassifier.
-UNSUPPORTED = {"gradient_boosting": "attribute 'base_values': expected length"}
+UNSUPPORTED = {"gradient_boosting": "attribute base_values has 1 values, expected 2"}
 
 
 def dense_rows(doc):
@@ -98,7 +98,7 @@ def main():
             "onnx": onnx.__version__,
         },
         "models": [],
-        # Valid ONNX that tract cannot load; "refusal" is part of the error a bundle gives.
+        # Valid ONNX that edgerec refuses; "refusal" is part of the error a bundle gives.
         "unsupported": [],
     }
     for name, model in models.items():
