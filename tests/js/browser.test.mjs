@@ -11,8 +11,6 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 
-import { chromium } from "playwright-core";
-
 import { startServer } from "../../scripts/serve.mjs";
 import {
   ARTIFACTS,
@@ -20,25 +18,13 @@ import {
   assertErrorCode,
   assertRankerParity,
   corruptedBundles,
+  launchChromium,
   loadDeviceFixture,
   loadFixture,
   loadRankerFixture,
-  requireFile,
   requirePackageBuild,
 } from "./fixtures.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-// Root in a container; no GPU; and nothing that reaches for the network, which is closed here.
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 const BUNDLE_URL = "/models/bundle.edgerec";
 
 describe("the web build in headless Chromium", () => {
@@ -49,10 +35,9 @@ describe("the web build in headless Chromium", () => {
   async function prepare() {
     const fixture = loadFixture();
     requirePackageBuild();
-    requireFile(CHROMIUM, "install Debian's chromium (apt-get install chromium) or set $CHROMIUM");
     const server = await startServer({ port: 0, models: ARTIFACTS });
     // launch() gives every run a fresh temporary profile.
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS }).catch(async (err) => {
+    const browser = await launchChromium().catch(async (err) => {
       await server.close();
       throw err;
     });

@@ -17,22 +17,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { chromium } from "playwright-core";
-
 import { startServer } from "../../scripts/serve.mjs";
-import { REPO, TINY_BUNDLE, requireCli, requireFile, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
+import { REPO, TINY_BUNDLE, launchChromium, requireCli, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 describe("the demo page's model through signed sync (headless Chromium)", () => {
   const dir = mkdtempSync(join(tmpdir(), "edgerec-demo-sync-"));
@@ -51,7 +38,6 @@ describe("the demo page's model through signed sync (headless Chromium)", () => 
   before(async () => {
     requirePackageBuild();
     requireCli();
-    requireFile(CHROMIUM, "install Debian's chromium (apt-get install chromium) or set $CHROMIUM");
     trust = runCli("keys", "generate", "--out", key).trim();
     publish("demo-1");
     // The bundle file the page falls back to.
@@ -64,7 +50,7 @@ describe("the demo page's model through signed sync (headless Chromium)", () => 
       "--models", models,
     ]);
     files = await startServer({ port: 0, models });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -66,6 +66,27 @@ export async function serveStore(store, extra = []) {
   return { url, close: () => child.kill("SIGTERM") };
 }
 
+/** Debian's chromium (override with $CHROMIUM): Playwright only drives it, nothing is downloaded. */
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+// Root in a container; no GPU; and nothing that reaches for the network, which is closed here.
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Headless Chromium with a fresh temporary profile (fails saying what to install if absent). */
+export async function launchChromium() {
+  requireFile(CHROMIUM, "install Debian's chromium (apt-get install chromium) or set $CHROMIUM");
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
 /** Checks that scripts/build-wasm.sh has run; returns the pkg/ directory. */
 export function requirePackageBuild() {
   for (const dir of ["node", "bundler", "web"]) {

@@ -376,11 +376,36 @@ describe("the npm package installed from its tarball", () => {
       "unknown device": () => state.recordPlay(1, t0, 0.5, 0, "toaster"),
       "unknown maturity": () => state.setMaturityLimit("X"),
       "item ids not numbers": () => state.recordImpressions(["a"], t0),
+      // Integers are validated, never coerced (wasm-bindgen's u32 turns -1 into 4294967295).
+      "negative item id": () => state.recordPlay(-1, t0, 0.5),
+      "item id past 2^32": () => state.recordPlay(2 ** 32 + 60, t0, 0.5),
+      "fractional item id": () => state.recordCompletion(1.5, t0),
+      "negative item id in a list": () => state.recordImpressions([-1], t0),
+      "millisecond timestamp": () => state.recordPlay(1, t0 * 1000, 0.5),
+      "millisecond completion": () => state.recordCompletion(1, Date.now()),
+      "millisecond impressions": () => state.recordImpressions([1], Date.now()),
+      "time before 1800": () => state.recordPlay(1, -6e9, 0.5),
+      "watched milliseconds": () => state.recordPlay(1, t0, 0.5, 5_400_000),
+      "negative watched seconds": () => state.recordPlay(1, t0, 0.5, -1),
+      "NaN fraction": () => state.recordPlay(1, t0, NaN),
+      "fractional UTC offset": () => state.setUtcOffsetMinutes(1.5),
+      "UTC offset past 2^31": () => state.setUtcOffsetMinutes(2 ** 32 - 300),
+      "negative minShown": () => state.fatiguedTitles(-1),
+      "millisecond context": () => rec.recommendRow(state, { context: { device: "tv", timestamp: Date.now() } }),
     };
     for (const [name, call] of Object.entries(invalid)) {
       await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));
     }
+    await t.test("millisecond errors say so", () => {
+      const err = errorOf(() => state.recordPlay(1, t0 * 1000, 0.5));
+      assert.match(err.message, /milliseconds/);
+    });
     assert.equal(state.playCount, 3, "refused calls change nothing");
+    assert.equal(state.impressionCount, 5, "refused calls change nothing");
+    assert.equal(state.utcOffsetMinutes, -300, "refused calls change nothing");
+    const fresh = new edgerec.UserState();
+    assert.equal(fresh.maturityLimit, null, "no limit is null, as typed");
+    fresh.free();
     state.free();
     back.free();
   });

@@ -12,12 +12,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
-import { chromium } from "playwright-core";
-
-import { REPO, TINY_BUNDLE, requireCli, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
+import { REPO, TINY_BUNDLE, launchChromium, requireCli, requirePackageBuild, runCli, serveStore } from "./fixtures.mjs";
 
 requirePackageBuild();
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 requireCli();
 
 describe("model sync in headless Chromium (IndexedDB store)", () => {
@@ -37,10 +34,7 @@ describe("model sync in headless Chromium (IndexedDB store)", () => {
     // package lays them out.
     server = await serveStore(store, ["--www", REPO]);
     url = server.url;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
