@@ -2,6 +2,8 @@
 //! for this crate's tests and with the `test-support` feature (which the crate's own
 //! dev-dependency on itself turns on), never in a published build.
 
+pub mod mutations;
+
 use crate::bundle::{
     BundleContents, ContentModel, FeatureContract, IalsFactors, MediaTable, Meta, Popularity,
     Quotas, ServingSettings, TwoTowerModel,

@@ -1,0 +1,214 @@
+//! The mutation suite, natively: 1,500 generated bundles and user states with valid checksums
+//! (`edgerec::test_support::mutations`), each of which must give a typed error or a model whose
+//! rows keep every rule — never a panic, a hang (time cap per case) or a memory blow-up (a
+//! counting allocator caps what one case may hold at once). The npm package runs the same cases
+//! in wasm (`tests/js/mutations.test.mjs`, from `examples/mutations.rs`).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgerec::Recommender;
+use edgerec::test_support::mutations::{self, Case, Outcome};
+
+/// Bytes live at once, and the most since the last reset.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Most bytes the process may hold at once while the suite runs: the seeds' models take a few
+/// MB; a decoder that trusts a count would ask for gigabytes and be refused here (the
+/// allocation fails, and the process aborts with the case in the log).
+const CAP: usize = 512 << 20;
+
+struct Counting;
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        if live > CAP {
+            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            return std::ptr::null_mut();
+        }
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Longest one case may take (dev profile, dependencies optimised): loading the largest seed
+/// and answering six rows takes milliseconds; a decoder or model with quadratic or unbounded
+/// cost takes far longer.
+const TIME_CAP: Duration = Duration::from_secs(10);
+
+fn data(rel: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The seeds: the hand-made device bundle (every section the device reads, a user tower),
+/// the oldest fixture, and the three ranker fixtures (logistic, trees, deep net).
+fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (
+            "device",
+            edgerec::test_support::tiny_contents_for_device().encode(),
+        ),
+        ("tiny-v1", data("tiny-v1.edgerec")),
+        ("logistic", data("ranker/logistic.edgerec")),
+        ("gbdt", data("ranker/gbdt.edgerec")),
+        ("deep", data("ranker/deep.edgerec")),
+    ]
+}
+
+/// Generated cases: 250 per bundle seed, 250 user states.
+fn cases() -> (Vec<Case>, Recommender) {
+    let seeds = seeds();
+    let refs: Vec<(&str, &[u8])> = seeds.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    let mut cases = mutations::bundle_cases(&refs, 250, 20261203);
+    let model = Recommender::from_bytes(&seeds[0].1).expect("the device seed loads");
+    let items: Vec<u32> = model
+        .model()
+        .contents()
+        .catalog
+        .items()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let states: Vec<Vec<u8>> = mutations::probe_states(&items)
+        .iter()
+        .map(|s| s.export())
+        .collect();
+    let state_refs: Vec<(&str, &[u8])> = ["new", "past", "limited"]
+        .into_iter()
+        .zip(states.iter().map(Vec::as_slice))
+        .collect();
+    cases.extend(mutations::state_cases(&state_refs, 84, 20261203));
+    (cases, model)
+}
+
+#[test]
+fn every_generated_input_is_refused_with_a_code_or_serves_rows_that_keep_the_rules() {
+    let (cases, model) = cases();
+    assert!(cases.len() >= 1_500, "{} cases", cases.len());
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut broken = Vec::new();
+    let mut worst = (Duration::ZERO, String::new());
+    let mut peak_case = (0usize, String::new());
+    // A case that never returns (tract loops forever on a cyclic tree, for one) cannot be
+    // interrupted: a watchdog names it and aborts the test process instead of letting CI hang.
+    let current: Arc<Mutex<(Instant, String)>> =
+        Arc::new(Mutex::new((Instant::now(), String::new())));
+    let watched = Arc::clone(&current);
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+            let (since, name) = watched
+                .lock()
+                .map(|c| c.clone())
+                .unwrap_or_else(|p| p.into_inner().clone());
+            if since.elapsed() > 3 * TIME_CAP {
+                eprintln!(
+                    "mutation case {name:?} has run for {:?}: a hang",
+                    since.elapsed()
+                );
+                std::process::abort();
+            }
+        }
+    });
+    // Panics are failures: keep the default hook from printing 1,500 of them.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for case in &cases {
+        if let Ok(mut c) = current.lock() {
+            *c = (Instant::now(), case.name.clone());
+        }
+        let base = LIVE.load(Ordering::Relaxed);
+        PEAK.store(base, Ordering::Relaxed);
+        let start = Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| mutations::check_case(case, &model)));
+        let took = start.elapsed();
+        let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+        if took > worst.0 {
+            worst = (took, case.name.clone());
+        }
+        if peak > peak_case.0 {
+            peak_case = (peak, case.name.clone());
+        }
+        match result {
+            Ok(Ok(Outcome::Refused(code))) => {
+                *outcomes.entry(format!("refused {code}")).or_default() += 1
+            }
+            Ok(Ok(Outcome::Served(rows))) => {
+                *outcomes
+                    .entry(format!("{} served", case.input.as_str()))
+                    .or_default() += 1;
+                let _ = rows;
+            }
+            Ok(Err(rule)) => broken.push(format!("{}: {rule}", case.name)),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                broken.push(format!("{}: panicked: {msg}", case.name));
+            }
+        }
+        if took > TIME_CAP {
+            broken.push(format!("{}: took {took:?}", case.name));
+        }
+    }
+    std::panic::set_hook(hook);
+    println!("{} cases: {outcomes:?}", cases.len());
+    println!(
+        "slowest: {:?} ({}); most memory: {} KiB ({})",
+        worst.0,
+        worst.1,
+        peak_case.0 >> 10,
+        peak_case.1
+    );
+    assert!(
+        broken.is_empty(),
+        "{} of {} cases broke a rule:\n{}",
+        broken.len(),
+        cases.len(),
+        broken
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The suite reaches past the container: some cases load and serve, others are refused by
+    // the section decoders and the model checks, not only by the container.
+    assert!(
+        outcomes.get("bundle served").copied().unwrap_or(0) >= 50,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.get("state served").copied().unwrap_or(0) >= 20,
+        "{outcomes:?}"
+    );
+    for code in [
+        "refused malformed",
+        "refused contract_mismatch",
+        "refused corrupt_state",
+    ] {
+        assert!(
+            outcomes.get(code).copied().unwrap_or(0) >= 10,
+            "{code}: {outcomes:?}"
+        );
+    }
+}
