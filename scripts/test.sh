@@ -25,6 +25,10 @@ cargo test --workspace --doc
 
 bash scripts/artifacts.sh
 
+# The mutation suite's cases for its run in wasm (tests/js/mutations.test.mjs); natively it is
+# tests/mutations.rs, run above.
+cargo run --quiet -p edgerec --example mutations -- "$EDGEREC_ARTIFACTS/mutations"
+
 # The offline evaluation of the candidate sources (MovieLens-100K and a synthetic world).
 bash scripts/eval.sh
 

@@ -57,44 +57,15 @@ fn data(rel: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The seeds: the hand-made device bundle (every section the device reads, a user tower),
-/// the oldest fixture, and the three ranker fixtures (logistic, trees, deep net).
-fn seeds() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (
-            "device",
-            edgerec::test_support::tiny_contents_for_device().encode(),
-        ),
-        ("tiny-v1", data("tiny-v1.edgerec")),
-        ("logistic", data("ranker/logistic.edgerec")),
-        ("gbdt", data("ranker/gbdt.edgerec")),
-        ("deep", data("ranker/deep.edgerec")),
-    ]
-}
-
-/// Generated cases: 250 per bundle seed, 250 user states.
+/// The standard cases (see `mutations::standard_cases`) and the model state cases are served
+/// from.
 fn cases() -> (Vec<Case>, Recommender) {
-    let seeds = seeds();
-    let refs: Vec<(&str, &[u8])> = seeds.iter().map(|(n, b)| (*n, b.as_slice())).collect();
-    let mut cases = mutations::bundle_cases(&refs, 250, 20261203);
-    let model = Recommender::from_bytes(&seeds[0].1).expect("the device seed loads");
-    let items: Vec<u32> = model
-        .model()
-        .contents()
-        .catalog
-        .items()
+    let files: Vec<(&str, Vec<u8>)> = mutations::SEED_FILES
         .iter()
-        .map(|i| i.id)
+        .map(|(name, rel)| (*name, data(rel)))
         .collect();
-    let states: Vec<Vec<u8>> = mutations::probe_states(&items)
-        .iter()
-        .map(|s| s.export())
-        .collect();
-    let state_refs: Vec<(&str, &[u8])> = ["new", "past", "limited"]
-        .into_iter()
-        .zip(states.iter().map(Vec::as_slice))
-        .collect();
-    cases.extend(mutations::state_cases(&state_refs, 84, 20261203));
+    let (cases, device) = mutations::standard_cases(&files);
+    let model = Recommender::from_bytes(&device).expect("the device seed loads");
     (cases, model)
 }
 

@@ -324,7 +324,7 @@ pub fn initializer_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>
 /// * no subgraph or sparse-tensor attributes (tensor attributes are checked as initialisers
 ///   are), no sparse initialisers, no functions; nodes in the default domain,
 ///   or in [`ML_DOMAIN`] when the model imports it;
-/// * initialisers of type `FLOAT` or `INT64`, non-negative dims with at most
+/// * initialisers of type `FLOAT` (every value finite) or `INT64`, non-negative dims with at most
 ///   [`MAX_INITIALIZER_ELEMENTS`] elements, data inline (no external data) and exactly as long
 ///   as the shape says (in `raw_data` or the typed field);
 /// * every name defined once, every node input defined before use (topological order), every
@@ -488,6 +488,17 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
         }
         typed as u64
     };
+    if elem == ElemType::F32 {
+        let raw = t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        if let Some(v) = raw.chain(t.float_data.iter().copied()).find(|v| !v.is_finite()) {
+            // NaN and infinities behave differently in tract's native and wasm kernels (x86
+            // `max` drops a NaN, wasm's propagates it): the same bytes must get the same answer.
+            return Err(OnnxError::Invalid(format!(
+                "tensor {:?} holds {v}: every value must be finite",
+                t.name
+            )));
+        }
+    }
     if actual != expected {
         return Err(OnnxError::ShapeMismatch {
             name: t.name.clone(),
@@ -603,6 +614,15 @@ mod tests {
             vec![b::attr_ints("axes", &[0; 9])],
         );
         refused(&m, Role::Ranker, "Unsqueeze adds 9 axes");
+    }
+
+    #[test]
+    fn non_finite_initialisers_are_refused() {
+        for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let w = b::tensor_f32("w", &[2], &[1.0, v]).unwrap();
+            let m = one_node("", "Add", &["x", "w"], &[w], vec![]);
+            refused(&m, Role::UserTower, "every value must be finite");
+        }
     }
 
     #[test]

@@ -578,6 +578,40 @@ pub fn check_row(
     Ok(())
 }
 
+/// The seed bundles of the standard suite, as paths under the crate's `tests/data` (the
+/// hand-made device bundle, [`crate::test_support::tiny_contents_for_device`], is added by
+/// [`standard_cases`] itself).
+pub const SEED_FILES: [(&str, &str); 4] = [
+    ("tiny-v1", "tiny-v1.edgerec"),
+    ("logistic", "ranker/logistic.edgerec"),
+    ("gbdt", "ranker/gbdt.edgerec"),
+    ("deep", "ranker/deep.edgerec"),
+];
+
+/// The standard suite (natively `tests/mutations.rs`, in wasm `tests/js/mutations.test.mjs`):
+/// 250 cases from each bundle seed (the device bundle, then `files`, the bytes of
+/// [`SEED_FILES`] in order) and 84 from each of the three [`probe_states`]. Returns the cases
+/// and the device bundle, which state cases are served from.
+pub fn standard_cases(files: &[(&str, Vec<u8>)]) -> (Vec<Case>, Vec<u8>) {
+    let device = crate::test_support::tiny_contents_for_device().encode();
+    let mut seeds: Vec<(&str, &[u8])> = vec![("device", &device)];
+    seeds.extend(files.iter().map(|(n, b)| (*n, b.as_slice())));
+    let mut cases = bundle_cases(&seeds, 250, 20261203);
+    let items: Vec<u32> = crate::test_support::tiny_contents_for_device()
+        .catalog
+        .items()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    let states: Vec<Vec<u8>> = probe_states(&items).iter().map(UserState::export).collect();
+    let named: Vec<(&str, &[u8])> = ["new", "past", "limited"]
+        .into_iter()
+        .zip(states.iter().map(Vec::as_slice))
+        .collect();
+    cases.extend(state_cases(&named, 84, 20261203));
+    (cases, device)
+}
+
 /// What a case led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
