@@ -34,10 +34,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|i| i.id)
         .collect();
-    let hex = |b: &[u8]| b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    });
+    let hex = |b: &[u8]| {
+        b.iter().fold(String::new(), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+    };
     let states: Vec<String> = mutations::probe_states(&items)
         .iter()
         .map(|s| format!("\"{}\"", hex(&s.export())))
@@ -53,12 +55,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let native = match mutations::check_case(case, &model) {
             Ok(Outcome::Served(_)) => "served".to_string(),
             Ok(Outcome::Refused(code)) => format!("refused {code}"),
-            Err(rule) => return Err(format!("{}: {rule} (see tests/mutations.rs)", case.name).into()),
+            Err(rule) => {
+                return Err(format!("{}: {rule} (see tests/mutations.rs)", case.name).into());
+            }
         };
+        // Why a bundle was refused, for the wasm run to tell one kind of difference from others.
+        let why = match case.input {
+            mutations::Input::Bundle => Recommender::from_bytes(&case.bytes)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+            mutations::Input::State => String::new(),
+        };
+        let why = why.replace('\\', "\\\\").replace('"', "\\\"");
         let sep = if i + 1 < cases.len() { "," } else { "" };
         let _ = writeln!(
             index,
-            "{{\"name\":\"{name}\",\"input\":\"{}\",\"file\":\"{file}\",\"native\":\"{native}\"}}{sep}",
+            "{{\"name\":\"{name}\",\"input\":\"{}\",\"file\":\"{file}\",\"native\":\"{native}\",\"why\":\"{why}\"}}{sep}",
             case.input.as_str()
         );
     }

@@ -489,8 +489,14 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
         typed as u64
     };
     if elem == ElemType::F32 {
-        let raw = t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        if let Some(v) = raw.chain(t.float_data.iter().copied()).find(|v| !v.is_finite()) {
+        let raw = t
+            .raw_data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        if let Some(v) = raw
+            .chain(t.float_data.iter().copied())
+            .find(|v| !v.is_finite())
+        {
             // NaN and infinities behave differently in tract's native and wasm kernels (x86
             // `max` drops a NaN, wasm's propagates it): the same bytes must get the same answer.
             return Err(OnnxError::Invalid(format!(
