@@ -21,29 +21,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .map(|(name, rel)| Ok((*name, std::fs::read(data.join(rel))?)))
         .collect::<std::io::Result<Vec<_>>>()?;
-    let (cases, device) = mutations::standard_cases(&files);
+    let mutations::Suite {
+        cases,
+        device,
+        states,
+    } = mutations::standard_cases(&files);
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
     }
     std::fs::create_dir_all(out.join("cases"))?;
     std::fs::write(out.join("device.edgerec"), &device)?;
     let model = Recommender::from_bytes(&device)?;
-    let items: Vec<u32> = edgerec::test_support::tiny_contents_for_device()
-        .catalog
-        .items()
-        .iter()
-        .map(|i| i.id)
-        .collect();
     let hex = |b: &[u8]| {
         b.iter().fold(String::new(), |mut s, x| {
             let _ = write!(s, "{x:02x}");
             s
         })
     };
-    let states: Vec<String> = mutations::probe_states(&items)
-        .iter()
-        .map(|s| format!("\"{}\"", hex(&s.export())))
-        .collect();
+    let states: Vec<String> = states.iter().map(|s| format!("\"{}\"", hex(s))).collect();
     let mut index = format!(
         "{{\"time\":{PROBE_TIME},\"states\":[{}],\"cases\":[\n",
         states.join(",")
@@ -51,23 +46,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (i, case) in cases.iter().enumerate() {
         let file = format!("cases/{i:04}.bin");
         std::fs::write(out.join(&file), &case.bytes)?;
-        let name = case.name.replace('\\', "\\\\").replace('"', "\\\"");
-        let native = match mutations::check_case(case, &model) {
-            Ok(Outcome::Served(_)) => "served".to_string(),
-            Ok(Outcome::Refused(code)) => format!("refused {code}"),
+        let name = json_string(&case.name);
+        // What the native build decided, and why it refused (for the wasm run to tell one
+        // kind of difference from others).
+        let (native, why) = match mutations::check_case(case, &model) {
+            Ok(Outcome::Served(_)) => ("served".to_string(), String::new()),
+            Ok(Outcome::Refused { code, message }) => (format!("refused {code}"), message),
             Err(rule) => {
                 return Err(format!("{}: {rule} (see tests/mutations.rs)", case.name).into());
             }
         };
-        // Why a bundle was refused, for the wasm run to tell one kind of difference from others.
-        let why = match case.input {
-            mutations::Input::Bundle => Recommender::from_bytes(&case.bytes)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
-            mutations::Input::State => String::new(),
-        };
-        let why = why.replace('\\', "\\\\").replace('"', "\\\"");
+        let why = json_string(&why);
         let sep = if i + 1 < cases.len() { "," } else { "" };
         let _ = writeln!(
             index,
@@ -79,4 +68,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("index.json"), index)?;
     println!("{} cases in {}", cases.len(), out.display());
     Ok(())
+}
+
+/// `s` as the inside of a JSON string: quotes, backslashes and control characters escaped.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }

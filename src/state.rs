@@ -130,7 +130,7 @@ pub const MAX_EXPORT_BYTES: usize = HEADER
     + MAX_IMPRESSIONS * IMPRESSION_BYTES;
 
 /// Magic, version, flags, payload length, sha256.
-const HEADER: usize = 4 + 2 + 2 + 8 + 32;
+pub(crate) const HEADER: usize = 4 + 2 + 2 + 8 + 32;
 /// Item, start, update, watched seconds, fraction, flags, device.
 const PLAY_BYTES: usize = 4 + 8 + 8 + 4 + 4 + 1 + 1;
 /// Item, time, played.
@@ -617,14 +617,7 @@ impl UserState {
             w.push(u8::from(i.played));
         }
 
-        let mut out = Vec::with_capacity(HEADER + w.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(w.len() as u64).to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(&w));
-        out.extend_from_slice(&w);
-        out
+        seal(&w)
     }
 
     /// Reads bytes written by [`UserState::export`]. Refuses the whole blob, never panicking
@@ -684,6 +677,18 @@ impl UserState {
         }
         Ok(())
     }
+}
+
+/// `payload` in the current format's envelope: magic, version, reserved, length, sha256.
+pub(crate) fn seal(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(payload));
+    out.extend_from_slice(payload);
+    out
 }
 
 /// Refuses a time outside [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`].
@@ -1062,17 +1067,6 @@ mod tests {
     }
 
     /// Wraps a payload in a header with a correct length and checksum.
-    fn seal(payload: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(&Sha256::digest(payload));
-        out.extend_from_slice(payload);
-        out
-    }
-
     fn sample() -> UserState {
         let mut s = UserState::new();
         s.record_impression(&[1, 2, 3], T).unwrap();

@@ -354,16 +354,23 @@ fn check_keys(v: &JsValue, what: &str, allowed: &[&str]) -> Result<(), JsValue> 
     Ok(())
 }
 
-/// A whole number in `1..=max` from JS, or an `invalid_argument` error naming `what`.
-fn whole(what: &str, x: f64, max: usize) -> Result<usize, JsValue> {
-    if x.fract() == 0.0 && x >= 1.0 && x <= max as f64 {
+/// A whole number in `min..=max` from JS (not coerced: -1, 1.5, NaN and 2^32 + 60 are
+/// refused where they are outside), or an `invalid_argument` error naming `what`.
+fn whole(what: &str, x: f64, min: usize, max: usize) -> Result<usize, JsValue> {
+    if x.fract() == 0.0 && x >= min as f64 && x <= max as f64 {
         Ok(x as usize)
     } else {
         Err(invalid(
             what,
-            format!("must be a whole number from 1 to {max}, got {x}"),
+            format!("must be a whole number from {min} to {max}, got {x}"),
         ))
     }
+}
+
+/// A `u32` id or count in `0..=max` from JS ([`whole`]).
+fn whole_u32(what: &str, x: f64, max: u32) -> Result<u32, JsValue> {
+    // `max` is a u32, so the value fits.
+    whole(what, x, 0, max as usize).map(|v| v as u32)
 }
 
 fn context_from(ctx: JsContext) -> Result<Context, JsValue> {
@@ -747,11 +754,11 @@ fn row_request(options: JsValue) -> Result<crate::RowRequest, JsValue> {
         serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
     let mut req = crate::RowRequest::new(context_from(o.context)?);
     req.k =
-        o.k.map(|k| whole("k", k, crate::limits::MAX_K))
+        o.k.map(|k| whole("k", k, 1, crate::limits::MAX_K))
             .transpose()?;
     req.candidates = o
         .candidates
-        .map(|n| whole("candidates", n, crate::limits::MAX_CANDIDATES))
+        .map(|n| whole("candidates", n, 1, crate::limits::MAX_CANDIDATES))
         .transpose()?;
     if let Some(i) = &o.index {
         req.index = i.parse()?;
@@ -833,19 +840,6 @@ fn unix_seconds(what: &str, t: f64) -> Result<i64, JsValue> {
     Ok(t)
 }
 
-/// A whole number in `0..=max` from JS (not coerced: -1, 1.5, NaN and 2^32 + 60 are refused),
-/// or an `invalid_argument` error naming `what`.
-fn whole_u32(what: &str, x: f64, max: u32) -> Result<u32, JsValue> {
-    if x.is_finite() && x.fract() == 0.0 && (0.0..=f64::from(max)).contains(&x) {
-        Ok(x as u32)
-    } else {
-        Err(invalid(
-            what,
-            format!("must be a whole number from 0 to {max}, got {x}"),
-        ))
-    }
-}
-
 fn device_or_unknown(device: Option<String>) -> Result<Device, JsValue> {
     Ok(match device {
         Some(d) => d.parse()?,
@@ -909,6 +903,7 @@ impl JsUserState {
     ) -> Result<(), JsValue> {
         let item_id = whole_u32("itemId", item_id, u32::MAX)?;
         let t = unix_seconds("timestamp", timestamp)?;
+        // Checked before the f64 is narrowed to the core's f32 (1 + 1e-9 would round to 1).
         if !(0.0..=1.0).contains(&fraction) {
             return Err(invalid(
                 "fraction",
@@ -1043,13 +1038,14 @@ impl JsUserState {
     /// Sets the user's local offset from UTC in whole minutes (within ±18 h).
     #[wasm_bindgen(js_name = setUtcOffsetMinutes)]
     pub fn set_utc_offset_minutes(&mut self, minutes: f64) -> Result<(), JsValue> {
-        let max = f64::from(crate::context::MAX_UTC_OFFSET_MINUTES);
-        if !(minutes.is_finite() && minutes.fract() == 0.0 && minutes.abs() <= max) {
+        // NaN and infinities have no whole part either.
+        if minutes.fract() != 0.0 {
             return Err(invalid(
                 "minutes",
-                format!("must be whole minutes within ±{max}, got {minutes}"),
+                format!("must be whole minutes, got {minutes}"),
             ));
         }
+        // The cast saturates; the state refuses anything beyond ±18 h.
         Ok(self
             .inner
             .settings_mut()
@@ -1073,7 +1069,7 @@ impl JsUserState {
         &self,
         #[wasm_bindgen(js_name = minShown)] min_shown: f64,
     ) -> Result<Vec<u32>, JsValue> {
-        let min_shown = whole("minShown", min_shown, crate::state::MAX_IMPRESSIONS)?;
+        let min_shown = whole("minShown", min_shown, 1, crate::state::MAX_IMPRESSIONS)?;
         Ok(self.inner.fatigued_titles(min_shown))
     }
 

@@ -64,9 +64,9 @@ fn cases() -> (Vec<Case>, Recommender) {
         .iter()
         .map(|(name, rel)| (*name, data(rel)))
         .collect();
-    let (cases, device) = mutations::standard_cases(&files);
-    let model = Recommender::from_bytes(&device).expect("the device seed loads");
-    (cases, model)
+    let suite = mutations::standard_cases(&files);
+    let model = Recommender::from_bytes(&suite.device).expect("the device seed loads");
+    (suite.cases, model)
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn every_generated_input_is_refused_with_a_code_or_serves_rows_that_keep_the_rul
             peak_case = (peak, case.name.clone());
         }
         match result {
-            Ok(Ok(Outcome::Refused(code))) => {
+            Ok(Ok(Outcome::Refused { code, .. })) => {
                 *outcomes.entry(format!("refused {code}")).or_default() += 1
             }
             Ok(Ok(Outcome::Served(rows))) => {

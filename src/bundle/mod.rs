@@ -601,6 +601,18 @@ pub struct SectionEntry {
     pub sha256: [u8; 32],
 }
 
+impl SectionEntry {
+    /// The entry of `payload` as section `tag` at `version`: its length and sha256.
+    pub fn of(tag: Tag, version: u16, payload: &[u8]) -> SectionEntry {
+        SectionEntry {
+            tag,
+            version,
+            length: payload.len() as u64,
+            sha256: Sha256::digest(payload).into(),
+        }
+    }
+}
+
 /// A bundle's container, verified (every check of [`BundleContents::decode`] up to the
 /// payloads' contents): its header checksum and each section's entry with its payload.
 #[derive(Debug, Clone)]
@@ -623,15 +635,7 @@ impl Layout<'_> {
             .expect("32 bytes");
         let sections = table
             .iter()
-            .map(|e| {
-                let entry = SectionEntry {
-                    tag: e.tag,
-                    version: e.version,
-                    length: e.payload.len() as u64,
-                    sha256: Sha256::digest(e.payload).into(),
-                };
-                (entry, e.payload)
-            })
+            .map(|e| (SectionEntry::of(e.tag, e.version, e.payload), e.payload))
             .collect();
         Ok(Layout {
             header_sha256,
@@ -706,12 +710,7 @@ impl ContainerWriter {
         let entries: Vec<SectionEntry> = self
             .sections
             .iter()
-            .map(|(tag, version, payload)| SectionEntry {
-                tag: *tag,
-                version: *version,
-                length: payload.len() as u64,
-                sha256: Sha256::digest(payload).into(),
-            })
+            .map(|(tag, version, payload)| SectionEntry::of(*tag, *version, payload))
             .collect();
         let mut out = container_header(&entries).expect("tags checked by section()");
         out.reserve(self.sections.iter().map(|s| s.2.len()).sum::<usize>());

@@ -251,9 +251,11 @@ pub const MAX_TREE_NODES: usize = 1 << 21;
 /// other post transforms — tract would score those at a cost nothing bounds), every float
 /// attribute finite, and all ensembles together at most [`MAX_TREE_NODES`] nodes (counted
 /// before anything is built). Other tree operators (`TreeEnsembleRegressor`, `TreeEnsemble`)
-/// are refused. The same bytes get the same decision natively and in wasm.
-fn check_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
+/// are refused. The same bytes get the same decision natively and in wasm. Returns each
+/// classifier node with the evaluator built from it.
+fn check_trees(graph: &pb::GraphProto) -> Result<Vec<(&pb::NodeProto, TreeEnsemble)>, BundleError> {
     let mut total = 0usize;
+    let mut built = Vec::new();
     for node in &graph.node {
         match node.op_type.as_str() {
             "TreeEnsembleClassifier" => {}
@@ -291,7 +293,7 @@ fn check_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
             )));
         }
         match TreeEnsemble::from_node(node) {
-            Ok(_) => {}
+            Ok(ensemble) => built.push((node, ensemble)),
             Err(TreeError::Invalid(reason)) => {
                 return Err(contract_err(format!("node {:?}: {reason}", node.name)));
             }
@@ -303,7 +305,7 @@ fn check_trees(graph: &pb::GraphProto) -> Result<(), BundleError> {
             }
         }
     }
-    Ok(())
+    Ok(built)
 }
 
 impl Ranker {
@@ -324,7 +326,7 @@ impl Ranker {
         let order = input_order(graph, &expected)?;
         check_output(graph, &contract.output)?;
         // Tree ensembles tract could mis-run are refused before tract sees the model.
-        check_trees(graph)?;
+        let ensembles = check_trees(graph)?;
         let plan = tract_plan(&model, &order, &expected, &contract.output)?;
         let mut ranker = Ranker {
             plan,
@@ -333,7 +335,7 @@ impl Ranker {
             trees: None,
         };
         ranker.probe()?;
-        ranker.trees = native_trees(&ranker, graph).map(Arc::new);
+        ranker.trees = native_trees(&ranker, graph, ensembles).map(Arc::new);
         Ok(ranker)
     }
 
@@ -496,15 +498,22 @@ fn finite(scores: Vec<f32>) -> Result<Vec<f32>> {
 /// The native evaluator for `ranker`'s graph, when the contract's output is a
 /// `TreeEnsembleClassifier`'s probabilities computed from `dense`, the evaluator understands
 /// the node, and it agrees with tract on [`PROBE_ROWS`] probe rows within
-/// [`PROBE_TOLERANCE`]; `None` (tract scores) otherwise.
-fn native_trees(ranker: &Ranker, graph: &onnx::pb::GraphProto) -> Option<TreeEnsemble> {
+/// [`PROBE_TOLERANCE`]; `None` (tract scores) otherwise. `ensembles` are the classifiers
+/// [`check_trees`] built.
+fn native_trees(
+    ranker: &Ranker,
+    graph: &onnx::pb::GraphProto,
+    ensembles: Vec<(&pb::NodeProto, TreeEnsemble)>,
+) -> Option<TreeEnsemble> {
     let contract = &ranker.contract;
     let d = contract.dense.len();
     let node = trees::classifier_behind(graph, &contract.output)?;
     if d == 0 || node.input[0] != "dense" || !graph.input.iter().any(|i| i.name == "dense") {
         return None;
     }
-    let ensemble = TreeEnsemble::from_node(node).ok()?;
+    let (_, ensemble) = ensembles
+        .into_iter()
+        .find(|(built, _)| std::ptr::eq(*built, node))?;
     if ensemble.n_features() > d || contract.column as usize >= ensemble.columns() {
         return None;
     }

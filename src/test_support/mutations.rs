@@ -102,12 +102,7 @@ type Section = (Tag, u16, Vec<u8>);
 fn container(sections: &[Section]) -> Vec<u8> {
     let entries: Vec<SectionEntry> = sections
         .iter()
-        .map(|(tag, version, payload)| SectionEntry {
-            tag: *tag,
-            version: *version,
-            length: payload.len() as u64,
-            sha256: Sha256::digest(payload).into(),
-        })
+        .map(|(tag, version, payload)| SectionEntry::of(*tag, *version, payload))
         .collect();
     let mut out = match container_header(&entries) {
         Ok(h) => h,
@@ -470,27 +465,12 @@ pub fn bundle_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<
     out
 }
 
-/// The state format's header: magic, version, reserved, payload length, payload sha256.
-const STATE_HEADER: usize = 4 + 2 + 2 + 8 + 32;
-
-/// `payload` sealed as a state blob (the current format's header, its checksum).
-fn seal_state(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(STATE_HEADER + payload.len());
-    out.extend_from_slice(&crate::state::MAGIC);
-    out.extend_from_slice(&crate::state::FORMAT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(payload));
-    out.extend_from_slice(payload);
-    out
-}
-
 /// `per_seed` mutated user states from each of `seeds` (exported states), checksums valid.
 pub fn state_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<Case> {
     let mut rng = SplitMix64::new(seed ^ 0x5eed_5747);
     let mut out = Vec::new();
     for (name, bytes) in seeds {
-        let Some(payload) = bytes.get(STATE_HEADER..) else {
+        let Some(payload) = bytes.get(crate::state::HEADER..) else {
             continue;
         };
         for _ in 0..per_seed {
@@ -498,7 +478,7 @@ pub fn state_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<C
             out.push(Case {
                 name: format!("state-{name}/{what}"),
                 input: Input::State,
-                bytes: seal_state(&p),
+                bytes: crate::state::seal(&p),
             });
         }
     }
@@ -590,33 +570,48 @@ pub const SEED_FILES: [(&str, &str); 4] = [
 
 /// The standard suite (natively `tests/mutations.rs`, in wasm `tests/js/mutations.test.mjs`):
 /// 250 cases from each bundle seed (the device bundle, then `files`, the bytes of
-/// [`SEED_FILES`] in order) and 84 from each of the three [`probe_states`]. Returns the cases
-/// and the device bundle, which state cases are served from.
-pub fn standard_cases(files: &[(&str, Vec<u8>)]) -> (Vec<Case>, Vec<u8>) {
-    let device = crate::test_support::tiny_contents_for_device().encode();
+/// [`SEED_FILES`] in order) and 84 from each of the three [`probe_states`].
+pub fn standard_cases(files: &[(&str, Vec<u8>)]) -> Suite {
+    let contents = crate::test_support::tiny_contents_for_device();
+    let device = contents.encode();
     let mut seeds: Vec<(&str, &[u8])> = vec![("device", &device)];
     seeds.extend(files.iter().map(|(n, b)| (*n, b.as_slice())));
     let mut cases = bundle_cases(&seeds, 250, 20261203);
-    let items: Vec<u32> = crate::test_support::tiny_contents_for_device()
-        .catalog
-        .items()
-        .iter()
-        .map(|i| i.id)
-        .collect();
+    let items: Vec<u32> = contents.catalog.items().iter().map(|i| i.id).collect();
     let states: Vec<Vec<u8>> = probe_states(&items).iter().map(UserState::export).collect();
     let named: Vec<(&str, &[u8])> = ["new", "past", "limited"]
         .into_iter()
         .zip(states.iter().map(Vec::as_slice))
         .collect();
     cases.extend(state_cases(&named, 84, 20261203));
-    (cases, device)
+    Suite {
+        cases,
+        device,
+        states,
+    }
+}
+
+/// The standard suite ([`standard_cases`]).
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// The generated inputs.
+    pub cases: Vec<Case>,
+    /// The device bundle, which state cases are served from.
+    pub device: Vec<u8>,
+    /// The exported [`probe_states`] of the device bundle's titles.
+    pub states: Vec<Vec<u8>>,
 }
 
 /// What a case led to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Refused with this error code.
-    Refused(&'static str),
+    /// Refused with this error code and message.
+    Refused {
+        /// The error's code.
+        code: &'static str,
+        /// What it says.
+        message: String,
+    },
     /// Loaded (or imported) and every probe row kept the rules; how many rows were made.
     Served(usize),
 }
@@ -628,7 +623,10 @@ pub enum Outcome {
 pub fn check_case(case: &Case, model: &Recommender) -> Result<Outcome, String> {
     match case.input {
         Input::Bundle => match Recommender::from_bytes(&case.bytes) {
-            Err(e) => Ok(Outcome::Refused(e.code())),
+            Err(e) => Ok(Outcome::Refused {
+                code: e.code(),
+                message: e.to_string(),
+            }),
             Ok(rec) => {
                 let items: Vec<u32> = rec
                     .model()
@@ -642,7 +640,10 @@ pub fn check_case(case: &Case, model: &Recommender) -> Result<Outcome, String> {
             }
         },
         Input::State => match UserState::import(&case.bytes) {
-            Err(e) => Ok(Outcome::Refused(e.code())),
+            Err(e) => Ok(Outcome::Refused {
+                code: e.code(),
+                message: e.to_string(),
+            }),
             Ok(state) => {
                 // What it exports must import to the same state.
                 let back = UserState::import(&state.export()).map_err(|e| e.to_string())?;

@@ -8,7 +8,7 @@ use edgerec::bundle::{BundleContents, ServingSettings};
 use edgerec::rerank::{RerankOverrides, RerankSettings};
 use edgerec::retrieval::ItemVectors;
 use edgerec_data::fs::write_atomic;
-use edgerec_fit::package::{HnswMode, PackageOptions, package};
+use edgerec_fit::package::{PackageOptions, package};
 
 /// The fitted model `edgerec train` writes into its output directory.
 pub const MODEL_FILE: &str = "model.edgerec";
@@ -58,16 +58,9 @@ pub struct BuildArgs {
     /// and recent platform counts (MDIA) and, without `--features`, the feature contract.
     #[arg(long)]
     world: Option<PathBuf>,
-    /// Ship the iALS factors and two-tower embeddings as int8 with per-row scales
-    /// (about 3.8× smaller at 64 dimensions; FACT/TWRT v2).
-    #[arg(long)]
-    int8: bool,
-    /// HNSW graphs over the item vectors: `auto` above 100k titles, `always`, `never`.
-    #[arg(long, default_value = "auto")]
-    hnsw: HnswMode,
-    /// Seed of the HNSW layer draws.
-    #[arg(long, default_value_t = 1)]
-    hnsw_seed: u64,
+    /// How item vectors are shipped.
+    #[command(flatten)]
+    vectors: crate::VectorArgs,
     /// Blend candidates the device's ranker scores per request (SERV; default: the model's,
     /// else 500). Each serving flag replaces one setting of the model's `SERV` (the serving
     /// `edgerec train` fitted on validation) and keeps the others.
@@ -144,16 +137,14 @@ fn build(a: &BuildArgs) -> Result<()> {
             path.display()
         )
     })?;
-    let options = PackageOptions {
+    let options = a.vectors.apply(PackageOptions {
         world: a.world.clone(),
         features: a.features.clone(),
         ranker: a.ranker.clone(),
         ranker_contract: a.ranker_contract.clone(),
-        int8: a.int8,
-        hnsw: a.hnsw,
-        hnsw_seed: a.hnsw_seed,
         serving: a.serving(contents.serving.as_ref()),
-    };
+        ..PackageOptions::default()
+    });
     let mut contents = package(contents, &options)?;
     if a.ranker.is_some() {
         gate(a, &mut contents)?;

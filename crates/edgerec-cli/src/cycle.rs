@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result};
 use edgerec_data::fs::write_atomic;
 use edgerec_fit::cycle::{self, CycleConfig};
 use edgerec_fit::data::WorldData;
-use edgerec_fit::package::{HnswMode, PackageOptions};
+use edgerec_fit::package::PackageOptions;
 use edgerec_release::{Signing, Store, keyfile};
 
 /// Options of `edgerec cycle`.
@@ -47,15 +47,10 @@ pub struct CycleArgs {
     /// How full retrains fit the system (`train`'s options).
     #[command(flatten)]
     fit: crate::FitArgs,
-    /// Ship item vectors as int8 (as `bundle build --int8`).
-    #[arg(long)]
-    int8: bool,
-    /// HNSW graphs: never, auto (above 100k titles) or always; built on full retrains.
-    #[arg(long, default_value = "auto")]
-    hnsw: HnswMode,
-    /// Seed of the HNSW layer draws.
-    #[arg(long, default_value_t = 1)]
-    hnsw_seed: u64,
+    /// How item vectors are shipped (`bundle build`'s options; HNSW graphs are built on
+    /// full retrains).
+    #[command(flatten)]
+    vectors: crate::VectorArgs,
     /// Versions whose blobs the store keeps.
     #[arg(long, default_value_t = 3)]
     keep: usize,
@@ -68,12 +63,7 @@ pub fn run(a: &CycleArgs) -> Result<()> {
     let system = a.fit.config();
     let config = CycleConfig {
         system,
-        package: PackageOptions {
-            int8: a.int8,
-            hnsw: a.hnsw,
-            hnsw_seed: a.hnsw_seed,
-            ..PackageOptions::default()
-        },
+        package: a.vectors.apply(PackageOptions::default()),
         first_cut: a.start,
         days: a.days,
         full_every: a.full_every,
