@@ -96,7 +96,8 @@ export function makeModel(edgerec, ready = async () => {}) {
      * Opens the installed model (offline if need be) and syncs once when there is none.
      * @param {{ url: string, publicKey: string, channel?: string, store?: object,
      *   fetch?: typeof fetch, now?: () => number, timeoutS?: number,
-     *   maxBundleBytes?: number, onEvent?: (e: object) => void }} options
+     *   maxBundleBytes?: number, memoryBudgetBytes?: number,
+     *   onEvent?: (e: object) => void }} options
      *   `publicKey` is the trust root: the publisher's public key (64 hex digits) or `T:KEY,…`.
      */
     static async open(options) {
@@ -125,6 +126,7 @@ export function makeModel(edgerec, ready = async () => {}) {
       now = nowSeconds,
       timeoutS = 30,
       maxBundleBytes = 512 * 1024 * 1024,
+      memoryBudgetBytes = undefined,
       onEvent = () => {},
     }) {
       if (typeof url !== "string" || !url) throw syncError("invalid_argument", "url is required");
@@ -138,6 +140,7 @@ export function makeModel(edgerec, ready = async () => {}) {
         now,
         timeoutS,
         maxBundleBytes,
+        load: memoryBudgetBytes === undefined ? undefined : { memoryBudgetBytes },
         onEvent,
       };
       this.#store = store;
@@ -177,7 +180,7 @@ export function makeModel(edgerec, ready = async () => {}) {
           if (!bytes) throw syncError("section_mismatch", `the store lost section ${s.tag}`);
           parts.push(bytes);
         }
-        const rec = new edgerec.Recommender(release.assemble(parts));
+        const rec = new edgerec.Recommender(release.assemble(parts), this.#opts.load);
         this.#install(release, rec, sections);
         release.free();
       } catch (err) {
@@ -317,7 +320,7 @@ export function makeModel(edgerec, ready = async () => {}) {
             }
             parts.push(bytes);
           }
-          const rec = new edgerec.Recommender(release.assemble(parts));
+          const rec = new edgerec.Recommender(release.assemble(parts), this.#opts.load);
           const stamped = rec.release();
           if (!stamped || stamped.version !== release.version || stamped.channel !== release.channel) {
             rec.free();
@@ -426,6 +429,7 @@ const REFUSALS = new Set([
   "malformed",
   "missing_section",
   "contract_mismatch",
+  "over_budget",
 ]);
 
 function describe(err) {

@@ -1,5 +1,5 @@
 // Types of `edgerec/worker` (js/worker-client.mjs).
-import type { CatalogItem, RankerInfo, Row, RowOptions } from "../pkg/web/edgerec.js";
+import type { CatalogItem, MemoryEstimate, RankerInfo, Row, RowOptions } from "../pkg/web/edgerec.js";
 
 /** What every call rejects with. */
 export interface EdgerecWorkerError extends Error {
@@ -38,6 +38,8 @@ export interface WorkerOpenOptions {
   store?: "memory" | { indexedDb: string };
   timeoutS?: number;
   maxBundleBytes?: number;
+  /** As `new Recommender(bytes, { memoryBudgetBytes })`: a release estimated above it is refused (`over_budget`). */
+  memoryBudgetBytes?: number;
 }
 
 export interface ModelInfo {
@@ -46,6 +48,7 @@ export interface ModelInfo {
   bundleSha256: string;
   release: { version: number; channel: string; publishedAt: number } | null;
   ranker: RankerInfo | null;
+  memoryEstimate: MemoryEstimate;
 }
 
 export class WorkerUserState {
@@ -71,7 +74,7 @@ export class EdgerecWorker {
   onEvent: (event: { type: string; [key: string]: unknown }) => void;
   call(op: string, ...args: unknown[]): Promise<unknown>;
   open(options: WorkerOpenOptions): Promise<SyncStatus>;
-  load(bytes: Uint8Array, options?: { transfer?: boolean }): Promise<ModelInfo>;
+  load(bytes: Uint8Array, options?: { transfer?: boolean; memoryBudgetBytes?: number }): Promise<ModelInfo>;
   sync(): Promise<SyncResult>;
   startPolling(options?: { intervalS?: number; jitter?: number; maxBackoffS?: number }): Promise<void>;
   stopPolling(): Promise<void>;

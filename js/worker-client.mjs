@@ -129,7 +129,8 @@ export class EdgerecWorker {
   }
 
   /**
-   * Opens a synced channel, as `Model.open` (url, publicKey, channel, timeoutS, maxBundleBytes),
+   * Opens a synced channel, as `Model.open` (url, publicKey, channel, timeoutS, maxBundleBytes,
+   * memoryBudgetBytes),
    * with `store` either "memory" (default) or `{ indexedDb: name }`. Resolves to the status.
    */
   open(options) {
@@ -137,10 +138,12 @@ export class EdgerecWorker {
   }
   /**
    * Loads a bundle from its bytes (no sync). With `transfer`, the bytes' buffer is moved to the
-   * worker instead of copied (the caller's array becomes empty). Resolves to `info()`.
+   * worker instead of copied (the caller's array becomes empty); `memoryBudgetBytes` as in
+   * `new Recommender(bytes, options)`. Resolves to `info()`.
    */
-  load(bytes, { transfer = false } = {}) {
-    return this.#post("load", [bytes], transfer ? [bytes.buffer] : []);
+  load(bytes, { transfer = false, memoryBudgetBytes } = {}) {
+    const options = memoryBudgetBytes === undefined ? undefined : { memoryBudgetBytes };
+    return this.#post("load", [bytes, options], transfer ? [bytes.buffer] : []);
   }
   sync() {
     return this.call("sync");

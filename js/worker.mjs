@@ -73,9 +73,9 @@ const ops = {
     return model.status;
   },
   /** A Recommender from bundle bytes (no sync). */
-  async load(bytes) {
+  async load(bytes, options) {
     await init();
-    const rec = new edgerec.Recommender(bytes);
+    const rec = new edgerec.Recommender(bytes, options);
     closeAll();
     loaded = rec;
     return ops.info();
@@ -102,6 +102,7 @@ const ops = {
       bundleSha256: rec.bundleSha256,
       release: rec.release() ?? null,
       ranker: rec.ranker() ?? null,
+      memoryEstimate: rec.memoryEstimate,
     };
   },
   items() {

@@ -29,6 +29,12 @@ bash scripts/artifacts.sh
 # tests/mutations.rs, run above.
 cargo run --quiet -p edgerec --example mutations -- "$EDGEREC_ARTIFACTS/mutations"
 
+step "memory of the MovieLens bundles: measured peaks within the loader's estimate"
+# Fails if loading a bundle and serving requests of the largest size (a counting allocator
+# measures it) takes more than the estimate the loader checks against its memory budget.
+cargo run --quiet -p edgerec --example memory -- \
+  "$EDGEREC_ARTIFACTS/bundle.edgerec" "$EDGEREC_ARTIFACTS/bundle-ranked.edgerec"
+
 # The offline evaluation of the candidate sources (MovieLens-100K and a synthetic world).
 bash scripts/eval.sh
 

@@ -63,6 +63,21 @@ pub enum BundleError {
         /// The four-letter tag of the missing section.
         tag: String,
     },
+    /// Loading the bundle and serving it would need more memory than the caller allows
+    /// ([`crate::model::LoadOptions::memory_budget`]); nothing was loaded.
+    #[error(
+        "the bundle would need about {} MiB ({detail}), above the memory budget of {} MiB",
+        needed.div_ceil(1 << 20),
+        budget >> 20
+    )]
+    OverBudget {
+        /// Estimated bytes ([`crate::limits::MemoryEstimate::total`]).
+        needed: u64,
+        /// The budget, in bytes.
+        budget: u64,
+        /// The estimate by part, for humans.
+        detail: String,
+    },
 }
 
 /// Why exported user state was refused. Produced only by [`crate::state::UserState::import`];
@@ -192,6 +207,7 @@ impl Error {
                 BundleError::ChecksumMismatch { .. } => "checksum_mismatch",
                 BundleError::Malformed { .. } => "malformed",
                 BundleError::MissingSection { .. } => "missing_section",
+                BundleError::OverBudget { .. } => "over_budget",
                 BundleError::Contract { .. } => "contract_mismatch",
             },
             Error::InvalidArgument(_) => "invalid_argument",

@@ -113,3 +113,51 @@ pub fn check_query(what: &str, dim: usize, query: &[f32]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The memory budget a bundle is loaded under unless the caller sets one
+/// ([`crate::model::LoadOptions`]): 256 MiB, for the bundle file, its decoded sections, the
+/// runtimes built at load and one request at the largest size allowed. A 20,000-title bundle
+/// with every source, graphs and a deep ranker needs a few tens of MiB.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 << 20;
+
+/// What a bundle is expected to need in memory, by part, in bytes: computed at load from the
+/// decoded sections, before any runtime is built or any request served, and compared with the
+/// caller's budget. An upper estimate: `examples/memory.rs` and the mutation suite check it
+/// against the peak a counting allocator measures for loading a bundle and serving requests of
+/// the largest size ([`MAX_CANDIDATES`] candidates, [`MAX_K`] titles).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The bundle file (the caller's copy; in wasm, its copy in linear memory).
+    pub file: u64,
+    /// The decoded sections.
+    pub sections: u64,
+    /// What loading builds: the tract plans of the ranker and the user tower, the tree
+    /// ensemble, the HNSW graphs.
+    pub runtimes: u64,
+    /// The working set of one request: candidate scores of every source, feature vectors and
+    /// the ranker's tensors for [`MAX_CANDIDATES`] candidates, the user tower's inputs.
+    pub request: u64,
+}
+
+impl MemoryEstimate {
+    /// Every part together.
+    pub fn total(&self) -> u64 {
+        self.file
+            .saturating_add(self.sections)
+            .saturating_add(self.runtimes)
+            .saturating_add(self.request)
+    }
+
+    /// The parts for humans: `"file 0.8 MiB, sections 2.1 MiB, runtimes 1.0 MiB, request
+    /// 3.2 MiB"`.
+    pub fn describe(&self) -> String {
+        let mib = |b: u64| b as f64 / (1 << 20) as f64;
+        format!(
+            "file {:.1} MiB, sections {:.1} MiB, runtimes {:.1} MiB, request {:.1} MiB",
+            mib(self.file),
+            mib(self.sections),
+            mib(self.runtimes),
+            mib(self.request)
+        )
+    }
+}

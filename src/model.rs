@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use crate::bundle::{BundleContents, ServingSettings, Space, TwoTowerModel};
 use crate::error::{BundleError, Result};
 use crate::hnsw::HnswIndex;
+use crate::limits::{DEFAULT_MEMORY_BUDGET, MAX_CANDIDATES, MAX_K, MemoryEstimate};
 use crate::ranker::Ranker;
 use crate::retrieval::InnerProductGraph;
 use crate::tower::{TWO_TOWER_DENSE, TWO_TOWER_DENSE_FEATURES, UserTower};
@@ -37,14 +38,84 @@ pub struct Model {
     ranker: Option<Ranker>,
     tower: Option<UserTower>,
     graphs: Vec<(Space, Arc<InnerProductGraph>)>,
+    memory: MemoryEstimate,
+}
+
+/// How a bundle is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Most bytes the bundle may need ([`MemoryEstimate::total`]): the file, its decoded
+    /// sections, its runtimes and one request of the largest size. A bundle estimated above it
+    /// is refused (`over_budget`) before any runtime is built. Default
+    /// [`DEFAULT_MEMORY_BUDGET`].
+    pub memory_budget: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> LoadOptions {
+        LoadOptions {
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+        }
+    }
 }
 
 impl Model {
-    /// Verifies, decodes and loads a bundle ([`BundleContents::decode`], then
-    /// [`Model::load`]). Never panics on any input; a refused bundle leaves nothing behind.
+    /// Verifies, decodes and loads a bundle under the default [`LoadOptions`]
+    /// ([`Model::from_bytes_with`]). Never panics on any input; a refused bundle leaves
+    /// nothing behind.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        Model::from_bytes_with(bytes, &LoadOptions::default())
+    }
+
+    /// Verifies and decodes a bundle ([`BundleContents::decode`]), estimates the memory it
+    /// will need ([`Model::estimate`]) and refuses it (`over_budget`) above
+    /// `options.memory_budget`, then loads its runtimes ([`Model::load`]). A file larger than
+    /// the budget is refused before it is decoded.
+    ///
+    /// ```
+    /// use edgerec::model::{LoadOptions, Model};
+    /// # let bytes = edgerec::test_support::tiny_contents_for_device().encode();
+    /// let model = Model::from_bytes(&bytes)?;
+    /// let needed = model.memory_estimate().total();
+    /// let tight = LoadOptions { memory_budget: needed - 1 };
+    /// assert_eq!(Model::from_bytes_with(&bytes, &tight).unwrap_err().code(), "over_budget");
+    /// # Ok::<(), edgerec::Error>(())
+    /// ```
+    pub fn from_bytes_with(bytes: &[u8], options: &LoadOptions) -> Result<Model> {
+        let budget = options.memory_budget;
+        let over = |estimate: MemoryEstimate| BundleError::OverBudget {
+            needed: estimate.total(),
+            budget,
+            detail: estimate.describe(),
+        };
+        let file = MemoryEstimate {
+            file: bytes.len() as u64,
+            ..MemoryEstimate::default()
+        };
+        if file.total() > budget {
+            return Err(over(file).into());
+        }
         let contents = BundleContents::decode(bytes)?;
-        Ok(Model::load(contents, Sha256::digest(bytes).into())?)
+        let memory = Model::estimate(&contents, bytes.len());
+        if memory.total() > budget {
+            return Err(over(memory).into());
+        }
+        let mut model = Model::load(contents, Sha256::digest(bytes).into())?;
+        model.memory = memory;
+        Ok(model)
+    }
+
+    /// What `contents`, loaded from a file of `file_len` bytes, is expected to need in memory:
+    /// an upper estimate from the sections' sizes and counts, computed without building any
+    /// runtime. Linear in the number of strings and titles.
+    pub fn estimate(contents: &BundleContents, file_len: usize) -> MemoryEstimate {
+        estimate(contents, file_len as u64)
+    }
+
+    /// The memory this model was estimated to need when it was loaded (with the file's
+    /// length when it was loaded from bytes).
+    pub fn memory_estimate(&self) -> MemoryEstimate {
+        self.memory
     }
 
     /// Loads the runtimes of decoded `contents` whose file hashes to `sha256`: the ranker
@@ -59,12 +130,14 @@ impl Model {
             .transpose()?;
         let tower = contents.two_tower.as_ref().map(load_tower).transpose()?;
         let graphs = load_graphs(&contents)?;
+        let memory = estimate(&contents, 0);
         Ok(Model {
             contents,
             sha256,
             ranker,
             tower,
             graphs,
+            memory,
         })
     }
 
@@ -284,5 +357,114 @@ mod tests {
         assert_eq!(m.sha256_hex(), want);
         assert_eq!(m.version(), "tiny-1");
         assert_eq!(m.serving().candidates, 4);
+    }
+}
+
+/// Bytes a string costs once decoded: its `String` (24 bytes), the allocator's rounding, and
+/// in a vocabulary the hash map entry with its own copy of the key.
+const PER_STRING: u64 = 160;
+
+/// See [`Model::estimate`]. Every part is a sum of sizes the decoders already checked, times
+/// factors measured with a counting allocator (`examples/memory.rs`) and rounded up.
+fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
+    let n = |x: usize| x as u64;
+    let strings = |names: &[String]| -> (u64, u64) {
+        (n(names.len()), names.iter().map(|s| n(s.len())).sum())
+    };
+    let mut count = 0u64; // strings decoded
+    let mut text = 0u64; // their bytes
+    let mut add = |(k, b): (u64, u64)| {
+        count += k;
+        text += b;
+    };
+    add(strings(c.catalog.genres()));
+    add((
+        n(c.catalog.len()),
+        c.catalog.items().iter().map(|i| n(i.title.len())).sum(),
+    ));
+    let mut vectors = 0u64; // bytes of item vectors and other numeric arrays
+    let mut items = n(c.catalog.len());
+    vectors += 4 * n(c.popularity.scores.len());
+    if let Some(f) = &c.ials {
+        vectors += n(f.factors().bytes()) + 8 * n(f.gram().len());
+    }
+    if let Some(t) = &c.two_tower {
+        vectors += n(t.item_vectors().bytes()) + n(t.user_tower().len());
+        add(strings(t.search_vocab()));
+    }
+    if let Some(cm) = &c.content {
+        let (offsets, entries) = cm.index().parts();
+        // entries are kept twice (by item and by token) with the prior and offsets
+        vectors += 4 * n(offsets.len()) + 16 * n(entries.len()) + 4 * n(cm.index().prior().len());
+        add(strings(cm.index().tokens()));
+    }
+    if let Some(f) = &c.features {
+        let space = f.space();
+        let v = space.vocabularies();
+        for vocab in [
+            &v.genres,
+            &v.tags,
+            &v.people,
+            &v.distributors,
+            &v.languages,
+            &v.countries,
+        ] {
+            add(strings(vocab.names()));
+        }
+        add(strings(space.dense_names()));
+    }
+    if let Some(r) = &c.ranker {
+        vectors += n(r.onnx.len());
+        add(strings(&r.contract.dense));
+        add(strings(&r.contract.search_vocab));
+    }
+    if let Some(m) = &c.media {
+        items = items.max(n(m.len()));
+        let genres: u64 = m.media().iter().map(|x| n(x.genres.len())).sum();
+        vectors += n(m.len())
+            * n(std::mem::size_of::<crate::features::Media>()
+                + std::mem::size_of::<crate::features::MediaStats>())
+            + 4 * genres;
+    }
+    let graph_bytes: u64 = c.graphs.iter().map(|g| n(g.graph.len())).sum();
+    vectors += graph_bytes;
+    let sections = file
+        .max(vectors)
+        .saturating_add(count.saturating_mul(PER_STRING))
+        .saturating_add(text.saturating_mul(2))
+        .saturating_add(items.saturating_mul(96))
+        .saturating_add(64 << 10);
+
+    // Runtimes: tract keeps the parsed graph and the optimised plan with their own copies of the
+    // weights; the HNSW graphs decode to a few times their serialised size.
+    let model_bytes = |b: usize| 4 * n(b) + (1 << 20);
+    let runtimes = c.ranker.as_ref().map_or(0, |r| model_bytes(r.onnx.len()))
+        + c.two_tower
+            .as_ref()
+            .map_or(0, |t| model_bytes(t.user_tower().len()))
+        + 3 * graph_bytes;
+
+    // One request of the largest size: every source scores every title, the blend keeps
+    // MAX_CANDIDATES, each gets a feature vector and the ranker's input and activation rows.
+    let width: u64 = c.ranker.as_ref().map_or(0, |r| {
+        r.contract
+            .inputs()
+            .iter()
+            .map(|(_, _, w)| n(*w))
+            .sum::<u64>()
+    }) + c
+        .features
+        .as_ref()
+        .map_or(0, |f| n(f.space().dense_names().len()));
+    let candidates = n(MAX_CANDIDATES);
+    let request = items.saturating_mul(4 * 16)
+        + candidates.saturating_mul(width.saturating_mul(4 * 8) + 1024)
+        + n(MAX_K) * 256
+        + (1 << 20);
+    MemoryEstimate {
+        file,
+        sections,
+        runtimes,
+        request,
     }
 }

@@ -42,7 +42,7 @@ use crate::blend::Source;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_CANDIDATES, MAX_SEARCH_TOKENS};
-use crate::model::Model;
+use crate::model::{LoadOptions, Model};
 use crate::rerank::{RerankOverrides, Reranker};
 use crate::retrieval::{IndexChoice, IndexUsed};
 use crate::stages::candidates::{CandidateRequest, Candidates, candidates};
@@ -141,6 +141,12 @@ impl Recommender {
     /// Verifies and loads a bundle ([`Model::from_bytes`]).
     pub fn from_bytes(bytes: &[u8]) -> Result<Recommender> {
         Ok(Recommender::new(Model::from_bytes(bytes)?))
+    }
+
+    /// Verifies and loads a bundle under `options` (a memory budget:
+    /// [`Model::from_bytes_with`]).
+    pub fn from_bytes_with(bytes: &[u8], options: &LoadOptions) -> Result<Recommender> {
+        Ok(Recommender::new(Model::from_bytes_with(bytes, options)?))
     }
 
     /// A recommender over an already loaded model.

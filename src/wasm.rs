@@ -44,7 +44,23 @@ export interface EdgerecError extends Error {
     | "malformed" | "missing_section" | "contract_mismatch" | "invalid_argument"
     | "ranker_failed" | "corrupt_state" | "unsupported_state_version"
     | "bad_manifest" | "bad_signature" | "untrusted_key" | "rollback" | "expired"
-    | "wrong_channel" | "section_mismatch";
+    | "wrong_channel" | "section_mismatch" | "over_budget";
+}
+
+/** How `new Recommender(bytes, options)` loads a bundle. */
+export interface LoadOptions {
+  /** Most bytes the bundle may need (file, decoded sections, runtimes, one request of the
+   *  largest size); above it the bundle is refused with `over_budget`. Default 256 MiB. */
+  memoryBudgetBytes?: number;
+}
+
+/** What a loaded bundle was estimated to need, in bytes (`Recommender.memoryEstimate`). */
+export interface MemoryEstimate {
+  file: number;
+  sections: number;
+  runtimes: number;
+  request: number;
+  total: number;
 }
 
 /** One section of a release: what `Release.sections()` lists. */
@@ -243,6 +259,12 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
             .serialize_maps_as_objects(true),
     )
     .map_err(|e| js_error("internal", &e.to_string()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsLoadOptions {
+    memory_budget_bytes: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -468,7 +490,7 @@ struct JsReleaseExpect {
 /// The largest integer a JS number holds exactly.
 const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
-/// A version or serial: a whole JS number from 0 to 2^53 − 1.
+/// A version, serial or byte count: a whole JS number from 0 to 2^53 − 1.
 fn version_number(what: &str, v: f64) -> Result<u64, JsValue> {
     if v.fract() != 0.0 || !(0.0..=MAX_SAFE_INTEGER).contains(&v) {
         return Err(invalid(
@@ -612,12 +634,51 @@ impl JsRelease {
 impl Recommender {
     /// Verifies and loads a bundle. Throws an `EdgerecError` if the bytes are not a valid
     /// bundle; nothing is loaded in that case.
+    ///
+    /// `options.memoryBudgetBytes` (default 256 MiB): the most memory the bundle may need —
+    /// the file, its decoded sections, its runtimes and one request of the largest size, as
+    /// estimated at load (`memoryEstimate`); a bundle above it is refused with `over_budget`
+    /// before anything is built.
     #[wasm_bindgen(constructor)]
-    pub fn new(bundle: &[u8]) -> Result<Recommender, JsValue> {
+    pub fn new(
+        bundle: &[u8],
+        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<JsValue>,
+    ) -> Result<Recommender, JsValue> {
         // Idempotent; a panic (a bug) then shows its message in the console.
         console_error_panic_hook::set_once();
+        let mut load = crate::model::LoadOptions::default();
+        if let Some(options) = options.filter(|o| !o.is_undefined() && !o.is_null()) {
+            check_keys(&options, "options", &["memoryBudgetBytes"])?;
+            let o: JsLoadOptions =
+                serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
+            if let Some(b) = o.memory_budget_bytes {
+                load.memory_budget = version_number("options.memoryBudgetBytes", b)?;
+            }
+        }
         Ok(Recommender {
-            inner: crate::Recommender::from_bytes(bundle)?,
+            inner: crate::Recommender::from_bytes_with(bundle, &load)?,
+        })
+    }
+
+    /// What the bundle was estimated to need in memory when it loaded, in bytes, by part:
+    /// `{ file, sections, runtimes, request, total }` (see the constructor's budget).
+    #[wasm_bindgen(getter, js_name = memoryEstimate, unchecked_return_type = "MemoryEstimate")]
+    pub fn memory_estimate(&self) -> Result<JsValue, JsValue> {
+        let e = self.inner.model().memory_estimate();
+        #[derive(Serialize)]
+        struct M {
+            file: f64,
+            sections: f64,
+            runtimes: f64,
+            request: f64,
+            total: f64,
+        }
+        to_js(&M {
+            file: e.file as f64,
+            sections: e.sections as f64,
+            runtimes: e.runtimes as f64,
+            request: e.request as f64,
+            total: e.total() as f64,
         })
     }
 

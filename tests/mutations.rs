@@ -1,7 +1,8 @@
 //! The mutation suite, natively: 1,500 generated bundles and user states with valid checksums
 //! (`edgerec::test_support::mutations`), each of which must give a typed error or a model whose
 //! rows keep every rule — never a panic, a hang (time cap per case) or a memory blow-up (a
-//! counting allocator caps what one case may hold at once). The npm package runs the same cases
+//! counting allocator caps what one case may hold at once, and what a bundle that loads
+//! takes must stay within the memory the loader estimated for it). The npm package runs the same cases
 //! in wasm (`tests/js/mutations.test.mjs`, from `examples/mutations.rs`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -13,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgerec::Recommender;
-use edgerec::test_support::mutations::{self, Case, Outcome};
+use edgerec::bundle::BundleContents;
+use edgerec::model::Model;
+use edgerec::test_support::mutations::{self, Case, Input, Outcome};
 
 /// Bytes live at once, and the most since the last reset.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -126,6 +129,19 @@ fn every_generated_input_is_refused_with_a_code_or_serves_rows_that_keep_the_rul
                     .entry(format!("{} served", case.input.as_str()))
                     .or_default() += 1;
                 let _ = rows;
+                // What the loader budgeted must cover what loading and serving took.
+                if case.input == Input::Bundle {
+                    let estimate = BundleContents::decode(&case.bytes)
+                        .map(|c| Model::estimate(&c, case.bytes.len()).total() as usize);
+                    match estimate {
+                        Ok(e) if peak > e => broken.push(format!(
+                            "{}: {peak} bytes at peak, {e} estimated",
+                            case.name
+                        )),
+                        Ok(_) => {}
+                        Err(e) => broken.push(format!("{}: served, then {e}", case.name)),
+                    }
+                }
             }
             Ok(Err(rule)) => broken.push(format!("{}: {rule}", case.name)),
             Err(panic) => {
