@@ -266,100 +266,6 @@ fn load_graphs(
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::bundle::GraphSection;
-    use crate::test_support::{tiny_contents_for_device, tiny_contents_with_sources};
-
-    #[test]
-    fn hnsw_graphs_load_with_their_space_and_are_checked() {
-        use crate::hnsw::HnswConfig;
-        let mut c = tiny_contents_with_sources();
-        let y = c.ials.as_ref().unwrap().factors().clone();
-        let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
-        c.graphs = vec![GraphSection {
-            space: Space::Ials,
-            max_norm: g.max_norm(),
-            graph: g.index().to_bytes(),
-        }];
-        let loaded = Model::from_bytes(&c.encode()).unwrap();
-        let graph = loaded.graph(Space::Ials).unwrap();
-        assert_eq!(graph.len(), 4);
-        assert!(loaded.graph(Space::TwoTower).is_none());
-        // A graph for a space the bundle has no vectors for; a graph of the wrong size.
-        let orphan = BundleContents {
-            ials: None,
-            ..c.clone()
-        };
-        assert!(orphan.validate().is_err());
-        let t = c.two_tower.as_ref().unwrap().item_vectors().clone();
-        let two = InnerProductGraph::build(&t, false, HnswConfig::default()).unwrap();
-        let wrong = BundleContents {
-            graphs: vec![GraphSection {
-                space: Space::Ials,
-                max_norm: 1.0,
-                graph: two.index().to_bytes(),
-            }],
-            ..c.clone()
-        };
-        assert_eq!(
-            Model::from_bytes(&wrong.encode()).unwrap_err().code(),
-            "malformed"
-        );
-        assert!(Model::check(&wrong).is_err());
-        // Garbage graph bytes: malformed, never a panic.
-        let garbage = BundleContents {
-            graphs: vec![GraphSection {
-                space: Space::Ials,
-                max_norm: 1.0,
-                graph: vec![0xff; 40],
-            }],
-            ..c
-        };
-        assert_eq!(
-            Model::from_bytes(&garbage.encode()).unwrap_err().code(),
-            "malformed"
-        );
-    }
-
-    #[test]
-    fn the_user_tower_must_fit_its_section() {
-        let c = tiny_contents_for_device();
-        assert!(Model::check(&c).is_ok());
-        let t = c.two_tower.as_ref().unwrap();
-        let other_layout = TwoTowerModel::new(
-            t.dim(),
-            t.item_vectors().to_f32(),
-            t.user_tower().to_vec(),
-            t.search_vocab().to_vec(),
-            50,
-            20,
-            "another layout".into(),
-        )
-        .unwrap();
-        let bad = BundleContents {
-            two_tower: Some(other_layout),
-            ..c.clone()
-        };
-        let err = Model::from_bytes(&bad.encode()).unwrap_err();
-        assert_eq!(err.code(), "contract_mismatch");
-    }
-
-    #[test]
-    fn the_model_records_its_file_hash() {
-        let bytes = tiny_contents_for_device().encode();
-        let m = Model::from_bytes(&bytes).unwrap();
-        let want: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(m.sha256_hex(), want);
-        assert_eq!(m.version(), "tiny-1");
-        assert_eq!(m.serving().candidates, 4);
-    }
-}
-
 /// Bytes a string costs once decoded: its `String` (24 bytes), the allocator's rounding, and
 /// in a vocabulary the hash map entry with its own copy of the key.
 const PER_STRING: u64 = 160;
@@ -466,5 +372,99 @@ fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
         sections,
         runtimes,
         request,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::GraphSection;
+    use crate::test_support::{tiny_contents_for_device, tiny_contents_with_sources};
+
+    #[test]
+    fn hnsw_graphs_load_with_their_space_and_are_checked() {
+        use crate::hnsw::HnswConfig;
+        let mut c = tiny_contents_with_sources();
+        let y = c.ials.as_ref().unwrap().factors().clone();
+        let g = InnerProductGraph::build(&y, true, HnswConfig::default()).unwrap();
+        c.graphs = vec![GraphSection {
+            space: Space::Ials,
+            max_norm: g.max_norm(),
+            graph: g.index().to_bytes(),
+        }];
+        let loaded = Model::from_bytes(&c.encode()).unwrap();
+        let graph = loaded.graph(Space::Ials).unwrap();
+        assert_eq!(graph.len(), 4);
+        assert!(loaded.graph(Space::TwoTower).is_none());
+        // A graph for a space the bundle has no vectors for; a graph of the wrong size.
+        let orphan = BundleContents {
+            ials: None,
+            ..c.clone()
+        };
+        assert!(orphan.validate().is_err());
+        let t = c.two_tower.as_ref().unwrap().item_vectors().clone();
+        let two = InnerProductGraph::build(&t, false, HnswConfig::default()).unwrap();
+        let wrong = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: two.index().to_bytes(),
+            }],
+            ..c.clone()
+        };
+        assert_eq!(
+            Model::from_bytes(&wrong.encode()).unwrap_err().code(),
+            "malformed"
+        );
+        assert!(Model::check(&wrong).is_err());
+        // Garbage graph bytes: malformed, never a panic.
+        let garbage = BundleContents {
+            graphs: vec![GraphSection {
+                space: Space::Ials,
+                max_norm: 1.0,
+                graph: vec![0xff; 40],
+            }],
+            ..c
+        };
+        assert_eq!(
+            Model::from_bytes(&garbage.encode()).unwrap_err().code(),
+            "malformed"
+        );
+    }
+
+    #[test]
+    fn the_user_tower_must_fit_its_section() {
+        let c = tiny_contents_for_device();
+        assert!(Model::check(&c).is_ok());
+        let t = c.two_tower.as_ref().unwrap();
+        let other_layout = TwoTowerModel::new(
+            t.dim(),
+            t.item_vectors().to_f32(),
+            t.user_tower().to_vec(),
+            t.search_vocab().to_vec(),
+            50,
+            20,
+            "another layout".into(),
+        )
+        .unwrap();
+        let bad = BundleContents {
+            two_tower: Some(other_layout),
+            ..c.clone()
+        };
+        let err = Model::from_bytes(&bad.encode()).unwrap_err();
+        assert_eq!(err.code(), "contract_mismatch");
+    }
+
+    #[test]
+    fn the_model_records_its_file_hash() {
+        let bytes = tiny_contents_for_device().encode();
+        let m = Model::from_bytes(&bytes).unwrap();
+        let want: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(m.sha256_hex(), want);
+        assert_eq!(m.version(), "tiny-1");
+        assert_eq!(m.serving().candidates, 4);
     }
 }

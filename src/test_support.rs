@@ -2,6 +2,7 @@
 //! for this crate's tests and with the `test-support` feature (which the crate's own
 //! dev-dependency on itself turns on), never in a published build.
 
+pub mod fuzz;
 pub mod mutations;
 
 use crate::bundle::{

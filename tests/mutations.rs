@@ -199,3 +199,49 @@ fn every_generated_input_is_refused_with_a_code_or_serves_rows_that_keep_the_rul
         );
     }
 }
+
+/// The CI smoke run of the fuzzer (`edgerec::test_support::fuzz`; the long run is
+/// `examples/fuzz.rs`): every target, a fixed number of inputs from a fixed seed, under the
+/// same allocation cap and time cap as the cases above.
+#[test]
+fn fuzz_smoke_every_target() {
+    use edgerec::test_support::fuzz::{Fuzzer, Target};
+    const INPUTS: u64 = 1_000;
+    let files: Vec<(&str, Vec<u8>)> = mutations::SEED_FILES
+        .iter()
+        .map(|(name, rel)| (*name, data(rel)))
+        .collect();
+    let mut broken = Vec::new();
+    let mut report = Vec::new();
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    for target in Target::ALL {
+        let mut fuzzer = Fuzzer::new(target, &files, 20261203);
+        while fuzzer.executions < INPUTS {
+            let (what, bytes) = fuzzer.next_input();
+            let start = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| fuzzer.run(&bytes)));
+            let took = start.elapsed();
+            let name = format!("{}: {what}", target.as_str());
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(rule)) => broken.push(format!("{name}: {rule}")),
+                Err(_) => broken.push(format!("{name}: panicked")),
+            }
+            if took > TIME_CAP {
+                broken.push(format!("{name}: took {took:?}"));
+            }
+        }
+        report.push(format!(
+            "{}: {} distinct outcomes, {:?}",
+            target.as_str(),
+            fuzzer.distinct_outcomes(),
+            fuzzer.outcomes
+        ));
+        // Each target gets past the first check it meets.
+        assert!(fuzzer.distinct_outcomes() >= 5, "{}", report.join("\n"));
+    }
+    std::panic::set_hook(hook);
+    println!("{}", report.join("\n"));
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}

@@ -59,7 +59,7 @@ pub struct Case {
 pub const PROBE_TIME: i64 = 1_764_446_400;
 
 /// Counts and lengths written over 4-byte fields.
-const COUNTS: [u32; 10] = [
+pub(super) const COUNTS: [u32; 10] = [
     0,
     1,
     2,
@@ -73,7 +73,7 @@ const COUNTS: [u32; 10] = [
 ];
 
 /// Floats written over 4-byte fields.
-const FLOATS: [f32; 7] = [
+pub(super) const FLOATS: [f32; 7] = [
     f32::NAN,
     f32::INFINITY,
     f32::NEG_INFINITY,
@@ -94,12 +94,12 @@ const TIMES: [i64; 6] = [
 ];
 
 /// A section: tag, version, payload.
-type Section = (Tag, u16, Vec<u8>);
+pub(super) type Section = (Tag, u16, Vec<u8>);
 
 /// A container with these sections in this order; unlike [`crate::bundle::ContainerWriter`]
 /// it writes repeated tags (which readers must refuse) when the header allows it, and
 /// otherwise lays the table out by hand.
-fn container(sections: &[Section]) -> Vec<u8> {
+pub(super) fn container(sections: &[Section]) -> Vec<u8> {
     let entries: Vec<SectionEntry> = sections
         .iter()
         .map(|(tag, version, payload)| SectionEntry::of(*tag, *version, payload))
@@ -146,7 +146,7 @@ fn raw_header(entries: &[SectionEntry]) -> Vec<u8> {
 }
 
 /// The sections of a valid bundle, owned.
-fn sections_of(bundle: &[u8]) -> Vec<Section> {
+pub(super) fn sections_of(bundle: &[u8]) -> Vec<Section> {
     Layout::of(bundle)
         .map(|l| {
             l.sections
@@ -157,12 +157,12 @@ fn sections_of(bundle: &[u8]) -> Vec<Section> {
         .unwrap_or_default()
 }
 
-fn tag_str(tag: &Tag) -> String {
+pub(super) fn tag_str(tag: &Tag) -> String {
     String::from_utf8_lossy(tag).into_owned()
 }
 
 /// One edit of a payload: what was done, and the new payload.
-fn mutate_payload(rng: &mut SplitMix64, payload: &[u8]) -> (String, Vec<u8>) {
+pub(super) fn mutate_payload(rng: &mut SplitMix64, payload: &[u8]) -> (String, Vec<u8>) {
     let mut p = payload.to_vec();
     let n = p.len();
     let at = |rng: &mut SplitMix64, width: usize| {
@@ -241,7 +241,7 @@ fn mutate_payload(rng: &mut SplitMix64, payload: &[u8]) -> (String, Vec<u8>) {
 }
 
 /// A structure-aware edit of an ONNX model: `None` when the bytes are not one.
-fn mutate_onnx(rng: &mut SplitMix64, bytes: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(super) fn mutate_onnx(rng: &mut SplitMix64, bytes: &[u8]) -> Option<(String, Vec<u8>)> {
     let mut model = pb::ModelProto::decode(bytes).ok()?;
     let graph = model.graph.as_mut()?;
     let what = match rng.below(6) {
@@ -382,11 +382,91 @@ fn mutate_model_section(
 
 /// The payload's trailing `len: u32, bytes` field, found as the longest suffix whose prefix
 /// says its length: `(offset of the length, the bytes)`.
-fn last_blob(payload: &[u8]) -> Option<(usize, &[u8])> {
+pub(super) fn last_blob(payload: &[u8]) -> Option<(usize, &[u8])> {
     (0..payload.len().saturating_sub(4)).find_map(|i| {
         let len = u32::from_le_bytes(payload[i..i + 4].try_into().ok()?) as usize;
         (len > 16 && i + 4 + len == payload.len()).then(|| (i, &payload[i + 4..]))
     })
+}
+
+/// Which edits [`mutate_sections`] may make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Edit {
+    /// Sections dropped, duplicated, versioned, unknown or taken from another bundle.
+    Structure,
+    /// One section's payload (its ONNX model, for `RANK` and `TWRT`, half the time).
+    Payload,
+    /// Either, one in four structural.
+    Any,
+}
+
+/// One edit of a bundle's sections `s` (never empty); `others` are bundles a section may be
+/// taken from. Returns what was done, e.g. `"RANK/onnx:op[2]=Loop"` or `"CATL/from-#3"`.
+pub(super) fn mutate_sections(
+    rng: &mut SplitMix64,
+    others: &[Vec<Section>],
+    s: &mut Vec<Section>,
+    edit: Edit,
+) -> String {
+    if s.is_empty() {
+        return "no-sections".into();
+    }
+    let i = rng.below(s.len());
+    let tag = tag_str(&s[i].0);
+    let roll = match edit {
+        Edit::Structure => rng.below(5),
+        Edit::Payload => 5 + rng.below(15),
+        Edit::Any => rng.below(20),
+    };
+    match roll {
+        0 => {
+            s.remove(i);
+            format!("{tag}/drop")
+        }
+        1 => {
+            let copy = s[i].clone();
+            s.push(copy);
+            format!("{tag}/duplicate")
+        }
+        2 => {
+            s[i].1 = s[i].1.saturating_add(1);
+            format!("{tag}/version+1")
+        }
+        3 => {
+            s.push((*b"ZZZZ", 1, vec![0xff; rng.below(64)]));
+            "ZZZZ/unknown".into()
+        }
+        4 => {
+            // Mix and match: the same tag from another bundle.
+            let j = rng.below(others.len().max(1));
+            match others.get(j).and_then(|o| o.iter().find(|t| t.0 == s[i].0)) {
+                Some(t) => {
+                    s[i] = t.clone();
+                    format!("{tag}/from-#{j}")
+                }
+                None => {
+                    s.remove(i);
+                    format!("{tag}/drop")
+                }
+            }
+        }
+        5..=8 => match mutate_model_section(rng, &s[i].0, &s[i].2) {
+            Some((what, payload)) => {
+                s[i].2 = payload;
+                format!("{tag}/{what}")
+            }
+            None => {
+                let (what, payload) = mutate_payload(rng, &s[i].2);
+                s[i].2 = payload;
+                format!("{tag}/{what}")
+            }
+        },
+        _ => {
+            let (what, payload) = mutate_payload(rng, &s[i].2);
+            s[i].2 = payload;
+            format!("{tag}/{what}")
+        }
+    }
 }
 
 /// `per_seed` mutated bundles from each of `seeds` (`(name, bytes)`, each a valid bundle), all
@@ -396,6 +476,7 @@ pub fn bundle_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<
         .iter()
         .map(|(name, bytes)| (*name, sections_of(bytes)))
         .collect();
+    let others: Vec<Vec<Section>> = parsed.iter().map(|(_, s)| s.clone()).collect();
     let mut rng = SplitMix64::new(seed);
     let mut out = Vec::with_capacity(seeds.len() * per_seed);
     for (name, sections) in &parsed {
@@ -404,57 +485,7 @@ pub fn bundle_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<
         }
         for _ in 0..per_seed {
             let mut s = sections.clone();
-            let i = rng.below(s.len());
-            let tag = tag_str(&s[i].0);
-            let what = match rng.below(20) {
-                0 => {
-                    s.remove(i);
-                    format!("{tag}/drop")
-                }
-                1 => {
-                    let copy = s[i].clone();
-                    s.push(copy);
-                    format!("{tag}/duplicate")
-                }
-                2 => {
-                    s[i].1 = s[i].1.saturating_add(1);
-                    format!("{tag}/version+1")
-                }
-                3 => {
-                    s.push((*b"ZZZZ", 1, vec![0xff; rng.below(64)]));
-                    "ZZZZ/unknown".into()
-                }
-                4 => {
-                    // Mix and match: the same tag from another seed.
-                    let (other, theirs) = &parsed[rng.below(parsed.len())];
-                    match theirs.iter().find(|t| t.0 == s[i].0) {
-                        Some(t) => {
-                            s[i] = t.clone();
-                            format!("{tag}/from-{other}")
-                        }
-                        None => {
-                            s.remove(i);
-                            format!("{tag}/drop")
-                        }
-                    }
-                }
-                5..=8 => match mutate_model_section(&mut rng, &s[i].0, &s[i].2) {
-                    Some((what, payload)) => {
-                        s[i].2 = payload;
-                        format!("{tag}/{what}")
-                    }
-                    None => {
-                        let (what, payload) = mutate_payload(&mut rng, &s[i].2);
-                        s[i].2 = payload;
-                        format!("{tag}/{what}")
-                    }
-                },
-                _ => {
-                    let (what, payload) = mutate_payload(&mut rng, &s[i].2);
-                    s[i].2 = payload;
-                    format!("{tag}/{what}")
-                }
-            };
+            let what = mutate_sections(&mut rng, &others, &mut s, Edit::Any);
             out.push(Case {
                 name: format!("{name}/{what}"),
                 input: Input::Bundle,
