@@ -55,9 +55,9 @@ export class WorkerUserState {
   readonly handle: number;
   recordPlay(itemId: number, timestamp: number, fraction: number, watchedSeconds?: number | null, device?: string | null): Promise<void>;
   recordCompletion(itemId: number, timestamp: number, device?: string | null): Promise<void>;
-  recordImpressions(itemIds: number[], timestamp: number): Promise<void>;
+  recordImpressions(itemIds: number[] | Uint32Array, timestamp: number): Promise<void>;
   setProfile(profile: { age?: number | null; gender?: "f" | "m" | "x" | null; country?: string | null; language?: string | null }): Promise<void>;
-  setOnboarding(genres: string[], itemIds: number[]): Promise<void>;
+  setOnboarding(genres: string[], itemIds: number[] | Uint32Array): Promise<void>;
   setMaturityLimit(limit?: string | null): Promise<void>;
   setUtcOffsetMinutes(minutes: number): Promise<void>;
   history(): Promise<Uint32Array>;

@@ -53,6 +53,9 @@ for target in nodejs bundler web; do
     "$dir/edgerec_bg.wasm" -o "$dir/edgerec_bg.wasm"
 done
 
+# The glue's own argument check throws the package's coded errors (invalid_argument).
+node scripts/patch-glue.mjs pkg/node/edgerec.js pkg/web/edgerec.js pkg/bundler/edgerec_bg.js
+
 # The package root is "type": "module"; the nodejs target is CommonJS, so say so beside it.
 # Bundlers and node read the nearest package.json for the module format.
 echo '{ "type": "commonjs" }' > pkg/node/package.json

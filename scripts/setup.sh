@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything edgerec's builds and tests need on a fresh machine, idempotently: the
 # pinned Rust toolchain with the wasm32 target, wasm-bindgen-cli at exactly the crate's version,
-# npm dev dependencies (binaryen's wasm-opt, playwright-core) and Debian's Chromium.
+# npm dev dependencies (binaryen's wasm-opt, playwright-core, typescript) and Debian's Chromium.
 # Only package registries are used (crates.io, npm, Debian, PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ fi
 wasm-bindgen --version
 
 step "npm dev dependencies"
-if [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 node_modules/.bin/wasm-opt --version

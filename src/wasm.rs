@@ -102,15 +102,15 @@ export interface RankerInfo {
 export interface RankerInput {
   dense: number[] | Float32Array;
   movie?: number;
-  genres?: number[];
-  actors?: number[];
-  directors?: number[];
-  tags?: number[];
+  genres?: number[] | Uint32Array;
+  actors?: number[] | Uint32Array;
+  directors?: number[] | Uint32Array;
+  tags?: number[] | Uint32Array;
   language?: number;
   /** Titles the user finished, most recent first. */
-  history?: number[];
+  history?: number[] | Uint32Array;
   /** Search-token ids, most recent first. */
-  search?: number[];
+  search?: number[] | Uint32Array;
 }
 /** Options of `Recommender.recommendRow`. */
 export interface RowOptions {
@@ -1001,7 +1001,8 @@ impl JsUserState {
     #[wasm_bindgen(js_name = recordImpressions)]
     pub fn record_impressions(
         &mut self,
-        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[]")] item_ids: JsValue,
+        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[] | Uint32Array")]
+        item_ids: JsValue,
         timestamp: f64,
     ) -> Result<(), JsValue> {
         let items = parse_item_ids("itemIds must be an array of item ids", item_ids)?;
@@ -1014,7 +1015,8 @@ impl JsUserState {
     pub fn set_onboarding(
         &mut self,
         genres: StringArray,
-        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[]")] item_ids: JsValue,
+        #[wasm_bindgen(js_name = itemIds, unchecked_param_type = "number[] | Uint32Array")]
+        item_ids: JsValue,
     ) -> Result<(), JsValue> {
         let genres: Vec<String> = serde_wasm_bindgen::from_value(genres.into())
             .map_err(|e| invalid("genres must be an array of strings", e))?;

@@ -317,3 +317,39 @@ fn the_feature_section_must_match_the_device_feature_code() {
         assert!(FeatureContract::from_payload(&payload[..n]).is_err());
     }
 }
+
+/// A ranker that divides by zero on its way to a score is refused at load, whatever its final
+/// output: the NaN it makes would be dropped by tract's native `Relu` and kept by the wasm one,
+/// so only a check of every value the graph computes gives both builds the same decision.
+#[test]
+fn a_ranker_computing_a_non_finite_value_is_refused_at_load() {
+    use prost::Message;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/ranker/deep.edgerec"
+    );
+    let bytes = std::fs::read(path).unwrap();
+    assert!(Model::from_bytes(&bytes).is_ok(), "the seed loads");
+    let mut contents = BundleContents::decode(&bytes).unwrap();
+    let rank = contents.ranker.as_mut().unwrap();
+    let mut model = edgerec::onnx::pb::ModelProto::decode(rank.onnx.as_slice()).unwrap();
+    let scale = model
+        .graph
+        .as_mut()
+        .unwrap()
+        .initializer
+        .iter_mut()
+        .find(|t| t.name == "scale")
+        .expect("the deep ranker standardises its dense input");
+    // (0 − mean) / 0 = ±inf for a feature whose mean is not 0, then inf − inf in the first Gemm.
+    for v in scale.raw_data.chunks_mut(4) {
+        v.copy_from_slice(&0f32.to_le_bytes());
+    }
+    for v in &mut scale.float_data {
+        *v = 0.0;
+    }
+    rank.onnx = model.encode_to_vec();
+    let err = Model::from_bytes(&encode_unchecked(&contents)).unwrap_err();
+    assert_eq!(err.code(), "contract_mismatch", "{err}");
+    assert!(err.to_string().contains("not finite"), "{err}");
+}

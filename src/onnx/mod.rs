@@ -516,6 +516,49 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
     Ok(())
 }
 
+/// Runs `model` — tract's inference model of a checked graph, inputs typed — unoptimised on
+/// `inputs`, keeping every value every node computes, and names the first node whose output
+/// holds a non-finite float. The load probes of the ranker and the user tower call it so that
+/// native and wasm builds refuse the same models: IEEE arithmetic gives the same infinities on
+/// both, but once a NaN exists tract's native `max` kernels (`Relu`, `Max`) drop it and its wasm
+/// kernels propagate it, so a check on the final output alone would see different values.
+/// Errors (never panics where unwinding exists) if tract cannot type or run the graph.
+pub(crate) fn first_non_finite(
+    model: tract_onnx::prelude::InferenceModel,
+    inputs: tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>,
+) -> Result<Option<String>, String> {
+    use tract_onnx::prelude::*;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> TractResult<Option<String>> {
+            let mut typed = model.into_typed()?;
+            let outlets: Vec<OutletId> = typed
+                .nodes()
+                .iter()
+                .flat_map(|n| (0..n.outputs.len()).map(move |i| OutletId::new(n.id, i)))
+                .collect();
+            typed.select_output_outlets(&outlets)?;
+            let names: Vec<String> = outlets
+                .iter()
+                .map(|o| typed.node(o.node).name.clone())
+                .collect();
+            let values = typed.into_runnable()?.run(inputs)?;
+            for (value, name) in values.iter().zip(names) {
+                if !value.datum_type().is_float() {
+                    continue;
+                }
+                let value = value.cast_to::<f32>()?;
+                let value = value.try_as_plain_ram()?;
+                if value.as_slice::<f32>()?.iter().any(|v| !v.is_finite()) {
+                    return Ok(Some(name));
+                }
+            }
+            Ok(None)
+        },
+    ))
+    .map_err(|_| "tract panicked while probing the model".to_string())?
+    .map_err(|e| format!("{e:#}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::build::{self as b, Dim, GraphBuilder};

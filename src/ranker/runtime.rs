@@ -210,12 +210,14 @@ fn check_output(graph: &pb::GraphProto, output: &str) -> Result<(), BundleError>
 
 /// tract's optimised plan of `model`, its inputs typed as `[batch, width]` in graph order
 /// (`order` from [`input_order`]), computing `output` only.
+/// tract's optimised plan of the model, and its inference model with every input typed
+/// (for the load probe's [`onnx::first_non_finite`]).
 fn tract_plan(
     model: &pb::ModelProto,
     order: &[usize],
     expected: &[(String, bool, usize)],
     output: &str,
-) -> Result<Arc<TypedRunnableModel>, BundleError> {
+) -> Result<(Arc<TypedRunnableModel>, InferenceModel), BundleError> {
     // tract is known to panic on some malformed graphs: contain it where unwinding exists.
     catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
         let mut m = tract_onnx::onnx().model_for_proto_model(model)?;
@@ -232,8 +234,9 @@ fn tract_plan(
                 InferenceFact::dt_shape(dt, tvec![batch.clone(), width.to_dim()]),
             )?;
         }
+        let typed_inputs = m.clone();
         m.select_outputs_by_name([output])?;
-        m.into_optimized()?.into_runnable()
+        Ok((m.into_optimized()?.into_runnable()?, typed_inputs))
     }))
     .map_err(|_| contract_err("tract panicked while loading the model"))?
     .map_err(|e| contract_err(format!("tract cannot load the model: {}", tract_reason(e))))
@@ -327,20 +330,22 @@ impl Ranker {
         check_output(graph, &contract.output)?;
         // Tree ensembles tract could mis-run are refused before tract sees the model.
         let ensembles = check_trees(graph)?;
-        let plan = tract_plan(&model, &order, &expected, &contract.output)?;
+        let (plan, inference) = tract_plan(&model, &order, &expected, &contract.output)?;
         let mut ranker = Ranker {
             plan,
             contract: contract.clone(),
             order,
             trees: None,
         };
-        ranker.probe()?;
+        ranker.probe(inference)?;
         ranker.trees = native_trees(&ranker, graph, ensembles).map(Arc::new);
         Ok(ranker)
     }
 
-    /// The load-time probe: one all-zero candidate must give one finite score.
-    fn probe(&self) -> Result<(), BundleError> {
+    /// The load-time probe: one all-zero candidate must give one finite score, and every
+    /// value the graph computes on the way must be finite ([`onnx::first_non_finite`], so
+    /// that native and wasm builds decide alike).
+    fn probe(&self, inference: InferenceModel) -> Result<(), BundleError> {
         let probe = FeatureVector {
             dense: vec![0.0; self.contract.dense.len()],
             sparse: SparseFeatures::default(),
@@ -355,7 +360,16 @@ impl Ranker {
             .map_err(|e| contract_err(e.to_string()))?;
         self.score(&batch)
             .map_err(|e| contract_err(format!("probe run: {e}")))?;
-        Ok(())
+        let inputs = self
+            .tract_inputs(&batch)
+            .map_err(|e| contract_err(format!("probe run: {e}")))?;
+        match onnx::first_non_finite(inference, inputs) {
+            Ok(None) => Ok(()),
+            Ok(Some(node)) => Err(contract_err(format!(
+                "probe run: node {node:?} computes a value that is not finite"
+            ))),
+            Err(e) => Err(contract_err(format!("probe run: {e}"))),
+        }
     }
 
     /// Which engine scores: [`ENGINE_TREES`] or [`ENGINE_TRACT`].
@@ -420,12 +434,21 @@ impl Ranker {
 
     /// Column [`RankerContract::column`] of tract's output (not checked for finiteness).
     fn run_tract(&self, batch: &RankerBatch) -> Result<Vec<f32>> {
+        let inputs = self.tract_inputs(batch)?;
+        // A panic inside tract (a bug there) is an error for this request where unwinding
+        // exists; the checks at load keep tract to graphs it runs (wasm aborts on a panic).
+        let outputs = catch_unwind(AssertUnwindSafe(|| self.plan.run(inputs)))
+            .map_err(|_| Error::Ranker("tract panicked while scoring".into()))?
+            .map_err(|e| Error::Ranker(tract_reason(e)))?;
+        self.finish_tract(batch.rows, outputs)
+    }
+
+    /// The batch as tract's input tensors, in the graph's input order.
+    fn tract_inputs(&self, batch: &RankerBatch) -> Result<TVec<TValue>> {
         let n = batch.rows;
         let d = self.contract.dense.len();
-        let fail = |e: TractError| Error::Ranker(tract_reason(e));
         let dense_slot = usize::from(!self.contract.dense.is_empty());
-        let inputs: TVec<TValue> = self
-            .order
+        self.order
             .iter()
             .map(|&k| -> TractResult<TValue> {
                 if dense_slot == 1 && k == 0 {
@@ -440,8 +463,12 @@ impl Ranker {
                 Ok(t.into())
             })
             .collect::<TractResult<_>>()
-            .map_err(fail)?;
-        let outputs = self.plan.run(inputs).map_err(fail)?;
+            .map_err(|e| Error::Ranker(tract_reason(e)))
+    }
+
+    /// Column [`RankerContract::column`] of tract's output for `n` rows.
+    fn finish_tract(&self, n: usize, outputs: TVec<TValue>) -> Result<Vec<f32>> {
+        let fail = |e: TractError| Error::Ranker(tract_reason(e));
         let out = outputs
             .first()
             .ok_or_else(|| Error::Ranker("the model produced no output".into()))?;

@@ -409,14 +409,15 @@ fn input_order(model: &pb::ModelProto) -> Result<[usize; 5], BundleError> {
     Ok(input_order)
 }
 
-/// tract's optimised plan of the model.
-fn tract_plan(model: &pb::ModelProto) -> Result<Arc<TypedRunnableModel>, BundleError> {
+/// tract's optimised plan of the model, and its inference model (for the load probe's
+/// [`onnx::first_non_finite`]).
+fn tract_plan(
+    model: &pb::ModelProto,
+) -> Result<(Arc<TypedRunnableModel>, InferenceModel), BundleError> {
     // tract is known to panic on some malformed graphs: contain it where unwinding exists.
     catch_unwind(AssertUnwindSafe(|| -> TractResult<_> {
-        tract_onnx::onnx()
-            .model_for_proto_model(model)?
-            .into_optimized()?
-            .into_runnable()
+        let m = tract_onnx::onnx().model_for_proto_model(model)?;
+        Ok((m.clone().into_optimized()?.into_runnable()?, m))
     }))
     .map_err(|_| bad("tract panicked while loading the model"))?
     .map_err(|e| bad(format!("tract cannot load the model: {e:#}")))
@@ -440,20 +441,21 @@ impl UserTower {
         let (shape, dim) = read_sizes(&model)?;
         check_tables(&model, &shape, dim)?;
         let input_order = input_order(&model)?;
-        let plan = tract_plan(&model)?;
+        let (plan, inference) = tract_plan(&model)?;
         let tower = UserTower {
             plan,
             shape,
             dim,
             input_order,
         };
-        tower.probe()?;
+        tower.probe(inference)?;
         Ok(tower)
     }
 
     /// The load-time probe: an empty user and one with two entries in each list (ragged,
-    /// padded batch) must map to two rows of `dim` floats.
-    fn probe(&self) -> Result<(), BundleError> {
+    /// padded batch) must map to two rows of `dim` floats, every value the graph computes on
+    /// the way finite ([`onnx::first_non_finite`]: native and wasm builds decide alike).
+    fn probe(&self, inference: InferenceModel) -> Result<(), BundleError> {
         let shape = self.shape;
         let two = |n: usize| if n > 0 { vec![0, 0] } else { vec![] };
         let probe = [
@@ -472,7 +474,21 @@ impl UserTower {
             Error::Bundle(b) => b,
             other => bad(format!("probe run: {other}")),
         })?;
-        Ok(())
+        let packed = self.shape.pack(
+            probe
+                .iter()
+                .map(|u| (&u.history[..], &u.searches[..], &u.dense[..])),
+        );
+        let inputs = self
+            .inputs(&packed)
+            .map_err(|e| bad(format!("probe run: {e:#}")))?;
+        match onnx::first_non_finite(inference, inputs) {
+            Ok(None) => Ok(()),
+            Ok(Some(node)) => Err(bad(format!(
+                "probe run: node {node:?} computes a value that is not finite"
+            ))),
+            Err(e) => Err(bad(format!("probe run: {e}"))),
+        }
     }
 
     /// Width of the user embedding.
@@ -542,25 +558,12 @@ impl UserTower {
 
     fn run(&self, p: &PackedUsers) -> Result<Vec<f32>> {
         let fail = |e: TractError| Error::from(bad(format!("running the model: {e:#}")));
-        let ids = |v: &[u32]| v.iter().map(|&i| i64::from(i)).collect::<Vec<i64>>();
-        let n_dense = self.shape.n_dense;
-        let make = |k: usize| -> TractResult<TValue> {
-            let t = match k {
-                0 => Tensor::from_shape(&[p.n, p.l], &ids(&p.history_ids))?,
-                1 => Tensor::from_shape(&[p.n, p.l], &p.history_weights)?,
-                2 => Tensor::from_shape(&[p.n, p.s], &ids(&p.search_ids))?,
-                3 => Tensor::from_shape(&[p.n, p.s], &p.search_weights)?,
-                _ => Tensor::from_shape(&[p.n, n_dense], &p.dense)?,
-            };
-            Ok(t.into())
-        };
-        let inputs: TVec<TValue> = self
-            .input_order
-            .iter()
-            .map(|&k| make(k))
-            .collect::<TractResult<_>>()
+        let inputs = self.inputs(p).map_err(fail)?;
+        // A panic inside tract (a bug there) is an error for this request where unwinding
+        // exists; the checks at load keep tract to graphs it runs (wasm aborts on a panic).
+        let outputs = catch_unwind(AssertUnwindSafe(|| self.plan.run(inputs)))
+            .map_err(|_| Error::from(bad("tract panicked while running the model")))?
             .map_err(fail)?;
-        let outputs = self.plan.run(inputs).map_err(fail)?;
         let out = outputs
             .first()
             .ok_or_else(|| Error::from(bad("the model has no output")))?;
@@ -575,6 +578,23 @@ impl UserTower {
             .into());
         }
         Ok(view.as_slice::<f32>().map_err(fail)?.to_vec())
+    }
+
+    /// Packed users as tract's input tensors, in the graph's input order.
+    fn inputs(&self, p: &PackedUsers) -> TractResult<TVec<TValue>> {
+        let ids = |v: &[u32]| v.iter().map(|&i| i64::from(i)).collect::<Vec<i64>>();
+        let n_dense = self.shape.n_dense;
+        let make = |k: usize| -> TractResult<TValue> {
+            let t = match k {
+                0 => Tensor::from_shape(&[p.n, p.l], &ids(&p.history_ids))?,
+                1 => Tensor::from_shape(&[p.n, p.l], &p.history_weights)?,
+                2 => Tensor::from_shape(&[p.n, p.s], &ids(&p.search_ids))?,
+                3 => Tensor::from_shape(&[p.n, p.s], &p.search_weights)?,
+                _ => Tensor::from_shape(&[p.n, n_dense], &p.dense)?,
+            };
+            Ok(t.into())
+        };
+        self.input_order.iter().map(|&k| make(k)).collect()
     }
 }
 

@@ -27,6 +27,7 @@ import {
   loadFixture,
   loadRankerFixture,
   requirePackageBuild,
+  runCli,
 } from "./fixtures.mjs";
 
 const run = promisify(execFile);
@@ -264,6 +265,27 @@ describe("the npm package installed from its tarball", () => {
     state.free();
   });
 
+  test("the memory budget: the estimate is reported, and a bundle above the budget is refused with over_budget", async () => {
+    const { fixture, edgerec, rec } = await ready();
+    const e = rec.memoryEstimate;
+    assert.deepEqual(Object.keys(e).sort(), ["file", "request", "runtimes", "sections", "total"]);
+    assert.equal(e.file, fixture.bundle.length);
+    assert.equal(e.total, e.file + e.sections + e.runtimes + e.request);
+    // The same estimate natively and in wasm: the native CLI prints it (`bundle inspect`).
+    const native = runCli("bundle", "inspect", fixture.bundlePath).match(/memory: .*\((\d+) bytes: /);
+    assert.ok(native, "bundle inspect prints the memory estimate");
+    assert.equal(Number(native[1]), e.total);
+    const tight = () => new edgerec.Recommender(fixture.bundle, { memoryBudgetBytes: e.total - 1 });
+    const err = errorOf(tight);
+    assertErrorCode(err, "over_budget", "one byte under the estimate");
+    assert.match(err.message, /memory budget/);
+    const fits = new edgerec.Recommender(fixture.bundle, { memoryBudgetBytes: e.total });
+    assert.deepEqual(fits.memoryEstimate, e);
+    fits.free();
+    // A file larger than the budget is refused before it is decoded.
+    assertErrorCode(errorOf(() => new edgerec.Recommender(fixture.bundle, { memoryBudgetBytes: 1024 })), "over_budget", "tiny budget");
+  });
+
   test("invalid arguments are refused with code invalid_argument", async (t) => {
     const { fixture, edgerec, rec } = await ready();
     const { state: hex, options } = fixture.requests[0];
@@ -292,6 +314,17 @@ describe("the npm package installed from its tarball", () => {
           s.free();
         }
       },
+      // The glue's own class check (scripts/patch-glue.mjs) throws the package's errors too.
+      "a plain object as the state": () => rec.recommendRow({ __wbg_ptr: 8 }, options),
+      "the recommender as the state": () => rec.recommendRow(rec, options),
+      "null as the state": () => rec.recommendRow(null, options),
+      "a freed state": () => {
+        const s = new edgerec.UserState();
+        s.free();
+        return rec.recommendRow(s, options);
+      },
+      "an unknown load option": () => new edgerec.Recommender(fixture.bundle, { memoryBudget: 1 }),
+      "a fractional memory budget": () => new edgerec.Recommender(fixture.bundle, { memoryBudgetBytes: 1.5 }),
     };
     for (const [name, call] of Object.entries(cases)) {
       await t.test(name, () => assertErrorCode(errorOf(call), "invalid_argument", name));

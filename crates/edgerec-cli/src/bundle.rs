@@ -154,11 +154,12 @@ fn build(a: &BuildArgs) -> Result<()> {
     let loaded = Model::from_bytes(&bundle)?;
     write_atomic(&a.out, &bundle)?;
     println!(
-        "bundle {} ({} bytes, sha256 {}) written to {}",
+        "bundle {} ({} bytes, sha256 {}) written to {}; about {:.1} MiB to load and serve",
         loaded.version(),
         bundle.len(),
         loaded.sha256_hex(),
-        a.out.display()
+        a.out.display(),
+        loaded.memory_estimate().total() as f64 / f64::from(1 << 20)
     );
     Ok(())
 }
@@ -214,6 +215,15 @@ fn inspect(path: &Path) -> Result<()> {
     );
     print_sources(c);
     print_device_sections(c);
+    // What a device's loader compares with its memory budget (the same in wasm).
+    let memory = model.memory_estimate();
+    println!(
+        "memory:        about {:.1} MiB to load and serve ({} bytes: {}); devices refuse it above their budget (default {} MiB)",
+        memory.total() as f64 / f64::from(1 << 20),
+        memory.total(),
+        memory.describe(),
+        edgerec::limits::DEFAULT_MEMORY_BUDGET >> 20
+    );
     Ok(())
 }
 
