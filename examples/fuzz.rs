@@ -2,8 +2,8 @@
 //! seconds or inputs each, natively, with a counting allocator (an input may hold at most
 //! 512 MiB at once), a time cap per input and a watchdog that stops a hang. Inputs that break a
 //! rule (a panic, a row that breaks a filter, a decode that does not round-trip, an input slower
-//! than the cap) are written to `--out` with what was done to them; the process aborts on a
-//! hang or an allocation above the cap, leaving the input in `--out/last-input`.
+//! than the cap) are written to `--out` with what was done to them; on a hang or an allocation
+//! above the cap the watchdog writes the input to `--out/last-input` and aborts the process.
 //!
 //! ```text
 //! cargo run -p edgerec --example fuzz -- --seconds 600 --out /tmp/fuzz          # every target
@@ -16,7 +16,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ use edgerec::test_support::mutations::SEED_FILES;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Set by an allocation above [`CAP`]; the allocating thread then waits for the watchdog to
+/// save the input and abort (the allocator itself must not allocate or do I/O).
+static OVER_CAP: AtomicBool = AtomicBool::new(false);
 const CAP: usize = 512 << 20;
 
 struct Counting;
@@ -34,7 +37,10 @@ unsafe impl GlobalAlloc for Counting {
         let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
         if live > CAP {
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            return std::ptr::null_mut();
+            OVER_CAP.store(true, Ordering::SeqCst);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+            }
         }
         PEAK.fetch_max(live, Ordering::Relaxed);
         unsafe { System.alloc(layout) }
@@ -50,6 +56,23 @@ static ALLOCATOR: Counting = Counting;
 
 /// Longest one input may take (see tests/mutations.rs).
 const TIME_CAP: Duration = Duration::from_secs(10);
+
+/// The input being run, for the watchdog.
+struct Current {
+    since: Instant,
+    name: String,
+    bytes: Vec<u8>,
+}
+
+impl Default for Current {
+    fn default() -> Current {
+        Current {
+            since: Instant::now(),
+            name: String::new(),
+            bytes: Vec::new(),
+        }
+    }
+}
 
 struct Args {
     targets: Vec<Target>,
@@ -116,19 +139,34 @@ fn main() {
         std::fs::create_dir_all(out).expect("the --out directory");
     }
 
-    // A hang cannot be interrupted: name it and abort.
-    let current: Arc<Mutex<(Instant, String)>> =
-        Arc::new(Mutex::new((Instant::now(), String::new())));
+    // A hang cannot be interrupted, nor can an allocation above the cap be refused without
+    // aborting: the watchdog names the input, saves it and aborts.
+    let current: Arc<Mutex<Current>> = Arc::new(Mutex::new(Current::default()));
     let watched = Arc::clone(&current);
+    let out = args.out.clone();
     std::thread::spawn(move || {
         loop {
-            std::thread::sleep(Duration::from_secs(1));
-            let (since, name) = watched
-                .lock()
-                .map(|c| c.clone())
-                .unwrap_or_else(|p| p.into_inner().clone());
-            if !name.is_empty() && since.elapsed() > 3 * TIME_CAP {
-                eprintln!("input {name:?} has run for {:?}: a hang", since.elapsed());
+            std::thread::sleep(Duration::from_millis(200));
+            let over = OVER_CAP.load(Ordering::SeqCst);
+            let Ok(c) = watched.try_lock() else {
+                if over {
+                    eprintln!("an input allocated above {} MiB", CAP >> 20);
+                    std::process::abort();
+                }
+                continue;
+            };
+            let hang = !c.name.is_empty() && c.since.elapsed() > 3 * TIME_CAP;
+            if over || hang {
+                let why = if over {
+                    format!("allocated above {} MiB", CAP >> 20)
+                } else {
+                    format!("has run for {:?}: a hang", c.since.elapsed())
+                };
+                eprintln!("input {:?} {why}", c.name);
+                if let Some(out) = &out {
+                    let _ = std::fs::write(out.join("last-input"), &c.bytes);
+                    eprintln!("saved in {}", out.join("last-input").display());
+                }
                 std::process::abort();
             }
         }
@@ -156,11 +194,10 @@ fn main() {
                 break;
             }
             let (what, bytes) = fuzzer.next_input();
-            if let Some(out) = &args.out {
-                let _ = std::fs::write(out.join("last-input"), &bytes);
-            }
             if let Ok(mut c) = current.lock() {
-                *c = (Instant::now(), format!("{}: {what}", target.as_str()));
+                c.since = Instant::now();
+                c.name = format!("{}: {what}", target.as_str());
+                c.bytes.clone_from(&bytes);
             }
             let base = LIVE.load(Ordering::Relaxed);
             PEAK.store(base, Ordering::Relaxed);
@@ -196,7 +233,7 @@ fn main() {
             }
         }
         if let Ok(mut c) = current.lock() {
-            *c = (Instant::now(), String::new());
+            c.name.clear();
         }
         let secs = start.elapsed().as_secs_f64();
         println!(
