@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! cargo run -p edgerec --example fuzz -- --seconds 600 --out /tmp/fuzz          # every target
-//! cargo run -p edgerec --example fuzz -- --target trees --runs 100000 --seed 7
+//! cargo run -p edgerec --example fuzz -- --target trees,onnx --runs 100000 --seed 7
 //! ```
 //!
 //! The CI smoke run is `tests/mutations.rs` (`fuzz_smoke_every_target`): a fixed number of
@@ -97,11 +97,16 @@ fn parse_args() -> Result<Args, String> {
             "--target" => {
                 let v = value()?;
                 if v != "all" {
-                    let t = Target::parse(&v).ok_or_else(|| {
-                        let names: Vec<&str> = Target::ALL.iter().map(|t| t.as_str()).collect();
-                        format!("unknown target {v:?}: one of {names:?} or all")
-                    })?;
-                    args.targets = vec![t];
+                    args.targets = v
+                        .split(',')
+                        .map(|name| {
+                            Target::parse(name).ok_or_else(|| {
+                                let names: Vec<&str> =
+                                    Target::ALL.iter().map(|t| t.as_str()).collect();
+                                format!("unknown target {name:?}: one of {names:?} or all")
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
                 }
             }
             "--seconds" => args.seconds = Some(value()?.parse().map_err(|e| format!("{e}"))?),
@@ -122,7 +127,7 @@ fn main() {
         Ok(a) => a,
         Err(e) => {
             eprintln!(
-                "fuzz: {e}\nusage: fuzz [--target NAME|all] [--seconds S | --runs N] [--seed X] [--out DIR]"
+                "fuzz: {e}\nusage: fuzz [--target NAME[,NAME…]|all] [--seconds S | --runs N] [--seed X] [--out DIR]"
             );
             std::process::exit(2);
         }

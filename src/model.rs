@@ -270,6 +270,11 @@ fn load_graphs(
 /// in a vocabulary the hash map entry with its own copy of the key.
 const PER_STRING: u64 = 160;
 
+/// Bytes of one title's decoded `MDIA` record (`Media` and `MediaStats` on a 64-bit target,
+/// rounded up; smaller on wasm32). A constant, not `size_of`, so that native and wasm builds
+/// compute the same estimate and reach the same budget decision on the same bytes.
+const PER_TITLE_MEDIA: u64 = 256;
+
 /// See [`Model::estimate`]. Every part is a sum of sizes the decoders already checked, times
 /// factors measured with a counting allocator (`examples/memory.rs`) and rounded up.
 fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
@@ -327,10 +332,7 @@ fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
     if let Some(m) = &c.media {
         items = items.max(n(m.len()));
         let genres: u64 = m.media().iter().map(|x| n(x.genres.len())).sum();
-        vectors += n(m.len())
-            * n(std::mem::size_of::<crate::features::Media>()
-                + std::mem::size_of::<crate::features::MediaStats>())
-            + 4 * genres;
+        vectors += n(m.len()) * PER_TITLE_MEDIA + 4 * genres;
     }
     let graph_bytes: u64 = c.graphs.iter().map(|g| n(g.graph.len())).sum();
     vectors += graph_bytes;
@@ -377,6 +379,13 @@ fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_per_title_media_bound_covers_the_records() {
+        let bytes = std::mem::size_of::<crate::features::Media>()
+            + std::mem::size_of::<crate::features::MediaStats>();
+        assert!(bytes as u64 <= PER_TITLE_MEDIA, "{bytes} bytes per title");
+    }
     use super::*;
     use crate::bundle::GraphSection;
     use crate::test_support::{tiny_contents_for_device, tiny_contents_with_sources};

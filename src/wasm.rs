@@ -642,7 +642,9 @@ impl Recommender {
     #[wasm_bindgen(constructor)]
     pub fn new(
         bundle: &[u8],
-        #[wasm_bindgen(unchecked_param_type = "LoadOptions")] options: Option<JsValue>,
+        #[wasm_bindgen(unchecked_optional_param_type = "LoadOptions | null")] options: Option<
+            JsValue,
+        >,
     ) -> Result<Recommender, JsValue> {
         // Idempotent; a panic (a bug) then shows its message in the console.
         console_error_panic_hook::set_once();
@@ -960,7 +962,7 @@ impl JsUserState {
         timestamp: f64,
         fraction: f64,
         #[wasm_bindgen(js_name = watchedSeconds)] watched_seconds: Option<f64>,
-        #[wasm_bindgen(unchecked_param_type = "Device | null")] device: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "Device | null")] device: Option<String>,
     ) -> Result<(), JsValue> {
         let item_id = whole_u32("itemId", item_id, u32::MAX)?;
         let t = unix_seconds("timestamp", timestamp)?;
@@ -988,7 +990,7 @@ impl JsUserState {
         &mut self,
         #[wasm_bindgen(js_name = itemId)] item_id: f64,
         timestamp: f64,
-        #[wasm_bindgen(unchecked_param_type = "Device | null")] device: Option<String>,
+        #[wasm_bindgen(unchecked_optional_param_type = "Device | null")] device: Option<String>,
     ) -> Result<(), JsValue> {
         let item_id = whole_u32("itemId", item_id, u32::MAX)?;
         let t = unix_seconds("timestamp", timestamp)?;

@@ -262,6 +262,7 @@ impl Fuzzer {
         };
         *self.outcomes.entry(class).or_default() += 1;
         if let Ok(outcome) = &result
+            && self.seen.len() < MAX_SEEN
             && self.seen.insert(signature(outcome))
         {
             self.keep(bytes);
@@ -289,16 +290,29 @@ impl Fuzzer {
     }
 }
 
-/// An outcome's shape: the code and the message with its numbers blanked (so "count 7" and
-/// "count 9" are one outcome), or how many rows were served.
+/// Most outcome shapes a fuzzer remembers (beyond it, no input joins the corpus for being new).
+const MAX_SEEN: usize = 1 << 16;
+
+/// An outcome's shape: the code and the message with its numbers and quoted text dropped (so
+/// "count 7" and "count 9", or two garbage names, are one outcome), or how many rows were
+/// served.
 fn signature(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Refused { code, message } => {
-            let shape: String = message
-                .chars()
-                .filter(|c| !c.is_ascii_digit())
-                .take(120)
-                .collect();
+            let mut shape = String::new();
+            let mut quote: Option<char> = None;
+            for c in message.chars() {
+                match quote {
+                    Some(q) if c == q => quote = None,
+                    Some(_) => {}
+                    None if matches!(c, '"' | '\'' | '`') => quote = Some(c),
+                    None if c.is_ascii_digit() => {}
+                    None => shape.push(c),
+                }
+                if shape.len() >= 80 {
+                    break;
+                }
+            }
             format!("{code}: {shape}")
         }
         Outcome::Served(rows) => format!("served {rows}"),
