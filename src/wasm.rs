@@ -961,7 +961,8 @@ impl JsUserState {
         #[wasm_bindgen(js_name = itemId)] item_id: f64,
         timestamp: f64,
         fraction: f64,
-        #[wasm_bindgen(js_name = watchedSeconds)] watched_seconds: Option<f64>,
+        #[wasm_bindgen(js_name = watchedSeconds, unchecked_optional_param_type = "number | null")]
+        watched_seconds: Option<f64>,
         #[wasm_bindgen(unchecked_optional_param_type = "Device | null")] device: Option<String>,
     ) -> Result<(), JsValue> {
         let item_id = whole_u32("itemId", item_id, u32::MAX)?;
