@@ -82,6 +82,14 @@ struct Args {
     out: Option<PathBuf>,
 }
 
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         targets: Target::ALL.to_vec(),
@@ -198,7 +206,18 @@ fn main() {
             if done {
                 break;
             }
-            let (what, bytes) = fuzzer.next_input();
+            // The fuzzer's own code runs outside the contract: a panic there is a bug in it.
+            let (what, bytes) = match catch_unwind(AssertUnwindSafe(|| fuzzer.next_input())) {
+                Ok(input) => input,
+                Err(panic) => {
+                    eprintln!(
+                        "{}: making an input panicked: {}",
+                        target.as_str(),
+                        panic_message(&*panic)
+                    );
+                    std::process::exit(3);
+                }
+            };
             if let Ok(mut c) = current.lock() {
                 c.since = Instant::now();
                 c.name = format!("{}: {what}", target.as_str());
@@ -215,14 +234,7 @@ fn main() {
                 Ok(Ok(_)) if took <= TIME_CAP => None,
                 Ok(Ok(_)) => Some(format!("took {took:?}")),
                 Ok(Err(rule)) => Some(rule),
-                Err(panic) => Some(format!(
-                    "panicked: {}",
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default()
-                )),
+                Err(panic) => Some(format!("panicked: {}", panic_message(&*panic))),
             };
             if let Some(rule) = rule {
                 broken += 1;

@@ -45,12 +45,23 @@ features=(
 )
 
 rm -rf pkg
+raw=$(mktemp -d)
+trap 'rm -rf "$raw"' EXIT
+optimised=""
 for target in nodejs bundler web; do
   dir="pkg/${target/nodejs/node}"
   wasm-bindgen --target "$target" --out-dir "$dir" --out-name edgerec "$input"
+  # The three targets differ in their JS glue; wasm-bindgen 0.2.130 writes the same module for
+  # each. Optimise it once (the slowest step of the build) and reuse it while that holds.
+  if [ -n "$optimised" ] && cmp -s "$dir/edgerec_bg.wasm" "$raw/edgerec_bg.wasm"; then
+    cp "$optimised" "$dir/edgerec_bg.wasm"
+    continue
+  fi
+  cp "$dir/edgerec_bg.wasm" "$raw/edgerec_bg.wasm"
   # npm's binaryen works on wasm-bindgen's output (Debian's wasm-opt 108 breaks it).
   "$wasm_opt" -Oz "${features[@]}" --strip-debug --strip-producers \
     "$dir/edgerec_bg.wasm" -o "$dir/edgerec_bg.wasm"
+  optimised="$dir/edgerec_bg.wasm"
 done
 
 # The glue's own argument check throws the package's coded errors (invalid_argument).

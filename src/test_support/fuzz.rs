@@ -404,7 +404,7 @@ fn edit_trees(rng: &mut SplitMix64, onnx: &[u8]) -> Option<(String, Vec<u8>)> {
             0 => COUNTS[rng.below(COUNTS.len())] as i64,
             1 => -1 - rng.below(3) as i64,
             2 => attr.ints[rng.below(attr.ints.len())], // another node's value: cycles, repeats
-            _ => attr.ints[j] + 1,
+            _ => attr.ints[j].wrapping_add(1),
         };
         attr.ints[j] = v;
         format!("{}[{j}]={v}", attr.name)
