@@ -13,46 +13,24 @@
 //! The CI smoke run is `tests/mutations.rs` (`fuzz_smoke_every_target`): a fixed number of
 //! inputs per target from a fixed seed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "../tests/common/counting.rs"]
+mod counting;
+
+use counting::{Counting, OnCap};
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edgerec::test_support::fuzz::{Fuzzer, Target};
 use edgerec::test_support::mutations::SEED_FILES;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-/// Set by an allocation above [`CAP`]; the allocating thread then waits for the watchdog to
-/// save the input and abort (the allocator itself must not allocate or do I/O).
-static OVER_CAP: AtomicBool = AtomicBool::new(false);
+/// Most bytes an input may hold at once; above it the watchdog saves the input and aborts.
 const CAP: usize = 512 << 20;
 
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        if live > CAP {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            OVER_CAP.store(true, Ordering::SeqCst);
-            loop {
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        }
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting::new(CAP, OnCap::Wait);
 
 /// Longest one input may take (see tests/mutations.rs).
 const TIME_CAP: Duration = Duration::from_secs(10);
@@ -160,7 +138,7 @@ fn main() {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(Duration::from_millis(200));
-            let over = OVER_CAP.load(Ordering::SeqCst);
+            let over = counting::over_cap();
             let Ok(c) = watched.try_lock() else {
                 if over {
                     eprintln!("an input allocated above {} MiB", CAP >> 20);
@@ -223,12 +201,11 @@ fn main() {
                 c.name = format!("{}: {what}", target.as_str());
                 c.bytes.clone_from(&bytes);
             }
-            let base = LIVE.load(Ordering::Relaxed);
-            PEAK.store(base, Ordering::Relaxed);
+            let base = counting::mark();
             let t = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| fuzzer.run(&bytes)));
             let took = t.elapsed();
-            most = most.max(PEAK.load(Ordering::Relaxed).saturating_sub(base));
+            most = most.max(counting::peak_since(base));
             slowest = slowest.max(took);
             let rule = match result {
                 Ok(Ok(_)) if took <= TIME_CAP => None,

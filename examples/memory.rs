@@ -17,46 +17,20 @@
 //! `scripts/test.sh` runs it over the MovieLens bundles the tests build; the mutation suite
 //! (`tests/mutations.rs`) checks the same bound for every generated bundle that loads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../tests/common/counting.rs"]
+mod counting;
+
+use counting::{Counting, OnCap, mark, peak_since};
 
 use edgerec::limits::{MAX_CANDIDATES, MAX_K, MAX_SEARCH_TOKENS};
 use edgerec::test_support::mutations::{PROBE_TIME, probe_states};
 use edgerec::{Recommender, RowRequest, context::Context, context::Device};
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting::new(usize::MAX, OnCap::Fail);
 
 fn mib(b: usize) -> String {
     format!("{:.2} MiB", b as f64 / (1 << 20) as f64)
-}
-
-/// Live bytes now, and a fresh peak from here.
-fn mark() -> usize {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    live
-}
-
-fn peak_since(base: usize) -> usize {
-    PEAK.load(Ordering::Relaxed).saturating_sub(base)
 }
 
 /// The largest requests a caller may make, ranker on and off, with as many search tokens as
@@ -121,16 +95,8 @@ fn main() {
         };
         let load_peak = peak_since(base);
         drop(copy);
-        let resident = LIVE.load(Ordering::Relaxed).saturating_sub(base);
-        let items: Vec<u32> = rec
-            .model()
-            .contents()
-            .catalog
-            .items()
-            .iter()
-            .map(|i| i.id)
-            .collect();
-        let states = probe_states(&items);
+        let resident = counting::live().saturating_sub(base);
+        let states = probe_states(&rec.model().contents().catalog);
         let requests = largest_requests(&rec);
         let before_requests = mark();
         let mut rows = 0;
@@ -147,10 +113,6 @@ fn main() {
         }
         let request_peak = peak_since(before_requests);
         let estimate = rec.model().memory_estimate();
-        let estimate = edgerec::limits::MemoryEstimate {
-            file: bytes.len() as u64,
-            ..estimate
-        };
         // The whole life of the bundle: loading (file copy included) or the model plus a request.
         let measured = load_peak.max(resident + request_peak);
         let total = estimate.total() as usize;

@@ -100,9 +100,11 @@ impl Model {
         if memory.total() > budget {
             return Err(over(memory).into());
         }
-        let mut model = Model::load(contents, Sha256::digest(bytes).into())?;
-        model.memory = memory;
-        Ok(model)
+        Ok(Model::load_estimated(
+            contents,
+            Sha256::digest(bytes).into(),
+            memory,
+        )?)
     }
 
     /// What `contents`, loaded from a file of `file_len` bytes, is expected to need in memory:
@@ -122,6 +124,16 @@ impl Model {
     /// against its contract and the feature space, the user tower against `TWRT` and the dense
     /// layout this build computes, each HNSW graph against its item vectors.
     pub fn load(contents: BundleContents, sha256: [u8; 32]) -> Result<Model, BundleError> {
+        let memory = estimate(&contents, 0);
+        Model::load_estimated(contents, sha256, memory)
+    }
+
+    /// [`Model::load`] for contents whose estimate was already computed.
+    fn load_estimated(
+        contents: BundleContents,
+        sha256: [u8; 32],
+        memory: MemoryEstimate,
+    ) -> Result<Model, BundleError> {
         contents.validate()?;
         let ranker = contents
             .ranker
@@ -130,7 +142,6 @@ impl Model {
             .transpose()?;
         let tower = contents.two_tower.as_ref().map(load_tower).transpose()?;
         let graphs = load_graphs(&contents)?;
-        let memory = estimate(&contents, 0);
         Ok(Model {
             contents,
             sha256,
@@ -311,15 +322,7 @@ fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
     }
     if let Some(f) = &c.features {
         let space = f.space();
-        let v = space.vocabularies();
-        for vocab in [
-            &v.genres,
-            &v.tags,
-            &v.people,
-            &v.distributors,
-            &v.languages,
-            &v.countries,
-        ] {
+        for vocab in space.vocabularies().all() {
             add(strings(vocab.names()));
         }
         add(strings(space.dense_names()));

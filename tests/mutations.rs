@@ -5,11 +5,14 @@
 //! takes must stay within the memory the loader estimated for it). The npm package runs the same cases
 //! in wasm (`tests/js/mutations.test.mjs`, from `examples/mutations.rs`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[path = "common/counting.rs"]
+mod counting;
+
+use counting::{Counting, OnCap};
+
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,35 +21,13 @@ use edgerec::bundle::BundleContents;
 use edgerec::model::Model;
 use edgerec::test_support::mutations::{self, Case, Input, Outcome};
 
-/// Bytes live at once, and the most since the last reset.
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
 /// Most bytes the process may hold at once while the suite runs: the seeds' models take a few
 /// MB; a decoder that trusts a count would ask for gigabytes and be refused here (the
 /// allocation fails, and the process aborts with the case in the log).
 const CAP: usize = 512 << 20;
 
-struct Counting;
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-        if live > CAP {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-            return std::ptr::null_mut();
-        }
-        PEAK.fetch_max(live, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: Counting = Counting::new(CAP, OnCap::Fail);
 
 /// Longest one case may take (dev profile, dependencies optimised): loading the largest seed
 /// and answering six rows takes milliseconds; a decoder or model with quadratic or unbounded
@@ -108,12 +89,11 @@ fn every_generated_input_is_refused_with_a_code_or_serves_rows_that_keep_the_rul
         if let Ok(mut c) = current.lock() {
             *c = (Instant::now(), case.name.clone());
         }
-        let base = LIVE.load(Ordering::Relaxed);
-        PEAK.store(base, Ordering::Relaxed);
+        let base = counting::mark();
         let start = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| mutations::check_case(case, &model)));
         let took = start.elapsed();
-        let peak = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+        let peak = counting::peak_since(base);
         if took > worst.0 {
             worst = (took, case.name.clone());
         }

@@ -88,15 +88,7 @@ impl FeatureContract {
         }
         w.u32(c.recent_days);
         w.u16(c.holiday_horizon_days);
-        let v = self.space.vocabularies();
-        for voc in [
-            &v.genres,
-            &v.tags,
-            &v.people,
-            &v.distributors,
-            &v.languages,
-            &v.countries,
-        ] {
+        for voc in self.space.vocabularies().all() {
             strs(&mut w, voc.names());
         }
         strs(&mut w, self.space.dense_names());

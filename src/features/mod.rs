@@ -69,6 +69,20 @@ pub struct Vocabularies {
     pub countries: Vocabulary,
 }
 
+impl Vocabularies {
+    /// Every vocabulary, in the order `FEAT` stores them.
+    pub fn all(&self) -> [&Vocabulary; 6] {
+        [
+            &self.genres,
+            &self.tags,
+            &self.people,
+            &self.distributors,
+            &self.languages,
+            &self.countries,
+        ]
+    }
+}
+
 /// Holiday names of every country of [`calendar::COUNTRIES`], in first-seen order; the sparse
 /// holiday feature is `1 + position` (0 = none). This is the vocabulary of a space over the
 /// built-in calendar; [`FeatureSpace::holidays`] is a space's own.

@@ -517,16 +517,16 @@ fn check_tensor(t: &pb::TensorProto) -> Result<(), OnnxError> {
 }
 
 /// Runs `model` — tract's inference model of a checked graph, inputs typed — unoptimised on
-/// `inputs`, keeping every value every node computes, and names the first node whose output
-/// holds a non-finite float. The load probes of the ranker and the user tower call it so that
+/// `inputs`, keeping every value every node computes, and refuses (naming the node) the first
+/// output that holds a non-finite float. The load probes of the ranker and the user tower call it so that
 /// native and wasm builds refuse the same models: IEEE arithmetic gives the same infinities on
 /// both, but once a NaN exists tract's native `max` kernels (`Relu`, `Max`) drop it and its wasm
 /// kernels propagate it, so a check on the final output alone would see different values.
 /// Errors (never panics where unwinding exists) if tract cannot type or run the graph.
-pub(crate) fn first_non_finite(
+pub(crate) fn check_finite(
     model: tract_onnx::prelude::InferenceModel,
     inputs: tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>,
-) -> Result<Option<String>, String> {
+) -> Result<(), String> {
     use tract_onnx::prelude::*;
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(
         || -> TractResult<Option<String>> {
@@ -556,7 +556,10 @@ pub(crate) fn first_non_finite(
         },
     ))
     .map_err(|_| "tract panicked while probing the model".to_string())?
-    .map_err(|e| format!("{e:#}"))
+    .map_err(|e| format!("{e:#}"))?
+    .map_or(Ok(()), |node| {
+        Err(format!("node {node:?} computes a value that is not finite"))
+    })
 }
 
 #[cfg(test)]

@@ -211,7 +211,7 @@ fn check_output(graph: &pb::GraphProto, output: &str) -> Result<(), BundleError>
 /// tract's optimised plan of `model`, its inputs typed as `[batch, width]` in graph order
 /// (`order` from [`input_order`]), computing `output` only.
 /// tract's optimised plan of the model, and its inference model with every input typed
-/// (for the load probe's [`onnx::first_non_finite`]).
+/// (for the load probe's [`onnx::check_finite`]).
 fn tract_plan(
     model: &pb::ModelProto,
     order: &[usize],
@@ -343,7 +343,7 @@ impl Ranker {
     }
 
     /// The load-time probe: one all-zero candidate must give one finite score, and every
-    /// value the graph computes on the way must be finite ([`onnx::first_non_finite`], so
+    /// value the graph computes on the way must be finite ([`onnx::check_finite`], so
     /// that native and wasm builds decide alike).
     fn probe(&self, inference: InferenceModel) -> Result<(), BundleError> {
         let probe = FeatureVector {
@@ -363,13 +363,7 @@ impl Ranker {
         let inputs = self
             .tract_inputs(&batch)
             .map_err(|e| contract_err(format!("probe run: {e}")))?;
-        match onnx::first_non_finite(inference, inputs) {
-            Ok(None) => Ok(()),
-            Ok(Some(node)) => Err(contract_err(format!(
-                "probe run: node {node:?} computes a value that is not finite"
-            ))),
-            Err(e) => Err(contract_err(format!("probe run: {e}"))),
-        }
+        onnx::check_finite(inference, inputs).map_err(|e| contract_err(format!("probe run: {e}")))
     }
 
     /// Which engine scores: [`ENGINE_TREES`] or [`ENGINE_TRACT`].

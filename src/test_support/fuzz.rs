@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `container` | a bundle whose header or section table was edited and the header hash redone (or not) | [`BundleContents::decode`] gives a typed error or contents that re-encode to bytes decoding to the same contents |
 //! | `sections` | a bundle with one section's payload edited, every hash valid | the same, per section decoder (`META` … `RELS`) |
-//! | `state` | a user state whose payload was edited, checksum valid | [`UserState::import`] gives a typed error, or a state that exports and imports to itself and whose rows keep the rules |
+//! | `state` | a user state whose payload was edited, checksum valid | [`crate::state::UserState::import`] gives a typed error, or a state that exports and imports to itself and whose rows keep the rules |
 //! | `onnx` | a bundle whose ranker or user tower ONNX was edited (protobuf-aware, or bytes) | [`Recommender::from_bytes`] (the ONNX check, tract, the load probes) gives a typed error or rows that keep the rules |
 //! | `trees` | a tree-ensemble ranker with edited node, child, feature and class ids, weights and values | the same, through the tree check and the native tree engine |
 //! | `pipeline` | a bundle with any section edited, dropped, duplicated, swapped or versioned | load → recommend: a typed error or rows that keep the rules ([`check_case`]) |
@@ -24,12 +24,11 @@ use std::collections::{BTreeMap, HashSet};
 use sha2::{Digest, Sha256};
 
 use super::mutations::{
-    COUNTS, Case, Edit, FLOATS, Input, Outcome, Section, check_case, container, mutate_onnx,
-    mutate_payload, mutate_sections, probe_states, sections_of, tag_str,
+    COUNTS, Case, Edit, FLOATS, Input, Outcome, Section, check_case, container, device_seed,
+    mutate_onnx, mutate_payload, mutate_sections, sections_of, tag_str,
 };
 use crate::bundle::BundleContents;
 use crate::rng::SplitMix64;
-use crate::state::UserState;
 use crate::{Recommender, onnx::pb};
 
 /// One fuzz target.
@@ -101,11 +100,8 @@ impl Fuzzer {
     /// A fuzzer for `target` seeded with `files` (valid bundles, `(name, bytes)`) and the
     /// device bundle with its probe states; deterministic in `seed`.
     pub fn new(target: Target, files: &[(&str, Vec<u8>)], seed: u64) -> Fuzzer {
-        let contents = super::tiny_contents_for_device();
-        let device_bytes = contents.encode();
+        let (device_bytes, states) = device_seed();
         let device = Recommender::from_bytes(&device_bytes).expect("the device seed loads");
-        let items: Vec<u32> = contents.catalog.items().iter().map(|i| i.id).collect();
-        let states = probe_states(&items).iter().map(UserState::export).collect();
         let mut bundles: Vec<&[u8]> = vec![&device_bytes];
         bundles.extend(files.iter().map(|(_, b)| b.as_slice()));
         let corpus: Vec<Vec<Section>> = bundles

@@ -517,8 +517,9 @@ pub fn state_cases(seeds: &[(&str, &[u8])], per_seed: usize, seed: u64) -> Vec<C
 }
 
 /// The users every loaded case is asked for a row: new, with a short past (finished and
-/// half-watched titles of `items`, impressions), and with a maturity limit.
-pub fn probe_states(items: &[u32]) -> Vec<UserState> {
+/// half-watched titles of the catalog, impressions), and with a maturity limit.
+pub fn probe_states(catalog: &crate::catalog::Catalog) -> Vec<UserState> {
+    let items: Vec<u32> = catalog.items().iter().map(|i| i.id).collect();
     let mut out = vec![UserState::new()];
     let mut past = UserState::new();
     for (i, &item) in items.iter().take(3).enumerate() {
@@ -599,17 +600,25 @@ pub const SEED_FILES: [(&str, &str); 4] = [
     ("deep", "ranker/deep.edgerec"),
 ];
 
+/// The device bundle (`test_support::tiny_contents_for_device`) and its exported
+/// [`probe_states`]: the first seed of every suite, and what state inputs are served from.
+pub fn device_seed() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let contents = crate::test_support::tiny_contents_for_device();
+    let states = probe_states(&contents.catalog)
+        .iter()
+        .map(UserState::export)
+        .collect();
+    (contents.encode(), states)
+}
+
 /// The standard suite (natively `tests/mutations.rs`, in wasm `tests/js/mutations.test.mjs`):
 /// 250 cases from each bundle seed (the device bundle, then `files`, the bytes of
 /// [`SEED_FILES`] in order) and 84 from each of the three [`probe_states`].
 pub fn standard_cases(files: &[(&str, Vec<u8>)]) -> Suite {
-    let contents = crate::test_support::tiny_contents_for_device();
-    let device = contents.encode();
+    let (device, states) = device_seed();
     let mut seeds: Vec<(&str, &[u8])> = vec![("device", &device)];
     seeds.extend(files.iter().map(|(n, b)| (*n, b.as_slice())));
     let mut cases = bundle_cases(&seeds, 250, 20261203);
-    let items: Vec<u32> = contents.catalog.items().iter().map(|i| i.id).collect();
-    let states: Vec<Vec<u8>> = probe_states(&items).iter().map(UserState::export).collect();
     let named: Vec<(&str, &[u8])> = ["new", "past", "limited"]
         .into_iter()
         .zip(states.iter().map(Vec::as_slice))
@@ -658,17 +667,7 @@ pub fn check_case(case: &Case, model: &Recommender) -> Result<Outcome, String> {
                 code: e.code(),
                 message: e.to_string(),
             }),
-            Ok(rec) => {
-                let items: Vec<u32> = rec
-                    .model()
-                    .contents()
-                    .catalog
-                    .items()
-                    .iter()
-                    .map(|i| i.id)
-                    .collect();
-                rows(&rec, &probe_states(&items))
-            }
+            Ok(rec) => rows(&rec, &probe_states(&rec.model().contents().catalog)),
         },
         Input::State => match UserState::import(&case.bytes) {
             Err(e) => Ok(Outcome::Refused {

@@ -410,7 +410,7 @@ fn input_order(model: &pb::ModelProto) -> Result<[usize; 5], BundleError> {
 }
 
 /// tract's optimised plan of the model, and its inference model (for the load probe's
-/// [`onnx::first_non_finite`]).
+/// [`onnx::check_finite`]).
 fn tract_plan(
     model: &pb::ModelProto,
 ) -> Result<(Arc<TypedRunnableModel>, InferenceModel), BundleError> {
@@ -454,7 +454,7 @@ impl UserTower {
 
     /// The load-time probe: an empty user and one with two entries in each list (ragged,
     /// padded batch) must map to two rows of `dim` floats, every value the graph computes on
-    /// the way finite ([`onnx::first_non_finite`]: native and wasm builds decide alike).
+    /// the way finite ([`onnx::check_finite`]: native and wasm builds decide alike).
     fn probe(&self, inference: InferenceModel) -> Result<(), BundleError> {
         let shape = self.shape;
         let two = |n: usize| if n > 0 { vec![0, 0] } else { vec![] };
@@ -482,13 +482,7 @@ impl UserTower {
         let inputs = self
             .inputs(&packed)
             .map_err(|e| bad(format!("probe run: {e:#}")))?;
-        match onnx::first_non_finite(inference, inputs) {
-            Ok(None) => Ok(()),
-            Ok(Some(node)) => Err(bad(format!(
-                "probe run: node {node:?} computes a value that is not finite"
-            ))),
-            Err(e) => Err(bad(format!("probe run: {e}"))),
-        }
+        onnx::check_finite(inference, inputs).map_err(|e| bad(format!("probe run: {e}")))
     }
 
     /// Width of the user embedding.
