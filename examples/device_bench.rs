@@ -515,6 +515,7 @@ fn build_world() -> Res<World> {
             popularity: 1,
         }),
         new_user_quotas: None,
+        neighbours: None,
         features: Some(FeatureContract::new(space)),
         ranker: Some(ranker),
         media: Some(MediaTable::new(media, stats, NOW)?),

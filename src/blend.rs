@@ -33,15 +33,18 @@ pub enum Source {
     Content,
     /// Time-decayed popularity.
     Popularity,
+    /// Item-to-item neighbours of the titles watched or picked (`NBRS`).
+    Neighbours,
 }
 
 impl Source {
     /// Every source, in the order used for tie-breaks.
-    pub const ALL: [Source; 4] = [
+    pub const ALL: [Source; 5] = [
         Source::Collaborative,
         Source::TwoTower,
         Source::Content,
         Source::Popularity,
+        Source::Neighbours,
     ];
 
     /// Lowercase name used in files, reports and the JS API.
@@ -51,6 +54,7 @@ impl Source {
             Source::TwoTower => "two-tower",
             Source::Content => "content",
             Source::Popularity => "popularity",
+            Source::Neighbours => "neighbours",
         }
     }
 

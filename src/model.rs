@@ -320,6 +320,9 @@ fn estimate(c: &BundleContents, file: u64) -> MemoryEstimate {
         vectors += 4 * n(offsets.len()) + 16 * n(entries.len()) + 4 * n(cm.index().prior().len());
         add(strings(cm.index().tokens()));
     }
+    if let Some(nb) = &c.neighbours {
+        vectors += 4 * n(nb.rows() + 1) + 6 * n(nb.entries());
+    }
     if let Some(f) = &c.features {
         let space = f.space();
         for vocab in space.vocabularies().all() {

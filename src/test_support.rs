@@ -45,6 +45,7 @@ pub fn tiny_contents() -> BundleContents {
         two_tower: None,
         quotas: None,
         new_user_quotas: None,
+        neighbours: None,
         features: None,
         ranker: None,
         media: None,

@@ -126,7 +126,7 @@ export interface RowOptions {
   /** Score with the bundle's ranker when it has one (default true). */
   useRanker?: boolean;
   /** Candidates from this source alone, through the same filters and rerank (default: every source, blended). */
-  source?: "ials" | "two-tower" | "content" | "popularity";
+  source?: "ials" | "two-tower" | "content" | "popularity" | "neighbours";
   /** Rerank settings instead of the bundle's. */
   rerank?: { lambda?: number; fatigueImpressions?: number; maxPerGenre?: number | null };
 }
@@ -136,7 +136,7 @@ export interface RowItem extends CatalogItem {
   /** P(watch) from the ranker, or the blend order's score without one. */
   score: number;
   /** The candidate source whose blend turn placed the title. */
-  placedBy: "ials" | "two-tower" | "content" | "popularity";
+  placedBy: "ials" | "two-tower" | "content" | "popularity" | "neighbours";
   /** Every source that proposed it, with its rank there (1 = best). */
   sources: { source: string; rank: number }[];
   /** The explanation shown to the user. */
@@ -792,9 +792,9 @@ impl Recommender {
     }
 
     /// The full on-device pipeline for the user whose local `state` this is: candidates (iALS
-    /// fold-in, the two-tower user tower, content, popularity; flat int8 scan or HNSW), the
-    /// feature catalog, the bundle's ranker, then the top-k rerank (finished, fatigued and
-    /// too-mature titles dropped, MMR diversity, reasons). Nothing leaves the device. Throws
+    /// fold-in, the two-tower user tower, content, popularity, item-to-item neighbours; flat
+    /// int8 scan or HNSW), the feature catalog, the bundle's ranker, then the top-k rerank
+    /// (finished, fatigued and too-mature titles dropped, MMR diversity, reasons). Nothing leaves the device. Throws
     /// `invalid_argument` for bad options.
     #[wasm_bindgen(js_name = recommendRow, unchecked_return_type = "Row")]
     pub fn recommend_row(
@@ -832,7 +832,7 @@ fn row_request(options: JsValue) -> Result<crate::RowRequest, JsValue> {
         req.only_source = Some(crate::blend::Source::parse(name).ok_or_else(|| {
             invalid(
                 "options.source",
-                format!("{name:?} is not ials, two-tower, content or popularity"),
+                format!("{name:?} is not ials, two-tower, content, popularity or neighbours"),
             )
         })?);
     }

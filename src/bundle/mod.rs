@@ -38,6 +38,7 @@
 //! | `TWRT` | 1, 2 | no | two-tower item embeddings (v1 f32, v2 int8), ONNX user tower, search vocabulary |
 //! | `QUOT` | 1 | no | blend quotas of the candidate sources |
 //! | `QUON` | 1 | no | blend quotas for users without a history (onboarding only); without it, `QUOT` |
+//! | `NBRS` | 1 | no | item-to-item neighbour lists and that source's quotas (see [`neighbours`]) |
 //! | `FEAT` | 1 | no (yes with `RANK`) | the feature contract: vocabularies, windows, dense feature names |
 //! | `RANK` | 1 | no | the ranker: its input contract and ONNX model |
 //! | `MDIA` | 1 | no (needs `FEAT`) | every title's ranking metadata and platform counts |
@@ -79,6 +80,7 @@
 
 pub mod calendar;
 pub(crate) mod codec;
+pub mod neighbours;
 pub mod ranking;
 pub mod sections;
 pub mod serving;
@@ -88,6 +90,7 @@ use sha2::{Digest, Sha256};
 use crate::calendar::Calendar;
 use crate::catalog::Catalog;
 use crate::error::{BundleError, Result};
+pub use neighbours::Neighbours;
 pub use ranking::{FeatureContract, RankerModel};
 pub use sections::{ContentModel, IalsFactors, Meta, Popularity, Quotas, Release, TwoTowerModel};
 pub use serving::{GraphSection, MediaTable, ServingSettings, Space};
@@ -127,6 +130,8 @@ pub struct BundleContents {
     /// (`QUON`, same payload as `QUOT`); `None`: they blend with `quotas`. Older readers skip
     /// the tag and blend everyone with `QUOT`.
     pub new_user_quotas: Option<Quotas>,
+    /// The item-to-item neighbour source (`NBRS`) with its quotas, when trained.
+    pub neighbours: Option<Neighbours>,
     /// The feature space the models were trained on (`FEAT`); required with a ranker.
     pub features: Option<FeatureContract>,
     /// The ranker and its input contract (`RANK`).
@@ -169,6 +174,9 @@ impl BundleContents {
         }
         if let Some(q) = &self.new_user_quotas {
             w.section(*b"QUON", 1, q.to_payload());
+        }
+        if let Some(n) = &self.neighbours {
+            w.section(*b"NBRS", 1, n.to_payload());
         }
         if let Some(f) = &self.features {
             w.section(*b"FEAT", 1, f.to_payload());
@@ -232,6 +240,14 @@ impl BundleContents {
             && t.rows() != n
         {
             return bad("TWRT", format!("{} rows for {n} catalog items", t.rows()));
+        }
+        if let Some(nb) = &self.neighbours
+            && nb.rows() != n
+        {
+            return bad(
+                "NBRS",
+                format!("{} titles for {n} catalog items", nb.rows()),
+            );
         }
         if let Some(r) = &self.ranker {
             r.contract.validate()?;
@@ -336,6 +352,9 @@ impl BundleContents {
                 .transpose()?,
             quotas: optional(b"QUOT").map(Quotas::from_payload).transpose()?,
             new_user_quotas: optional(b"QUON").map(Quotas::from_payload).transpose()?,
+            neighbours: optional(b"NBRS")
+                .map(Neighbours::from_payload)
+                .transpose()?,
             // The FEAT space over the bundle's calendar, if it has one.
             features: calendar::with_bundle_calendar(
                 optional(b"FEAT")

@@ -827,13 +827,15 @@ impl Quotas {
         popularity: 1,
     };
 
-    /// The quota of `source`.
+    /// The quota of `source`; 0 for [`Source::Neighbours`], whose quotas are its own section's
+    /// (`NBRS`, [`super::Neighbours::quota`]) so that readers predating it keep `QUOT` v1.
     pub fn get(&self, source: Source) -> u32 {
         match source {
             Source::Collaborative => self.ials,
             Source::TwoTower => self.two_tower,
             Source::Content => self.content,
             Source::Popularity => self.popularity,
+            Source::Neighbours => 0,
         }
     }
 

@@ -1,9 +1,10 @@
 //! Candidate generation: every candidate source of the model for one user, and their blend.
 //!
-//! A bundle may carry up to four candidate sources (see [`crate::bundle`]): iALS item factors
-//! (`FACT`), a content index (`CONT`), a two-tower model (`TWRT`) and the time-decayed
-//! popularity every bundle has (`POPL`). For one user, [`candidates`] ranks the catalog under
-//! each source the model holds and blends the rows with the bundle's quotas (`QUOT`):
+//! A bundle may carry up to five candidate sources (see [`crate::bundle`]): iALS item factors
+//! (`FACT`), a content index (`CONT`), a two-tower model (`TWRT`), item-to-item neighbour
+//! lists (`NBRS`) and the time-decayed popularity every bundle has (`POPL`). For one user,
+//! [`candidates`] ranks the catalog under each source the model holds and blends the rows with
+//! the bundle's quotas (`QUOT`/`QUON`, and `NBRS`'s own for the neighbour source):
 //!
 //! * **iALS** — the user's vector is the core's [`fold_in`](crate::ials::fold_in) of the
 //!   history and the onboarding titles (`r = 1` per watch; a title watched twice has `r = 2`,
@@ -16,10 +17,14 @@
 //!   onboarding titles and the onboarding genres as `genre:<name>` tokens; the score is the
 //!   index's cosine mixed with its popularity prior.
 //! * **popularity** — the bundle's `POPL` scores.
+//! * **neighbours** — item-to-item: each title scores the sum of its similarities in the
+//!   neighbour lists (`NBRS`) of the titles watched, weighted
+//!   `1 / (1 + recency_decay · titles watched since)`, and of the onboarding titles (weight 1);
+//!   a title no list holds is not proposed. A user with no known title gets an empty row.
 //!
 //! Each row is the top `n` of its source, ties to the lower catalog position
 //! ([`crate::blend::top_n`]); the blend is [`crate::blend::blend`] of the rows in the order
-//! iALS, two-tower, content, popularity, with per-title attribution. Watched titles are left
+//! iALS, two-tower, content, popularity, neighbours, with per-title attribution. Watched titles are left
 //! out here; every other filter is the rerank stage's ([`super::rerank`]).
 //!
 //! ```
@@ -124,7 +129,7 @@ pub struct Blended {
 /// Every source's row and the blend, for one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidates {
-    /// One row per source served, in the order iALS, two-tower, content, popularity.
+    /// One row per source served, in the order iALS, two-tower, content, popularity, neighbours.
     pub rows: Vec<SourceRow>,
     /// The rows blended with the bundle's quotas (at most `n` titles).
     pub blend: Vec<Blended>,
@@ -163,6 +168,9 @@ pub fn candidate_sources(model: &Model) -> Vec<Source> {
         v.push(Source::Content);
     }
     v.push(Source::Popularity);
+    if c.neighbours.is_some() {
+        v.push(Source::Neighbours);
+    }
     v
 }
 
@@ -173,6 +181,17 @@ pub fn quotas(model: &Model, new_user: bool) -> Quotas {
     let c = model.contents();
     let new = if new_user { c.new_user_quotas } else { None };
     new.or(c.quotas).unwrap_or(Quotas::EQUAL)
+}
+
+/// The blend quota of `source` for a user with a history or a `new_user`: [`quotas`]' for the
+/// four sources of `QUOT`, the `NBRS` section's own for the neighbour source (0 without it).
+pub fn quota(model: &Model, source: Source, new_user: bool) -> u32 {
+    match (source, &model.contents().neighbours) {
+        (Source::Neighbours, Some(n)) if new_user => n.new_user_quota(),
+        (Source::Neighbours, Some(n)) => n.quota(),
+        (Source::Neighbours, None) => 0,
+        (s, _) => quotas(model, new_user).get(s),
+    }
 }
 
 /// Every source's top `n` and their blend for one user (see the module doc).
@@ -206,6 +225,9 @@ pub fn candidates(model: &Model, req: &CandidateRequest) -> Result<Candidates> {
             index: None,
             items: user.top_n(model, &model.contents().popularity.scores, req.n),
         });
+    }
+    if serve(Source::Neighbours) && model.contents().neighbours.is_some() {
+        rows.push(neighbours_row(model, req, &user));
     }
     let blend = blend_rows(model, &rows, req.n, user.history.is_empty());
     Ok(Candidates { rows, blend })
@@ -423,10 +445,31 @@ fn content_row(model: &Model, req: &CandidateRequest, user: &User) -> SourceRow 
     row
 }
 
+/// Neighbours: the lists of the history (recency-weighted) and of the onboarding titles,
+/// summed; only titles some list holds are proposed.
+fn neighbours_row(model: &Model, req: &CandidateRequest, user: &User) -> SourceRow {
+    let mut row = SourceRow {
+        source: Source::Neighbours,
+        index: None,
+        items: Vec::new(),
+    };
+    let Some(nb) = &model.contents().neighbours else {
+        return row;
+    };
+    let mut known = nb.history_weights(&user.history);
+    known.extend(user.titles.iter().map(|&p| (p, 1.0)));
+    if known.is_empty() {
+        return row;
+    }
+    let scores = nb.scores(&known);
+    let found = blend::top_n(&scores, req.n, |p| user.excluded[p] || scores[p] <= 0.0);
+    row.items = scored(model, found);
+    row
+}
+
 /// The rows blended with the model's quotas (a `new_user`'s when they have no history), at
 /// most `n` titles.
 fn blend_rows(model: &Model, rows: &[SourceRow], n: usize, new_user: bool) -> Vec<Blended> {
-    let quotas = quotas(model, new_user);
     let lists: Vec<Vec<usize>> = rows
         .iter()
         .map(|r| r.items.iter().map(|s| s.position).collect())
@@ -436,7 +479,10 @@ fn blend_rows(model: &Model, rows: &[SourceRow], n: usize, new_user: bool) -> Ve
         .zip(&lists)
         .map(|(r, l)| (r.source, &l[..]))
         .collect();
-    let q: Vec<u32> = rows.iter().map(|r| quotas.get(r.source)).collect();
+    let q: Vec<u32> = rows
+        .iter()
+        .map(|r| quota(model, r.source, new_user))
+        .collect();
     let items = model.contents().catalog.items();
     blend::blend(&ordered, &q, n)
         .into_iter()
@@ -532,7 +578,7 @@ mod tests {
         };
         let c = candidates(&r, &req).unwrap();
         let sources: Vec<Source> = c.rows.iter().map(|r| r.source).collect();
-        assert_eq!(sources, Source::ALL.to_vec());
+        assert_eq!(sources, Source::ALL[..4].to_vec());
         for row in &c.rows {
             assert_eq!(row.items.len(), 3, "{:?}", row.source);
             assert!(row.items.iter().all(|s| s.item_id != 40));
@@ -702,6 +748,80 @@ mod tests {
         )
         .unwrap();
         assert_eq!(quotas(&plain, true), quotas(&plain, false));
+    }
+
+    #[test]
+    fn the_neighbour_source_sums_the_lists_of_what_was_watched() {
+        use crate::bundle::{BundleContents, Neighbours};
+        // Items 10, 20, 30, 40 at positions 0..4.
+        let lists = vec![
+            vec![(2, 0.8), (1, 0.4)],
+            vec![(3, 0.6)],
+            vec![(0, 0.8)],
+            vec![(1, 0.6), (2, 0.1)],
+        ];
+        let nb = Neighbours::new(&lists, 2, 5, 0.5).unwrap();
+        let r = Model::from_bytes(
+            &BundleContents {
+                neighbours: Some(nb),
+                ..tiny_contents_with_sources()
+            }
+            .encode(),
+        )
+        .unwrap();
+        assert!(candidate_sources(&r).contains(&Source::Neighbours));
+        assert_eq!(quota(&r, Source::Neighbours, false), 2);
+        assert_eq!(quota(&r, Source::Neighbours, true), 5);
+        assert_eq!(quota(&r, Source::Collaborative, false), 2);
+        // History 10 then 40: 40 weighs 1, 10 weighs 1 / (1 + 0.5). 30 gets 0.8/1.5 + 0.1,
+        // 20 gets 0.4/1.5 + 0.6; watched titles are left out.
+        let req = CandidateRequest {
+            history: vec![10, 40],
+            ..CandidateRequest::new(5)
+        };
+        let c = candidates(&r, &req).unwrap();
+        let row = c.row(Source::Neighbours).unwrap();
+        assert_eq!(ids(row), vec![20, 30]);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-3;
+        assert!(close(row[0].score, 0.4 / 1.5 + 0.6), "{row:?}");
+        assert!(close(row[1].score, 0.8 / 1.5 + 0.1), "{row:?}");
+        // Blended and attributed like any source.
+        let b = c.blend.iter().find(|b| b.item_id == 20).unwrap();
+        assert!(b.sources.contains(&(Source::Neighbours, 1)));
+        // Onboarding picks alone serve a new user; nothing known, nothing proposed.
+        let new_user = CandidateRequest {
+            onboarding_titles: vec![30],
+            ..CandidateRequest::new(5)
+        };
+        assert_eq!(
+            ids(candidates(&r, &new_user)
+                .unwrap()
+                .row(Source::Neighbours)
+                .unwrap()),
+            vec![10]
+        );
+        let nobody = candidates(&r, &CandidateRequest::new(5)).unwrap();
+        assert!(nobody.row(Source::Neighbours).unwrap().is_empty());
+        // Only the neighbour source: the blend is its row.
+        let only = CandidateRequest {
+            only: Some(Source::Neighbours),
+            ..req
+        };
+        let c = candidates(&r, &only).unwrap();
+        let blended: Vec<u32> = c.blend.iter().map(|b| b.item_id).collect();
+        assert_eq!(blended, vec![20, 30]);
+        // A bundle without NBRS has no such source, and a cut list is refused at load.
+        assert_eq!(quota(&rec(), Source::Neighbours, false), 0);
+        let short = BundleContents {
+            neighbours: Some(
+                Neighbours::new(&[vec![(1, 0.5)], vec![], vec![]], 1, 1, 0.0).unwrap(),
+            ),
+            ..tiny_contents_with_sources()
+        };
+        assert!(matches!(
+            short.validate(),
+            Err(crate::error::BundleError::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -109,11 +109,21 @@ pub fn inputs(
     })
 }
 
+/// The sources of the candidate family, in [`crate::features::PROVENANCE_SOURCES`] order: the
+/// four of `FEAT` v2's family. The neighbour source is not in it: a ranker sees the titles it
+/// proposes only through the blend's rank and position.
+const PROVENANCE: [Source; 4] = [
+    Source::Collaborative,
+    Source::TwoTower,
+    Source::Content,
+    Source::Popularity,
+];
+
 /// What the first stage knew about each blend candidate, in blend order: its blend rank,
 /// every source's rank and score over the row's best, and the bundle's popularity.
 pub fn provenance(model: &Model, cands: &Candidates) -> Vec<Provenance> {
-    // Each source's row, in the candidate family's order (the blend's, `Source::ALL`).
-    let rows = Source::ALL.map(|s| cands.row(s).unwrap_or(&[]));
+    // Each source's row, in the candidate family's order (`PROVENANCE_SOURCES`).
+    let rows = PROVENANCE.map(|s| cands.row(s).unwrap_or(&[]));
     let tops = rows.map(|r| r.first().map_or(0.0, |x| x.score));
     let popularity = &model.contents().popularity.scores;
     let n = cands.blend.len() as u32;
@@ -123,7 +133,7 @@ pub fn provenance(model: &Model, cands: &Candidates) -> Vec<Provenance> {
         .enumerate()
         .map(|(i, b)| {
             let mut sources = [SourceRank::default(); 4];
-            for (k, s) in Source::ALL.into_iter().enumerate() {
+            for (k, s) in PROVENANCE.into_iter().enumerate() {
                 if let Some(&(_, rank)) = b.sources.iter().find(|(src, _)| *src == s) {
                     // The blend's rank is the 1-based position in that very row.
                     let score = rows[k]

@@ -164,7 +164,7 @@ describe("the npm package installed from its tarball", () => {
       assert.ok(r.year === null || Number.isInteger(r.year));
       assert.ok(Array.isArray(r.genres));
       assert.ok(Number.isFinite(r.score), `score ${r.score}`);
-      assert.ok(["ials", "two-tower", "content", "popularity"].includes(r.placedBy), `placedBy ${r.placedBy}`);
+      assert.ok(["ials", "two-tower", "content", "popularity", "neighbours"].includes(r.placedBy), `placedBy ${r.placedBy}`);
       assert.ok(r.sources.some((x) => x.source === r.placedBy && Number.isInteger(x.rank)));
       assert.equal(typeof r.reason, "string");
       assert.ok(["because_you_watched", "because_you_like", "popular", "top_pick"].includes(r.reasonKind));
@@ -335,7 +335,7 @@ describe("the npm package installed from its tarball", () => {
   test("recommendRow applies the finished, fatigue and maturity filters with every source", async () => {
     const { fixture, edgerec, rec } = await ready();
     const { context } = fixture.requests[0].options;
-    for (const source of [undefined, "ials", "two-tower", "content", "popularity"]) {
+    for (const source of [undefined, "ials", "two-tower", "content", "popularity", "neighbours"]) {
       const options = { context, k: 10, ...(source ? { source } : {}) };
       const s = new edgerec.UserState();
       try {

@@ -331,6 +331,7 @@ fn bundle_of(
         two_tower,
         quotas: Some(quotas(sources.quotas)),
         new_user_quotas: None,
+        neighbours: None,
         features: None,
         ranker: None,
         media: None,
