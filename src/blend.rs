@@ -78,7 +78,8 @@ pub struct Candidate {
 
 /// Interleaves `lists` (ranked item lists, best first; a source's repeated items count once)
 /// into at most `n` distinct items, giving each list places in proportion to `quotas` (one
-/// per list; a zero quota takes places only after every other list is exhausted). Cost
+/// per list; a zero quota takes places only after every list with a quota is exhausted, and
+/// then the lists left share the places equally). Cost
 /// O(total list length + n · sources).
 pub fn blend(lists: &[(Source, &[usize])], quotas: &[u32], n: usize) -> Vec<Candidate> {
     let mut ranks: HashMap<usize, Vec<(Source, u32)>> = HashMap::new();
@@ -111,21 +112,22 @@ pub fn blend(lists: &[(Source, &[usize])], quotas: &[u32], n: usize) -> Vec<Cand
         if live.is_empty() {
             break;
         }
+        // Once every list with a quota ran out, the lists left share the places equally.
         let weighted: Vec<usize> = live.iter().copied().filter(|&k| quota(k) > 0).collect();
-        let turn = if weighted.is_empty() {
-            live[0]
+        let (pool, share): (&[usize], &dyn Fn(usize) -> i64) = if weighted.is_empty() {
+            (&live, &|_| 1)
         } else {
-            let total: i64 = weighted.iter().map(|&k| quota(k)).sum();
-            for &k in &weighted {
-                credit[k] += quota(k);
-            }
-            let best = *weighted
-                .iter()
-                .max_by(|&&a, &&b| credit[a].cmp(&credit[b]).then(b.cmp(&a)))
-                .expect("weighted is not empty");
-            credit[best] -= total;
-            best
+            (&weighted, &quota)
         };
+        let total: i64 = pool.iter().map(|&k| share(k)).sum();
+        for &k in pool {
+            credit[k] += share(k);
+        }
+        let turn = *pool
+            .iter()
+            .max_by(|&&a, &&b| credit[a].cmp(&credit[b]).then(b.cmp(&a)))
+            .expect("live lists are not empty");
+        credit[turn] -= total;
         let item = lists[turn].1[next[turn]];
         placed.insert(item, ());
         out.push(Candidate {

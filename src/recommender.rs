@@ -341,6 +341,46 @@ mod tests {
     }
 
     #[test]
+    fn the_neighbour_source_explains_its_titles_by_the_watched_title_behind_them() {
+        use crate::blend::Source;
+        use crate::bundle::{BundleContents, Neighbours};
+        use crate::rerank::Reason;
+        // Items 10, 20, 30, 40: 20's list holds 40, 10's holds 30.
+        let lists = vec![vec![(2, 0.9)], vec![(3, 0.8)], vec![], vec![]];
+        let c = BundleContents {
+            neighbours: Some(Neighbours::new(&lists, 1, 1, 0.0).unwrap()),
+            ..tiny_contents_for_device()
+        };
+        let r = Recommender::from_bytes(&c.encode()).unwrap();
+        let mut s = UserState::new();
+        s.record_play(10, 1_000, 1.0).unwrap();
+        s.record_play(20, 2_000, 1.0).unwrap();
+        let req = RowRequest {
+            only_source: Some(Source::Neighbours),
+            use_ranker: false,
+            ..RowRequest::new(ctx())
+        };
+        let row = r.recommend_row(&s, &req).unwrap();
+        let why: Vec<(u32, Reason)> = row
+            .items
+            .iter()
+            .map(|i| (i.item_id, i.reason.clone()))
+            .collect();
+        let watched = |item_id: u32, title: &str| Reason::BecauseYouWatched {
+            item_id,
+            title: title.to_string(),
+        };
+        let title = |id: u32| {
+            let c = &r.model().contents().catalog;
+            c.items()[c.position(id).unwrap()].display_title()
+        };
+        assert_eq!(
+            why,
+            vec![(30, watched(10, &title(10))), (40, watched(20, &title(20)))]
+        );
+    }
+
+    #[test]
     fn rows_follow_the_blend_without_a_ranker_and_report_their_stages() {
         let r = rec();
         let mut s = UserState::new();

@@ -32,6 +32,7 @@
 //!     embedding: None,
 //!     maturity: Maturity::Pg13,
 //!     source,
+//!     because: None,
 //! };
 //! let candidates = [
 //!     cand(1, 0.90, &[ACTION][..], Source::Collaborative),
@@ -171,6 +172,10 @@ pub struct RerankCandidate<'a> {
     pub maturity: Maturity,
     /// The candidate source that proposed the title.
     pub source: Source,
+    /// A watched title that proposed this one through the item-to-item neighbour lists (the
+    /// one contributing the most to its neighbour score), if any: the first choice for
+    /// "Because you watched …" when it is among [`RerankRequest::recent`].
+    pub because: Option<u32>,
 }
 
 /// A title the user watched recently, for "Because you watched …" reasons.
@@ -231,13 +236,15 @@ impl<'a> RerankRequest<'a> {
 ///
 /// 1. a candidate from [`Source::Popularity`] gets [`Reason::PopularOn`] the request's device at
 ///    the request's [`Daypart`];
-/// 2. otherwise the recent title (other than the candidate itself) most similar to the candidate
+/// 2. otherwise a candidate whose [`RerankCandidate::because`] is a recent title gets
+///    [`Reason::BecauseYouWatched`] that title (the neighbour source's own explanation);
+/// 3. otherwise the recent title (other than the candidate itself) most similar to the candidate
 ///    gets [`Reason::BecauseYouWatched`], if that similarity is positive; similarity is the one
 ///    MMR uses (embedding cosine when both have embeddings, else genre Jaccard); ties go to the
 ///    most recent title;
-/// 3. otherwise the first onboarding pick (in the user's order) among the candidate's genres gets
+/// 4. otherwise the first onboarding pick (in the user's order) among the candidate's genres gets
 ///    [`Reason::BecauseYouLike`];
-/// 4. otherwise [`Reason::TopPick`].
+/// 5. otherwise [`Reason::TopPick`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
     /// "Because you watched {title}".
@@ -637,6 +644,15 @@ fn reason(c: &RerankCandidate<'_>, request: &RerankRequest<'_>, recent: &[Prepar
             daypart: request.context.daypart(),
         };
     }
+    if let Some(w) = c
+        .because
+        .and_then(|id| request.recent.iter().find(|w| w.item_id == id))
+    {
+        return Reason::BecauseYouWatched {
+            item_id: w.item_id,
+            title: w.title.to_string(),
+        };
+    }
     let me = prepare(c.genres, c.embedding);
     let mut best: Option<(f64, &Watched<'_>)> = None;
     for (w, p) in request.recent.iter().zip(recent) {
@@ -685,6 +701,7 @@ mod tests {
             embedding: None,
             maturity: Maturity::G,
             source: Source::Collaborative,
+            because: None,
         }
     }
 
@@ -1089,6 +1106,7 @@ mod tests {
                 embedding: o.embedding.as_deref(),
                 maturity: o.maturity,
                 source: o.source,
+                because: None,
             })
             .collect()
     }

@@ -805,7 +805,8 @@ impl TwoTowerModel {
 }
 
 /// How many places each candidate source earns in the blend ([`crate::blend::blend`]; section
-/// `QUOT`). A zero quota lets a source place titles only after every other source ran out.
+/// `QUOT`). A zero quota lets a source place titles only after every source with a quota ran
+/// out; the sources left then share the places equally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quotas {
     /// iALS ([`Source::Collaborative`]).

@@ -85,22 +85,25 @@ pub fn rerank(
     };
     let cand_embeddings: Vec<Option<Cow<'_, [f32]>>> =
         blend.iter().map(|b| embedding(b.position)).collect();
+    let finished = state.finished_titles();
+    let recent = Recent::of(model, &finished);
+    let because = neighbour_anchors(model, &recent, blend);
     let candidates: Vec<RerankCandidate<'_>> = blend
         .iter()
         .zip(scores)
         .zip(&cand_embeddings)
-        .map(|((b, &score), e)| RerankCandidate {
+        .zip(&because)
+        .map(|(((b, &score), e), &because)| RerankCandidate {
             item_id: b.item_id,
             score,
             genres: &catalog.items()[b.position].genres,
             embedding: e.as_deref(),
             maturity: maturity(b.position),
             source: b.placed_by,
+            because,
         })
         .collect();
-    let finished = state.finished_titles();
     let impressions = state.unplayed_impressions();
-    let recent = Recent::of(model, &finished);
     let recent_embeddings: Vec<Option<Cow<'_, [f32]>>> =
         recent.titles.iter().map(|&(_, p)| embedding(p)).collect();
     let watched = recent.watched(model, &recent_embeddings);
@@ -138,6 +141,34 @@ pub fn rerank(
             }
         })
         .collect())
+}
+
+/// For each candidate the neighbour source proposed, the recent title whose neighbour list
+/// gives it the largest similarity (ties to the more recent): what "Because you watched …"
+/// names for it. `None` for the others and without `NBRS`. Cost O(recent · list length +
+/// candidates).
+fn neighbour_anchors(model: &Model, recent: &Recent, blend: &[Blended]) -> Vec<Option<u32>> {
+    let Some(nb) = &model.contents().neighbours else {
+        return vec![None; blend.len()];
+    };
+    let mut best: std::collections::HashMap<usize, (f32, u32)> = Default::default();
+    for &(item_id, p) in &recent.titles {
+        for (j, sim) in nb.of(p) {
+            let e = best.entry(j).or_insert((sim, item_id));
+            if sim > e.0 {
+                *e = (sim, item_id);
+            }
+        }
+    }
+    blend
+        .iter()
+        .map(|b| {
+            let proposed = b.sources.iter().any(|(s, _)| *s == Source::Neighbours);
+            proposed
+                .then(|| best.get(&b.position).map(|&(_, id)| id))
+                .flatten()
+        })
+        .collect()
 }
 
 /// The most recently finished titles a reason may name, with their display titles.

@@ -267,6 +267,17 @@ fn print_sources(c: &BundleContents) {
             q.ials, q.two_tower, q.content, q.popularity
         );
     }
+    if let Some(n) = &c.neighbours {
+        println!(
+            "neighbours (NBRS): {} titles, {} neighbour entries, quota {}, new users {}, \
+             recency decay {}",
+            n.rows(),
+            n.entries(),
+            n.quota(),
+            n.new_user_quota(),
+            n.recency_decay()
+        );
+    }
 }
 
 fn print_device_sections(c: &BundleContents) {

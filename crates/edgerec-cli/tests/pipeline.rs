@@ -193,6 +193,17 @@ fn import_train_bundle_recommend() {
         q[0], q[1], q[2], q[3]
     );
     assert!(inspect.contains(&quotas), "{quotas}: {inspect}");
+    let new_q: Vec<String> = after("(new users ")
+        .trim_end_matches(')')
+        .split(':')
+        .map(String::from)
+        .collect();
+    // The neighbour source's quotas (the fifth) travel in its own section.
+    let neighbours = format!("quota {}, new users {},", q[4], new_q[4]);
+    assert!(
+        inspect.contains("neighbours (NBRS): 60 titles") && inspect.contains(&neighbours),
+        "{neighbours}: {inspect}"
+    );
     // Users known only by onboarding picks get their own quotas (QUON).
     let q: Vec<String> = after("(new users ")
         .trim_end_matches(')')
@@ -305,7 +316,7 @@ fn import_train_bundle_recommend() {
         .collect();
     assert!(
         !content.is_empty() && content.iter().all(|&i| genre_of(i) == 1),
-        "{:?}",
+        "{:?}\n{report}",
         rows[&999]
     );
 

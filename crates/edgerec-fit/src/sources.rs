@@ -41,8 +41,17 @@ pub struct SourceConfig {
     pub max_cast: usize,
     /// History weight `1 / (1 + decay · titles watched since)`.
     pub recency_decay: f32,
-    /// Blend quotas for iALS, two-tower, content and popularity.
-    pub quotas: [u32; 4],
+    /// Blend quotas for iALS, two-tower, content, popularity and neighbours (a recipe written
+    /// before the neighbour source holds four: its quota is then 0).
+    #[serde(deserialize_with = "five_quotas")]
+    pub quotas: [u32; 5],
+    /// Neighbours kept per title by the item-to-item source (0 leaves the source out).
+    #[serde(default = "default_neighbours")]
+    pub neighbours: usize,
+    /// Shrinkage of the item-to-item cosine: `co-watches / (sqrt(n_i · n_j) + shrink)`, so
+    /// that pairs seen by a handful of users do not rank first.
+    #[serde(default = "default_shrink")]
+    pub neighbour_shrink: f32,
     /// Titles a new user picks at onboarding (sizes the cold-start validation of `beta`).
     pub onboarding: usize,
 }
@@ -67,10 +76,104 @@ impl Default for SourceConfig {
             .collect(),
             max_cast: 5,
             recency_decay: 0.05,
-            quotas: [4, 3, 2, 1],
+            quotas: [4, 3, 2, 1, 2],
+            neighbours: default_neighbours(),
+            neighbour_shrink: default_shrink(),
             onboarding: 3,
         }
     }
+}
+
+fn default_neighbours() -> usize {
+    50
+}
+
+fn default_shrink() -> f32 {
+    10.0
+}
+
+/// Quota vectors of four (iALS, two-tower, content, popularity: recipes written before the
+/// neighbour source) or five values, as five.
+pub(crate) fn as_five(q: &[u32]) -> Option<[u32; 5]> {
+    match *q {
+        [a, b, c, d] => Some([a, b, c, d, 0]),
+        [a, b, c, d, e] => Some([a, b, c, d, e]),
+        _ => None,
+    }
+}
+
+fn five_quotas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u32; 5], D::Error> {
+    let v = Vec::<u32>::deserialize(d)?;
+    as_five(&v).ok_or_else(|| serde::de::Error::custom(format!("{} quotas, 4 or 5", v.len())))
+}
+
+/// [`five_quotas`] for a list of quota vectors.
+pub(crate) fn five_quota_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<[u32; 5]>, D::Error> {
+    let v = Vec::<Vec<u32>>::deserialize(d)?;
+    v.iter()
+        .map(|q| {
+            as_five(q)
+                .ok_or_else(|| serde::de::Error::custom(format!("{} quotas, 4 or 5", q.len())))
+        })
+        .collect()
+}
+
+/// The item-to-item neighbour lists of `events` (positives): for every item its `k` most
+/// similar by `co-watches / (sqrt(n_i · n_j) + shrink)` (cosine of the binary user vectors,
+/// shrunk), best first, ties to the lower item. Cost O(Σ_users |items|² + items · k log k)
+/// time, O(items · k) memory beside one dense row per thread.
+pub fn neighbour_lists(
+    events: &[Event],
+    users: usize,
+    items: usize,
+    k: usize,
+    shrink: f32,
+) -> Vec<Vec<(u32, f32)>> {
+    let mut by_user: Vec<Vec<u32>> = vec![Vec::new(); users];
+    for e in events {
+        by_user[e.user as usize].push(e.item);
+    }
+    let mut by_item: Vec<Vec<u32>> = vec![Vec::new(); items];
+    let mut count = vec![0f32; items];
+    for (u, list) in by_user.iter_mut().enumerate() {
+        list.sort_unstable();
+        list.dedup();
+        for &i in list.iter() {
+            by_item[i as usize].push(u as u32);
+            count[i as usize] += 1.0;
+        }
+    }
+    (0..items)
+        .into_par_iter()
+        .map_init(
+            || vec![0f32; items],
+            |co, i| {
+                let mut touched: Vec<u32> = Vec::new();
+                for &u in &by_item[i] {
+                    for &j in &by_user[u as usize] {
+                        if j as usize != i {
+                            if co[j as usize] == 0.0 {
+                                touched.push(j);
+                            }
+                            co[j as usize] += 1.0;
+                        }
+                    }
+                }
+                let mut row: Vec<(u32, f32)> = touched
+                    .iter()
+                    .map(|&j| {
+                        let c = std::mem::take(&mut co[j as usize]);
+                        (j, c / ((count[i] * count[j as usize]).sqrt() + shrink))
+                    })
+                    .collect();
+                row.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                row.truncate(k);
+                row
+            },
+        )
+        .collect()
 }
 
 /// Time-decayed popularity at `cut`: each past positive adds `0.5^((cut − t) / half-life)`.
@@ -192,6 +295,9 @@ pub struct Trained {
     pub fit_seconds: Vec<(String, f64)>,
     /// The content prior's fitted weights (the index carries `beta.warm`).
     pub beta: BetaFit,
+    /// The item-to-item neighbour lists as the device gets them (`NBRS`, quotas from the
+    /// config), when configured.
+    pub neighbours: Option<edgerec::bundle::Neighbours>,
 }
 
 fn searches_before(data: &WorldData, user: u32, time: i64) -> Vec<&Search> {
@@ -427,6 +533,29 @@ pub fn train(data: &WorldData, split: &Split, config: &SourceConfig) -> Result<T
         }
         None => None,
     };
+    let neighbours = if config.neighbours > 0 {
+        let t = Instant::now();
+        let lists = neighbour_lists(
+            &split.train,
+            data.users.len(),
+            items,
+            config
+                .neighbours
+                .min(edgerec::bundle::neighbours::MAX_NEIGHBOURS),
+            config.neighbour_shrink,
+        );
+        let nb = edgerec::bundle::Neighbours::new(
+            &lists,
+            config.quotas[4],
+            config.quotas[4],
+            config.recency_decay,
+        )
+        .context("packing the neighbour lists")?;
+        fit_seconds.push(("neighbours".to_string(), t.elapsed().as_secs_f64()));
+        Some(nb)
+    } else {
+        None
+    };
     Ok(Trained {
         popularity: pop,
         ials,
@@ -434,6 +563,7 @@ pub fn train(data: &WorldData, split: &Split, config: &SourceConfig) -> Result<T
         tower,
         fit_seconds,
         beta,
+        neighbours,
     })
 }
 
@@ -607,12 +737,7 @@ fn int8_vectors(trained: &Trained) -> Result<(ItemVectors, Option<ItemVectors>)>
 
 /// The sources' rows blended in the fixed source order with the configured quotas.
 fn blend_lists(lists: &[(Source, Vec<usize>)], config: &SourceConfig) -> Answer {
-    let order = [
-        Source::Collaborative,
-        Source::TwoTower,
-        Source::Content,
-        Source::Popularity,
-    ];
+    let order = Source::ALL;
     let mut ordered: Vec<(Source, &[usize])> = Vec::new();
     let mut quotas = Vec::new();
     for (q, s) in order.iter().enumerate() {
@@ -669,6 +794,21 @@ fn case_answers(
         if let Some(q) = int8 {
             push("two-tower-int8", None, &q);
         }
+    }
+    if let Some(nb) = &scorer.trained.neighbours {
+        // As the device scores it: the history recency-weighted, onboarding picks weight 1.
+        let positions: Vec<usize> = req.history.iter().map(|&i| i as usize).collect();
+        let known = if new_user {
+            positions.iter().map(|&p| (p, 1.0)).collect()
+        } else {
+            nb.history_weights(&positions)
+        };
+        let scores: Vec<f32> = nb
+            .scores(&known)
+            .into_iter()
+            .map(|x| if x > 0.0 { x } else { f32::NAN })
+            .collect();
+        push("neighbours", Some(Source::Neighbours), &scores);
     }
     out.push(("blend".to_string(), blend_lists(&lists, scorer.config)));
     if let Some(f) = oracle {

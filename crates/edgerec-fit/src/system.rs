@@ -246,17 +246,21 @@ impl System {
             s,
             "{} titles in {} genres; every source trained on all {} positives of {} users; \
              popularity decayed to unix time {} with a half-life of {} days; blend quotas \
-             (iALS:two-tower:content:popularity) {}.\n",
+             (iALS:two-tower:content:popularity:neighbours) {}.\n",
             c.catalog.len(),
             c.catalog.genres().len(),
             m.events,
             m.users,
             c.popularity.reference_time,
             c.popularity.half_life_days,
-            c.quotas.map_or_else(
-                || "1:1:1:1".into(),
-                |q| format!("{}:{}:{}:{}", q.ials, q.two_tower, q.content, q.popularity)
-            )
+            {
+                let q = c.quotas.unwrap_or(edgerec::bundle::Quotas::EQUAL);
+                let nb = c.neighbours.as_ref().map_or(0, |n| n.quota());
+                format!(
+                    "{}:{}:{}:{}:{nb}",
+                    q.ials, q.two_tower, q.content, q.popularity
+                )
+            }
         );
         sources_table(&mut s, m);
         if let Some(t) = &m.tuned {
@@ -331,7 +335,7 @@ fn bundle_of(
         two_tower,
         quotas: Some(quotas(sources.quotas)),
         new_user_quotas: None,
-        neighbours: None,
+        neighbours: trained.neighbours.clone(),
         features: None,
         ranker: None,
         media: None,
@@ -342,14 +346,35 @@ fn bundle_of(
     })
 }
 
-/// The `QUOT`/`QUON` section of quotas in the blend's source order (iALS, two-tower, content,
-/// popularity), as [`SourceConfig::quotas`] and the tuning hold them.
-pub fn quotas(q: [u32; 4]) -> Quotas {
+/// The `QUOT`/`QUON` section of a quota vector in the blend's source order (iALS, two-tower,
+/// content, popularity, neighbours), as [`SourceConfig::quotas`] and the tuning hold them: the
+/// first four (the neighbour source's quota is `NBRS`'s, [`set_quotas`]).
+pub fn quotas(q: [u32; 5]) -> Quotas {
     Quotas {
         ials: q[0],
         two_tower: q[1],
         content: q[2],
         popularity: q[3],
+    }
+}
+
+/// Writes the quotas of users with a history into a bundle: `QUOT` and, when it has the
+/// neighbour source, `NBRS`'s quota.
+pub fn set_quotas(c: &mut BundleContents, q: [u32; 5]) {
+    c.quotas = Some(quotas(q));
+    if let Some(nb) = c.neighbours.take() {
+        let new = nb.new_user_quota();
+        c.neighbours = Some(nb.with_quotas(q[4], new));
+    }
+}
+
+/// Writes the quotas of users known only by onboarding picks: `QUON` and `NBRS`'s new-user
+/// quota; `None` blends them like everyone else (no `QUON`, `NBRS`'s quota for both).
+pub fn set_new_user_quotas(c: &mut BundleContents, q: Option<[u32; 5]>) {
+    c.new_user_quotas = q.map(quotas);
+    if let Some(nb) = c.neighbours.take() {
+        let warm = nb.quota();
+        c.neighbours = Some(nb.with_quotas(warm, q.map_or(warm, |q| q[4])));
     }
 }
 

@@ -93,9 +93,10 @@ pub struct TuneConfig {
     pub validation: Validation,
     /// Popularity half-lives tried, days.
     pub half_lives: Vec<f32>,
-    /// Quota vectors tried (iALS, two-tower, content, popularity); the first is the
-    /// reference a tie goes to.
-    pub quotas: Vec<[u32; 4]>,
+    /// Quota vectors tried (iALS, two-tower, content, popularity, neighbours); the first is
+    /// the reference a tie goes to.
+    #[serde(deserialize_with = "crate::sources::five_quota_list")]
+    pub quotas: Vec<[u32; 5]>,
     /// MMR trade-offs tried (1 is always tried: it is the reference).
     pub lambdas: Vec<f32>,
     /// The largest share of relevance-only NDCG@10 that diversity may cost.
@@ -118,21 +119,30 @@ impl Default for TuneConfig {
             validation: Validation::LeaveLastOut,
             half_lives: vec![3.0, 7.0, 14.0, 30.0, 90.0, 365.0, 3650.0],
             quotas: vec![
-                [4, 3, 2, 1],
-                [1, 1, 1, 1],
-                [2, 2, 1, 0],
-                [1, 1, 0, 0],
-                [2, 1, 0, 0],
-                [1, 2, 0, 0],
-                [3, 1, 1, 0],
-                [1, 3, 1, 0],
-                [1, 0, 0, 0],
-                [0, 1, 0, 0],
-                [0, 0, 1, 0],
-                [0, 0, 0, 1],
-                [1, 0, 0, 1],
-                [0, 1, 0, 1],
-                [0, 0, 1, 1],
+                [4, 3, 2, 1, 2],
+                [4, 3, 2, 1, 0],
+                [1, 1, 1, 1, 1],
+                [1, 1, 1, 1, 0],
+                [2, 2, 1, 0, 1],
+                [1, 1, 0, 0, 0],
+                [2, 1, 0, 0, 0],
+                [1, 2, 0, 0, 0],
+                [3, 1, 1, 0, 0],
+                [1, 3, 1, 0, 0],
+                [1, 0, 0, 0, 0],
+                [0, 1, 0, 0, 0],
+                [0, 0, 1, 0, 0],
+                [0, 0, 0, 1, 0],
+                [0, 0, 0, 0, 1],
+                [1, 0, 0, 1, 0],
+                [0, 1, 0, 1, 0],
+                [0, 0, 1, 1, 0],
+                [0, 0, 0, 1, 1],
+                [1, 0, 0, 0, 1],
+                [0, 0, 1, 0, 1],
+                [0, 0, 1, 1, 1],
+                [1, 0, 1, 1, 1],
+                [1, 0, 1, 1, 2],
             ],
             lambdas: vec![1.0, 0.99, 0.98, 0.97, 0.95, 0.9, 0.8, 0.7, 0.5],
             mmr_budget: 0.01,
@@ -180,12 +190,12 @@ pub struct Tuned {
     pub new_users: usize,
     /// The popularity half-life chosen, days.
     pub half_life_days: f32,
-    /// The quotas chosen (iALS, two-tower, content, popularity).
-    pub quotas: [u32; 4],
+    /// The quotas chosen (iALS, two-tower, content, popularity, neighbours).
+    pub quotas: [u32; 5],
     /// The quotas chosen for users known only by onboarding picks (`QUON`; `None` without
     /// such validation users).
     #[serde(default)]
-    pub new_user_quotas: Option<[u32; 4]>,
+    pub new_user_quotas: Option<[u32; 5]>,
     /// The MMR trade-off chosen.
     pub lambda: f32,
     /// The MMR budget the λ was held to.
@@ -264,14 +274,14 @@ pub fn tune(
     let mut contents = base;
     contents.popularity = decayed(&inner, data.items.len(), half_life_days);
     let (quotas, quota_trials) = on(&warm).quotas(&contents, config, false)?;
-    contents.quotas = Some(system::quotas(quotas));
+    system::set_quotas(&mut contents, quotas);
     let (new_user_quotas, new_user_quota_trials) = if new.is_empty() {
         (None, Vec::new())
     } else {
         let (q, trials) = on(&new).quotas(&contents, config, true)?;
         (Some(q), trials)
     };
-    contents.new_user_quotas = new_user_quotas.map(system::quotas);
+    system::set_new_user_quotas(&mut contents, new_user_quotas);
     let mut gate = None;
     let mut ranker_model = None;
     if let Some(lc) = &config.ranker {
@@ -510,6 +520,9 @@ fn refitted(
     c.popularity = decayed(split, data.items.len(), like.popularity.half_life_days);
     c.quotas = like.quotas;
     c.new_user_quotas = like.new_user_quotas;
+    if let (Some(nb), Some(l)) = (c.neighbours.take(), &like.neighbours) {
+        c.neighbours = Some(nb.with_quotas(l.quota(), l.new_user_quota()));
+    }
     Ok((c, trained))
 }
 
@@ -705,7 +718,8 @@ impl Validating<'_> {
         for &h in &config.half_lives {
             let mut c = base.clone();
             c.popularity = decayed(self.inner, self.data.items.len(), h);
-            c.quotas = Some(system::quotas([0, 0, 0, 1]));
+            system::set_quotas(&mut c, [0, 0, 0, 1, 0]);
+            system::set_new_user_quotas(&mut c, None);
             let serving = device::BLEND_ORDER;
             systems.push((format!("{h}"), self.rows(&c, serving)?));
         }
@@ -721,21 +735,20 @@ impl Validating<'_> {
         base: &BundleContents,
         config: &TuneConfig,
         new_users: bool,
-    ) -> Result<([u32; 4], Vec<Trial>)> {
-        let has_tower = base.two_tower.is_some();
-        let tried: Vec<[u32; 4]> = config
+    ) -> Result<([u32; 5], Vec<Trial>)> {
+        let tried: Vec<[u32; 5]> = config
             .quotas
             .iter()
             .copied()
-            .filter(|q| has_tower || q[0] + q[2] + q[3] > 0)
+            .filter(|q| usable(base, q))
             .collect();
         let mut systems = Vec::new();
         for &q in &tried {
             let mut c = base.clone();
             if new_users {
-                c.new_user_quotas = Some(system::quotas(q));
+                system::set_new_user_quotas(&mut c, Some(q));
             } else {
-                c.quotas = Some(system::quotas(q));
+                system::set_quotas(&mut c, q);
             }
             let serving = device::BLEND_ORDER;
             let name = q.map(|x| x.to_string()).join(":");
@@ -817,20 +830,20 @@ impl Validating<'_> {
         }
         // Each source alone, in the blend's order: diversity may not take the row below the
         // best of them.
-        let has_tower = base.two_tower.is_some();
         for (name, q) in [
-            ("iALS alone", [1, 0, 0, 0]),
-            ("two-tower alone", [0, 1, 0, 0]),
-            ("content alone", [0, 0, 1, 0]),
-            ("popularity alone", [0, 0, 0, 1]),
+            ("iALS alone", [1, 0, 0, 0, 0]),
+            ("two-tower alone", [0, 1, 0, 0, 0]),
+            ("content alone", [0, 0, 1, 0, 0]),
+            ("popularity alone", [0, 0, 0, 1, 0]),
+            ("neighbours alone", [0, 0, 0, 0, 1]),
         ] {
-            if q[1] > 0 && !has_tower {
+            if !usable(base, &q) {
                 continue;
             }
             let mut c = base.clone();
             c.ranker = None;
-            c.quotas = Some(system::quotas(q));
-            c.new_user_quotas = Some(system::quotas(q));
+            system::set_quotas(&mut c, q);
+            system::set_new_user_quotas(&mut c, Some(q));
             systems.push((name.to_string(), self.rows(&c, BLEND_ORDER)?));
         }
         let scored = self.scored(&systems);
@@ -863,6 +876,14 @@ impl Validating<'_> {
             .unwrap_or(0);
         Ok((lambdas[chosen], trials))
     }
+}
+
+/// Whether quota vector `q` gives places to a source `base` has (every bundle has iALS,
+/// content and popularity; two-tower and neighbours only when trained).
+fn usable(base: &BundleContents, q: &[u32; 5]) -> bool {
+    let tower = if base.two_tower.is_some() { q[1] } else { 0 };
+    let neighbours = if base.neighbours.is_some() { q[4] } else { 0 };
+    q[0] + q[2] + q[3] + tower + neighbours > 0
 }
 
 fn trial(r: &SystemResult) -> Trial {
@@ -899,8 +920,8 @@ impl Tuned {
             contents.ranker = Some(ranker.clone());
         }
         contents.popularity = decayed(split, items, self.half_life_days);
-        contents.quotas = Some(system::quotas(self.quotas));
-        contents.new_user_quotas = self.new_user_quotas.map(system::quotas);
+        system::set_quotas(contents, self.quotas);
+        system::set_new_user_quotas(contents, self.new_user_quotas);
         let mut serving: ServingSettings = contents.serving.take().unwrap_or_default();
         serving.rerank.lambda = self.lambda;
         contents.serving = Some(serving);
@@ -909,7 +930,7 @@ impl Tuned {
     /// The evidence as markdown: the validation, then one table per step.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
-        let quotas = |q: [u32; 4]| q.map(|x| x.to_string()).join(":");
+        let quotas = |q: [u32; 5]| q.map(|x| x.to_string()).join(":");
         let new_users = self
             .new_user_quotas
             .map_or_else(String::new, |q| format!(" (new users {})", quotas(q)));
@@ -932,7 +953,7 @@ impl Tuned {
         for (what, trials) in [
             ("half-life, days (popularity alone)", &self.half_life_trials),
             (
-                "quotas iALS:two-tower:content:popularity (blend order, users with a history)",
+                "quotas iALS:two-tower:content:popularity:neighbours (blend order, users with a history)",
                 &self.quota_trials,
             ),
             (
