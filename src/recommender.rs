@@ -554,7 +554,12 @@ mod tests {
             if let Some(&(_, rank)) = in_ials {
                 assert_eq!(v.dense[at("cand.ials.rr")], 1.0 / rank as f32);
             }
-            let sources = b.sources.len() as f32 / 4.0;
+            // The share of the family's four sources (the neighbour source is not one).
+            let four = b
+                .sources
+                .iter()
+                .filter(|(src, _)| *src != Source::Neighbours);
+            let sources = four.count() as f32 / 4.0;
             assert_eq!(v.dense[at("cand.sources")], sources);
         }
         // The same bundle without the flag: the vectors stop before the candidate family,

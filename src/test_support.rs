@@ -218,6 +218,22 @@ pub fn tiny_contents_for_device() -> BundleContents {
             ..crate::rerank::RerankSettings::default()
         },
     });
+    // Item-to-item neighbours with a zero quota: the section is decoded, checked and served
+    // (the mutation suite and the fuzzer start from this bundle) without changing the blend.
+    c.neighbours = Some(
+        crate::bundle::Neighbours::new(
+            &[
+                vec![(2, 0.9), (1, 0.3)],
+                vec![(3, 0.8)],
+                vec![(0, 0.9)],
+                vec![(1, 0.8), (2, 0.2)],
+            ],
+            0,
+            0,
+            0.1,
+        )
+        .expect("valid neighbour lists"),
+    );
     c
 }
 

@@ -14,7 +14,7 @@ use crate::split::Case;
 
 /// The single candidate sources a two-stage system is compared with (the best of them on the
 /// cohort by mean NDCG@10).
-pub const SOURCES: [&str; 4] = ["popularity", "ials", "content", "two-tower"];
+pub const SOURCES: [&str; 5] = ["popularity", "ials", "content", "two-tower", "neighbours"];
 
 /// Systems that rerank the blend's candidates (see [`crate::ranking`]).
 pub const TWO_STAGE: [&str; 3] = ["two-stage-lr", "two-stage-gbdt", "two-stage-deep"];

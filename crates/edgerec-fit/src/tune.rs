@@ -11,13 +11,17 @@
 //! 1. **half-life** — the popularity source alone (quotas `0:0:0:1`), one row per half-life;
 //!    the best NDCG@10 wins;
 //! 2. **quotas** — the blend's order (no ranker, relevance only, no fatigue or cap), one row
-//!    per quota vector of [`TuneConfig::quotas`]; the best NDCG@10 wins (ties to the earlier).
-//!    Users with a history choose `QUOT`; users known only by onboarding picks choose `QUON`
-//!    (the validation's new and as-new users; inside leave-last-out, held-out users whose last
+//!    per quota vector of [`TuneConfig::quotas`] (iALS, two-tower, content, popularity,
+//!    neighbours). By the one-standard-error rule, every vector whose NDCG@10 is within one
+//!    paired standard error of the best one's is admissible, and of those the ones blending
+//!    the fewest sources; among them the best NDCG@10 wins (ties to the earlier). Users with a
+//!    history choose `QUOT`; users known only by onboarding picks choose `QUON` (the
+//!    validation's new and as-new users; inside leave-last-out, held-out users whose last
 //!    titles before the held-out one stand for their picks, their past hidden). When those
 //!    are two cohorts (temporal: users new to the validation, and users with a past treated
-//!    as new), each may prefer another source and the device cannot tell them apart: the
-//!    quotas whose worst cohort falls least below that cohort's best single source win;
+//!    as new), each may prefer another source and the device cannot tell them apart: among
+//!    the admissible vectors, the one whose worst cohort falls least below that cohort's best
+//!    single source wins. The neighbour source's share goes to `NBRS`;
 //! 3. **ranker** — a ranker learned from the device's own candidates ([`crate::learned`]): the
 //!    protocol cuts the inner past once more, every source is refitted on that earlier past,
 //!    and its bundle (with the quotas and half-life just chosen) serves that cut's users,
@@ -754,11 +758,40 @@ impl Validating<'_> {
             let name = q.map(|x| x.to_string()).join(":");
             systems.push((name, self.rows(&c, serving)?));
         }
-        let mut trials = self.trials(&systems);
+        let scored = self.scored(&systems);
+        let mut trials: Vec<Trial> = scored.iter().map(trial).collect();
+        // The one-standard-error rule: every vector whose NDCG@10 is within one paired
+        // standard error of the best one's is as good as the validation can tell, and of those
+        // the one blending the fewest sources is kept (fewer sources, fewer settings fitted to
+        // the validation's noise). Ties go to the rules below.
+        let top = best(&trials).context("no quotas to try")?;
+        let ndcg = |i: usize| scored[i].metric("NDCG@10").cloned().unwrap_or_default();
+        let within: Vec<bool> = (0..tried.len())
+            .map(|i| {
+                let (d, se) = edgerec_eval::paired(&ndcg(i), &ndcg(top));
+                d + se >= 0.0
+            })
+            .collect();
+        let sources = |i: usize| tried[i].iter().filter(|&&x| x > 0).count();
+        let fewest = (0..tried.len())
+            .filter(|&i| within[i])
+            .map(sources)
+            .min()
+            .unwrap_or(0);
+        let admissible = |i: usize| within[i] && sources(i) == fewest;
         let cohorts = self.cohorts();
         if cohorts.len() < 2 {
-            let best = best(&trials).context("no quotas to try")?;
-            return Ok((tried[best], trials));
+            let chosen = (0..tried.len())
+                .filter(|&i| admissible(i))
+                .reduce(|b, i| {
+                    if trials[i].ndcg > trials[b].ndcg {
+                        i
+                    } else {
+                        b
+                    }
+                })
+                .unwrap_or(top);
+            return Ok((tried[chosen], trials));
         }
         // Several cohorts (new users and users with a past treated as new): each may prefer
         // another source, and the device cannot tell them apart. The quotas whose worst
@@ -796,12 +829,13 @@ impl Validating<'_> {
             t.worst_cohort_gap = Some(*w);
         }
         let chosen = (0..tried.len())
+            .filter(|&i| admissible(i))
             .reduce(|b, i| {
                 let better = worst[i] > worst[b]
                     || (worst[i] == worst[b] && trials[i].ndcg > trials[b].ndcg);
                 if better { i } else { b }
             })
-            .context("no quotas to try")?;
+            .unwrap_or(top);
         Ok((tried[chosen], trials))
     }
 
@@ -938,7 +972,8 @@ impl Tuned {
             s,
             "Serving fitted on validation ({}; {} inner past positives, {} users with a history \
              and {} known only by onboarding picks, NDCG@10 of the device's row): popularity \
-             half-life {} days, quotas {}{new_users}, MMR λ {} (the smallest λ whose cost, even \
+             half-life {} days, quotas {}{new_users} (the vectors with the fewest sources within \
+             one paired standard error of the best), MMR λ {} (the smallest λ whose cost, even \
              one paired standard error above the measured one, stays within {:.0}% of \
              relevance-only's NDCG@10).\n",
             self.validation,
