@@ -114,11 +114,11 @@ impl Neighbours {
         Ok(n)
     }
 
-    /// The same lists with other quotas (what tuning changes).
-    pub fn with_quotas(mut self, quota: u32, new_user_quota: u32) -> Neighbours {
+    /// Sets the source's quotas (what tuning changes), for users with a history and for
+    /// users known only by onboarding picks.
+    pub fn set_quotas(&mut self, quota: u32, new_user_quota: u32) {
         self.quota = quota;
         self.new_user_quota = new_user_quota;
-        self
     }
 
     /// Titles (catalog items) the lists cover.

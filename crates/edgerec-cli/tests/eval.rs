@@ -78,7 +78,7 @@ fn check_two_stage(report: &serde_json::Value) {
             }
             // The best single source by mean NDCG@10; ties go to the earlier source.
             let mut best = system(cohort, "popularity");
-            for name in ["ials", "content", "two-tower"] {
+            for name in ["ials", "content", "two-tower", "neighbours"] {
                 let s = system(cohort, name);
                 if metric(s, "NDCG@10") > metric(best, "NDCG@10") {
                     best = s;
@@ -203,6 +203,7 @@ fn eval_on_a_simulated_world_reports_every_source_the_oracle_and_peers() {
         "ials",
         "content",
         "two-tower",
+        "neighbours",
         "blend",
         "oracle",
     ] {

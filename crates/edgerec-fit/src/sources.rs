@@ -861,3 +861,54 @@ pub fn answer(
     }
     Ok(systems)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::test_support::ev;
+
+    #[test]
+    fn neighbour_lists_rank_co_watches_by_shrunk_cosine() {
+        // Users 0-2 watch items 0 and 1; user 3 watches 0 and 2; user 4 watches 2 twice.
+        let events = vec![
+            ev(0, 0, 1, 0),
+            ev(0, 1, 2, 1),
+            ev(1, 0, 3, 2),
+            ev(1, 1, 4, 3),
+            ev(2, 0, 5, 4),
+            ev(2, 1, 6, 5),
+            ev(3, 0, 7, 6),
+            ev(3, 2, 8, 7),
+            ev(4, 2, 9, 8),
+            ev(4, 2, 10, 9),
+        ];
+        let lists = neighbour_lists(&events, 5, 4, 10, 1.0);
+        let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
+        // n = (4, 3, 2, 0); co(0,1) = 3, co(0,2) = 1, repeats count once.
+        assert_eq!(lists[0].iter().map(|x| x.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(close(lists[0][0].1, 3.0 / (12f32.sqrt() + 1.0)));
+        assert!(close(lists[0][1].1, 1.0 / (8f32.sqrt() + 1.0)));
+        assert_eq!(lists[1].len(), 1);
+        assert_eq!(lists[2].iter().map(|x| x.0).collect::<Vec<_>>(), vec![0]);
+        assert!(lists[3].is_empty(), "an unwatched title has no neighbours");
+        // k truncates, best first; the lists pack into NBRS.
+        let top1 = neighbour_lists(&events, 5, 4, 1, 1.0);
+        assert_eq!(top1[0], vec![lists[0][0]]);
+        assert!(edgerec::bundle::Neighbours::new(&lists, 1, 1, 0.05).is_ok());
+    }
+
+    #[test]
+    fn recipes_with_four_quotas_still_read() {
+        // A recipe written before the neighbour source: four quotas, no neighbour settings.
+        let mut old = serde_json::to_value(SourceConfig::default()).unwrap();
+        let o = old.as_object_mut().unwrap();
+        o.insert("quotas".into(), serde_json::json!([4, 3, 2, 1]));
+        o.remove("neighbours");
+        o.remove("neighbour_shrink");
+        let read: SourceConfig = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(read.quotas, [4, 3, 2, 1, 0]);
+        assert_eq!(read.neighbours, 50);
+        old["quotas"] = serde_json::json!([1, 2, 3]);
+        assert!(serde_json::from_value::<SourceConfig>(old).is_err());
+    }
+}

@@ -362,9 +362,8 @@ pub fn quotas(q: [u32; 5]) -> Quotas {
 /// neighbour source, `NBRS`'s quota.
 pub fn set_quotas(c: &mut BundleContents, q: [u32; 5]) {
     c.quotas = Some(quotas(q));
-    if let Some(nb) = c.neighbours.take() {
-        let new = nb.new_user_quota();
-        c.neighbours = Some(nb.with_quotas(q[4], new));
+    if let Some(nb) = &mut c.neighbours {
+        nb.set_quotas(q[4], nb.new_user_quota());
     }
 }
 
@@ -372,9 +371,8 @@ pub fn set_quotas(c: &mut BundleContents, q: [u32; 5]) {
 /// quota; `None` blends them like everyone else (no `QUON`, `NBRS`'s quota for both).
 pub fn set_new_user_quotas(c: &mut BundleContents, q: Option<[u32; 5]>) {
     c.new_user_quotas = q.map(quotas);
-    if let Some(nb) = c.neighbours.take() {
-        let warm = nb.quota();
-        c.neighbours = Some(nb.with_quotas(warm, q.map_or(warm, |q| q[4])));
+    if let Some(nb) = &mut c.neighbours {
+        nb.set_quotas(nb.quota(), q.map_or(nb.quota(), |q| q[4]));
     }
 }
 

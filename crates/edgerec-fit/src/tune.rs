@@ -524,8 +524,8 @@ fn refitted(
     c.popularity = decayed(split, data.items.len(), like.popularity.half_life_days);
     c.quotas = like.quotas;
     c.new_user_quotas = like.new_user_quotas;
-    if let (Some(nb), Some(l)) = (c.neighbours.take(), &like.neighbours) {
-        c.neighbours = Some(nb.with_quotas(l.quota(), l.new_user_quota()));
+    if let (Some(nb), Some(l)) = (&mut c.neighbours, &like.neighbours) {
+        nb.set_quotas(l.quota(), l.new_user_quota());
     }
     Ok((c, trained))
 }
