@@ -19,8 +19,9 @@ use std::str::FromStr;
 use crate::calendar;
 use crate::error::{Error, Result};
 
-/// The kind of screen a request comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The kind of screen a request comes from (serialised as [`Device::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Device {
     /// A television app.
     Tv,

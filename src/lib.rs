@@ -40,14 +40,16 @@
 //! 2. [`calendar`], [`context`] — dates, holidays, the request's device and local time;
 //! 3. [`catalog`], [`features`], [`state`] — titles, the feature catalog, the user's local
 //!    state;
-//! 4. [`ials`], [`blend`], [`quant`], [`hnsw`], [`retrieval`], [`content`], [`onnx`],
+//! 4. [`events`] — what a device reports about what it showed and played, at its privacy
+//!    level (and records in its state);
+//! 5. [`ials`], [`blend`], [`quant`], [`hnsw`], [`retrieval`], [`content`], [`onnx`],
 //!    [`tower`], [`ranker`], [`rerank`] — the models' math and contracts, with their
 //!    runtimes;
-//! 5. [`bundle`] — the format: bytes ↔ [`bundle::BundleContents`];
-//! 6. [`model`] — the loaded model: contents plus the ranker, user tower and graphs;
-//! 7. [`stages`] — user, candidates, ranking, rerank, each a function of the model;
-//! 8. [`Recommender`] — the one public path that chains the stages;
-//! 9. the wasm bindings, which translate JS values and hold no policy.
+//! 6. [`bundle`] — the format: bytes ↔ [`bundle::BundleContents`];
+//! 7. [`model`] — the loaded model: contents plus the ranker, user tower and graphs;
+//! 8. [`stages`] — user, candidates, ranking, rerank, each a function of the model;
+//! 9. [`Recommender`] — the one public path that chains the stages;
+//! 10. the wasm bindings, which translate JS values and hold no policy.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -62,6 +64,8 @@ pub mod context;
 pub mod catalog;
 pub mod features;
 pub mod state;
+
+pub mod events;
 
 pub mod blend;
 pub mod content;

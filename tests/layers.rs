@@ -18,6 +18,8 @@ const ORDER: &[&[&str]] = &[
     &["calendar", "context"],
     // titles, the feature catalog, the user's local state
     &["catalog", "features", "state"],
+    // what a device reports about what it showed and played (and records in its state)
+    &["events"],
     // the models' math and contracts, with their runtimes
     &[
         "ials",
