@@ -30,6 +30,20 @@
 
 use std::collections::HashMap;
 
+/// The recency weights of a history (catalog positions, oldest first):
+/// `1 / (1 + decay · titles watched since)`, so the latest title weighs 1. The one definition
+/// the content and neighbour sources use, on the device and in the trainer.
+pub fn recency_weights(
+    history: impl ExactSizeIterator<Item = usize>,
+    decay: f32,
+) -> Vec<(usize, f32)> {
+    let len = history.len();
+    history
+        .enumerate()
+        .map(|(k, p)| (p, 1.0 / (1.0 + decay * (len - 1 - k) as f32)))
+        .collect()
+}
+
 /// What a new user told the onboarding screen.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Onboarding {

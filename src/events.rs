@@ -299,20 +299,10 @@ fn check_time(field: &'static str, t: i64) -> std::result::Result<(), EventError
     }
 }
 
+/// The state's bounds for a progress report ([`crate::state`]), with the field named.
 fn check_watch(watched_s: u32, fraction: f32) -> std::result::Result<(), EventError> {
-    if watched_s > MAX_WATCHED_SECONDS {
-        return Err(refuse(
-            "watchedS",
-            format!("{watched_s} above {MAX_WATCHED_SECONDS} (a day; milliseconds?)"),
-        ));
-    }
-    if !(0.0..=1.0).contains(&fraction) {
-        return Err(refuse(
-            "fraction",
-            format!("must be within 0..=1, got {fraction}"),
-        ));
-    }
-    Ok(())
+    crate::state::check_progress(watched_s, fraction)
+        .map_err(|(field, reason)| refuse(field, reason))
 }
 
 impl Event {

@@ -343,17 +343,8 @@ impl UserState {
     /// O(plays + impressions).
     pub fn record_progress(&mut self, item: u32, time: i64, progress: Progress) -> Result<()> {
         check_time(time)?;
-        if progress.watched_s > MAX_WATCHED_SECONDS {
-            return Err(Error::InvalidArgument(format!(
-                "watched seconds {} above {MAX_WATCHED_SECONDS} (a day; milliseconds?)",
-                progress.watched_s
-            )));
-        }
-        if !(0.0..=1.0).contains(&progress.fraction) {
-            return Err(Error::InvalidArgument(format!(
-                "fraction must be within 0..=1, got {}",
-                progress.fraction
-            )));
+        if let Err((_, reason)) = check_progress(progress.watched_s, progress.fraction) {
+            return Err(Error::InvalidArgument(reason));
         }
         self.upsert(item, time, progress, false);
         Ok(())
@@ -692,6 +683,30 @@ pub(crate) fn seal(payload: &[u8]) -> Vec<u8> {
 }
 
 /// Refuses a time outside [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`].
+/// A progress report's bounds (watched seconds at most [`MAX_WATCHED_SECONDS`], fraction in
+/// `0..=1`): the offending field's wire name and what is wrong. The state's `record_*` and the
+/// event model ([`crate::events`]) hold reports to the same bounds.
+pub(crate) fn check_progress(
+    watched_s: u32,
+    fraction: f32,
+) -> std::result::Result<(), (&'static str, String)> {
+    if watched_s > MAX_WATCHED_SECONDS {
+        return Err((
+            "watchedS",
+            format!(
+                "watched seconds {watched_s} above {MAX_WATCHED_SECONDS} (a day; milliseconds?)"
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&fraction) {
+        return Err((
+            "fraction",
+            format!("fraction must be within 0..=1, got {fraction}"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_time(time: i64) -> Result<()> {
     if crate::limits::time_in_range(time) {
         Ok(())

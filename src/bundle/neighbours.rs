@@ -101,7 +101,7 @@ impl Neighbours {
             }
             offsets.push(items.len() as u32);
         }
-        let n = Neighbours {
+        Neighbours {
             quota,
             new_user_quota,
             recency_decay,
@@ -109,9 +109,8 @@ impl Neighbours {
             offsets,
             items,
             weights,
-        };
-        n.check_settings().map_err(bad)?;
-        Ok(n)
+        }
+        .checked()
     }
 
     /// Sets the source's quotas (what tuning changes), for users with a history and for
@@ -172,28 +171,24 @@ impl Neighbours {
         s
     }
 
-    /// The recency weights of a history, oldest first: `1 / (1 + decay · titles since)`.
-    pub fn history_weights(&self, history: &[usize]) -> Vec<(usize, f32)> {
-        let len = history.len();
-        history
-            .iter()
-            .enumerate()
-            .map(|(k, &p)| (p, 1.0 / (1.0 + self.recency_decay * (len - 1 - k) as f32)))
-            .collect()
-    }
-
-    /// The settings' bounds, as a reason.
-    fn check_settings(&self) -> Result<(), String> {
+    /// The settings' bounds: the lists as they are, or `malformed`.
+    fn checked(self) -> Result<Neighbours, BundleError> {
+        let bad = |reason: String| {
+            Err(BundleError::Malformed {
+                what: "NBRS".into(),
+                reason,
+            })
+        };
         if !(0.0..=MAX_RECENCY_DECAY).contains(&self.recency_decay) {
-            return Err(format!(
+            return bad(format!(
                 "recency decay {} outside 0..={MAX_RECENCY_DECAY}",
                 self.recency_decay
             ));
         }
         if !(self.scale >= 0.0 && self.scale.is_finite()) {
-            return Err(format!("similarity scale {}", self.scale));
+            return bad(format!("similarity scale {}", self.scale));
         }
-        Ok(())
+        Ok(self)
     }
 
     /// The `NBRS` v1 payload (module docs).
@@ -258,7 +253,7 @@ impl Neighbours {
             }
         }
         r.finish()?;
-        let n = Neighbours {
+        Neighbours {
             quota,
             new_user_quota,
             recency_decay,
@@ -266,13 +261,8 @@ impl Neighbours {
             offsets,
             items,
             weights,
-        };
-        n.check_settings()
-            .map_err(|reason| BundleError::Malformed {
-                what: "NBRS".into(),
-                reason,
-            })?;
-        Ok(n)
+        }
+        .checked()
     }
 }
 
@@ -313,7 +303,7 @@ mod tests {
         // Out-of-range rows and positions are ignored, not a panic.
         assert_eq!(back.of(99).count(), 0);
         assert_eq!(back.scores(&[(99, 1.0)]), vec![0.0; 4]);
-        let w = back.history_weights(&[0, 3]);
+        let w = crate::content::recency_weights([0, 3].into_iter(), back.recency_decay());
         assert!((w[0].1 - 1.0 / 1.05).abs() < 1e-6 && w[1].1 == 1.0);
     }
 

@@ -44,7 +44,7 @@
 
 use crate::blend::{self, Source};
 use crate::bundle::{Quotas, Space};
-use crate::content::Onboarding;
+use crate::content::{Onboarding, recency_weights};
 use crate::error::{Error, Result};
 use crate::limits::MAX_CANDIDATES;
 use crate::model::Model;
@@ -420,13 +420,7 @@ fn content_row(model: &Model, req: &CandidateRequest, user: &User) -> SourceRow 
     let Some(m) = &model.contents().content else {
         return row;
     };
-    let len = user.history.len();
-    let weights: Vec<(usize, f32)> = user
-        .history
-        .iter()
-        .enumerate()
-        .map(|(j, &p)| (p, 1.0 / (1.0 + m.recency_decay() * (len - 1 - j) as f32)))
-        .collect();
+    let weights = recency_weights(user.history.iter().copied(), m.recency_decay());
     let onboarding = Onboarding {
         tokens: req
             .onboarding_genres
@@ -456,7 +450,7 @@ fn neighbours_row(model: &Model, req: &CandidateRequest, user: &User) -> SourceR
     let Some(nb) = &model.contents().neighbours else {
         return row;
     };
-    let mut known = nb.history_weights(&user.history);
+    let mut known = recency_weights(user.history.iter().copied(), nb.recency_decay());
     known.extend(user.titles.iter().map(|&p| (p, 1.0)));
     if known.is_empty() {
         return row;

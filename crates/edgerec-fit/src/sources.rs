@@ -230,12 +230,7 @@ struct Request<'a> {
 }
 
 fn history_weights(history: &[u32], decay: f32) -> Vec<(usize, f32)> {
-    let n = history.len();
-    history
-        .iter()
-        .enumerate()
-        .map(|(j, &i)| (i as usize, 1.0 / (1.0 + decay * (n - 1 - j) as f32)))
-        .collect()
+    edgerec::content::recency_weights(history.iter().map(|&i| i as usize), decay)
 }
 
 /// The user tower's dense inputs for `user` at `time`: [`edgerec::tower::two_tower_dense`],
@@ -797,11 +792,10 @@ fn case_answers(
     }
     if let Some(nb) = &scorer.trained.neighbours {
         // As the device scores it: the history recency-weighted, onboarding picks weight 1.
-        let positions: Vec<usize> = req.history.iter().map(|&i| i as usize).collect();
         let known = if new_user {
-            positions.iter().map(|&p| (p, 1.0)).collect()
+            req.history.iter().map(|&i| (i as usize, 1.0)).collect()
         } else {
-            nb.history_weights(&positions)
+            history_weights(&req.history, nb.recency_decay())
         };
         let scores: Vec<f32> = nb
             .scores(&known)
