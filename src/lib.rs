@@ -41,7 +41,8 @@
 //! 3. [`catalog`], [`features`], [`state`] — titles, the feature catalog, the user's local
 //!    state;
 //! 4. [`events`] — what a device reports about what it showed and played, at its privacy
-//!    level (and records in its state);
+//!    level (and records in its state), and [`experiments`] — the A/B arm it is in (reported
+//!    with its events);
 //! 5. [`ials`], [`blend`], [`quant`], [`hnsw`], [`retrieval`], [`content`], [`onnx`],
 //!    [`tower`], [`ranker`], [`rerank`] — the models' math and contracts, with their
 //!    runtimes;
@@ -66,6 +67,7 @@ pub mod features;
 pub mod state;
 
 pub mod events;
+pub mod experiments;
 
 pub mod blend;
 pub mod content;

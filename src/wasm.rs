@@ -166,6 +166,53 @@ export interface Row {
   /** Sources served and, for iALS and two-tower, the index searched ("flat-f32", "flat-int8", "hnsw"). */
   sources: { source: string; index: string | null }[];
 }
+/** An event the device records and (at privacy `full`) sends: see `edgerec::events`. */
+export type EdgerecEvent = {
+  /** Unique per event on this device: 1 to 64 of A-Z a-z 0-9 - _ . */
+  id: string;
+  /** Unix seconds. */
+  clientTime: number;
+  sessionId: number;
+  modelVersion: string;
+  /** The A/B label (`Assignment.label`), if any. */
+  arm?: string;
+} & (
+  | { type: "impression"; rowId: string; items: number[]; device: Device }
+  | { type: "play_start"; itemId: number; rowId?: string; position?: number; device: Device }
+  | { type: "play_progress" | "play_stop"; itemId: number; watchedS: number; fraction: number }
+  | { type: "completion"; itemId: number; device: Device }
+  | { type: "search"; tokens: string[] }
+);
+
+/** One session's online metrics: all a client at privacy `metrics` sends. */
+export interface SessionMetrics {
+  sessionId: number;
+  started: number;
+  modelVersion: string;
+  arm?: string;
+  rowsShown: number;
+  playsStarted: number;
+  playsFromRow: number;
+  videosWatched: number;
+  watchSeconds: number;
+}
+
+/** An A/B test: arms with traffic shares, each a release channel (`edgerec::experiments`). */
+export interface Experiment {
+  schema: "edgerec-experiments/1";
+  name: string;
+  salt: string;
+  arms: { name: string; share: number; channel: string }[];
+}
+
+/** Where `assignArm` put a device. */
+export interface Assignment {
+  experiment: string;
+  arm: string;
+  channel: string;
+  /** `experiment.arm`: what events carry as `arm`. */
+  label: string;
+}
 "#;
 
 #[wasm_bindgen]
@@ -1150,4 +1197,69 @@ impl JsUserState {
     pub fn impression_count(&self) -> u32 {
         self.inner.impressions().len() as u32
     }
+
+    /// Records an event (what the event queue keeps and, at privacy `full`, sends) in the
+    /// state: an impression marks its titles shown, progress and stop reports update the play,
+    /// a completion finishes it; a play start or a search leaves it as it is
+    /// (`edgerec::events::Event::apply`). Checked first: `invalid_argument` naming the field.
+    #[wasm_bindgen(js_name = recordEvent)]
+    pub fn record_event(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "EdgerecEvent")] event: JsValue,
+    ) -> Result<(), JsValue> {
+        let e: crate::events::Event =
+            serde_wasm_bindgen::from_value(event).map_err(|e| invalid("event", e))?;
+        e.validate().map_err(|e| invalid("event", e))?;
+        Ok(e.apply(&mut self.inner)?)
+    }
+}
+
+/// The most events `aggregateSessions` reads in one call.
+const MAX_AGGREGATE_EVENTS: u32 = 100_000;
+
+/// Each session's online metrics from a device's own events: what a client at privacy
+/// `metrics` sends instead of the events (`edgerec::events::SessionMetrics::aggregate`). A play
+/// counts as watched once a report reaches `watchedThresholdSeconds` or it completes.
+#[wasm_bindgen(js_name = aggregateSessions, unchecked_return_type = "SessionMetrics[]")]
+pub fn aggregate_sessions(
+    #[wasm_bindgen(unchecked_param_type = "EdgerecEvent[]")] events: JsValue,
+    #[wasm_bindgen(js_name = watchedThresholdSeconds)] watched_threshold_seconds: f64,
+) -> Result<JsValue, JsValue> {
+    let threshold = whole_u32(
+        "watchedThresholdSeconds",
+        watched_threshold_seconds,
+        crate::state::MAX_WATCHED_SECONDS,
+    )?;
+    if !js_sys::Array::is_array(&events) {
+        return Err(invalid("events", "must be an array of events"));
+    }
+    let n = js_sys::Array::from(&events).length();
+    if n > MAX_AGGREGATE_EVENTS {
+        return Err(invalid(
+            "events",
+            format!("at most {MAX_AGGREGATE_EVENTS} per call, got {n}"),
+        ));
+    }
+    let events: Vec<crate::events::Event> =
+        serde_wasm_bindgen::from_value(events).map_err(|e| invalid("events", e))?;
+    for (i, e) in events.iter().enumerate() {
+        e.validate()
+            .map_err(|e| invalid("events", format!("event {i}: {e}")))?;
+    }
+    to_js(&crate::events::SessionMetrics::aggregate(
+        &events, threshold,
+    ))
+}
+
+/// The A/B arm `deviceId` is in (`edgerec::experiments::Experiment::assign`): deterministic,
+/// the same on every platform; sync the arm's `channel` and send its `label` with events.
+#[wasm_bindgen(js_name = assignArm, unchecked_return_type = "Assignment")]
+pub fn assign_arm(
+    #[wasm_bindgen(unchecked_param_type = "Experiment")] experiment: JsValue,
+    #[wasm_bindgen(js_name = deviceId)] device_id: &str,
+) -> Result<JsValue, JsValue> {
+    let e: crate::experiments::Experiment =
+        serde_wasm_bindgen::from_value(experiment).map_err(|e| invalid("experiment", e))?;
+    let a = e.assign(device_id).map_err(|e| invalid("experiment", e))?;
+    to_js(&a)
 }

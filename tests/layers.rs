@@ -20,6 +20,8 @@ const ORDER: &[&[&str]] = &[
     &["catalog", "features", "state"],
     // what a device reports about what it showed and played (and records in its state)
     &["events"],
+    // the A/B arm a device is in (and reports with its events)
+    &["experiments"],
     // the models' math and contracts, with their runtimes
     &[
         "ials",

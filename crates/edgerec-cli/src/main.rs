@@ -10,7 +10,9 @@
 //! edgerec recommend --bundle artifacts/bundle.edgerec --world data/world --users users.txt --k 10 --out recs.tsv
 //! edgerec keys generate --out keys/release
 //! edgerec publish --bundle artifacts/bundle.edgerec --key keys/release.key --store store
-//! edgerec serve --store store --www www --pkg pkg/web --port 8080
+//! edgerec serve --store store --www www --pkg pkg/web --port 8080 --events events.sqlite
+//! edgerec events export --db events.sqlite --base data/world --accounts accounts.csv --out data/collected
+//! edgerec ab report --db events.sqlite --experiment experiment.json --start 1796000000 --out artifacts/ab
 //! edgerec sync --url http://127.0.0.1:8080 --trust keys/release.pub --dir /var/lib/edgerec
 //! edgerec simulate --users 100000 --items 20000 --days 28 --seed 1 --out data/world
 //! edgerec cycle --world data/world --store store --key keys/release.key --days 14 --out artifacts/cycle
@@ -19,6 +21,7 @@
 mod bundle;
 mod cycle;
 mod eval;
+mod events;
 mod rank;
 mod recommend;
 mod release;
@@ -83,6 +86,16 @@ enum Command {
     Publish(release::PublishArgs),
     /// Serve a release store (manifests, section blobs) and the demo page over HTTP.
     Serve(release::ServeArgs),
+    /// What `serve --events` collected: counts, and the export to the canonical log.
+    Events {
+        #[command(subcommand)]
+        command: events::Command,
+    },
+    /// A/B tests: the report of an experiment's arms from an event store, and assignments.
+    Ab {
+        #[command(subcommand)]
+        command: events::AbCommand,
+    },
     /// Keep a model current from a release server: the native sync client (verify, delta
     /// download, swap), printing its status as JSON.
     Sync(sync::SyncArgs),
@@ -319,6 +332,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keys { command } => release::keys(command),
         Command::Publish(a) => release::publish(&a),
         Command::Serve(a) => release::serve(&a),
+        Command::Events { command } => events::run(command),
+        Command::Ab { command } => events::ab(command),
         Command::Sync(a) => sync::run(&a),
         Command::Cycle(a) => cycle::run(&a),
     }

@@ -106,11 +106,21 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
+    /// Accept event batches at POST /v1/events into this SQLite store (created if absent;
+    /// WAL, synchronous=FULL: a batch is acknowledged once durable).
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Serve this A/B test definition at GET /v1/experiments (checked at start and on every
+    /// request; each arm names the channel its devices sync).
+    #[arg(long)]
+    experiments: Option<PathBuf>,
 }
 
 pub fn serve(a: &ServeArgs) -> Result<()> {
     let mut config = edgerec_server::ServerConfig::new(a.store.clone());
     config.timeout = std::time::Duration::from_secs(a.timeout_s);
+    config.events.clone_from(&a.events);
+    config.experiments.clone_from(&a.experiments);
     let mounts = [
         ("/", &a.www),
         ("/pkg/", &a.pkg),
@@ -127,7 +137,14 @@ pub fn serve(a: &ServeArgs) -> Result<()> {
     let addr = std::net::SocketAddr::new(a.host, a.port);
     edgerec_server::run(addr, config, a.threads, |bound| {
         use std::io::Write as _;
-        println!("serving http://{bound}/ (store {})", a.store.display());
+        match &a.events {
+            Some(db) => println!(
+                "serving http://{bound}/ (store {}, events into {})",
+                a.store.display(),
+                db.display()
+            ),
+            None => println!("serving http://{bound}/ (store {})", a.store.display()),
+        }
         let _ = std::io::stdout().flush();
     })
 }

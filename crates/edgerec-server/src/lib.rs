@@ -7,14 +7,17 @@
 //! | `GET /v1/sections/{sha256}` | a section blob; `Cache-Control: public, max-age=31536000, immutable`, `ETag`, ranges |
 //! | `GET /v1/health` | `{"status":"ok"}` |
 //! | `GET /v1/version` | the server's version and each channel's current release |
+//! | `GET /v1/experiments` | the running A/B test, when [`ServerConfig::experiments`] names one: see [`experiments`] |
+//! | `POST /v1/events` | a device's event batch (`edgerec::events::Batch`, JSON), when [`ServerConfig::events`] names a store: see [`ingest`] |
 //! | other paths | static files of the configured mounts (the demo page, the wasm package, its sync client, bundles) |
 //!
 //! Every answer may be compressed (gzip, br) when the client accepts it; errors are JSON
 //! (`{"error": code, "message": …}`; the API at the fastest level — sections barely compress).
 //! Each manifest request `stat`s the channel's manifest file and reads it again only when it
-//! changed, so a publish (a rename) is served at once, without a restart; blobs never change. Requests carry no body
-//! (bounded to 1 KiB) and time out after [`ServerConfig::timeout`]. Nothing a client sends is
-//! stored or logged: requests carry no user data by design.
+//! changed, so a publish (a rename) is served at once, without a restart; blobs never change. Requests other than
+//! event batches carry no body (bounded to 1 KiB) and time out after [`ServerConfig::timeout`].
+//! Nothing a client sends is stored or logged but the event batches it chose to send, at the
+//! privacy level it is set to.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,6 +43,9 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::timeout::TimeoutLayer;
 
+pub mod experiments;
+pub mod ingest;
+
 /// The largest manifest file the server reads (the core's bound on a signed manifest).
 const MAX_MANIFEST: u64 = edgerec_release::MAX_MANIFEST_BYTES as u64;
 
@@ -53,6 +59,12 @@ pub struct ServerConfig {
     pub mounts: Vec<(String, PathBuf)>,
     /// A request that takes longer is answered `408`.
     pub timeout: Duration,
+    /// The event store (`edgerec_events::EventStore`, created if absent) that `POST
+    /// /v1/events` writes to; `None` answers that route `404`.
+    pub events: Option<PathBuf>,
+    /// The running experiment's definition (`edgerec::experiments::Experiment`, JSON) served at
+    /// `GET /v1/experiments`; `None` answers that route `404`.
+    pub experiments: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -62,23 +74,31 @@ impl ServerConfig {
             store,
             mounts: Vec::new(),
             timeout: Duration::from_secs(30),
+            events: None,
+            experiments: None,
         }
     }
 }
 
 /// A JSON error answer.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": code, "message": message.into() });
     (status, axum::Json(body)).into_response()
 }
 
-/// The router: API routes, static mounts, compression, CORS (the API is public, read-only),
-/// body limit and timeout.
-pub fn router(config: ServerConfig) -> Router {
+/// The router: API routes, static mounts, compression, CORS (the API is public; only event
+/// batches are written), body limits and timeout. Fails when the event store cannot be
+/// opened.
+pub fn router(config: ServerConfig) -> Result<Router> {
+    let events = match &config.events {
+        Some(path) => ingest::routes(edgerec_events::EventStore::open(path)?)?,
+        None => ingest::disabled(),
+    };
     let state = Api {
         layout: StoreLayout::new(&config.store),
         manifests: Arc::default(),
     };
+    let experiments = experiments::routes(config.experiments.as_deref(), &state.layout)?;
     let api = Router::new()
         .route("/v1/channels/{channel}/manifest", get(manifest))
         .route("/v1/sections/{sha256}", get(section))
@@ -92,6 +112,7 @@ pub fn router(config: ServerConfig) -> Router {
             get(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API route") }),
         )
         .with_state(state)
+        .merge(experiments)
         // Section blobs (int8 factors, graphs) barely compress: the fastest level keeps a
         // download's CPU near a plain copy's.
         .layer(
@@ -112,7 +133,8 @@ pub fn router(config: ServerConfig) -> Router {
             app = app.nest_service(prefix, serve);
         }
     }
-    app.layer(CompressionLayer::new().gzip(true).br(true))
+    Ok(app
+        .layer(CompressionLayer::new().gzip(true).br(true))
         .merge(api)
         .layer(
             CorsLayer::new()
@@ -122,10 +144,11 @@ pub fn router(config: ServerConfig) -> Router {
                 .expose_headers([header::ETAG, header::CONTENT_LENGTH]),
         )
         .layer(RequestBodyLimitLayer::new(1024))
+        .merge(events)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.timeout,
-        ))
+        )))
 }
 
 /// Whether `If-None-Match` names `etag` (or is `*`).
@@ -354,7 +377,7 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(config))
+    axum::serve(listener, router(config)?)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving")
