@@ -191,87 +191,94 @@ export class EventQueue {
     const o = this.#o;
     if (o.privacy === "none") return this.stats;
     if (!force && Date.now() < this.#retryAt) return this.stats;
-    for (;;) {
-      const request = this.#nextBatch(keepalive);
-      if (!request) break;
-      let response;
-      try {
-        response = await o.fetch(new URL("/v1/events", o.url), {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: request.body,
-          keepalive,
-        });
-      } catch {
-        this.#failed();
-        break;
+    if (o.privacy === "full") {
+      for (;;) {
+        const request = this.#nextEvents(keepalive);
+        if (!request) break;
+        if (!(await this.#send(request, keepalive))) break;
+        const done = new Set(request.ids);
+        this.#events = this.#events.filter((e) => !done.has(e.id));
+        for (const id of done) this.#ids.delete(id);
+        await this.#save();
+        if (keepalive) break;
       }
-      let answer = null;
-      try {
-        answer = await response.json();
-      } catch {
-        answer = null;
-      }
-      if (response.status >= 500 || response.status === 429 || answer === null) {
-        this.#failed();
-        break;
-      }
-      this.#attempt = 0;
-      this.#retryAt = 0;
-      if (response.ok || response.status === 422) {
-        this.#stats.sent += answer.accepted ?? 0;
-        this.#stats.duplicates += answer.duplicates ?? 0;
-        this.#stats.rejected += (answer.rejected ?? []).length;
-      } else {
-        // Another 4xx: this batch can never succeed.
-        this.#stats.rejected += request.count;
-      }
-      this.#settle(request);
+      return this.stats;
+    }
+    // metrics: every session's aggregate so far, once per flush (the server keeps the largest
+    // of each count, so a session sent again as it grows counts once).
+    const sessions = o.edgerec.aggregateSessions(this.#events, o.watchedThresholdS);
+    for (let i = 0; i < sessions.length; i += o.batchSize) {
+      const chunk = sessions.slice(i, i + o.batchSize);
+      const body = JSON.stringify({ schema: SCHEMA, privacy: "metrics", deviceId: o.deviceId, sessions: chunk });
+      if (!(await this.#send({ body, count: chunk.length }, keepalive))) return this.stats;
+      this.#dropClosed(new Set(chunk.map((s) => s.sessionId)));
       await this.#save();
       if (keepalive) break;
     }
     return this.stats;
   }
 
-  /** The next request: `full` sends the oldest events, `metrics` the sessions' aggregates. */
-  #nextBatch(keepalive) {
+  /** POSTs one request; whether it settled (2xx or 4xx: leave the queue) or must be retried. */
+  async #send(request, keepalive) {
     const o = this.#o;
-    if (this.#events.length === 0) return null;
-    if (o.privacy === "full") {
-      let n = Math.min(o.batchSize, this.#events.length);
-      for (;;) {
-        const events = this.#events.slice(0, n);
-        const body = JSON.stringify({ schema: SCHEMA, privacy: "full", deviceId: o.deviceId, events });
-        if (!keepalive || body.length <= KEEPALIVE_BYTES || n === 1) {
-          return { body, count: n, ids: events.map((e) => e.id) };
-        }
-        n = Math.max(1, Math.floor(n / 2));
-      }
+    let response;
+    try {
+      response = await o.fetch(new URL("/v1/events", o.url), {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: request.body,
+        keepalive,
+      });
+    } catch {
+      this.#failed();
+      return false;
     }
-    // metrics: every session's aggregate so far (the server keeps the largest of each count,
-    // so a session sent again as it grows counts once).
-    const sessions = o.edgerec.aggregateSessions(this.#events, o.watchedThresholdS).slice(0, o.batchSize);
-    if (sessions.length === 0) return null;
-    const sent = new Set(sessions.map((s) => s.sessionId));
-    const body = JSON.stringify({ schema: SCHEMA, privacy: "metrics", deviceId: o.deviceId, sessions });
-    return { body, count: sessions.length, sessions: sent };
+    let answer = null;
+    try {
+      answer = await response.json();
+    } catch {
+      answer = null;
+    }
+    if (response.status >= 500 || response.status === 429 || answer === null) {
+      this.#failed();
+      return false;
+    }
+    this.#attempt = 0;
+    this.#retryAt = 0;
+    if (response.ok || response.status === 422) {
+      this.#stats.sent += answer.accepted ?? 0;
+      this.#stats.duplicates += answer.duplicates ?? 0;
+      this.#stats.rejected += (answer.rejected ?? []).length;
+    } else {
+      // Another 4xx: this batch can never succeed.
+      this.#stats.rejected += request.count;
+    }
+    return true;
   }
 
-  /** Removes what a request settled: its events, or the closed sessions it reported. */
-  #settle(request) {
-    if (request.ids) {
-      const done = new Set(request.ids);
-      this.#events = this.#events.filter((e) => !done.has(e.id));
-      for (const id of done) this.#ids.delete(id);
-      return;
+  /** The oldest events, at most `batchSize` (and KEEPALIVE_BYTES for a keepalive request). */
+  #nextEvents(keepalive) {
+    const o = this.#o;
+    if (this.#events.length === 0) return null;
+    let n = Math.min(o.batchSize, this.#events.length);
+    for (;;) {
+      const events = this.#events.slice(0, n);
+      const body = JSON.stringify({ schema: SCHEMA, privacy: "full", deviceId: o.deviceId, events });
+      if (!keepalive || body.length <= KEEPALIVE_BYTES || n === 1) {
+        return { body, count: n, ids: events.map((e) => e.id) };
+      }
+      n = Math.max(1, Math.floor(n / 2));
     }
-    // A session still open keeps its events: its aggregate will grow and be sent again.
+  }
+
+  /** Drops the events of the reported sessions that have closed; an open one keeps its events. */
+  #dropClosed(reported) {
     const now = this.#o.now();
     const last = new Map();
     for (const e of this.#events) {
       last.set(e.sessionId, Math.max(last.get(e.sessionId) ?? -Infinity, e.clientTime));
     }
-    const closed = (s) => request.sessions.has(s) && now - last.get(s) > SESSION_WINDOW_S;
+    const closed = (s) => reported.has(s) && now - last.get(s) > SESSION_WINDOW_S;
     const keep = [];
     for (const e of this.#events) {
       if (closed(e.sessionId)) this.#ids.delete(e.id);
