@@ -1,7 +1,8 @@
 // The event queue for browsers and TV web runtimes: the web build of the package, an
 // IndexedDB store, and a flush when the page is hidden (fetch keepalive).
 //
-//   import { EventQueue, IndexedDbQueueStore, flushOnHide } from "edgerec/events";
+//   import { EventQueue, IndexedDbQueueStore, flushOnHide, ready } from "edgerec/events";
+//   const { UserState } = await ready();   // the web build, initialised
 //   const queue = await EventQueue.open({ url, deviceId, privacy: "metrics", state,
 //                                         store: new IndexedDbQueueStore("edgerec-events") });
 //   flushOnHide(queue);
@@ -44,11 +45,17 @@ export class IndexedDbQueueStore {
   }
 }
 
+/** The web build, initialised once: `const { UserState } = await ready();`. */
+export async function ready() {
+  initialised ??= init();
+  await initialised;
+  return edgerec;
+}
+
 /** `core.EventQueue` with the web build's `aggregateSessions` (initialised on first open). */
 export class EventQueue extends core.EventQueue {
   static async open(options) {
-    initialised ??= init();
-    await initialised;
+    await ready();
     return super.open({ edgerec, ...options });
   }
 }

@@ -12,7 +12,10 @@
 # Runs the example twice, without Accept-Encoding and with "Accept-Encoding: gzip, br" (what
 # browsers send), unless the options name --accept-encoding. Other options go to the example:
 # --clients N (64), --requests N (20000) or --seconds S, --server-threads N (1),
-# --client-threads N (1), --fresh-ratio R (0.05), --section-ratio R (0.05), --items N.
+# --client-threads N (1), --fresh-ratio R (0.05), --section-ratio R (0.05), --items N,
+# --events-ratio R (0: event batches POSTed into a durable SQLite event store; the report adds
+# events/s and events/s per server core) and --events-per-batch N (20). Ingestion alone:
+#   bash scripts/bench-serve.sh --events-ratio 1 --fresh-ratio 0 --section-ratio 0 --accept-encoding identity
 # Reports go to $EDGEREC_ARTIFACTS/bench-serve (override with BENCH_SERVE_OUT).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -138,6 +138,24 @@ pub struct AbReport {
     pub srm: Srm,
     /// Sessions labelled with another experiment or none, left out.
     pub other_sessions: u64,
+    /// Per UTC day (of the session's start) and arm, the in-experiment metrics: how they move
+    /// as models are retrained.
+    pub days: Vec<DayMetrics>,
+}
+
+/// One arm's metrics on one day.
+#[derive(Debug, Clone, Serialize)]
+pub struct DayMetrics {
+    /// Days since the unix epoch (UTC).
+    pub day: i64,
+    /// The arm.
+    pub arm: String,
+    /// Devices with a session that day.
+    pub devices: u64,
+    /// Sessions that day.
+    pub sessions: u64,
+    /// By metric name ([`METRICS`]); videos per user-day is per device that day.
+    pub metrics: BTreeMap<String, Estimate>,
 }
 
 /// What one device contributed in one period.
@@ -241,6 +259,7 @@ pub fn ab_report(
     for m in &mut per_arm {
         m.retain(|_, (u, _)| u.sessions > 0.0);
     }
+    let days = per_day(sessions, experiment, start);
 
     let arm_metrics: Vec<ArmMetrics> = arms
         .iter()
@@ -309,7 +328,52 @@ pub fn ab_report(
             mismatch: p < 1e-3,
         },
         other_sessions: other,
+        days,
     }
+}
+
+/// The in-experiment sessions' metrics per UTC day and arm (devices the unit, as above).
+fn per_day(
+    sessions: &[(String, SessionMetrics)],
+    experiment: &Experiment,
+    start: Option<i64>,
+) -> Vec<DayMetrics> {
+    let mut units: BTreeMap<(i64, usize), HashMap<&str, Unit>> = BTreeMap::new();
+    for (device, s) in sessions {
+        if start.is_some_and(|t| s.started < t) {
+            continue;
+        }
+        let Some(arm) = s
+            .arm
+            .as_deref()
+            .and_then(|l| experiment.arm_of_label(l))
+            .and_then(|a| experiment.arms.iter().position(|x| x.name == a.name))
+        else {
+            continue;
+        };
+        units
+            .entry((s.started.div_euclid(86_400), arm))
+            .or_default()
+            .entry(device.as_str())
+            .or_default()
+            .add(s);
+    }
+    units
+        .into_iter()
+        .map(|((day, arm), devices)| DayMetrics {
+            day,
+            arm: experiment.arms[arm].name.clone(),
+            devices: devices.len() as u64,
+            sessions: devices.values().map(|u| u.sessions as u64).sum(),
+            metrics: METRICS
+                .iter()
+                .map(|&m| {
+                    let r: Vec<(f64, f64)> = devices.values().map(|u| u.ratio(m)).collect();
+                    (m.to_string(), ratio_estimate(&r))
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Per-device means of `m` in two arms, unadjusted and CUPED-adjusted by the pre-period.
@@ -551,6 +615,33 @@ pub fn to_markdown(r: &AbReport) -> String {
             "no mismatch"
         }
     );
+    if !r.days.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Per day (UTC)\n\n| day | arm | devices | sessions | engagement rate | videos / user-day | watch s / session |\n|---|---|---|---|---|---|---|"
+        );
+        for d in &r.days {
+            let f = |m: &str| {
+                let e = d.metrics[m];
+                if e.se.is_finite() {
+                    format!("{:.4} ± {:.4}", e.value, e.se)
+                } else {
+                    format!("{:.4}", e.value)
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                d.day,
+                d.arm,
+                d.devices,
+                d.sessions,
+                f("engagement_rate"),
+                f("videos_per_user_day"),
+                f("watch_s_per_session")
+            );
+        }
+    }
     if r.other_sessions > 0 {
         let _ = writeln!(
             s,
@@ -607,7 +698,58 @@ pub fn plots(r: &AbReport) -> Vec<(String, String)> {
             svg.push_str("</svg>\n");
             (format!("{m}.svg"), svg)
         })
+        .chain(day_plot(r))
         .collect()
+}
+
+/// The engagement rate per day, one line per arm (`engagement_by_day.svg`), when there are
+/// at least two days.
+fn day_plot(r: &AbReport) -> Option<(String, String)> {
+    let days: BTreeSet<i64> = r.days.iter().map(|d| d.day).collect();
+    let (first, last) = (*days.first()?, *days.last()?);
+    if first == last {
+        return None;
+    }
+    let (w, h, pad) = (640.0, 300.0, 50.0);
+    let top = r
+        .days
+        .iter()
+        .map(|d| d.metrics["engagement_rate"].value)
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let x = |day: i64| pad + (day - first) as f64 / (last - first) as f64 * (w - 2.0 * pad);
+    let y = |v: f64| h - pad - v.max(0.0) / top * (h - 2.0 * pad);
+    let colours = ["#4a7", "#d84", "#47c", "#a4a", "#888"];
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<text x=\"10\" y=\"20\">engagement rate per day (days {first}–{last} since 1970, UTC; top {top:.3})</text>\n<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" stroke=\"#333\"/>\n",
+        b = h - pad,
+        r = w - pad
+    );
+    for (i, a) in r.arms.iter().enumerate() {
+        let points: Vec<String> = r
+            .days
+            .iter()
+            .filter(|d| d.arm == a.arm)
+            .map(|d| {
+                format!(
+                    "{:.1},{:.1}",
+                    x(d.day),
+                    y(d.metrics["engagement_rate"].value)
+                )
+            })
+            .collect();
+        let colour = colours[i % colours.len()];
+        svg.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}</text>\n",
+            points.join(" "),
+            w - pad - 100.0,
+            40.0 + 16.0 * i as f64,
+            a.arm
+        ));
+    }
+    svg.push_str("</svg>\n");
+    Some(("engagement_by_day.svg".into(), svg))
 }
 
 #[cfg(test)]
@@ -709,7 +851,15 @@ mod tests {
             md.contains("| control | 0.50 |") && md.contains("no mismatch"),
             "{md}"
         );
-        assert_eq!(plots(&r).len(), 3);
+        assert_eq!(plots(&r).len(), 4);
+        // Ten in-experiment days, two arms.
+        assert_eq!(r.days.len(), 20);
+        assert!(r.days.iter().all(|d| d.sessions == d.devices));
+        assert_eq!(
+            r.days.iter().map(|d| d.devices).sum::<u64>(),
+            r.arms.iter().map(|a| a.sessions).sum::<u64>()
+        );
+        assert!(md.contains("## Per day (UTC)"));
     }
 
     #[test]

@@ -35,6 +35,13 @@
 //!   current version's sections (uniformly), `200`, the whole blob (length checked after
 //!   decoding) and its `ETag`.
 //!
+//! * an event batch (`--events-ratio`, default 0): `POST /v1/events` of a `full` batch of
+//!   `--events-per-batch` (default 20) impressions with ids unique to the request, from one of
+//!   4,096 devices, into a SQLite event store in the temporary directory (WAL,
+//!   `synchronous=FULL`: answered only once durable), which must be answered `200` with every
+//!   event accepted. With events in the mix the report adds events/s of wall clock and per
+//!   server core (the server's threads include its event writer).
+//!
 //! `--accept-encoding VALUE` (e.g. `"gzip, br"`, as browsers send) adds `Accept-Encoding` to
 //! every request; gzip and br answers are decoded before their length is checked. A request
 //! answered otherwise — another status, a wrong `ETag` or length, an I/O error, no answer
@@ -52,7 +59,7 @@
 //!
 //! Options: `--bundle PATH`, `--items N`, `--clients N`, `--requests N`, `--seconds S`,
 //! `--server-threads N`, `--client-threads N`, `--fresh-ratio R`, `--section-ratio R`,
-//! `--accept-encoding VALUE`.
+//! `--events-ratio R`, `--events-per-batch N`, `--accept-encoding VALUE`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
@@ -89,7 +96,7 @@ const MAX_ERROR_SAMPLES: usize = 10;
 
 const USAGE: &str = "usage: load [--bundle PATH] [--items N] [--clients N] [--requests N] \
 [--seconds S] [--server-threads N] [--client-threads N] [--fresh-ratio R] [--section-ratio R] \
-[--accept-encoding VALUE]";
+[--events-ratio R] [--events-per-batch N] [--accept-encoding VALUE]";
 
 /// The command line (see the module docs).
 #[derive(Debug)]
@@ -104,6 +111,8 @@ struct Args {
     client_threads: usize,
     fresh_ratio: f64,
     section_ratio: f64,
+    events_ratio: f64,
+    events_per_batch: usize,
     accept_encoding: Option<String>,
 }
 
@@ -119,6 +128,8 @@ impl Args {
             client_threads: 1,
             fresh_ratio: 0.05,
             section_ratio: 0.05,
+            events_ratio: 0.0,
+            events_per_batch: 20,
             accept_encoding: None,
         };
         let mut it = std::env::args().skip(1);
@@ -137,6 +148,8 @@ impl Args {
                 "--client-threads" => args.client_threads = number(&flag, &value()?)?,
                 "--fresh-ratio" => args.fresh_ratio = number(&flag, &value()?)?,
                 "--section-ratio" => args.section_ratio = number(&flag, &value()?)?,
+                "--events-ratio" => args.events_ratio = number(&flag, &value()?)?,
+                "--events-per-batch" => args.events_per_batch = number(&flag, &value()?)?,
                 "--accept-encoding" => args.accept_encoding = Some(value()?),
                 "-h" | "--help" => {
                     println!("{USAGE}");
@@ -161,8 +174,14 @@ impl Args {
         ensure!(
             (0.0..=1.0).contains(&args.fresh_ratio)
                 && (0.0..=1.0).contains(&args.section_ratio)
-                && args.fresh_ratio + args.section_ratio <= 1.0,
-            "--fresh-ratio and --section-ratio are fractions that add up to at most 1"
+                && (0.0..=1.0).contains(&args.events_ratio)
+                && args.fresh_ratio + args.section_ratio + args.events_ratio <= 1.0 + 1e-9,
+            "--fresh-ratio, --section-ratio and --events-ratio are fractions that add up to at most 1"
+        );
+        ensure!(
+            (1..=edgerec::events::MAX_EVENTS).contains(&args.events_per_batch),
+            "--events-per-batch must be within 1..={}",
+            edgerec::events::MAX_EVENTS
         );
         if let Some(v) = &args.accept_encoding {
             ensure!(
@@ -292,7 +311,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(store: PathBuf, workers: usize) -> Result<Server> {
+    fn start(store: PathBuf, events: Option<PathBuf>, workers: usize) -> Result<Server> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -325,7 +344,9 @@ impl Server {
                     let shutdown = async {
                         let _ = stop_rx.await;
                     };
-                    edgerec_server::serve(listener, ServerConfig::new(store), shutdown).await
+                    let mut config = ServerConfig::new(store);
+                    config.events = events;
+                    edgerec_server::serve(listener, config, shutdown).await
                 })
             })
             .context("starting the server's thread")?;
@@ -360,16 +381,19 @@ enum Kind {
     Manifest = 1,
     /// A section download: `200`.
     Section = 2,
+    /// An event batch: `200`, every event accepted.
+    Events = 3,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Poll, Kind::Manifest, Kind::Section];
+    const ALL: [Kind; 4] = [Kind::Poll, Kind::Manifest, Kind::Section, Kind::Events];
 
     fn name(self) -> &'static str {
         match self {
             Kind::Poll => "poll",
             Kind::Manifest => "manifest",
             Kind::Section => "section",
+            Kind::Events => "events",
         }
     }
 
@@ -378,17 +402,19 @@ impl Kind {
             Kind::Poll => "manifest, If-None-Match → 304",
             Kind::Manifest => "manifest → 200",
             Kind::Section => "section → 200",
+            Kind::Events => "event batch, POST → 200",
         }
     }
 }
 
 /// One request, written once, and what its answer must be.
+#[derive(Clone)]
 struct Prepared {
     kind: Kind,
     bytes: Vec<u8>,
     status: u16,
     etag: String,
-    /// The body's length once decoded.
+    /// The body's length once decoded (for an event batch: the events it must accept).
     body_len: u64,
 }
 
@@ -399,6 +425,9 @@ struct Plan {
     sections: Vec<Prepared>,
     fresh_ratio: f64,
     section_ratio: f64,
+    events_ratio: f64,
+    events_per_batch: usize,
+    addr: SocketAddr,
 }
 
 impl Plan {
@@ -444,20 +473,56 @@ impl Plan {
                 .collect(),
             fresh_ratio: args.fresh_ratio,
             section_ratio: args.section_ratio,
+            events_ratio: args.events_ratio,
+            events_per_batch: args.events_per_batch,
+            addr,
+        }
+    }
+
+    /// Request `i` as an event batch: impressions with ids unique to `i`, from one of 4,096
+    /// devices, at the current time.
+    fn events(&self, i: u64) -> Prepared {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let events: Vec<serde_json::Value> = (0..self.events_per_batch)
+            .map(|k| {
+                serde_json::json!({"id": format!("e{i}-{k}"), "clientTime": now, "sessionId": i,
+                    "modelVersion": "load", "type": "impression", "rowId": format!("r{i}"),
+                    "items": [1 + k as u32, 2 + k as u32], "device": "tv"})
+            })
+            .collect();
+        let body = serde_json::json!({"schema": "edgerec-events/1", "privacy": "full",
+            "deviceId": format!("load-{}", i % 4096), "events": events})
+        .to_string();
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {}\r\nUser-Agent: edgerec-load\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        Prepared {
+            kind: Kind::Events,
+            bytes: [head.into_bytes(), body.into_bytes()].concat(),
+            status: 200,
+            etag: String::new(),
+            body_len: self.events_per_batch as u64,
         }
     }
 
     /// Request `i` of the run: drawn by a hash of `i`, so every run sends the same sequence.
-    fn pick(&self, i: u64) -> &Prepared {
+    fn pick(&self, i: u64) -> std::borrow::Cow<'_, Prepared> {
+        use std::borrow::Cow;
         let mut state = i;
         let u = (splitmix64(&mut state) >> 11) as f64 / (1u64 << 53) as f64;
-        if u < self.section_ratio {
+        if u < self.events_ratio {
+            Cow::Owned(self.events(i))
+        } else if u < self.events_ratio + self.section_ratio {
             let which = splitmix64(&mut state) % self.sections.len() as u64;
-            &self.sections[which as usize]
-        } else if u < self.section_ratio + self.fresh_ratio {
-            &self.manifest
+            Cow::Borrowed(&self.sections[which as usize])
+        } else if u < self.events_ratio + self.section_ratio + self.fresh_ratio {
+            Cow::Borrowed(&self.manifest)
         } else {
-            &self.poll
+            Cow::Borrowed(&self.poll)
         }
     }
 }
@@ -634,9 +699,22 @@ fn check(request: &Prepared, answer: &Answer) -> Result<u64, String> {
     let kind = request.kind.name();
     if answer.status != request.status {
         return Err(format!(
-            "{kind}: status {}, expected {}",
-            answer.status, request.status
+            "{kind}: status {}, expected {}: {}",
+            answer.status,
+            request.status,
+            String::from_utf8_lossy(&answer.body[..answer.body.len().min(300)])
         ));
+    }
+    if request.kind == Kind::Events {
+        let v: serde_json::Value = serde_json::from_slice(&answer.body)
+            .map_err(|e| format!("{kind}: the answer is not JSON: {e}"))?;
+        if v["accepted"].as_u64() != Some(request.body_len) {
+            return Err(format!(
+                "{kind}: accepted {}, expected {}",
+                v["accepted"], request.body_len
+            ));
+        }
+        return Ok(answer.body.len() as u64);
     }
     if answer.etag.as_deref() != Some(request.etag.as_str()) {
         return Err(format!(
@@ -714,7 +792,7 @@ impl Tally {
 /// What one client did.
 #[derive(Debug, Default)]
 struct ClientRun {
-    tallies: [Tally; 3],
+    tallies: [Tally; 4],
     errors: Vec<String>,
     connects: u64,
     /// The first connection failed (later failures count against a request).
@@ -782,6 +860,7 @@ async fn client(
         })
         .await;
         let kind = request.kind;
+        let request = &*request;
         match answer {
             Ok(Ok(answer)) => {
                 let t = &mut run.tallies[kind as usize];
@@ -877,12 +956,14 @@ struct Cpu {
     workers: f64,
     blocking: f64,
     blocking_threads: usize,
+    /// The event store's writer thread (commits).
+    writer: f64,
     client: f64,
 }
 
 impl Cpu {
     fn server(&self) -> f64 {
-        self.accept + self.workers + self.blocking
+        self.accept + self.workers + self.blocking + self.writer
     }
 }
 
@@ -900,7 +981,8 @@ fn main() -> Result<()> {
     let dir = tempfile::tempdir().context("a temporary directory")?;
     let store = dir.path().join("store");
     let served = build_store(&store, &args)?;
-    let server = Server::start(store, args.server_threads)?;
+    let events = (args.events_ratio > 0.0).then(|| dir.path().join("events.sqlite"));
+    let server = Server::start(store, events, args.server_threads)?;
     let plan = Arc::new(Plan::new(&served, server.addr, &args));
 
     let clients = tokio::runtime::Builder::new_multi_thread()
@@ -949,6 +1031,7 @@ fn main() -> Result<()> {
                 workers: cpu_between(&before, &after, "srv-w").0,
                 blocking,
                 blocking_threads,
+                writer: cpu_between(&before, &after, "events-writer").0,
                 client: cpu_between(&before, &after, "cli-").0,
             }
         });
@@ -977,7 +1060,7 @@ fn main() -> Result<()> {
 /// The run's figures, the clients' merged.
 struct Outcome {
     /// By [`Kind`], latencies sorted.
-    tallies: [Tally; 3],
+    tallies: [Tally; 4],
     /// Every kind together, latencies sorted.
     all: Tally,
     wall: f64,
@@ -992,7 +1075,7 @@ struct Outcome {
 
 impl Outcome {
     fn merge(runs: Vec<ClientRun>, wall: f64, cpu: Option<Cpu>, load_before: String) -> Outcome {
-        let mut tallies: [Tally; 3] = Default::default();
+        let mut tallies: [Tally; 4] = Default::default();
         let (mut samples, mut connects, mut connect_errors) = (Vec::new(), 0, 0);
         for run in runs {
             connects += run.connects;
@@ -1034,7 +1117,7 @@ fn report(args: &Args, served: &Served, outcome: &Outcome) {
         .sections
         .iter()
         .fold((u64::MAX, 0), |(lo, hi), (_, n)| (lo.min(*n), hi.max(*n)));
-    let poll_share = 1.0 - args.fresh_ratio - args.section_ratio;
+    let poll_share = (1.0 - args.fresh_ratio - args.section_ratio - args.events_ratio).max(0.0);
     let profile = if cfg!(debug_assertions) {
         "dev"
     } else {
@@ -1053,10 +1136,12 @@ fn report(args: &Args, served: &Served, outcome: &Outcome) {
         largest
     );
     println!(
-        "- mix: {:.0}% polls with If-None-Match, {:.0}% manifest fetches, {:.0}% section downloads; Accept-Encoding: {}",
+        "- mix: {:.0}% polls with If-None-Match, {:.0}% manifest fetches, {:.0}% section downloads, {:.0}% event batches of {}; Accept-Encoding: {}",
         poll_share * 100.0,
         args.fresh_ratio * 100.0,
         args.section_ratio * 100.0,
+        args.events_ratio * 100.0,
+        args.events_per_batch,
         args.accept_encoding.as_deref().unwrap_or("none")
     );
     println!(
@@ -1114,8 +1199,18 @@ fn report(args: &Args, served: &Served, outcome: &Outcome) {
     );
     if let Some(c) = cpu {
         println!(
-            "\nserver CPU: {:.2} s accept thread, {:.2} s workers, {:.2} s blocking pool ({} threads)",
-            c.accept, c.workers, c.blocking, c.blocking_threads
+            "\nserver CPU: {:.2} s accept thread, {:.2} s workers, {:.2} s blocking pool ({} threads), {:.2} s event writer",
+            c.accept, c.workers, c.blocking, c.blocking_threads, c.writer
+        );
+    }
+    let events_ok = tallies[Kind::Events as usize].requests - tallies[Kind::Events as usize].errors;
+    let events_stored = events_ok * args.events_per_batch as u64;
+    let events_per_s = events_stored as f64 / wall;
+    let events_per_core = cpu.map(|c| events_stored as f64 / c.server());
+    if args.events_ratio > 0.0 {
+        println!(
+            "\nevent ingestion (SQLite WAL, synchronous=FULL, group commit): {events_stored} events in {events_ok} batches, {events_per_s:.0} events/s, {} events/s per server core",
+            events_per_core.map_or_else(na, |r| format!("{r:.0}"))
         );
     }
 
@@ -1148,6 +1243,11 @@ fn report(args: &Args, served: &Served, outcome: &Outcome) {
         "server_threads": args.server_threads,
         "fresh_ratio": args.fresh_ratio,
         "section_ratio": args.section_ratio,
+        "events_ratio": args.events_ratio,
+        "events_per_batch": args.events_per_batch,
+        "events_stored": events_stored,
+        "events_per_s": events_per_s,
+        "events_per_server_core_s": events_per_core,
         "accept_encoding": args.accept_encoding,
         "profile": profile,
         "cores": cores,
@@ -1162,6 +1262,7 @@ fn report(args: &Args, served: &Served, outcome: &Outcome) {
             "workers_s": c.workers,
             "blocking_s": c.blocking,
             "blocking_threads": c.blocking_threads,
+            "writer_s": c.writer,
         })),
         "req_per_server_core_s": per_core,
         "client_cpu_s": cpu.map(|c| c.client),
