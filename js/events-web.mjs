@@ -7,10 +7,9 @@
 //                                         store: new IndexedDbQueueStore("edgerec-events") });
 //   flushOnHide(queue);
 
-import init, * as edgerec from "../pkg/web/edgerec.js";
+import * as edgerec from "../pkg/web/edgerec.js";
 import * as core from "./events.mjs";
-
-let initialised = null;
+import { ready } from "./sync-web.mjs";
 
 /** The queue as one record of an IndexedDB database. */
 export class IndexedDbQueueStore {
@@ -45,13 +44,6 @@ export class IndexedDbQueueStore {
   }
 }
 
-/** The web build, initialised once: `const { UserState } = await ready();`. */
-export async function ready() {
-  initialised ??= init();
-  await initialised;
-  return edgerec;
-}
-
 /** `core.EventQueue` with the web build's `aggregateSessions` (initialised on first open). */
 export class EventQueue extends core.EventQueue {
   static async open(options) {
@@ -72,5 +64,6 @@ export function flushOnHide(queue, doc = globalThis.document) {
   return () => doc.removeEventListener("visibilitychange", onChange);
 }
 
+export { ready };
 export const { DEFAULT_BATCH, DEFAULT_MAX_EVENTS, KEEPALIVE_BYTES, MemoryQueueStore, SESSION_WINDOW_S, newEventId } = core;
 export const assignArm = (...args) => edgerec.assignArm(...args);

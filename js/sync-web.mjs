@@ -60,5 +60,15 @@ export class IndexedDbStore {
   }
 }
 
-export const Model = makeModel(edgerec, () => (initialised ??= init()));
+/**
+ * The web build, initialised once for every module of the package that uses it (a second
+ * `init()` racing the first would instantiate the wasm twice): `const { UserState } = await ready();`.
+ */
+export async function ready() {
+  initialised ??= init();
+  await initialised;
+  return edgerec;
+}
+
+export const Model = makeModel(edgerec, ready);
 export { MAX_MANIFEST_BYTES, MemoryStore };

@@ -9,8 +9,8 @@
 // Every op is a method of `ops` below. Policy stays in the model and the core: this file only
 // routes calls to them and keeps the objects they return.
 
-import init, * as edgerec from "../pkg/web/edgerec.js";
-import { IndexedDbStore, MemoryStore, Model } from "./sync-web.mjs";
+import * as edgerec from "../pkg/web/edgerec.js";
+import { IndexedDbStore, MemoryStore, Model, ready } from "./sync-web.mjs";
 
 /** UserState methods the page may call through a state handle. */
 const STATE_METHODS = new Set([
@@ -74,7 +74,7 @@ const ops = {
   },
   /** A Recommender from bundle bytes (no sync). */
   async load(bytes, options) {
-    await init();
+    await ready();
     const rec = new edgerec.Recommender(bytes, options);
     closeAll();
     loaded = rec;
@@ -116,7 +116,7 @@ const ops = {
   },
   /** A new user state, empty or restored from bytes; returns its handle. */
   async newState(bytes) {
-    await init();
+    await ready();
     const state = bytes == null ? new edgerec.UserState() : edgerec.UserState.fromBytes(bytes);
     const handle = nextState++;
     states.set(handle, state);

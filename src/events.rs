@@ -188,6 +188,20 @@ pub enum Body {
     },
 }
 
+impl Body {
+    /// The event's `"type"` on the wire (`"impression"`, `"play_start"`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Impression { .. } => "impression",
+            Body::PlayStart { .. } => "play_start",
+            Body::PlayProgress { .. } => "play_progress",
+            Body::PlayStop { .. } => "play_stop",
+            Body::Completion { .. } => "completion",
+            Body::Search { .. } => "search",
+        }
+    }
+}
+
 /// One event: its envelope and body (flattened together on the wire).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -704,6 +718,17 @@ mod tests {
                 },
             ),
         ]
+    }
+
+    #[test]
+    fn kind_is_the_wire_type() {
+        let mut kinds = HashSet::new();
+        for e in day() {
+            let v = serde_json::to_value(&e).unwrap();
+            assert_eq!(v["type"], e.body.kind());
+            kinds.insert(e.body.kind());
+        }
+        assert_eq!(kinds.len(), 6, "every kind of event: {kinds:?}");
     }
 
     #[test]

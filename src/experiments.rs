@@ -225,12 +225,18 @@ impl Experiment {
         })
     }
 
-    /// The arm a `label` (as events carry it) names, if it is one of this experiment's.
-    pub fn arm_of_label(&self, label: &str) -> Option<&Arm> {
+    /// The index in [`Experiment::arms`] of the arm a `label` (as events carry it) names, if
+    /// it is one of this experiment's.
+    pub fn arm_index_of_label(&self, label: &str) -> Option<usize> {
         let (exp, arm) = label.split_once('.')?;
         (exp == self.name)
-            .then(|| self.arms.iter().find(|a| a.name == arm))
+            .then(|| self.arms.iter().position(|a| a.name == arm))
             .flatten()
+    }
+
+    /// The arm a `label` (as events carry it) names, if it is one of this experiment's.
+    pub fn arm_of_label(&self, label: &str) -> Option<&Arm> {
+        self.arm_index_of_label(label).map(|i| &self.arms[i])
     }
 }
 

@@ -67,16 +67,6 @@ pub enum AbCommand {
     },
 }
 
-fn read_experiment(path: &std::path::Path) -> Result<edgerec::experiments::Experiment> {
-    use anyhow::Context as _;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let e: edgerec::experiments::Experiment = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not an experiment definition", path.display()))?;
-    e.validate()
-        .with_context(|| format!("{}: invalid experiment", path.display()))?;
-    Ok(e)
-}
-
 pub fn ab(command: AbCommand) -> Result<()> {
     use edgerec_events::ab;
     match command {
@@ -87,7 +77,7 @@ pub fn ab(command: AbCommand) -> Result<()> {
             watched_s,
             out,
         } => {
-            let e = read_experiment(&experiment)?;
+            let e = edgerec_server::experiments::load(&experiment)?;
             let store = EventStore::open(&db)?;
             let sessions = store.session_metrics(watched_s)?;
             let report = ab::ab_report(&sessions, &e, start);
@@ -105,7 +95,7 @@ pub fn ab(command: AbCommand) -> Result<()> {
             Ok(())
         }
         AbCommand::Assign { experiment, device } => {
-            let e = read_experiment(&experiment)?;
+            let e = edgerec_server::experiments::load(&experiment)?;
             let a = e.assign(&device)?;
             println!("{}", serde_json::to_string(&a)?);
             Ok(())

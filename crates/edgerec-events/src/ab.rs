@@ -239,10 +239,7 @@ pub fn ab_report(
                 .ok()
                 .and_then(|a| arms.iter().position(|x| x.name == a.arm))
         } else {
-            s.arm
-                .as_deref()
-                .and_then(|l| experiment.arm_of_label(l))
-                .and_then(|a| arms.iter().position(|x| x.name == a.name))
+            labelled_arm(experiment, s)
         };
         let Some(i) = arm else {
             other += 1;
@@ -332,6 +329,11 @@ pub fn ab_report(
     }
 }
 
+/// The index of the arm whose label the session carries, if it is one of `experiment`'s.
+fn labelled_arm(experiment: &Experiment, s: &SessionMetrics) -> Option<usize> {
+    experiment.arm_index_of_label(s.arm.as_deref()?)
+}
+
 /// The in-experiment sessions' metrics per UTC day and arm (devices the unit, as above).
 fn per_day(
     sessions: &[(String, SessionMetrics)],
@@ -343,12 +345,7 @@ fn per_day(
         if start.is_some_and(|t| s.started < t) {
             continue;
         }
-        let Some(arm) = s
-            .arm
-            .as_deref()
-            .and_then(|l| experiment.arm_of_label(l))
-            .and_then(|a| experiment.arms.iter().position(|x| x.name == a.name))
-        else {
+        let Some(arm) = labelled_arm(experiment, s) else {
             continue;
         };
         units

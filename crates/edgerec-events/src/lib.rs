@@ -252,7 +252,7 @@ impl EventStore {
                                 now,
                                 to_sql_u64(e.envelope.session_id),
                                 e.envelope.arm,
-                                kind(e),
+                                e.body.kind(),
                                 body
                             ])?;
                             if n == 1 {
@@ -460,19 +460,6 @@ fn future(index: usize, t: i64, now: i64) -> Rejection {
         message: format!(
             "{t} is more than {MAX_CLOCK_SKEW_S} s after the server's clock ({now}): check the device's clock"
         ),
-    }
-}
-
-/// The event's `type` on the wire.
-fn kind(e: &Event) -> &'static str {
-    use edgerec::events::Body;
-    match e.body {
-        Body::Impression { .. } => "impression",
-        Body::PlayStart { .. } => "play_start",
-        Body::PlayProgress { .. } => "play_progress",
-        Body::PlayStop { .. } => "play_stop",
-        Body::Completion { .. } => "completion",
-        Body::Search { .. } => "search",
     }
 }
 

@@ -23,9 +23,8 @@ use crate::error;
 /// The largest experiment file read.
 pub const MAX_BYTES: u64 = 64 * 1024;
 
-/// Reads and checks an experiment file: JSON, [`Experiment::validate`], and every arm's
-/// channel a channel name of `layout`.
-pub fn read(path: &Path, layout: &StoreLayout) -> Result<Experiment> {
+/// Reads and checks an experiment file: at most [`MAX_BYTES`], JSON, [`Experiment::validate`].
+pub fn load(path: &Path) -> Result<Experiment> {
     let len = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .len();
@@ -37,6 +36,12 @@ pub fn read(path: &Path, layout: &StoreLayout) -> Result<Experiment> {
         .with_context(|| format!("{} is not an experiment definition", path.display()))?;
     e.validate()
         .with_context(|| format!("{}: invalid experiment", path.display()))?;
+    Ok(e)
+}
+
+/// [`load`], and every arm's channel a channel name of `layout`.
+pub fn read(path: &Path, layout: &StoreLayout) -> Result<Experiment> {
+    let e = load(path)?;
     for a in &e.arms {
         if layout.manifest(&a.channel).is_none() {
             bail!(
