@@ -239,6 +239,61 @@ impl Events {
     }
 }
 
+/// What [`Pages::page`] is asked: who is shown a page, when, where, and how long the logging
+/// policy's page would be.
+pub struct PageRequest<'r> {
+    /// The user.
+    pub user: &'r UserModel,
+    /// When (unix seconds).
+    pub time: i64,
+    /// The session's device.
+    pub device: Device,
+    /// The session's number for the user (the low 32 bits of its `session_id`).
+    pub session: u32,
+    /// Titles the logging policy would show (drawn whatever the source, so the user's random
+    /// stream does not depend on it).
+    pub len: usize,
+    /// The best `k` items the user could be shown now by the world's true utility in the
+    /// session's context (available, within the user's maturity limit, not finished; a
+    /// series by the episode the user is due), best first.
+    pub oracle: &'r dyn Fn(usize) -> Vec<u32>,
+}
+
+/// What sessions are shown, and what is told back of what users did: the logging policy
+/// ([`LoggingPolicy`], what [`simulate_user`] uses), or anything else — a recommender being
+/// tested online, the oracle.
+///
+/// A row may hold anything: an item the user cannot play (not yet added, too mature, finished,
+/// unknown) is seen and never played.
+pub trait Pages {
+    /// The row to show, best first; `None`: the logging policy's page.
+    fn page(&mut self, request: &PageRequest<'_>) -> Option<Vec<u32>>;
+    /// The row `user` was shown at `time` on `device` in their session number `session`
+    /// (whichever source made it).
+    fn shown(
+        &mut self,
+        _user: &UserModel,
+        _time: i64,
+        _device: Device,
+        _session: u32,
+        _row: &[u32],
+    ) {
+    }
+    /// A play: from `position` of the row last shown, or from elsewhere (a search, autoplay).
+    fn played(&mut self, _play: &Play, _position: Option<usize>) {}
+    /// A search.
+    fn searched(&mut self, _search: &Search) {}
+}
+
+/// The world's logging policy (see the module docs).
+pub struct LoggingPolicy;
+
+impl Pages for LoggingPolicy {
+    fn page(&mut self, _request: &PageRequest<'_>) -> Option<Vec<u32>> {
+        None
+    }
+}
+
 /// One user's state during the simulation.
 struct UserSim<'e, 'a> {
     env: &'e Env<'a>,
@@ -251,78 +306,155 @@ struct UserSim<'e, 'a> {
     device: Device,
     ctx: Context,
     page: Vec<(f64, u32)>,
+    /// Nothing happens from here on.
+    horizon: i64,
 }
 
 /// Simulates `user` over the window and appends their events to `out`.
 /// Deterministic: depends only on the environment and the user (its own random stream).
 pub fn simulate_user(env: &Env<'_>, user: &UserModel, out: &mut Events) {
-    let b = env.behaviour;
-    let cfg = env.cfg;
-    let mut policy_genres = [0.3f64; N_GENRES];
-    for (gi, w) in policy_genres.iter_mut().enumerate() {
-        if user.onboarding & (1 << gi) != 0 {
-            *w += 2.0;
-        }
-    }
-    let mut s = UserSim {
-        env,
-        user,
-        rng: Rng::stream(cfg.seed, world::domain::SESSIONS, user.user_id as u64),
-        history: History::new(),
-        policy_genres,
-        session: 0,
-        device: Device::Tv,
-        ctx: env.calendar.context(user, cfg.start, 0),
-        page: Vec::new(),
-    };
-    let begin = cfg.start.max(user.signup_time);
-    let end = cfg.end();
-    if begin >= end {
-        return;
-    }
-    let offset = user.utc_offset_minutes as i64 * 60;
-    let first_day = (begin + offset).div_euclid(DAY);
-    let last_day = (end - 1 + offset).div_euclid(DAY);
-    let mut busy_until = begin;
-    let mut starts: Vec<i64> = Vec::new();
-    // A new user explores right after signing up.
-    if user.signup_time >= cfg.start {
-        starts.push(user.signup_time + 60);
-    }
-    for day in first_day..=last_day {
-        let f = env.calendar.get(user.country as usize, day);
-        let mut rate = user.activity as f64 * b.season_activity[f.season];
-        if f.weekday >= 5 {
-            rate *= b.weekend_activity;
-        }
-        if matches!(f.holiday, Some((_, 0))) {
-            rate *= b.holiday_activity;
-        }
-        let n = s.rng.poisson(rate);
-        let from = starts.len();
-        for _ in 0..n {
-            let peak = if s.rng.bernoulli(user.second_share as f64) {
-                user.second_hour
-            } else {
-                user.peak_hour
-            };
-            let hour = s.rng.gauss(peak as f64, b.hour_spread).rem_euclid(24.0);
-            starts.push(day * DAY + (hour * 3_600.0) as i64 - offset);
-        }
-        starts[from..].sort_unstable();
-        for &t in &starts {
-            // Sessions planned before sign-up or the window are dropped; one planned while
-            // the previous session runs starts when it ends.
-            if t < begin {
-                continue;
+    Viewer::new(env, user, env.cfg.end()).run_until(i64::MAX, &mut LoggingPolicy, out);
+}
+
+/// One user living on: sessions drawn day by day from the user's own random stream, run up
+/// to a time and resumed later, with any source of pages. [`simulate_user`] is a viewer run
+/// through the window under the logging policy; the closed loop runs viewers a day at a time
+/// past the window, shown what devices recommend.
+pub struct Viewer<'e, 'a> {
+    sim: UserSim<'e, 'a>,
+    begin: i64,
+    offset: i64,
+    next_day: i64,
+    last_day: i64,
+    /// The planned session starts of the day drawn last, and the next to run.
+    starts: Vec<i64>,
+    next_start: usize,
+    day_open: bool,
+    busy_until: i64,
+}
+
+impl<'e, 'a> Viewer<'e, 'a> {
+    /// `user` before anything happened, living until `horizon` (unix seconds; the window's
+    /// end for the logged world, later for a loop). The environment's calendar must cover it.
+    pub fn new(env: &'e Env<'a>, user: &'e UserModel, horizon: i64) -> Viewer<'e, 'a> {
+        let cfg = env.cfg;
+        let mut policy_genres = [0.3f64; N_GENRES];
+        for (gi, w) in policy_genres.iter_mut().enumerate() {
+            if user.onboarding & (1 << gi) != 0 {
+                *w += 2.0;
             }
-            let t = t.max(busy_until);
-            if t >= end {
-                continue;
-            }
-            busy_until = s.run_session(t, out) + 300;
         }
-        starts.clear();
+        let sim = UserSim {
+            env,
+            user,
+            rng: Rng::stream(cfg.seed, world::domain::SESSIONS, user.user_id as u64),
+            history: History::new(),
+            policy_genres,
+            session: 0,
+            device: Device::Tv,
+            ctx: env.calendar.context(user, cfg.start, 0),
+            page: Vec::new(),
+            horizon,
+        };
+        let begin = cfg.start.max(user.signup_time);
+        let offset = user.utc_offset_minutes as i64 * 60;
+        let mut v = Viewer {
+            sim,
+            begin,
+            offset,
+            next_day: (begin + offset).div_euclid(DAY),
+            last_day: (horizon - 1 + offset).div_euclid(DAY),
+            starts: Vec::new(),
+            next_start: 0,
+            day_open: false,
+            busy_until: begin,
+        };
+        if begin >= horizon {
+            v.next_day = v.last_day + 1;
+        } else if user.signup_time >= cfg.start {
+            // A new user explores right after signing up.
+            v.starts.push(user.signup_time + 60);
+        }
+        v
+    }
+
+    /// The user.
+    pub fn user(&self) -> &'e UserModel {
+        self.sim.user
+    }
+
+    /// The device of the user's latest session (a TV before any).
+    pub fn device(&self) -> Device {
+        self.sim.device
+    }
+
+    /// Runs every session that starts before `until` (one still running then finishes),
+    /// showing the pages `pages` gives, and appends the events to `out`. Resumable: a later
+    /// call carries on where this one stopped, exactly as one call to the later time would.
+    pub fn run_until(&mut self, until: i64, pages: &mut dyn Pages, out: &mut Events) {
+        let b = self.sim.env.behaviour;
+        loop {
+            if !self.day_open {
+                if self.next_day > self.last_day {
+                    return;
+                }
+                let day = self.next_day;
+                self.next_day += 1;
+                self.day_open = true;
+                let user = self.sim.user;
+                let f = self.sim.env.calendar.get(user.country as usize, day);
+                let mut rate = user.activity as f64 * b.season_activity[f.season];
+                if f.weekday >= 5 {
+                    rate *= b.weekend_activity;
+                }
+                if matches!(f.holiday, Some((_, 0))) {
+                    rate *= b.holiday_activity;
+                }
+                let rng = &mut self.sim.rng;
+                let n = rng.poisson(rate);
+                let from = self.starts.len();
+                for _ in 0..n {
+                    let peak = if rng.bernoulli(user.second_share as f64) {
+                        user.second_hour
+                    } else {
+                        user.peak_hour
+                    };
+                    let hour = rng.gauss(peak as f64, b.hour_spread).rem_euclid(24.0);
+                    self.starts
+                        .push(day * DAY + (hour * 3_600.0) as i64 - self.offset);
+                }
+                self.starts[from..].sort_unstable();
+            }
+            while let Some(&t) = self.starts.get(self.next_start) {
+                // Sessions planned before sign-up or the window are dropped; one planned while
+                // the previous session runs starts when it ends.
+                if t < self.begin {
+                    self.next_start += 1;
+                    continue;
+                }
+                let t = t.max(self.busy_until);
+                if t >= self.sim.horizon {
+                    self.next_start += 1;
+                    continue;
+                }
+                if t >= until {
+                    return;
+                }
+                self.next_start += 1;
+                self.busy_until = self.sim.run_session(t, pages, out) + 300;
+            }
+            self.starts.clear();
+            self.next_start = 0;
+            self.day_open = false;
+        }
+    }
+
+    /// The oracle's row at `time` on `device`: the best `k` items by true utility in that
+    /// context (see [`PageRequest::oracle`]).
+    pub fn oracle_row(&self, time: i64, device: Device, k: usize) -> Vec<u32> {
+        let dev = DEVICES.iter().position(|d| *d == device).unwrap_or(0);
+        let ctx = self.sim.env.calendar.context(self.sim.user, time, dev);
+        self.sim.oracle_row(&ctx, time, k)
     }
 }
 
@@ -332,14 +464,55 @@ impl<'a> UserSim<'_, 'a> {
     }
 
     fn utility(&self, id: u32) -> f32 {
+        self.utility_in(&self.ctx, id)
+    }
+
+    fn utility_in(&self, ctx: &Context, id: u32) -> f32 {
         let item = self.item(id);
         truth::utility(
             self.env.preference,
             self.user,
             item,
-            &self.ctx,
+            ctx,
             self.history.state(id, item),
         )
+    }
+
+    /// Whether the user can play item `id` at `t` (it exists, is out, is within their
+    /// maturity limit and not finished).
+    fn playable(&self, id: u32, t: i64) -> bool {
+        self.env.catalog.items.get(id as usize).is_some_and(|item| {
+            item.added_time <= t
+                && item.maturity <= self.user.maturity_limit
+                && !self.history.completed(id)
+        })
+    }
+
+    /// The best `k` playable items at `t` by utility in `ctx`: each movie, and each series by
+    /// the episode the user is due (the first one if they never watched it). Ties by id.
+    fn oracle_row(&self, ctx: &Context, t: i64, k: usize) -> Vec<u32> {
+        let mut scored: Vec<(f32, u32)> = Vec::new();
+        for tm in &self.env.catalog.titles {
+            let id = if tm.kind == MediaKind::Movie {
+                tm.first_item
+            } else {
+                let series = self.item(tm.first_item).series;
+                let idx = self
+                    .history
+                    .last_episode(series)
+                    .map_or(0, |l| l as u32 + 1);
+                if idx >= tm.n_items {
+                    continue;
+                }
+                tm.first_item + idx
+            };
+            if self.playable(id, t) {
+                scored.push((self.utility_in(ctx, id), id));
+            }
+        }
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.truncate(k);
+        scored.into_iter().map(|(_, id)| id).collect()
     }
 
     fn pick_device(&mut self, local_hour: f64) -> Device {
@@ -357,7 +530,7 @@ impl<'a> UserSim<'_, 'a> {
     }
 
     /// Runs one session starting at `t`; returns when it ended.
-    fn run_session(&mut self, mut t: i64, out: &mut Events) -> i64 {
+    fn run_session(&mut self, mut t: i64, source: &mut dyn Pages, out: &mut Events) -> i64 {
         let b = self.env.behaviour;
         let local = (t + self.user.utc_offset_minutes as i64 * 60).rem_euclid(DAY) as f64 / 3_600.0;
         self.device = self.pick_device(local);
@@ -370,25 +543,48 @@ impl<'a> UserSim<'_, 'a> {
         if self.rng.bernoulli(b.search_share) {
             if let Some(target) = self.search_target(t) {
                 let tokens = self.search_tokens(target);
-                out.searches.push(Search {
+                let search = Search {
                     user_id: self.user.user_id,
                     time: t,
                     session_id,
                     tokens,
-                });
+                };
+                source.searched(&search);
+                out.searches.push(search);
                 t += 8 + self.rng.below(40) as i64;
                 if self.rng.bernoulli(b.search_play) {
-                    t = self.play(target, t, session_id, out);
+                    t = self.play(target, t, session_id, (source, None), out);
                 }
             }
             browse = self.rng.bernoulli(b.search_then_browse);
         }
         let mut pages = 0;
-        while browse && pages < b.max_pages && t < self.env.cfg.end() {
+        while browse && pages < b.max_pages && t < self.horizon {
             pages += 1;
-            self.build_page(t);
+            let len = b.page_min + self.rng.index(b.page_max.saturating_sub(b.page_min) + 1);
+            let (user, device, session) = (self.user, self.device, session_id as u32);
+            let offered = {
+                let oracle = |k: usize| self.oracle_row(&self.ctx, t, k);
+                source.page(&PageRequest {
+                    user,
+                    time: t,
+                    device,
+                    session,
+                    len,
+                    oracle: &oracle,
+                })
+            };
+            match offered {
+                Some(row) => {
+                    self.page.clear();
+                    self.page.extend(row.into_iter().map(|id| (0.0, id)));
+                }
+                None => self.build_page(t, len),
+            }
+            let row: Vec<u32> = self.page.iter().map(|&(_, id)| id).collect();
+            source.shown(user, t, device, session, &row);
             let mut chosen = None;
-            for (pos, &(_, id)) in self.page.iter().enumerate() {
+            for (pos, &id) in row.iter().enumerate() {
                 out.impressions.push(Impression {
                     user_id: self.user.user_id,
                     item_id: id,
@@ -400,16 +596,21 @@ impl<'a> UserSim<'_, 'a> {
                 if chosen.is_none()
                     && self.rng.uniform() < truth::examination_probability(self.user, pos) as f64
                 {
-                    let p = truth::play_probability(self.user, self.utility(id));
+                    // The logging policy's pages hold only playable items.
+                    let p = if self.playable(id, t) {
+                        truth::play_probability(self.user, self.utility(id))
+                    } else {
+                        0.0
+                    };
                     if self.rng.uniform() < p as f64 {
-                        chosen = Some(id);
+                        chosen = Some((pos, id));
                     }
                 }
             }
             match chosen {
-                Some(id) => {
+                Some((pos, id)) => {
                     t += 5 + self.rng.below(60) as i64;
-                    t = self.play(id, t, session_id, out);
+                    t = self.play(id, t, session_id, (source, Some(pos)), out);
                     browse = self.rng.bernoulli(b.after_play_browse);
                 }
                 None => {
@@ -423,11 +624,18 @@ impl<'a> UserSim<'_, 'a> {
 
     /// Plays `id` from `t` (and autoplays following episodes) while the window lasts; returns
     /// the end time.
-    fn play(&mut self, id: u32, mut t: i64, session_id: u64, out: &mut Events) -> i64 {
+    fn play(
+        &mut self,
+        id: u32,
+        mut t: i64,
+        session_id: u64,
+        (source, position): (&mut dyn Pages, Option<usize>),
+        out: &mut Events,
+    ) -> i64 {
         let b = self.env.behaviour;
         let mut id = id;
         for n in 0..=b.max_autoplay {
-            if t >= self.env.cfg.end() {
+            if t >= self.horizon {
                 break; // The window is over: nothing is logged after it.
             }
             let item = self.item(id);
@@ -452,7 +660,7 @@ impl<'a> UserSim<'_, 'a> {
             };
             let watched = ((fraction * duration as f64).round() as u32).min(duration);
             let fraction = watched as f32 / duration as f32;
-            out.plays.push(Play {
+            let play = Play {
                 user_id: self.user.user_id,
                 item_id: id,
                 time: t,
@@ -460,7 +668,9 @@ impl<'a> UserSim<'_, 'a> {
                 session_id,
                 watched_s: watched,
                 fraction,
-            });
+            };
+            source.played(&play, if n == 0 { position } else { None });
+            out.plays.push(play);
             let (kind, genres) = (item.kind, item.genres);
             self.history.record(id, item, fraction);
             for (gi, w) in self.policy_genres.iter_mut().enumerate() {
@@ -555,9 +765,8 @@ impl<'a> UserSim<'_, 'a> {
     }
 
     /// Fills `self.page` with the logging policy's row at time `t`, best first.
-    fn build_page(&mut self, t: i64) {
+    fn build_page(&mut self, t: i64, len: usize) {
         let b = self.env.behaviour;
-        let len = b.page_min + self.rng.index(b.page_max.saturating_sub(b.page_min) + 1);
         self.page.clear();
         // "Continue watching": the next episode of the series watched most recently.
         if self.rng.bernoulli(b.continue_watching)
