@@ -19,6 +19,7 @@
 //! ```
 
 mod bundle;
+mod closed_loop;
 mod cycle;
 mod eval;
 mod events;
@@ -103,6 +104,12 @@ enum Command {
     /// full retrains on their schedules, each day published and synced by a simulated device;
     /// prints the bytes a device downloads per sync for each kind of change.
     Cycle(cycle::CycleArgs),
+    /// The closed loop: simulated users of a synthetic world drive the npm package's client
+    /// (sync, recommendRow, the event queue) in node against the real server for simulated
+    /// days, in three arms (popularity only, the full system, the oracle), retrained daily
+    /// from the events devices sent; reports online metrics per arm and day beside offline.
+    #[command(name = "loop")]
+    Loop(closed_loop::LoopArgs),
 }
 
 /// Options of `edgerec train`.
@@ -336,6 +343,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Ab { command } => events::ab(command),
         Command::Sync(a) => sync::run(&a),
         Command::Cycle(a) => cycle::run(&a),
+        Command::Loop(a) => closed_loop::run(&a),
     }
 }
 
