@@ -905,3 +905,175 @@ impl<'a> UserSim<'_, 'a> {
 fn sig(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::truth::Coefficients;
+    use crate::world::Vocab;
+
+    struct World {
+        cfg: WorldConfig,
+        catalog: Catalog,
+        policy: Policy,
+        preference: Preference,
+        behaviour: Behaviour,
+        calendar: CalendarCache,
+        users: Vec<UserModel>,
+    }
+
+    /// A small world whose calendar runs `extra_days` past its window.
+    fn world(extra_days: i64) -> World {
+        let cfg = WorldConfig {
+            users: 40,
+            items: 150,
+            days: 6,
+            seed: 9,
+            start: 1_761_955_200,
+        };
+        let vocab = Vocab::new(&cfg);
+        let preference = Preference::new(Coefficients::default()).unwrap();
+        let catalog = Catalog::generate(&cfg, &vocab, |_, _| Ok(())).unwrap();
+        let calendar = CalendarCache::new(
+            cfg.start,
+            cfg.end() + extra_days * DAY,
+            vocab.holidays.clone(),
+            preference.coef.holiday_window_days,
+        );
+        World {
+            policy: Policy::new(&catalog),
+            users: (0..cfg.users)
+                .map(|id| world::generate_user(&cfg, &vocab, id).model)
+                .collect(),
+            cfg,
+            catalog,
+            preference,
+            behaviour: Behaviour::default(),
+            calendar,
+        }
+    }
+
+    fn env(w: &World) -> Env<'_> {
+        Env {
+            cfg: &w.cfg,
+            catalog: &w.catalog,
+            policy: &w.policy,
+            preference: &w.preference,
+            behaviour: &w.behaviour,
+            calendar: &w.calendar,
+        }
+    }
+
+    fn same(a: &Events, b: &Events) -> bool {
+        a.impressions == b.impressions
+            && a.plays == b.plays
+            && a.searches == b.searches
+            && a.sessions == b.sessions
+    }
+
+    #[test]
+    fn a_viewer_resumed_at_any_times_lives_the_same_life() {
+        let w = world(3);
+        let env = env(&w);
+        let horizon = w.cfg.end() + 3 * DAY;
+        for user in &w.users {
+            let mut once = Events::default();
+            Viewer::new(&env, user, horizon).run_until(i64::MAX, &mut LoggingPolicy, &mut once);
+            let mut pieces = Events::default();
+            let mut v = Viewer::new(&env, user, horizon);
+            for k in 1..=20 {
+                // Cuts at odd times: mid-day, mid-session.
+                v.run_until(w.cfg.start + k * 37_313, &mut LoggingPolicy, &mut pieces);
+            }
+            v.run_until(i64::MAX, &mut LoggingPolicy, &mut pieces);
+            assert!(same(&once, &pieces), "user {}", user.user_id);
+        }
+        // And simulate_user is a viewer over the window.
+        let mut a = Events::default();
+        simulate_user(&env, &w.users[3], &mut a);
+        let mut b = Events::default();
+        Viewer::new(&env, &w.users[3], w.cfg.end()).run_until(i64::MAX, &mut LoggingPolicy, &mut b);
+        assert!(same(&a, &b));
+        assert!(a.sessions > 0);
+    }
+
+    /// Shows a fixed row (or the oracle's) and records what it is told.
+    struct Fixed {
+        row: Option<Vec<u32>>,
+        shown: Vec<Vec<u32>>,
+        from_row: Vec<(u32, usize)>,
+        elsewhere: usize,
+    }
+
+    impl Pages for Fixed {
+        fn page(&mut self, r: &PageRequest<'_>) -> Option<Vec<u32>> {
+            Some(self.row.clone().unwrap_or_else(|| (r.oracle)(10)))
+        }
+        fn shown(&mut self, _: &UserModel, _: i64, _: Device, _: u32, row: &[u32]) {
+            self.shown.push(row.to_vec());
+        }
+        fn played(&mut self, play: &Play, position: Option<usize>) {
+            match position {
+                Some(p) => self.from_row.push((play.item_id, p)),
+                None => self.elsewhere += 1,
+            }
+        }
+    }
+
+    #[test]
+    fn rows_of_unplayable_items_are_seen_and_never_played() {
+        let w = world(0);
+        let env = env(&w);
+        let mut pages = Fixed {
+            row: Some(vec![u32::MAX, 10_000, u32::MAX - 1]),
+            shown: Vec::new(),
+            from_row: Vec::new(),
+            elsewhere: 0,
+        };
+        let mut out = Events::default();
+        for user in &w.users {
+            Viewer::new(&env, user, w.cfg.end()).run_until(i64::MAX, &mut pages, &mut out);
+        }
+        assert!(!pages.shown.is_empty());
+        assert!(pages.shown.iter().all(|r| r.len() == 3));
+        assert_eq!(out.impressions.len(), 3 * pages.shown.len());
+        assert!(pages.from_row.is_empty(), "{:?}", pages.from_row);
+        // Plays from searches (and their autoplay) still happen, and are told.
+        assert_eq!(out.plays.len(), pages.elsewhere);
+    }
+
+    #[test]
+    fn the_oracles_rows_are_playable_and_played_from_more_than_the_policys() {
+        let w = world(0);
+        let env = env(&w);
+        let mut oracle = Fixed {
+            row: None,
+            shown: Vec::new(),
+            from_row: Vec::new(),
+            elsewhere: 0,
+        };
+        let mut out = Events::default();
+        for user in &w.users {
+            Viewer::new(&env, user, w.cfg.end()).run_until(i64::MAX, &mut oracle, &mut out);
+        }
+        assert!(oracle.shown.iter().all(|r| !r.is_empty() && r.len() <= 10));
+        for &(item, pos) in &oracle.from_row {
+            assert!((item as usize) < w.catalog.items.len() && pos < 10);
+        }
+        let mut logged = Events::default();
+        for user in &w.users {
+            simulate_user(&env, user, &mut logged);
+        }
+        // Plays per impression: the oracle's rows are the ceiling.
+        let rate = |plays: usize, e: &Events| plays as f64 / e.impressions.len().max(1) as f64;
+        let logged_from_rows = logged.plays.len(); // an upper bound of the policy's
+        assert!(
+            rate(oracle.from_row.len(), &out) > rate(logged_from_rows, &logged),
+            "oracle {} plays from {} impressions, policy at most {} from {}",
+            oracle.from_row.len(),
+            out.impressions.len(),
+            logged_from_rows,
+            logged.impressions.len()
+        );
+    }
+}

@@ -149,6 +149,9 @@ pub struct LoopDay {
     /// The release label each arm's devices synced (on `pre` days, unused: the logging policy
     /// shows the rows).
     pub models: BTreeMap<String, String>,
+    /// Positives the day's model was trained on (the logged window's and the events devices
+    /// sent before the day).
+    pub positives: usize,
     /// Sessions the simulated users opened.
     pub sessions: u64,
     /// Plays they started.
@@ -337,6 +340,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
     progress("training on the logged window");
     let mut data = WorldData::load(&base, config.system.positive_above)?;
     let mut served = publish_day(config, &data, &base, &store, &signing, first_day)?;
+    let mut trained_on = data.events.len();
 
     let db = out.join("events.db");
     let mut server_config = edgerec_server::ServerConfig::new(out.join("store"));
@@ -403,6 +407,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
         let end = start + DAY;
         let ab_day = start >= ab_start;
         let mut day_fit = 0.0;
+        let mut positives = trained_on;
         if ab_day && start > first_day {
             // Retrain on everything the server has, publish, sync.
             let t = Instant::now();
@@ -412,6 +417,8 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
                 data.events.len()
             ));
             served = publish_day(config, &data, &out.join("train"), &store, &signing, start)?;
+            positives = data.events.len();
+            trained_on = positives;
             day_fit = t.elapsed().as_secs_f64();
         }
         let synced = fleet.call(serde_json::json!({"op": "sync", "now": start}))?;
@@ -469,6 +476,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
             date: split::date(start),
             phase: if ab_day { "ab" } else { "pre" }.into(),
             models,
+            positives,
             sessions: events.sessions,
             plays: events.plays.len(),
             offline,
