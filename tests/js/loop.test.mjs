@@ -87,4 +87,6 @@ test("the closed loop runs the client against the server, retrains from devices'
   const plots = readdirSync(join(ab, "plots")).filter((f) => f.endsWith(".svg"));
   assert.ok(plots.length >= 4, plots.join(", "));
   assert.ok(existsSync(join(out, "accounts.csv")));
+  // The loop wrote the same report itself.
+  assert.equal(readFileSync(join(out, "ab", "report.md"), "utf8"), readFileSync(join(ab, "report.md"), "utf8"));
 });

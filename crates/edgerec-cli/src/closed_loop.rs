@@ -83,8 +83,8 @@ pub fn run(a: &LoopArgs) -> Result<()> {
     let report = edgerec_loop::run(&config, &a.out, |line| eprintln!("{line}"))?;
     print!("{}", edgerec_loop::markdown(&report));
     eprintln!(
-        "wrote {} (report.md, report.json; `edgerec ab report --db {} --experiment {} --start {}` \
-         for the A/B report's plots)",
+        "wrote {} (report.md, report.json; ab/: the A/B report and its plots, as `edgerec ab \
+         report --db {} --experiment {} --start {}` writes them)",
         a.out.display(),
         a.out.join("events.db").display(),
         a.out.join("experiment.json").display(),

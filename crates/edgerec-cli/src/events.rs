@@ -81,16 +81,7 @@ pub fn ab(command: AbCommand) -> Result<()> {
             let store = EventStore::open(&db)?;
             let sessions = store.session_metrics(watched_s)?;
             let report = ab::ab_report(&sessions, &e, start);
-            std::fs::create_dir_all(out.join("plots"))?;
-            let md = ab::to_markdown(&report);
-            edgerec_data::fs::write_atomic(&out.join("report.md"), md.as_bytes())?;
-            edgerec_data::fs::write_atomic(
-                &out.join("report.json"),
-                serde_json::to_string_pretty(&report)?.as_bytes(),
-            )?;
-            for (name, svg) in ab::plots(&report) {
-                edgerec_data::fs::write_atomic(&out.join("plots").join(name), svg.as_bytes())?;
-            }
+            let md = ab::write(&report, &out)?;
             print!("{md}");
             Ok(())
         }

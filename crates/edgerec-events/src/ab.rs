@@ -25,7 +25,7 @@
 //! variance removed. These are per-device means (each device weighs the same), so they differ
 //! slightly from the ratio estimates above.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use edgerec::events::SessionMetrics;
 use edgerec::experiments::Experiment;
@@ -229,7 +229,7 @@ pub fn ab_report(
 ) -> AbReport {
     let arms = &experiment.arms;
     // Per arm: device → (in-experiment unit, pre-period unit).
-    let mut per_arm: Vec<HashMap<&str, (Unit, Unit)>> = vec![HashMap::new(); arms.len()];
+    let mut per_arm: Vec<BTreeMap<&str, (Unit, Unit)>> = vec![BTreeMap::new(); arms.len()];
     let mut other = 0u64;
     for (device, s) in sessions {
         let pre = start.is_some_and(|t| s.started < t);
@@ -340,7 +340,7 @@ fn per_day(
     experiment: &Experiment,
     start: Option<i64>,
 ) -> Vec<DayMetrics> {
-    let mut units: BTreeMap<(i64, usize), HashMap<&str, Unit>> = BTreeMap::new();
+    let mut units: BTreeMap<(i64, usize), BTreeMap<&str, Unit>> = BTreeMap::new();
     for (device, s) in sessions {
         if start.is_some_and(|t| s.started < t) {
             continue;
@@ -375,12 +375,12 @@ fn per_day(
 
 /// Per-device means of `m` in two arms, unadjusted and CUPED-adjusted by the pre-period.
 fn cuped(
-    control: &HashMap<&str, (Unit, Unit)>,
-    treatment: &HashMap<&str, (Unit, Unit)>,
+    control: &BTreeMap<&str, (Unit, Unit)>,
+    treatment: &BTreeMap<&str, (Unit, Unit)>,
     m: &str,
 ) -> Option<Cuped> {
     // (y, x) per device with a defined in-experiment value; x None without a pre-period.
-    let values = |units: &HashMap<&str, (Unit, Unit)>| -> Vec<(f64, Option<f64>)> {
+    let values = |units: &BTreeMap<&str, (Unit, Unit)>| -> Vec<(f64, Option<f64>)> {
         units
             .values()
             .filter_map(|(u, pre)| {
@@ -647,6 +647,23 @@ pub fn to_markdown(r: &AbReport) -> String {
         );
     }
     s
+}
+
+/// Writes `r` into the directory `out`: `report.md`, `report.json` and `plots/*.svg`; returns
+/// the Markdown.
+pub fn write(r: &AbReport, out: &std::path::Path) -> anyhow::Result<String> {
+    use edgerec_data::fs::write_atomic;
+    std::fs::create_dir_all(out.join("plots"))?;
+    let md = to_markdown(r);
+    write_atomic(&out.join("report.md"), md.as_bytes())?;
+    write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(r)?.as_bytes(),
+    )?;
+    for (name, svg) in plots(r) {
+        write_atomic(&out.join("plots").join(name), svg.as_bytes())?;
+    }
+    Ok(md)
 }
 
 /// One SVG bar chart per metric: each arm's estimate with its 95% interval.

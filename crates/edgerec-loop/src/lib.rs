@@ -103,7 +103,7 @@ impl Default for LoopConfig {
                 seed: 11,
                 start: 1_761_955_200,
             },
-            pre_days: 1,
+            pre_days: 3,
             days: 4,
             shares: [1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0],
             salt: "loop-1".into(),
@@ -226,7 +226,8 @@ pub struct LoopReport {
 }
 
 /// Runs the loop (see the module docs) in `out` (created; a previous run's files are
-/// replaced) and returns its report; `progress` hears what happens.
+/// replaced) and returns its report (also `report.md`, `report.json`, and the A/B report with
+/// its plots in `ab/`, as `edgerec ab report` writes it); `progress` hears what happens.
 ///
 /// Errors: node or the fleet script missing or failing, a fit, publish or sync that fails, an
 /// event the server refuses.
@@ -497,6 +498,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
     let store_events = EventStore::open(&db)?;
     let sessions = store_events.session_metrics(config.watched_threshold_s)?;
     let report = ab::ab_report(&sessions, &experiment, Some(ab_start));
+    ab::write(&report, &out.join("ab"))?;
     let engagement = |arm: &str| {
         report
             .arms
@@ -776,7 +778,12 @@ impl Pages for FleetPages<'_> {
     }
 
     fn shown(&mut self, _user: &UserModel, time: i64, device: Device, session: u32, row: &[u32]) {
-        // A row the device shows holds at most `edgerec::limits::MAX_K` titles.
+        // An empty page is no row (nothing to record); a row holds at most
+        // `edgerec::limits::MAX_K` titles.
+        if row.is_empty() {
+            self.row_id = None;
+            return;
+        }
         let row = &row[..row.len().min(edgerec::limits::MAX_K)];
         let answer = self.call(serde_json::json!({
             "op": "shown",
@@ -1087,15 +1094,17 @@ mod tests {
     }
 
     #[test]
-    fn a_popularity_bundle_has_no_other_source_and_no_ranker() {
-        let mut c = BundleContents::default();
-        c.ranker = None;
+    fn the_popularity_bundle_blends_popularity_alone_without_a_ranker() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/tiny-v1.edgerec");
+        let c = BundleContents::decode(&std::fs::read(path).unwrap()).unwrap();
         let p = popularity_only(c);
-        let q = p.quotas.unwrap();
-        assert_eq!(
-            (q.ials, q.two_tower, q.content, q.popularity),
-            (0, 0, 0, 500)
-        );
+        for q in [p.quotas.unwrap(), p.new_user_quotas.unwrap()] {
+            assert_eq!(
+                (q.ials, q.two_tower, q.content, q.popularity),
+                (0, 0, 0, 500)
+            );
+        }
         assert!(p.ranker.is_none());
+        Model::from_bytes(&p.encode()).unwrap();
     }
 }
