@@ -217,6 +217,9 @@ pub struct LoopReport {
     pub ab: AbReport,
     /// The full system's engagement rate over the oracle arm's (ratio, standard error).
     pub oracle_share: Option<(f64, f64)>,
+    /// Each arm's offline metrics pooled over the pre-period days (the evaluation before the
+    /// test; over the A/B days without a pre-period).
+    pub offline: Vec<Offline>,
     /// Offline against online, for each pair of arms.
     pub agreement: Vec<Agreement>,
     /// The fleet's event counts.
@@ -516,19 +519,29 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
         }
         _ => None,
     };
+    // Before the test, on the logging policy's days (what a team sees offline before
+    // launching); without a pre-period, on the A/B days' logs.
+    let before = if config.pre_days > 0 {
+        &pre_cases
+    } else {
+        &ab_cases
+    };
+    let offline: Vec<Offline> = ARMS
+        .iter()
+        .zip(before)
+        .map(|(arm, (n, r))| Offline {
+            arm: (*arm).into(),
+            users: n.values.len(),
+            ndcg: (n.mean(), n.standard_error()),
+            recall: (r.mean(), r.standard_error()),
+        })
+        .collect();
     let mut agreement = Vec::new();
     for (a, b) in [(1usize, 0usize), (2, 0), (2, 1)] {
         let (Some(ea), Some(eb)) = (engagement(ARMS[a]), engagement(ARMS[b])) else {
             continue;
         };
-        // Before the test, on the logging policy's days (what a team sees offline before
-        // launching); without a pre-period, on the A/B days' logs.
-        let cases = if config.pre_days > 0 {
-            &pre_cases
-        } else {
-            &ab_cases
-        };
-        let offline = paired(&cases[a].0, &cases[b].0);
+        let offline = paired(&before[a].0, &before[b].0);
         let online = (ea.value - eb.value, (ea.se.powi(2) + eb.se.powi(2)).sqrt());
         agreement.push(Agreement {
             arm: ARMS[a].into(),
@@ -547,6 +560,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
         days,
         ab: report,
         oracle_share,
+        offline,
         agreement,
         fleet: fleet_counts,
         export: export_report,
@@ -1050,7 +1064,27 @@ pub fn markdown(r: &LoopReport) -> String {
     }
     let _ = writeln!(
         s,
-        "| arm | against | offline NDCG@10 difference (paired) | online engagement rate difference | same sign |"
+        "Offline, {} (users × days, mean ± standard error):\n",
+        if r.days.iter().any(|d| d.phase == "pre") {
+            "on the pre-period's logs (the logging policy's: the evaluation before the test)"
+        } else {
+            "on the A/B days' logs"
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| arm | cases | NDCG@10 | Recall@10 |\n|---|---|---|---|"
+    );
+    for o in &r.offline {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.4} ± {:.4} | {:.4} ± {:.4} |",
+            o.arm, o.users, o.ndcg.0, o.ndcg.1, o.recall.0, o.recall.1
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n| arm | against | offline NDCG@10 difference (paired) | online engagement rate difference | same sign |"
     );
     let _ = writeln!(s, "|---|---|---|---|---|");
     for a in &r.agreement {
