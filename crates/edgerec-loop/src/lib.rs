@@ -149,6 +149,8 @@ pub struct LoopDay {
     /// The release label each arm's devices synced (on `pre` days, unused: the logging policy
     /// shows the rows).
     pub models: BTreeMap<String, String>,
+    /// The full system's ranker that day (`gbdt/1`, …), when its gate shipped one.
+    pub ranker: Option<String>,
     /// Positives the day's model was trained on (the logged window's and the events devices
     /// sent before the day).
     pub positives: usize,
@@ -480,6 +482,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
             date: split::date(start),
             phase: if ab_day { "ab" } else { "pre" }.into(),
             models,
+            ranker: served.ranker.clone(),
             positives,
             sessions: events.sessions,
             plays: events.plays.len(),
@@ -585,6 +588,8 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
 /// The bundles served on a day, by arm.
 struct Served {
     recs: Vec<Option<Recommender>>,
+    /// The full system's ranker kind, when its gate shipped one.
+    ranker: Option<String>,
 }
 
 /// Fits the system on `data`, packages the full system and the popularity-only bundle, and
@@ -629,7 +634,10 @@ fn publish_day(
             Some(Recommender::from_bytes(&bundle)?)
         });
     }
-    Ok(Served { recs })
+    Ok(Served {
+        recs,
+        ranker: full.ranker.as_ref().map(|r| r.contract.kind.clone()),
+    })
 }
 
 /// The fitted model with popularity alone: every other source's quota 0, no ranker.
@@ -1040,7 +1048,11 @@ pub fn markdown(r: &LoopReport) -> String {
                     "{:.4} ± {:.4}",
                     o.recall.0, o.recall.1
                 )),
-                d.models.get(arm).map_or("–", |m| m.as_str()),
+                match (arm, &d.ranker, d.models.get(arm)) {
+                    ("full", Some(k), Some(m)) => format!("{m} (ranker {k})"),
+                    (_, _, Some(m)) => m.clone(),
+                    _ => "–".into(),
+                },
             );
         }
     }
