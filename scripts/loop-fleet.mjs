@@ -4,7 +4,7 @@
 // the Rust side over stdin/stdout, one JSON object per line each way (a request, its answer).
 //
 // Requests (`op`):
-//   init   {url, publicKey, experiment, devices: [{deviceId, utcOffsetMinutes}]}
+//   init   {now, url, publicKey, experiment, devices: [{deviceId, utcOffsetMinutes}]}
 //          each device assigns itself an arm (assignArm), opens its queue; one synced Model per
 //          arm channel serves the arm's devices (every device of an arm would download the same
 //          bytes) -> {devices: [{deviceId, arm, channel}], channels: {channel: label}}
@@ -42,7 +42,7 @@ function labels() {
   return out;
 }
 
-async function counts() {
+function counts() {
   const total = { sent: 0, duplicates: 0, rejected: 0, failures: 0, queued: 0, dropped: 0 };
   for (const d of devices.values()) {
     const s = d.queue.stats;
@@ -52,7 +52,8 @@ async function counts() {
 }
 
 const ops = {
-  async init({ url, publicKey, experiment, devices: list }) {
+  async init({ now: t, url, publicKey, experiment, devices: list }) {
+    simNow = t;
     const answer = [];
     for (const { deviceId, utcOffsetMinutes } of list) {
       const { arm, channel, label } = assignArm(experiment, deviceId);
@@ -82,12 +83,9 @@ const ops = {
 
   async sync({ now: t }) {
     simNow = t;
-    for (const model of models.values()) {
-      const r = await model.sync();
-      if (r && r.error) throw new Error(`sync of ${model.status.channel}: ${r.error}`);
-    }
     for (const [channel, model] of models) {
-      if (model.status.lastError) throw new Error(`sync of ${channel}: ${JSON.stringify(model.status.lastError)}`);
+      const { error } = await model.sync();
+      if (error) throw new Error(`sync of ${channel}: ${JSON.stringify(error)}`);
     }
     return { channels: labels() };
   },

@@ -306,6 +306,8 @@ struct UserSim<'e, 'a> {
     device: Device,
     ctx: Context,
     page: Vec<(f64, u32)>,
+    /// The ids of the page shown, best first (a buffer reused from page to page).
+    row: Vec<u32>,
     /// Nothing happens from here on.
     horizon: i64,
 }
@@ -354,6 +356,7 @@ impl<'e, 'a> Viewer<'e, 'a> {
             device: Device::Tv,
             ctx: env.calendar.context(user, cfg.start, 0),
             page: Vec::new(),
+            row: Vec::new(),
             horizon,
         };
         let begin = cfg.start.max(user.signup_time);
@@ -574,14 +577,15 @@ impl<'a> UserSim<'_, 'a> {
                     oracle: &oracle,
                 })
             };
+            let mut row = std::mem::take(&mut self.row);
             match offered {
-                Some(row) => {
-                    self.page.clear();
-                    self.page.extend(row.into_iter().map(|id| (0.0, id)));
+                Some(offered) => row = offered,
+                None => {
+                    self.build_page(t, len);
+                    row.clear();
+                    row.extend(self.page.iter().map(|&(_, id)| id));
                 }
-                None => self.build_page(t, len),
             }
-            let row: Vec<u32> = self.page.iter().map(|&(_, id)| id).collect();
             source.shown(user, t, device, session, &row);
             let mut chosen = None;
             for (pos, &id) in row.iter().enumerate() {
@@ -607,6 +611,7 @@ impl<'a> UserSim<'_, 'a> {
                     }
                 }
             }
+            self.row = row;
             match chosen {
                 Some((pos, id)) => {
                     t += 5 + self.rng.below(60) as i64;

@@ -40,10 +40,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use edgerec::Recommender;
 use edgerec::bundle::BundleContents;
 use edgerec::context::Device;
 use edgerec::experiments::{Arm, Experiment};
-use edgerec::{Model, Recommender};
 use edgerec_data::behaviour::{
     Behaviour, Env, Events, LoggingPolicy, PageRequest, Pages, Policy, Viewer,
 };
@@ -135,6 +135,18 @@ pub struct Offline {
     pub ndcg: (f64, f64),
     /// Recall@10 (mean, standard error).
     pub recall: (f64, f64),
+}
+
+impl Offline {
+    /// `arm`'s metrics from each case's NDCG@10 and Recall@10.
+    fn of(arm: &str, ndcg: &Summary, recall: &Summary) -> Offline {
+        Offline {
+            arm: arm.into(),
+            users: ndcg.values.len(),
+            ndcg: (ndcg.mean(), ndcg.standard_error()),
+            recall: (recall.mean(), recall.standard_error()),
+        }
+    }
 }
 
 /// One simulated day.
@@ -365,9 +377,9 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
             })
         })
         .collect();
-    fleet.call(serde_json::json!({"op": "sync", "now": first_day}))?;
     let init = fleet.call(serde_json::json!({
         "op": "init",
+        "now": first_day,
         "url": server.url,
         "publicKey": public_key,
         "experiment": experiment,
@@ -532,12 +544,7 @@ pub fn run(config: &LoopConfig, out: &Path, mut progress: impl FnMut(&str)) -> R
     let offline: Vec<Offline> = ARMS
         .iter()
         .zip(before)
-        .map(|(arm, (n, r))| Offline {
-            arm: (*arm).into(),
-            users: n.values.len(),
-            ndcg: (n.mean(), n.standard_error()),
-            recall: (r.mean(), r.standard_error()),
-        })
+        .map(|(arm, (n, r))| Offline::of(arm, n, r))
         .collect();
     let mut agreement = Vec::new();
     for (a, b) in [(1usize, 0usize), (2, 0), (2, 1)] {
@@ -611,16 +618,24 @@ fn publish_day(
     let popular = package(popularity_only(system.contents), &options)
         .context("packaging the popularity bundle")?;
     let date = split::date(now);
-    let mut recs = Vec::new();
+    // Each bundle encoded once and read back with the device's code before it is published (as
+    // `bundle build` does); the oracle's devices sync the full system (their rows come from
+    // the oracle).
+    let popular_bytes = popular.encode();
+    let full_bytes = full.encode();
+    let popular_rec =
+        Recommender::from_bytes(&popular_bytes).context("the popularity bundle was refused")?;
+    let full_rec = Recommender::from_bytes(&full_bytes).context("the day's bundle was refused")?;
     for arm in ARMS {
-        // The oracle's devices sync the full system (their rows come from the oracle).
-        let contents: &BundleContents = if arm == "popular" { &popular } else { &full };
-        let bundle = contents.encode();
-        Model::from_bytes(&bundle).context("the day's bundle was refused")?;
+        let (contents, bundle) = if arm == "popular" {
+            (&popular, &popular_bytes)
+        } else {
+            (&full, &full_bytes)
+        };
         let label = format!("{}.{arm}.{}", contents.meta.model_version, date);
         store
             .publish(
-                &bundle,
+                bundle,
                 signing,
                 &PublishOptions {
                     label: Some(label),
@@ -628,12 +643,16 @@ fn publish_day(
                 },
             )
             .with_context(|| format!("publishing {arm}"))?;
-        recs.push(if arm == "oracle" {
-            None
-        } else {
-            Some(Recommender::from_bytes(&bundle)?)
-        });
     }
+    let (mut popular_rec, mut full_rec) = (Some(popular_rec), Some(full_rec));
+    let recs = ARMS
+        .iter()
+        .map(|&arm| match arm {
+            "popular" => popular_rec.take(),
+            "full" => full_rec.take(),
+            _ => None,
+        })
+        .collect();
     Ok(Served {
         recs,
         ranker: full.ranker.as_ref().map(|r| r.contract.kind.clone()),
@@ -734,12 +753,7 @@ fn offline_metrics(
         }
         per_case[a].0.values.extend(&n.values);
         per_case[a].1.values.extend(&r.values);
-        out.push(Offline {
-            arm: (*arm).into(),
-            users: cases.len(),
-            ndcg: (n.mean(), n.standard_error()),
-            recall: (r.mean(), r.standard_error()),
-        });
+        out.push(Offline::of(arm, &n, &r));
     }
     Ok(out)
 }
@@ -1133,6 +1147,7 @@ pub fn markdown(r: &LoopReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgerec::Model;
 
     #[test]
     fn the_fleet_script_is_where_the_default_says() {
