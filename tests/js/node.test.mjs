@@ -131,6 +131,10 @@ describe("the npm package installed from its tarball", () => {
     // The licenses the "license" field names ship with the code.
     assert.match(manifest.license, /MIT/);
     for (const f of ["LICENSE-MIT", "LICENSE-APACHE"]) assert.ok(existsSync(join(installed, f)), `${f} is not in the tarball`);
+    // Both wasm builds ship with the node and web entries.
+    for (const f of ["pkg/node/edgerec_baseline_bg.wasm", "pkg/web/edgerec_baseline_bg.wasm"]) {
+      assert.ok(existsSync(join(installed, f)), `${f} is not in the tarball`);
+    }
 
     // The "./web" subpath resolves by name and needs init() before use.
     const web = await import(pathToFileURL(join(project, "edgerec-web.mjs")).href);
