@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Builds the npm package's WebAssembly: the edgerec crate for wasm32, then wasm-bindgen for the
-# three targets the package ships, then wasm-opt -Oz on each module.
+# Builds the npm package's WebAssembly: the edgerec crate for wasm32 twice — with WebAssembly
+# SIMD and without (the baseline, for engines that lack it: older TV browsers) — then
+# wasm-bindgen for the three targets the package ships, then wasm-opt -Oz on each module.
 #
 #   pkg/node/     --target nodejs   (CommonJS; the package's "node" export)
 #   pkg/bundler/  --target bundler  (ES module importing the .wasm; "browser" and "default")
 #   pkg/web/      --target web      (ES module with an async init(); the "./web" export, the demo)
+#
+# pkg/node and pkg/web hold both builds (edgerec_bg.wasm, edgerec_baseline_bg.wasm) and load the
+# one the engine can run (scripts/patch-glue.mjs); pkg/bundler holds the SIMD build only (a
+# bundler's static .wasm import cannot choose at run time: engines without SIMD use edgerec/web).
+# Fails if a module grows past its gzip budget (scripts/wasm-budget.json).
 #
 # Run from anywhere; needs `npm ci` (for binaryen's wasm-opt) and the wasm-bindgen CLI at the
 # exact version of the wasm-bindgen crate (scripts/setup.sh installs both).
@@ -34,6 +40,12 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C target-feature=+simd128" \
   cargo build -p edgerec --release --target wasm32-unknown-unknown
 input="$target_dir/wasm32-unknown-unknown/release/edgerec.wasm"
 [ -f "$input" ] || die "cargo produced no $input"
+# The baseline: the same code without +simd128, in a target directory of its own (a change of
+# RUSTFLAGS would otherwise rebuild each flavour over the other on every run).
+baseline_dir="$target_dir/wasm-baseline"
+CARGO_TARGET_DIR="$baseline_dir" cargo build -p edgerec --release --target wasm32-unknown-unknown
+baseline_input="$baseline_dir/wasm32-unknown-unknown/release/edgerec.wasm"
+[ -f "$baseline_input" ] || die "cargo produced no $baseline_input"
 
 # What Rust 1.95 enables by default for wasm32-unknown-unknown. binaryen would also read the
 # module's target_features section; the flags make the expectation explicit. A feature the
@@ -64,6 +76,24 @@ for target in nodejs bundler web; do
   optimised="$dir/edgerec_bg.wasm"
 done
 
+# The baseline module, with the same glue: wasm-bindgen must write exactly the JS the SIMD
+# build got (same exports and imports), so one glue drives either module.
+mkdir -p "$raw/baseline"
+for target in nodejs web; do
+  dir="pkg/${target/nodejs/node}"
+  wasm-bindgen --target "$target" --out-dir "$raw/baseline/$target" --out-name edgerec "$baseline_input"
+  for f in edgerec.js edgerec.d.ts; do
+    cmp -s "$dir/$f" "$raw/baseline/$target/$f" ||
+      die "the baseline build's $target glue ($f) differs from the SIMD build's"
+  done
+done
+cmp -s "$raw/baseline/nodejs/edgerec_bg.wasm" "$raw/baseline/web/edgerec_bg.wasm" ||
+  die "wasm-bindgen wrote different baseline modules for nodejs and web"
+# --disable-simd: validation fails if a SIMD instruction reached the baseline.
+"$wasm_opt" -Oz "${features[@]}" --disable-simd --strip-debug --strip-producers \
+  "$raw/baseline/nodejs/edgerec_bg.wasm" -o pkg/node/edgerec_baseline_bg.wasm
+cp pkg/node/edgerec_baseline_bg.wasm pkg/web/edgerec_baseline_bg.wasm
+
 # The glue's own argument check throws the package's coded errors (invalid_argument).
 node scripts/patch-glue.mjs pkg/node/edgerec.js pkg/web/edgerec.js pkg/bundler/edgerec_bg.js
 
@@ -74,8 +104,11 @@ for dir in pkg/bundler pkg/web; do echo '{ "type": "module" }' > "$dir/package.j
 
 # The optimised modules must still instantiate (wasm-opt run after wasm-bindgen has broken
 # modules before): load each build the way its users will.
-node -e 'const { Recommender } = require("./pkg/node/edgerec.js");
-  if (typeof Recommender !== "function") throw new Error("pkg/node: no Recommender export");'
+for flavour in simd baseline; do
+  EDGEREC_WASM=$flavour node -e 'const { Recommender, wasmFlavour } = require("./pkg/node/edgerec.js");
+    if (typeof Recommender !== "function") throw new Error("pkg/node: no Recommender export");
+    if (wasmFlavour !== process.env.EDGEREC_WASM) throw new Error(`pkg/node loaded ${wasmFlavour}`);'
+done
 node --input-type=module -e '
   import { readFile } from "node:fs/promises";
   const web = await import("./pkg/web/edgerec.js");
@@ -85,8 +118,5 @@ node --experimental-wasm-modules --no-warnings --input-type=module -e '
   const m = await import("./pkg/bundler/edgerec.js");
   if (typeof m.Recommender !== "function") throw new Error("pkg/bundler: no Recommender export");'
 
-echo "wasm sizes (bytes):"
-printf '  %-28s %10s %10s\n' module raw gzip-9
-for f in pkg/*/edgerec_bg.wasm; do
-  printf '  %-28s %10d %10d\n' "$f" "$(wc -c < "$f")" "$(gzip -9 -c "$f" | wc -c)"
-done
+# Sizes (raw, gzip -9, brotli -q 11) against the budget.
+node scripts/wasm-sizes.mjs scripts/wasm-budget.json pkg/node/edgerec_bg.wasm pkg/node/edgerec_baseline_bg.wasm

@@ -6,6 +6,8 @@
 // glue would otherwise hand to Rust as a null pointer. Fails if the text is not found exactly
 // once, so a wasm-bindgen upgrade cannot skip it silently.
 //
+// It also makes the node and web glue load the build the engine can run (SIMD or baseline).
+//
 //   node scripts/patch-glue.mjs pkg/node/edgerec.js pkg/web/edgerec.js pkg/bundler/edgerec_bg.js
 import { readFileSync, writeFileSync } from "node:fs";
 
@@ -27,12 +29,54 @@ const coded = `function _assertClass(instance, klass) {
     }
 }`;
 
-for (const file of process.argv.slice(2)) {
-  const text = readFileSync(file, "utf8");
-  const found = text.split(generated).length - 1;
+// The wasm each engine can run: the SIMD build where WebAssembly SIMD validates (the probe is a
+// function using i8x16.splat and i8x16.popcnt), else the baseline build beside it. The two
+// builds have the same exports and imports, so one glue drives either.
+const SIMD_PROBE = "[0,97,115,109,1,0,0,0,1,5,1,96,0,1,123,3,2,1,0,10,10,1,8,0,65,0,253,15,253,98,11]";
+
+// node: EDGEREC_WASM=simd|baseline forces one (tests run the parity fixture on both).
+const nodeGenerated = "const wasmPath = `${__dirname}/edgerec_bg.wasm`;";
+const nodeFlavour = `/** The build this process loaded: "simd", or "baseline" on an engine without SIMD (or EDGEREC_WASM=baseline). */
+const wasmFlavour = (() => {
+    const forced = typeof process === "object" ? process.env.EDGEREC_WASM : undefined;
+    if (forced === "simd" || forced === "baseline") return forced;
+    if (forced) throw new Error(\`EDGEREC_WASM must be simd or baseline, got \${forced}\`);
+    return WebAssembly.validate(new Uint8Array(${SIMD_PROBE})) ? "simd" : "baseline";
+})();
+exports.wasmFlavour = wasmFlavour;
+const wasmPath = \`\${__dirname}/\${wasmFlavour === "simd" ? "edgerec_bg.wasm" : "edgerec_baseline_bg.wasm"}\`;`;
+
+// web: init() without an argument fetches the build the engine can run; wasmFlavour says which
+// (an app hosting the .wasm itself passes the file of that name).
+const webGenerated = "module_or_path = new URL('edgerec_bg.wasm', import.meta.url);";
+const webFlavour = "module_or_path = new URL(wasmFlavour === 'simd' ? 'edgerec_bg.wasm' : 'edgerec_baseline_bg.wasm', import.meta.url);";
+const webExport = `
+/** The build init() loads by default on this engine: "simd", or "baseline" without WebAssembly SIMD. */
+export const wasmFlavour = WebAssembly.validate(new Uint8Array(${SIMD_PROBE})) ? "simd" : "baseline";
+`;
+const flavourType = `
+/** The wasm build for this engine: "simd", or "baseline" where WebAssembly SIMD is missing. */
+export const wasmFlavour: "simd" | "baseline";
+`;
+
+function replaceOnce(file, text, from, to, what) {
+  const found = text.split(from).length - 1;
   if (found !== 1) {
-    console.error(`${file}: wasm-bindgen's _assertClass found ${found} times (expected once): update scripts/patch-glue.mjs`);
+    console.error(`${file}: wasm-bindgen's ${what} found ${found} times (expected once): update scripts/patch-glue.mjs`);
     process.exit(1);
   }
-  writeFileSync(file, text.replace(generated, coded));
+  return text.replace(from, () => to);
+}
+
+for (const file of process.argv.slice(2)) {
+  let text = readFileSync(file, "utf8");
+  text = replaceOnce(file, text, generated, coded, "_assertClass");
+  if (file.endsWith("node/edgerec.js")) {
+    text = replaceOnce(file, text, nodeGenerated, nodeFlavour, "wasm path");
+    writeFileSync(file.replace(/\.js$/, ".d.ts"), readFileSync(file.replace(/\.js$/, ".d.ts"), "utf8") + flavourType);
+  } else if (file.endsWith("web/edgerec.js")) {
+    text = replaceOnce(file, text, webGenerated, webFlavour, "default wasm URL") + webExport;
+    writeFileSync(file.replace(/\.js$/, ".d.ts"), readFileSync(file.replace(/\.js$/, ".d.ts"), "utf8") + flavourType);
+  }
+  writeFileSync(file, text);
 }

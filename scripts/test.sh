@@ -38,8 +38,13 @@ cargo run --quiet -p edgerec --example memory -- \
 # The offline evaluation of the candidate sources (MovieLens-100K and a synthetic world).
 bash scripts/eval.sh
 
-step "wasm build (node, bundler, web)"
+step "wasm build (node, bundler, web; SIMD and baseline; size budget)"
 bash scripts/build-wasm.sh
 
 step "JS tests: node package and headless Chromium"
 node --test tests/js/
+
+step "JS parity tests on the baseline build (no SIMD), in node"
+# The headless-Chromium parity tests above ran both builds; node takes the SIMD build unless
+# told otherwise.
+EDGEREC_WASM=baseline node --test tests/js/node.test.mjs tests/js/mutations.test.mjs

@@ -74,40 +74,44 @@ describe("the web build in headless Chromium", () => {
     return { page, errors };
   }
 
-  /** The parity harness page, once its module has initialised the wasm. */
-  async function openHarness() {
-    const opened = await openPage("parity.html");
+  /** The parity harness page, once its module has initialised the wasm (`flavour`: the build). */
+  async function openHarness(flavour = "simd") {
+    const opened = await openPage(flavour === "simd" ? "parity.html" : `parity.html?wasm=${flavour}`);
     await opened.page.waitForSelector("body[data-ready='1']", { timeout: 30_000 });
+    assert.equal(await opened.page.evaluate(() => window.edgerecHarness.flavour), flavour);
     return opened;
   }
 
-  test("recommendRow in the page equals the native CLI for every parity user of the default bundle", async () => {
-    const { fixture } = await ready();
-    const { page, errors } = await openHarness();
-    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
-      BUNDLE_URL,
-      fixture.requests,
-    ]);
-    const ranked = assertDeviceParity(actual, fixture);
-    // Ranked exactly when `train`'s gate shipped a ranker: every row or none.
-    assert.ok(ranked === 0 || ranked === fixture.requests.length, `${ranked} rows ranked`);
-    assert.deepEqual(errors, []);
-    await page.close();
-  });
+  // Both builds (SIMD, and the baseline for engines without it) give the native rows.
+  for (const flavour of ["simd", "baseline"]) {
+    test(`recommendRow in the page (${flavour} build) equals the native CLI for every parity user of the default bundle`, async () => {
+      const { fixture } = await ready();
+      const { page, errors } = await openHarness(flavour);
+      const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
+        BUNDLE_URL,
+        fixture.requests,
+      ]);
+      const ranked = assertDeviceParity(actual, fixture);
+      // Ranked exactly when `train`'s gate shipped a ranker: every row or none.
+      assert.ok(ranked === 0 || ranked === fixture.requests.length, `${ranked} rows ranked`);
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
 
-  test("recommendRow in the page equals the native CLI for every parity user of the ranked bundle", async () => {
-    await ready();
-    const device = loadDeviceFixture();
-    const { page, errors } = await openHarness();
-    const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
-      "/models/device/bundle.edgerec",
-      device.requests,
-    ]);
-    const ranked = assertDeviceParity(actual, device);
-    assert.equal(ranked, device.requests.length, "every row went through the bundle's ranker");
-    assert.deepEqual(errors, []);
-    await page.close();
-  });
+    test(`recommendRow in the page (${flavour} build) equals the native CLI for every parity user of the ranked bundle`, async () => {
+      await ready();
+      const device = loadDeviceFixture();
+      const { page, errors } = await openHarness(flavour);
+      const actual = await page.evaluate(([url, requests]) => window.edgerecHarness.deviceRows(url, requests), [
+        "/models/device/bundle.edgerec",
+        device.requests,
+      ]);
+      const ranked = assertDeviceParity(actual, device);
+      assert.equal(ranked, device.requests.length, "every row went through the bundle's ranker");
+      assert.deepEqual(errors, []);
+      await page.close();
+    });
+  }
 
   test("the bundle's ranker scores in the page equal the trainer's", async (t) => {
     const { ranker } = await ready();

@@ -178,6 +178,12 @@ describe("the npm package installed from its tarball", () => {
     }
   });
 
+  test("the package loads the build this engine runs (EDGEREC_WASM=baseline forces the one without SIMD)", async () => {
+    const { edgerec } = await ready();
+    // node has had WebAssembly SIMD since 16.4: unforced, it gets the SIMD build.
+    assert.equal(edgerec.wasmFlavour, process.env.EDGEREC_WASM ?? "simd");
+  });
+
   test("recommendRow: the device pipeline's rows equal the native CLI's for every parity user", async () => {
     const { edgerec } = await ready();
     const device = loadDeviceFixture();
