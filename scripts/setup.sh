@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything edgerec's builds and tests need on a fresh machine, idempotently: the
 # pinned Rust toolchain with the wasm32 target, wasm-bindgen-cli at exactly the crate's version,
+# wasm-pack,
 # npm dev dependencies (binaryen's wasm-opt, playwright-core, typescript) and Debian's Chromium.
 # Only package registries are used (crates.io, npm, Debian, PyPI).
 set -euo pipefail
@@ -20,6 +21,16 @@ if [ "$have" != "$want" ]; then
   env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "$want"
 fi
 wasm-bindgen --version
+
+step "wasm-pack"
+# What a Rust/wasm user builds with: scripts/check-wasm-pack.sh proves `wasm-pack build` makes
+# the package scripts/build-wasm.sh makes (with the wasm-bindgen above; it downloads nothing).
+want=0.13.1
+have=$(wasm-pack --version 2>/dev/null | awk '{print $2}' || true)
+if [ "$have" != "$want" ]; then
+  env -u CARGO_TARGET_DIR cargo install wasm-pack --locked --version "$want"
+fi
+wasm-pack --version
 
 step "npm dev dependencies"
 if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -x node_modules/.bin/tsc ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

@@ -41,6 +41,9 @@ bash scripts/eval.sh
 step "wasm build (node, bundler, web; SIMD and baseline; size budget)"
 bash scripts/build-wasm.sh
 
+step "wasm-pack build: the same package"
+bash scripts/check-wasm-pack.sh
+
 step "JS tests: node package and headless Chromium"
 node --test tests/js/
 

@@ -1,14 +1,16 @@
 // Prints each wasm module's size raw, gzip -9 and brotli -q 11, and fails if a module's gzip
-// size is past its budget (the budget file maps a module's file name to its gzip budget in
-// bytes; a module without a budget fails too, so a new build cannot skip it).
+// size is past its budget (the budgets map a module's file name to { gzipBytes }, as
+// scripts/wasm-config.py gives them from wasm-pack.toml; a module without a budget fails too,
+// so a new build cannot skip it).
 //
-//   node scripts/wasm-sizes.mjs scripts/wasm-budget.json pkg/node/edgerec_bg.wasm ...
+//   node scripts/wasm-sizes.mjs '{"edgerec_bg.wasm": {"gzipBytes": 2320000}}' pkg/node/edgerec_bg.wasm ...
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 
-const [budgetFile, ...modules] = process.argv.slice(2);
-const budget = JSON.parse(readFileSync(budgetFile, "utf8"));
+const [budgetJson, ...modules] = process.argv.slice(2);
+const budget = JSON.parse(budgetJson);
+const budgetFile = "wasm-pack.toml";
 const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
 let over = false;
 console.log("wasm sizes:");
