@@ -90,6 +90,9 @@ for target in "${baseline_targets[@]}"; do
   fi
   cp "$raw/baseline.wasm" "$dir/$baseline_file"
 done
+# wasm-opt validates with the features the module's target_features section claims; this
+# validates against an explicit feature set without SIMD, whatever the module says.
+cargo run --quiet -p edgerec-wasm-tools -- check-baseline "$baseline_input" "$raw/baseline.wasm"
 
 # The glue's own argument check throws the package's coded errors (invalid_argument), and the
 # node and web glue load the build the engine can run.
