@@ -18,10 +18,8 @@ pub fn baseline_features() -> WasmFeatures {
 
 /// Validates `module` with exactly `features` enabled.
 pub fn validate(module: &[u8], features: WasmFeatures) -> Result<()> {
-    Validator::new_with_features(features)
-        .validate_all(module)
-        .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    Validator::new_with_features(features).validate_all(module)?;
+    Ok(())
 }
 
 #[cfg(test)]

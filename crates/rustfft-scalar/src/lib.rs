@@ -117,8 +117,15 @@ impl<T: FftNum> Fft<T> for Dft<T> {
         for chunk in buffer.chunks_exact_mut(n) {
             for (k, slot) in out.iter_mut().enumerate() {
                 let mut sum = Complex::zero();
-                for (j, x) in chunk.iter().enumerate() {
-                    sum = sum + *x * self.twiddles[(j * k) % n];
+                // The twiddle of x[j] is w^(jk mod n), stepped by k instead of computing j·k,
+                // which overflows a 32-bit usize (wasm32) once n passes 65,536.
+                let mut jk = 0;
+                for x in chunk.iter() {
+                    sum = sum + *x * self.twiddles[jk];
+                    jk += k;
+                    if jk >= n {
+                        jk -= n;
+                    }
                 }
                 *slot = sum;
             }
