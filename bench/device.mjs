@@ -121,7 +121,8 @@ for (let p = 0; p < PASSES; p++) {
 const wasm = Object.fromEntries(STAGES.map(([, key]) => [key, median(samples[key])]));
 const native = spec.native[spec.variant];
 
-const wasmFile = join(pkgDir, "edgerec_bg.wasm");
+// The package ships each module once, in pkg/web/ (the node glue loads it from there).
+const wasmFile = join(pkgDir, "..", "web", "edgerec_bg.wasm");
 const wasmBytes = readFileSync(wasmFile);
 // The features the module was compiled with (its target_features section, when kept).
 const features = WebAssembly.Module.customSections(new WebAssembly.Module(wasmBytes), "target_features")

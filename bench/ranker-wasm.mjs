@@ -389,7 +389,7 @@ function whichWasm(dir) {
 
 // ---- main -------------------------------------------------------------------------------
 
-const pkgWasm = join(REPO, "pkg", "node", "edgerec_bg.wasm");
+const pkgWasm = join(REPO, "pkg", "web", "edgerec_bg.wasm");
 let t0 = performance.now();
 const require = createRequire(import.meta.url);
 const { Recommender } = require(join(REPO, "pkg", "node", "edgerec.js"));

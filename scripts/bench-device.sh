@@ -45,7 +45,7 @@ else
   bin="$CARGO_TARGET_DIR/debug/examples/device_bench"
 fi
 
-if [ ! -f pkg/node/edgerec.js ] || [ ! -f pkg/node/edgerec_bg.wasm ] ||
+if [ ! -f pkg/node/edgerec.js ] || [ ! -f pkg/web/edgerec_bg.wasm ] ||
   ! grep -q recommendRow pkg/node/edgerec.js; then
   step "pkg/node is missing or has no recommendRow: scripts/build-wasm.sh"
   bash scripts/build-wasm.sh

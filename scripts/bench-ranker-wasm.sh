@@ -16,7 +16,7 @@ if [ ! -f node_modules/onnxruntime-web/package.json ] || [ package-lock.json -nt
   npm ci --no-audit --no-fund
 fi
 
-if [ ! -f pkg/node/edgerec.js ] || [ ! -f pkg/node/edgerec_bg.wasm ]; then
+if [ ! -f pkg/node/edgerec.js ] || [ ! -f pkg/web/edgerec_bg.wasm ]; then
   step "pkg/ is missing: scripts/build-wasm.sh"
   bash scripts/build-wasm.sh
 fi

@@ -8,8 +8,9 @@
 #   pkg/bundler/  --target bundler  (ES module importing the .wasm; "browser" and "default")
 #   pkg/web/      --target web      (ES module with an async init(); the "./web" export, the demo)
 #
-# pkg/node and pkg/web hold both builds (edgerec_bg.wasm, edgerec_baseline_bg.wasm) and load the
-# one the engine can run (scripts/patch-glue.mjs); pkg/bundler holds the SIMD build only (a
+# pkg/web holds both builds (edgerec_bg.wasm, edgerec_baseline_bg.wasm), the package's one copy
+# of each: the node and web glue load the one the engine can run, node's from ../web
+# (scripts/patch-glue.mjs); pkg/bundler imports ../web/edgerec_bg.wasm, the SIMD build only (a
 # bundler's static .wasm import cannot choose at run time: engines without SIMD use edgerec/web).
 # Fails if a module grows past its gzip budget (wasm-pack.toml).
 #
@@ -96,8 +97,19 @@ cargo run --quiet -p edgerec-wasm-tools -- check-baseline "$baseline_input" "$ra
 
 # The glue's own argument check throws the package's coded errors (invalid_argument), and the
 # node and web glue load the build the engine can run.
-node scripts/patch-glue.mjs "${target_dirs[nodejs]}/edgerec.js" "${target_dirs[web]}/edgerec.js" \
-  "${target_dirs[bundler]}/edgerec_bg.js"
+# Each module ships once, in the web directory (which `edgerec serve --pkg` and the demo serve
+# whole): the node glue loads it from there and the bundler entry imports it, and its
+# edgerec_bg.js, from there (the module imports ./edgerec_bg.js relative to itself).
+web_dir="${target_dirs[web]}"
+shared=$(realpath -m --relative-to="${target_dirs[nodejs]}" "$web_dir")
+[ "$shared" = "$(realpath -m --relative-to="${target_dirs[bundler]}" "$web_dir")" ] ||
+  die "the node and bundler directories must be siblings (wasm-pack.toml [build] targets)"
+node scripts/patch-glue.mjs "$shared" "${target_dirs[nodejs]}/edgerec.js" "$web_dir/edgerec.js" \
+  "${target_dirs[bundler]}/edgerec_bg.js" "${target_dirs[bundler]}/edgerec.js"
+mv "${target_dirs[bundler]}/edgerec_bg.js" "$web_dir/edgerec_bg.js"
+for target in nodejs bundler; do
+  rm -f "${target_dirs[$target]}/$simd_file" "${target_dirs[$target]}/$baseline_file"
+done
 
 # The package root is "type": "module"; the nodejs target is CommonJS, so say so beside it.
 # Bundlers and node read the nearest package.json for the module format.
@@ -121,4 +133,4 @@ node --experimental-wasm-modules --no-warnings --input-type=module -e '
   if (typeof m.Recommender !== "function") throw new Error("pkg/bundler: no Recommender export");'
 
 # Sizes (raw, gzip -9, brotli -q 11) against the budget.
-node scripts/wasm-sizes.mjs "$budgets" "${target_dirs[nodejs]}/$simd_file" "${target_dirs[nodejs]}/$baseline_file"
+node scripts/wasm-sizes.mjs "$budgets" "$web_dir/$simd_file" "$web_dir/$baseline_file"

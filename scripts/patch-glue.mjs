@@ -6,9 +6,13 @@
 // glue would otherwise hand to Rust as a null pointer. Fails if the text is not found exactly
 // once, so a wasm-bindgen upgrade cannot skip it silently.
 //
-// It also makes the node and web glue load the build the engine can run (SIMD or baseline).
+// It also makes the node and web glue load the build the engine can run (SIMD or baseline),
+// and points the node and bundler entries at the one copy of each module, in the web directory
+// (`SHARED`: its path relative to the node and bundler directories, e.g. ../web; the bundler's
+// edgerec_bg.js moves there too, since the module imports it by a path relative to itself).
 //
-//   node scripts/patch-glue.mjs pkg/node/edgerec.js pkg/web/edgerec.js pkg/bundler/edgerec_bg.js
+//   node scripts/patch-glue.mjs SHARED pkg/node/edgerec.js pkg/web/edgerec.js \
+//     pkg/bundler/edgerec_bg.js pkg/bundler/edgerec.js
 import { readFileSync, writeFileSync } from "node:fs";
 
 const generated = `function _assertClass(instance, klass) {
@@ -44,7 +48,7 @@ const wasmFlavour = (() => {
     return WebAssembly.validate(new Uint8Array(${SIMD_PROBE})) ? "simd" : "baseline";
 })();
 exports.wasmFlavour = wasmFlavour;
-const wasmPath = \`\${__dirname}/\${wasmFlavour === "simd" ? "edgerec_bg.wasm" : "edgerec_baseline_bg.wasm"}\`;`;
+const wasmPath = \`\${__dirname}/SHARED/\${wasmFlavour === "simd" ? "edgerec_bg.wasm" : "edgerec_baseline_bg.wasm"}\`;`;
 
 // web: init() without an argument fetches the build the engine can run; wasmFlavour says which
 // (an app hosting the .wasm itself passes the file of that name).
@@ -59,6 +63,10 @@ const flavourType = `
 export const wasmFlavour: "simd" | "baseline";
 `;
 
+// bundler: the module and its glue from the shared directory.
+const bundlerWasm = 'import * as wasm from "./edgerec_bg.wasm";';
+const bundlerGlue = 'from "./edgerec_bg.js";';
+
 function replaceOnce(file, text, from, to, what) {
   const found = text.split(from).length - 1;
   if (found !== 1) {
@@ -68,11 +76,26 @@ function replaceOnce(file, text, from, to, what) {
   return text.replace(from, () => to);
 }
 
-for (const file of process.argv.slice(2)) {
+const [shared, ...files] = process.argv.slice(2);
+if (!shared || /["'`$\\]/.test(shared)) {
+  console.error("usage: node scripts/patch-glue.mjs SHARED FILE...");
+  process.exit(1);
+}
+for (const file of files) {
   let text = readFileSync(file, "utf8");
+  if (file.endsWith("bundler/edgerec.js")) {
+    text = replaceOnce(file, text, bundlerWasm, `import * as wasm from "${shared}/edgerec_bg.wasm";`, "module import");
+    const found = text.split(bundlerGlue).length - 1;
+    if (found !== 2) {
+      console.error(`${file}: wasm-bindgen's imports of edgerec_bg.js found ${found} times (expected twice): update scripts/patch-glue.mjs`);
+      process.exit(1);
+    }
+    writeFileSync(file, text.replaceAll(bundlerGlue, `from "${shared}/edgerec_bg.js";`));
+    continue;
+  }
   text = replaceOnce(file, text, generated, coded, "_assertClass");
   if (file.endsWith("node/edgerec.js")) {
-    text = replaceOnce(file, text, nodeGenerated, nodeFlavour, "wasm path");
+    text = replaceOnce(file, text, nodeGenerated, nodeFlavour.replace("SHARED", shared), "wasm path");
     writeFileSync(file.replace(/\.js$/, ".d.ts"), readFileSync(file.replace(/\.js$/, ".d.ts"), "utf8") + flavourType);
   } else if (file.endsWith("web/edgerec.js")) {
     text = replaceOnce(file, text, webGenerated, webFlavour, "default wasm URL") + webExport;

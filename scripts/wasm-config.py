@@ -54,6 +54,9 @@ def main():
         budgets = {f["file"]: {"gzipBytes": f["gzip-budget"]} for f in flavours.values()}
     except KeyError as e:
         fail(f"missing key {e}")
+    for flavour in ("simd", "baseline"):
+        if "web" not in flavours[flavour]["targets"]:
+            fail(f"flavour {flavour} must list the web target: the package ships each module there, once")
     for name in arrays["simd_targets"] + arrays["baseline_targets"]:
         if name not in dirs:
             fail(f"flavour target {name} is not in [build] targets")

@@ -3,7 +3,7 @@
 // scripts/wasm-config.py gives them from wasm-pack.toml; a module without a budget fails too,
 // so a new build cannot skip it).
 //
-//   node scripts/wasm-sizes.mjs '{"edgerec_bg.wasm": {"gzipBytes": 2320000}}' pkg/node/edgerec_bg.wasm ...
+//   node scripts/wasm-sizes.mjs '{"edgerec_bg.wasm": {"gzipBytes": 2320000}}' pkg/web/edgerec_bg.wasm ...
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";

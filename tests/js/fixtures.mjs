@@ -90,7 +90,10 @@ export async function launchChromium() {
 /** Checks that scripts/build-wasm.sh has run; returns the pkg/ directory. */
 export function requirePackageBuild() {
   for (const dir of ["node", "bundler", "web"]) {
-    requireFile(join(REPO, "pkg", dir, "edgerec_bg.wasm"), "run scripts/build-wasm.sh first");
+    requireFile(join(REPO, "pkg", dir, "edgerec.js"), "run scripts/build-wasm.sh first");
+  }
+  for (const f of ["edgerec_bg.wasm", "edgerec_baseline_bg.wasm"]) {
+    requireFile(join(REPO, "pkg", "web", f), "run scripts/build-wasm.sh first");
   }
   return join(REPO, "pkg");
 }
