@@ -35,7 +35,7 @@ config=$(python3 scripts/wasm-config.py) || die "wasm-pack.toml could not be rea
 eval "$config"
 
 # The CLI must match the crate exactly, or the generated glue does not fit the module.
-crate_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+crate_version=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*$/\1/p' Cargo.toml)
 cli_version=$(wasm-bindgen --version | awk '{print $2}')
 [ -z "$crate_version" ] || [ "$crate_version" = "$cli_version" ] ||
   die "wasm-bindgen CLI $cli_version does not match the crate's =$crate_version"

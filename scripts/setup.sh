@@ -14,7 +14,7 @@ rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup targe
 rustup show active-toolchain
 
 step "wasm-bindgen-cli"
-want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' Cargo.toml)
+want=$(sed -n 's/^wasm-bindgen = .*"=\([0-9.]*\)".*$/\1/p' Cargo.toml)
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)
 if [ "$have" != "$want" ]; then
   # No --locked: the registry lacks one pinned dependency of the CLI (TOOLCHAIN.md).

@@ -12,6 +12,10 @@ cargo fmt --all --check
 step "clippy (native workspace, all targets; the core for wasm32)"
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy -p edgerec --target wasm32-unknown-unknown -- -D warnings
+# The plain-ABI module for wasm32, as scripts/build-tv.sh builds it (its own target directory).
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/wasm-tv" \
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="$(python3 scripts/wasm-config.py | sed -n "s/^tv_rustflags=//p" | xargs)" \
+  cargo clippy -p edgerec-tv --target wasm32-unknown-unknown -- -D warnings
 
 step "wasm dependency tree"
 bash scripts/check-wasm-deps.sh
@@ -43,6 +47,11 @@ bash scripts/build-wasm.sh
 
 step "wasm-pack build: the same package"
 bash scripts/check-wasm-pack.sh
+
+step "plain-ABI TV module: build, then hostile input and the parity fixtures in wasmi"
+bash scripts/build-tv.sh
+cargo run --quiet -p edgerec-wasm-tools -- tv-parity dist/tv/edgerec_tv.wasm \
+  "$EDGEREC_ARTIFACTS" "$EDGEREC_ARTIFACTS/device"
 
 step "JS tests: node package and headless Chromium"
 node --test tests/js/

@@ -1,4 +1,5 @@
-"""Reads wasm-pack.toml, the wasm build's one configuration, for scripts/build-wasm.sh.
+"""Reads wasm-pack.toml, the wasm build's one configuration, for scripts/build-wasm.sh and
+scripts/build-tv.sh.
 
     python3 scripts/wasm-config.py        prints shell assignments (eval them)
 
@@ -41,6 +42,10 @@ def main():
             "baseline_target_dir": flavours["baseline"]["target-dir"],
             "simd_file": flavours["simd"]["file"],
             "baseline_file": flavours["baseline"]["file"],
+            "tv_crate": config["plain-abi"]["crate"],
+            "tv_out": config["plain-abi"]["out"],
+            "tv_target_dir": config["plain-abi"]["target-dir"],
+            "tv_rustflags": " ".join(config["plain-abi"]["rustflags"]),
         }
         arrays = {
             "targets": list(build["targets"]),
@@ -52,6 +57,7 @@ def main():
         }
         dirs = build["targets"]
         budgets = {f["file"]: {"gzipBytes": f["gzip-budget"]} for f in flavours.values()}
+        budgets[Path(out["tv_out"]).name] = {"gzipBytes": config["plain-abi"]["gzip-budget"]}
     except KeyError as e:
         fail(f"missing key {e}")
     for flavour in ("simd", "baseline"):

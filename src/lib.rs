@@ -6,7 +6,8 @@
 //!
 //! The crate takes bytes and returns values: it does no file or network I/O, draws no
 //! randomness from the environment, and builds for native targets and `wasm32-unknown-unknown`
-//! (the JS bindings live in the `wasm` module, compiled only for wasm32).
+//! (the JS bindings live in the `wasm` module, compiled only for wasm32 with the default
+//! feature `js`).
 //!
 //! One call makes a row: [`Recommender::recommend_row`] runs the device pipeline — the user's
 //! history and user-tower vector, the candidate sources and their blend, the feature catalog
@@ -50,7 +51,10 @@
 //! 7. [`model`] — the loaded model: contents plus the ranker, user tower and graphs;
 //! 8. [`stages`] — user, candidates, ranking, rerank, each a function of the model;
 //! 9. [`Recommender`] — the one public path that chains the stages;
-//! 10. the wasm bindings, which translate JS values and hold no policy.
+//! 10. [`wire`] — a row's options and result as plain data, what every non-Rust binding speaks;
+//! 11. the wasm bindings (feature `js`, on by default), which translate JS values and hold no
+//!     policy. The plain-ABI module for native TV apps (`crates/edgerec-tv`) builds the core
+//!     without them.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -90,7 +94,9 @@ pub mod stages;
 
 mod recommender;
 
-#[cfg(target_arch = "wasm32")]
+pub mod wire;
+
+#[cfg(all(target_arch = "wasm32", feature = "js"))]
 mod wasm;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::context::{Context, Device};
+use crate::context::Device;
 use crate::error::Error;
-use crate::rerank::Reason;
+use crate::wire::{MAX_SAFE_INTEGER, unix_seconds, whole, whole_u32};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -245,15 +245,6 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsContext {
-    device: String,
-    timestamp: f64,
-    #[serde(default)]
-    utc_offset_minutes: i32,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JsRankerInput {
     dense: Vec<f32>,
     #[serde(default)]
@@ -290,15 +281,6 @@ struct JsRankerInfo<'a> {
     column: u32,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsItem<'a> {
-    item_id: u32,
-    title: &'a str,
-    year: Option<u16>,
-    genres: Vec<&'a str>,
-}
-
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     v.serialize(
         &serde_wasm_bindgen::Serializer::new()
@@ -312,80 +294,6 @@ fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct JsLoadOptions {
     memory_budget_bytes: Option<f64>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsRowOptions {
-    context: JsContext,
-    k: Option<f64>,
-    candidates: Option<f64>,
-    index: Option<String>,
-    #[serde(default)]
-    searches: Vec<String>,
-    use_ranker: Option<bool>,
-    source: Option<String>,
-    rerank: Option<JsRerankOptions>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsRerankOptions {
-    lambda: Option<f32>,
-    fatigue_impressions: Option<u32>,
-    #[serde(default, deserialize_with = "nullable")]
-    max_per_genre: Option<Option<u32>>,
-}
-
-/// `undefined` → `None` (keep the bundle's), `null` → `Some(None)` (no cap).
-fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u32>>, D::Error> {
-    Option::<u32>::deserialize(d).map(Some)
-}
-
-#[derive(Serialize)]
-struct JsSourceRank {
-    source: &'static str,
-    rank: u32,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsRowItem<'a> {
-    #[serde(flatten)]
-    item: JsItem<'a>,
-    score: f32,
-    placed_by: &'static str,
-    sources: Vec<JsSourceRank>,
-    reason: String,
-    reason_kind: &'static str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsTimings {
-    user_ms: f64,
-    candidates_ms: f64,
-    features_ms: f64,
-    ranking_ms: f64,
-    rerank_ms: f64,
-    total_ms: f64,
-}
-
-#[derive(Serialize)]
-struct JsSourceIndex {
-    source: &'static str,
-    index: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsRow<'a> {
-    items: Vec<JsRowItem<'a>>,
-    timings: JsTimings,
-    model_version: &'a str,
-    candidates: usize,
-    ranked: bool,
-    sources: Vec<JsSourceIndex>,
 }
 
 /// Milliseconds from the host's `performance.now()` (browsers, node), else `Date.now()`.
@@ -423,95 +331,10 @@ fn check_keys(v: &JsValue, what: &str, allowed: &[&str]) -> Result<(), JsValue> 
     Ok(())
 }
 
-/// A whole number in `min..=max` from JS (not coerced: -1, 1.5, NaN and 2^32 + 60 are
-/// refused where they are outside), or an `invalid_argument` error naming `what`.
-fn whole(what: &str, x: f64, min: usize, max: usize) -> Result<usize, JsValue> {
-    if x.fract() == 0.0 && x >= min as f64 && x <= max as f64 {
-        Ok(x as usize)
-    } else {
-        Err(invalid(
-            what,
-            format!("must be a whole number from {min} to {max}, got {x}"),
-        ))
-    }
-}
-
-/// A `u32` id or count in `0..=max` from JS ([`whole`]).
-fn whole_u32(what: &str, x: f64, max: u32) -> Result<u32, JsValue> {
-    // `max` is a u32, so the value fits.
-    whole(what, x, 0, max as usize).map(|v| v as u32)
-}
-
-fn context_from(ctx: JsContext) -> Result<Context, JsValue> {
-    let timestamp = unix_seconds("context.timestamp", ctx.timestamp)?;
-    let device: Device = ctx.device.parse()?;
-    Ok(Context::new(device, timestamp, ctx.utc_offset_minutes)?)
-}
-
 /// An on-device recommender loaded from a model bundle.
 #[wasm_bindgen]
 pub struct Recommender {
     inner: crate::Recommender,
-}
-
-impl Recommender {
-    fn item(&self, position: usize) -> JsItem<'_> {
-        let catalog = &self.inner.model().contents().catalog;
-        let item = &catalog.items()[position];
-        JsItem {
-            item_id: item.id,
-            title: &item.title,
-            year: item.year,
-            genres: catalog.genre_names(item),
-        }
-    }
-
-    /// A core row as the JS `Row` object.
-    fn js_row(&self, row: crate::Row) -> JsRow<'_> {
-        let t = row.timings;
-        JsRow {
-            items: row.items.into_iter().map(|r| self.js_row_item(r)).collect(),
-            timings: JsTimings {
-                user_ms: t.user_ms,
-                candidates_ms: t.candidates_ms,
-                features_ms: t.features_ms,
-                ranking_ms: t.ranking_ms,
-                rerank_ms: t.rerank_ms,
-                total_ms: t.total_ms,
-            },
-            model_version: self.inner.model().version(),
-            candidates: row.info.candidates,
-            ranked: row.info.ranked,
-            sources: row
-                .info
-                .sources
-                .iter()
-                .map(|&(source, index)| JsSourceIndex {
-                    source: source.as_str(),
-                    index: index.map(|i| i.as_str()),
-                })
-                .collect(),
-        }
-    }
-
-    /// One title of a core row as a JS `RowItem` object.
-    fn js_row_item(&self, r: crate::RowItem) -> JsRowItem<'_> {
-        JsRowItem {
-            item: self.item(r.position),
-            score: r.score,
-            placed_by: r.placed_by.as_str(),
-            sources: r
-                .sources
-                .iter()
-                .map(|&(source, rank)| JsSourceRank {
-                    source: source.as_str(),
-                    rank,
-                })
-                .collect(),
-            reason_kind: reason_kind(&r.reason),
-            reason: r.reason.text(),
-        }
-    }
 }
 
 /// A signed release manifest that verified (see the core's `release` module): which sections
@@ -533,9 +356,6 @@ struct JsReleaseExpect {
     #[serde(default)]
     key_set_serial: Option<f64>,
 }
-
-/// The largest integer a JS number holds exactly.
-const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A version, serial or byte count: a whole JS number from 0 to 2^53 − 1.
 fn version_number(what: &str, v: f64) -> Result<u64, JsValue> {
@@ -781,7 +601,11 @@ impl Recommender {
     #[wasm_bindgen(unchecked_return_type = "CatalogItem[]")]
     pub fn items(&self) -> Result<JsValue, JsValue> {
         let n = self.inner.model().contents().catalog.len();
-        to_js(&(0..n).map(|p| self.item(p)).collect::<Vec<_>>())
+        to_js(
+            &(0..n)
+                .map(|p| crate::wire::item(&self.inner, p))
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// The bundle's ranker contract, or `null` when the bundle carries no ranker.
@@ -852,102 +676,24 @@ impl Recommender {
         let req = row_request(options)?;
         let clock = host_clock();
         let row = self.inner.recommend_row_timed(&state.inner, &req, &clock)?;
-        to_js(&self.js_row(row))
+        to_js(&crate::wire::row(&self.inner, row, true))
     }
 }
 
-/// Reads JS row options into a request: refuses unknown keys ([`check_row_option_keys`]),
-/// then converts and checks each option (`invalid_argument` on a bad one).
+/// Reads JS row options into a request: refuses keys outside [`crate::wire::ROW_OPTION_KEYS`]
+/// (serde-wasm-bindgen reads only a struct's named fields, so `deny_unknown_fields` alone would
+/// let a misspelt option pass silently), then converts and checks each option.
 fn row_request(options: JsValue) -> Result<crate::RowRequest, JsValue> {
-    check_row_option_keys(&options)?;
-    let o: JsRowOptions =
-        serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
-    let mut req = crate::RowRequest::new(context_from(o.context)?);
-    req.k =
-        o.k.map(|k| whole("k", k, 1, crate::limits::MAX_K))
-            .transpose()?;
-    req.candidates = o
-        .candidates
-        .map(|n| whole("candidates", n, 1, crate::limits::MAX_CANDIDATES))
-        .transpose()?;
-    if let Some(i) = &o.index {
-        req.index = i.parse()?;
-    }
-    req.searches = o.searches;
-    req.use_ranker = o.use_ranker.unwrap_or(true);
-    if let Some(name) = &o.source {
-        req.only_source = Some(crate::blend::Source::parse(name).ok_or_else(|| {
-            invalid(
-                "options.source",
-                format!("{name:?} is not ials, two-tower, content, popularity or neighbours"),
-            )
-        })?);
-    }
-    if let Some(r) = o.rerank {
-        req.rerank = crate::rerank::RerankOverrides {
-            lambda: r.lambda,
-            fatigue_impressions: r.fatigue_impressions,
-            max_per_genre: r.max_per_genre.map(|m| m.map(|m| m as usize)),
-        };
-    }
-    Ok(req)
-}
-
-/// Refuses keys outside [`JsRowOptions`]'s, and outside its `context` and `rerank` objects'.
-fn check_row_option_keys(options: &JsValue) -> Result<(), JsValue> {
-    check_keys(
-        options,
-        "options",
-        &[
-            "context",
-            "k",
-            "candidates",
-            "index",
-            "searches",
-            "useRanker",
-            "source",
-            "rerank",
-        ],
-    )?;
-    for (key, allowed) in [
-        ("context", &["device", "timestamp", "utcOffsetMinutes"][..]),
-        (
-            "rerank",
-            &["lambda", "fatigueImpressions", "maxPerGenre"][..],
-        ),
-    ] {
-        if let Ok(inner) = js_sys::Reflect::get(options, &key.into()) {
+    for (key, allowed) in crate::wire::ROW_OPTION_KEYS {
+        if key == "options" {
+            check_keys(&options, key, allowed)?;
+        } else if let Ok(inner) = js_sys::Reflect::get(&options, &key.into()) {
             check_keys(&inner, &format!("options.{key}"), allowed)?;
         }
     }
-    Ok(())
-}
-
-/// The JS name of a reason's kind (`reasonKind`).
-fn reason_kind(reason: &Reason) -> &'static str {
-    match reason {
-        Reason::BecauseYouWatched { .. } => "because_you_watched",
-        Reason::BecauseYouLike { .. } => "because_you_like",
-        Reason::PopularOn { .. } => "popular",
-        Reason::TopPick => "top_pick",
-    }
-}
-
-/// Whole unix seconds within [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`] from a
-/// JS number, or an `invalid_argument` error naming `what` (and saying so when the number
-/// looks like milliseconds, e.g. `Date.now()`).
-fn unix_seconds(what: &str, t: f64) -> Result<i64, JsValue> {
-    if !t.is_finite() || t.fract() != 0.0 || t.abs() > MAX_SAFE_INTEGER {
-        return Err(invalid(
-            what,
-            format!("must be whole unix seconds, got {t}"),
-        ));
-    }
-    let t = t as i64;
-    if !crate::limits::time_in_range(t) {
-        return Err(invalid(what, crate::limits::time_error("time", t)));
-    }
-    Ok(t)
+    let o: crate::wire::RowOptions =
+        serde_wasm_bindgen::from_value(options).map_err(|e| invalid("options", e))?;
+    Ok(o.to_request()?)
 }
 
 fn device_or_unknown(device: Option<String>) -> Result<Device, JsValue> {

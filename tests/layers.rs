@@ -45,6 +45,8 @@ const ORDER: &[&[&str]] = &[
     &["stages"],
     // the one recommendation path
     &["recommender"],
+    // a row's options and result as plain data (every non-Rust binding's)
+    &["wire"],
     // the JS bindings; test support (compiled for tests only) may use anything
     &["wasm", "test_support"],
 ];

@@ -7,6 +7,8 @@
 //! SIMD that rustfft's kernels spread through an earlier baseline build; see
 //! crates/rustfft-scalar).
 
+pub mod tv;
+
 use anyhow::Result;
 use wasmparser::{Validator, WasmFeatures};
 
