@@ -44,7 +44,7 @@ bash scripts/build-wasm.sh
 step "wasm-pack build: the same package"
 bash scripts/check-wasm-pack.sh
 
-step "JS tests: node package and headless Chromium"
+step "JS tests: node package, headless Chromium, fresh Vite and webpack apps"
 node --test tests/js/
 
 step "JS parity tests on the baseline build (no SIMD), in node"
