@@ -5,13 +5,15 @@
 # project's wasm-opt on each module.
 #
 #   pkg/node/     --target nodejs   (CommonJS; the package's "node" export)
-#   pkg/bundler/  --target bundler  (ES module importing the .wasm; "browser" and "default")
+#   pkg/bundler/  --target bundler  (its exports and types only: the entry becomes the web glue,
+#                                    initialised by a top-level await; "browser" and "default")
 #   pkg/web/      --target web      (ES module with an async init(); the "./web" export, the demo)
 #
 # pkg/web holds both builds (edgerec_bg.wasm, edgerec_baseline_bg.wasm), the package's one copy
 # of each: the node and web glue load the one the engine can run, node's from ../web
-# (scripts/patch-glue.mjs); pkg/bundler imports ../web/edgerec_bg.wasm, the SIMD build only (a
-# bundler's static .wasm import cannot choose at run time: engines without SIMD use edgerec/web).
+# (scripts/patch-glue.mjs); pkg/bundler/edgerec.js is `import init from "../web/edgerec.js";
+# await init();` and the same exports, so bundlers see a plain ES module and two
+# `new URL('….wasm', import.meta.url)` assets, and engines without SIMD get the baseline there too.
 # Fails if a module grows past its gzip budget (wasm-pack.toml).
 #
 # Run from anywhere; needs `npm ci` (for binaryen's wasm-opt) and the wasm-bindgen CLI at the
@@ -98,15 +100,15 @@ cargo run --quiet -p edgerec-wasm-tools -- check-baseline "$baseline_input" "$ra
 # The glue's own argument check throws the package's coded errors (invalid_argument), and the
 # node and web glue load the build the engine can run.
 # Each module ships once, in the web directory (which `edgerec serve --pkg` and the demo serve
-# whole): the node glue loads it from there and the bundler entry imports it, and its
-# edgerec_bg.js, from there (the module imports ./edgerec_bg.js relative to itself).
+# whole): the node glue loads it from there, and the bundler entry is the web glue, initialised
+# (its own glue and module declarations go: nothing imports them).
 web_dir="${target_dirs[web]}"
 shared=$(realpath -m --relative-to="${target_dirs[nodejs]}" "$web_dir")
 [ "$shared" = "$(realpath -m --relative-to="${target_dirs[bundler]}" "$web_dir")" ] ||
   die "the node and bundler directories must be siblings (wasm-pack.toml [build] targets)"
 node scripts/patch-glue.mjs "$shared" "${target_dirs[nodejs]}/edgerec.js" "$web_dir/edgerec.js" \
-  "${target_dirs[bundler]}/edgerec_bg.js" "${target_dirs[bundler]}/edgerec.js"
-mv "${target_dirs[bundler]}/edgerec_bg.js" "$web_dir/edgerec_bg.js"
+  "${target_dirs[bundler]}/edgerec.js"
+rm "${target_dirs[bundler]}/edgerec_bg.js" "${target_dirs[bundler]}/edgerec_bg.wasm.d.ts"
 for target in nodejs bundler; do
   rm -f "${target_dirs[$target]}/$simd_file" "${target_dirs[$target]}/$baseline_file"
 done
@@ -128,9 +130,24 @@ node --input-type=module -e '
   const web = await import("./pkg/web/edgerec.js");
   await web.default({ module_or_path: await readFile("pkg/web/edgerec_bg.wasm") });
   if (typeof web.Recommender !== "function") throw new Error("pkg/web: no Recommender export");'
-node --experimental-wasm-modules --no-warnings --input-type=module -e '
-  const m = await import("./pkg/bundler/edgerec.js");
-  if (typeof m.Recommender !== "function") throw new Error("pkg/bundler: no Recommender export");'
+# The bundler entry fetches its module from the glue's default URL (node's fetch has no file:
+# URLs, so this one reads the file); WebAssembly.validate answering false is an engine without SIMD.
+for flavour in simd baseline; do
+  EDGEREC_WASM=$flavour node --input-type=module -e '
+    import { readFile } from "node:fs/promises";
+    import { basename } from "node:path";
+    const fetched = [];
+    globalThis.fetch = async (url) => {
+      fetched.push(basename(new URL(url).pathname));
+      return new Response(await readFile(new URL(url)), { headers: { "content-type": "application/wasm" } });
+    };
+    const flavour = process.env.EDGEREC_WASM;
+    if (flavour === "baseline") WebAssembly.validate = () => false;
+    const m = await import("./pkg/bundler/edgerec.js");
+    if (typeof m.Recommender !== "function") throw new Error("pkg/bundler: no Recommender export");
+    const file = flavour === "simd" ? "edgerec_bg.wasm" : "edgerec_baseline_bg.wasm";
+    if (m.wasmFlavour !== flavour || fetched.join() !== file) throw new Error(`pkg/bundler: ${m.wasmFlavour}, fetched ${fetched}`);'
+done
 
 # Sizes (raw, gzip -9, brotli -q 11) against the budget.
 node scripts/wasm-sizes.mjs "$budgets" "$web_dir/$simd_file" "$web_dir/$baseline_file"

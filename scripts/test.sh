@@ -53,7 +53,7 @@ bash scripts/build-tv.sh
 cargo run --quiet -p edgerec-wasm-tools -- tv-parity dist/tv/edgerec_tv.wasm \
   "$EDGEREC_ARTIFACTS" "$EDGEREC_ARTIFACTS/device"
 
-step "JS tests: node package and headless Chromium"
+step "JS tests: node package, headless Chromium, fresh Vite and webpack apps"
 node --test tests/js/
 
 step "JS parity tests on the baseline build (no SIMD), in node"

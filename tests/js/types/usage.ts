@@ -5,6 +5,8 @@
 import { Recommender, UserState } from "../../../pkg/node/edgerec.js";
 import type { EdgerecError, MemoryEstimate, Row, RowOptions } from "../../../pkg/node/edgerec.js";
 import type { ModelInfo, WorkerOpenOptions } from "../../../js/worker-client.js";
+import * as bundler from "../../../pkg/bundler/edgerec.js";
+import * as web from "../../../pkg/web/edgerec.js";
 
 declare const bytes: Uint8Array;
 
@@ -51,4 +53,11 @@ rec.recommendRow(options, state);
 // @ts-expect-error not an error code the package throws
 const wrong: EdgerecError["code"] = "oops";
 
-void [total, limit, first, open, held, wrong];
+// The browser and bundler entry is the web glue, initialised: its classes and types, no init().
+const webState: web.UserState = new bundler.UserState();
+const bundledRow: bundler.Row = new web.Recommender(bytes).recommendRow(webState, options);
+const flavour: "simd" | "baseline" = bundler.wasmFlavour;
+// @ts-expect-error the entry initialises itself: no initSync (nor a default init)
+bundler.initSync(bytes);
+
+void [total, limit, first, open, held, wrong, bundledRow, flavour];
