@@ -154,8 +154,14 @@ impl Model {
 
     /// Everything [`Model::from_bytes`] will check of `contents`, with the same code, for a
     /// trainer to run before it publishes a bundle.
+    /// Also checks what a device takes on trust to load faster: that a tree-ensemble ranker
+    /// scored natively agrees with tract ([`Ranker::check_native_agreement`]).
     pub fn check(contents: &BundleContents) -> Result<(), BundleError> {
-        Model::load(contents.clone(), [0; 32]).map(|_| ())
+        let model = Model::load(contents.clone(), [0; 32])?;
+        match model.ranker() {
+            Some(r) => r.check_native_agreement(),
+            None => Ok(()),
+        }
     }
 
     /// The decoded sections.

@@ -98,6 +98,8 @@ fn the_gbdt_fixture_is_scored_natively_as_the_trainer_scored_it() {
     let bundle = Model::from_bytes(&read("gbdt.edgerec")).unwrap();
     let ranker = bundle.ranker().expect("the fixture carries a ranker");
     assert_eq!(ranker.engine(), ENGINE_TREES);
+    // What the publisher checks (the device takes it on trust): native agrees with tract.
+    ranker.check_native_agreement().unwrap();
     let (fvs, seqs) = fixture_rows();
     let rows = ranker_rows(&fvs, &seqs);
     let batch = ranker.contract().assemble(&rows).unwrap();
@@ -478,6 +480,7 @@ proptest! {
         let ranker = Ranker::load(&c, &e.onnx(d, rng.below(2) == 0))
             .unwrap_or_else(|err| panic!("{err}\n{e:?}"));
         prop_assert_eq!(ranker.engine(), ENGINE_TREES, "{:?}", e);
+        prop_assert!(ranker.check_native_agreement().is_ok(), "{:?}", e);
         let rows = 1 + rng.below(150);
         let batch = dense_batch(rows, random_rows(&mut rng, rows, d));
         let native = ranker.score(&batch).unwrap();

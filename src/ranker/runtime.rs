@@ -6,8 +6,9 @@
 //! tract 0.23.9 walks its leaf table linearly for every tree of every row, so its time per row
 //! grows with trees × leaves (dev profile, 500 candidates: 96 ms for the 30-tree depth-3
 //! fixture GBDT, 3.5 s for 100 trees of depth 6; natively 0.3 ms and 2 ms: `examples/
-//! tree_bench.rs`). The model is still loaded and checked by tract, and the two engines must
-//! agree on probe rows at load time, else tract scores: see [`Ranker::load`].
+//! tree_bench.rs`). The model is still loaded, checked and probed by tract; that the two engines
+//! agree is checked when a bundle is packaged ([`Ranker::check_native_agreement`]), not at every
+//! load, where tract's evaluation of the probe rows was two thirds of the load time.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -43,9 +44,11 @@ use crate::onnx::{self, ElemType, pb};
 /// When the contract's output is the probabilities output of an `ai.onnx.ml`
 /// `TreeEnsembleClassifier` (possibly through `Identity` nodes) that reads `dense`, the ranker
 /// scores natively ([`Ranker::engine`] = [`ENGINE_TREES`]) — provided the native evaluator
-/// understands the node and agrees with tract within [`PROBE_TOLERANCE`] on
+/// understands the node. Otherwise tract scores ([`ENGINE_TRACT`]). That the evaluator agrees
+/// with tract is checked where models are made: [`Ranker::check_native_agreement`] on
 /// [`PROBE_ROWS`] probe rows (zeros, and every split's threshold exactly and one ulp either
-/// side). Otherwise tract scores ([`ENGINE_TRACT`]).
+/// side) when a bundle is packaged ([`crate::Model::check`]), and on random ensembles, NaN
+/// features included, by the tests (`tests/ranker_trees.rs`).
 ///
 /// Cost: loading is dominated by tract's optimisation (milliseconds for the project's
 /// rankers); [`Ranker::score`] is one tract run over the whole batch, or for tree ensembles
@@ -66,11 +69,11 @@ pub const ENGINE_TRACT: &str = "tract";
 /// [`Ranker::engine`] of a tree-ensemble ranker scored by the native evaluator.
 pub const ENGINE_TREES: &str = "native-trees";
 
-/// Rows of the load-time comparison between the native tree evaluator and tract.
+/// Rows of the packaging-time comparison between the native tree evaluator and tract.
 pub const PROBE_ROWS: usize = 16;
 
-/// Largest difference between native and tract scores on the probe rows for the native
-/// evaluator to be used.
+/// Largest difference between native and tract scores on the probe rows for a bundle to be
+/// packaged.
 pub const PROBE_TOLERANCE: f32 = 1e-5;
 
 fn tract_reason(e: TractError) -> String {
@@ -338,8 +341,54 @@ impl Ranker {
             trees: None,
         };
         ranker.probe(inference)?;
-        ranker.trees = native_trees(&ranker, graph, ensembles).map(Arc::new);
+        ranker.trees = native_trees(contract, graph, ensembles).map(Arc::new);
         Ok(ranker)
+    }
+
+    /// For a ranker the native tree evaluator scores: checks it agrees with tract within
+    /// [`PROBE_TOLERANCE`] on [`PROBE_ROWS`] probe rows (zeros, and every split's threshold
+    /// exactly and one ulp either side), else `contract_mismatch`; nothing to check for a
+    /// ranker tract scores. The publisher runs it ([`crate::Model::check`]); a device does not
+    /// (tract's tree evaluation took two thirds of the MovieLens bundle's load), since which
+    /// engine scores is decided by the graph's structure alone, alike on every build.
+    pub fn check_native_agreement(&self) -> Result<(), BundleError> {
+        let Some(ensemble) = &self.trees else {
+            return Ok(());
+        };
+        let contract = &self.contract;
+        let d = contract.dense.len();
+        let batch = RankerBatch {
+            rows: PROBE_ROWS,
+            dense: ensemble.probe_rows(d, PROBE_ROWS),
+            bags: contract
+                .bags
+                .iter()
+                .map(|b| super::BagTensor {
+                    field: b.field,
+                    len: b.len as usize,
+                    ids: vec![0; PROBE_ROWS * b.len as usize],
+                    weights: vec![0.0; PROBE_ROWS * b.len as usize],
+                })
+                .collect(),
+        };
+        let tract = self
+            .run_tract(&batch)
+            .map_err(|e| contract_err(format!("the tree ensemble's probe rows in tract: {e}")))?;
+        let native = ensemble
+            .column(&batch.dense, d, contract.column as usize)
+            .map_err(|e| contract_err(format!("the tree ensemble's probe rows: {e}")))?;
+        let disagree = tract.len() != native.len()
+            || tract
+                .iter()
+                .zip(&native)
+                .any(|(a, b)| (a - b).abs() > PROBE_TOLERANCE && a.to_bits() != b.to_bits());
+        if disagree {
+            return Err(contract_err(format!(
+                "the native tree evaluator and tract disagree on the probe rows \
+                 (native {native:?}, tract {tract:?})"
+            )));
+        }
+        Ok(())
     }
 
     /// The load-time probe: one all-zero candidate must give one finite score, and every
@@ -516,17 +565,15 @@ fn finite(scores: Vec<f32>) -> Result<Vec<f32>> {
     Ok(scores)
 }
 
-/// The native evaluator for `ranker`'s graph, when the contract's output is a
-/// `TreeEnsembleClassifier`'s probabilities computed from `dense`, the evaluator understands
-/// the node, and it agrees with tract on [`PROBE_ROWS`] probe rows within
-/// [`PROBE_TOLERANCE`]; `None` (tract scores) otherwise. `ensembles` are the classifiers
-/// [`check_trees`] built.
+/// The native evaluator for a ranker's graph, when the contract's output is a
+/// `TreeEnsembleClassifier`'s probabilities computed from `dense` and the evaluator understands
+/// the node; `None` (tract scores) otherwise. Decided by the graph alone, so every build of
+/// every platform picks the same engine. `ensembles` are the classifiers [`check_trees`] built.
 fn native_trees(
-    ranker: &Ranker,
+    contract: &RankerContract,
     graph: &onnx::pb::GraphProto,
     ensembles: Vec<(&pb::NodeProto, TreeEnsemble)>,
 ) -> Option<TreeEnsemble> {
-    let contract = &ranker.contract;
     let d = contract.dense.len();
     let node = trees::classifier_behind(graph, &contract.output)?;
     if d == 0 || node.input[0] != "dense" || !graph.input.iter().any(|i| i.name == "dense") {
@@ -538,28 +585,5 @@ fn native_trees(
     if ensemble.n_features() > d || contract.column as usize >= ensemble.columns() {
         return None;
     }
-    let batch = RankerBatch {
-        rows: PROBE_ROWS,
-        dense: ensemble.probe_rows(d, PROBE_ROWS),
-        bags: contract
-            .bags
-            .iter()
-            .map(|b| super::BagTensor {
-                field: b.field,
-                len: b.len as usize,
-                ids: vec![0; PROBE_ROWS * b.len as usize],
-                weights: vec![0.0; PROBE_ROWS * b.len as usize],
-            })
-            .collect(),
-    };
-    let tract = ranker.run_tract(&batch).ok()?;
-    let native = ensemble
-        .column(&batch.dense, d, contract.column as usize)
-        .ok()?;
-    let agree = tract.len() == native.len()
-        && tract
-            .iter()
-            .zip(&native)
-            .all(|(a, b)| (a - b).abs() <= PROBE_TOLERANCE || a.to_bits() == b.to_bits());
-    agree.then_some(ensemble)
+    Some(ensemble)
 }
