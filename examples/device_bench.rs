@@ -4,7 +4,8 @@
 //! never asserted.
 //!
 //! ```text
-//! cargo run --release -p edgerec --example device_bench -- <out dir>
+//! cargo run --release -p edgerec --example device_bench -- <out dir> [--no-1m]
+//! cargo run -p edgerec --example device_bench -- <out dir> --bundle-only   # the files below only
 //! bash scripts/bench-device.sh        # this, then the same requests in wasm (bench/device.mjs)
 //! ```
 //!
@@ -56,7 +57,9 @@
 //!
 //! **What it writes** into the out dir, for `bench/device.mjs`: `bundle-20k.edgerec` (the
 //! int8 bundle) and `states.json`: every state as hex bytes (`UserState::export`), its request
-//! options as `recommendRow` takes them, the native row's item ids, and the native medians.
+//! options as `recommendRow` takes them, the native row's item ids, and the native medians
+//! (`null` with `--bundle-only`, which writes these two files and stops: the worker test in
+//! headless Chromium replays them, tests/js/worker-browser.test.mjs).
 //!
 //! Profiles: `--release` builds the core at opt-level 3 and the dependencies (tract,
 //! instant-distance) at opt-level `z` with LTO, the settings of the wasm build, so native and
@@ -68,7 +71,7 @@ mod common;
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Rng, f32_top_k, median_time};
@@ -1142,6 +1145,68 @@ fn js(s: &str) -> String {
     out
 }
 
+/// Writes the files for the JS side into `out`: `bundle-20k.edgerec` and `states.json` (every
+/// state, its request and its native row; the native stage medians when `runs` were timed).
+fn write_js_fixture(
+    out: &Path,
+    int8_bytes: &[u8],
+    users: &[User],
+    rows: &[Vec<u32>],
+    runs: Option<(&PipelineRun, &PipelineRun)>,
+) -> Res<()> {
+    std::fs::write(out.join("bundle-20k.edgerec"), int8_bytes)?;
+    let mut json = String::new();
+    let _ = writeln!(json, "{{");
+    let _ = writeln!(json, "  \"bundle\": \"bundle-20k.edgerec\",");
+    let _ = writeln!(json, "  \"variant\": \"int8\",");
+    let _ = writeln!(json, "  \"profile\": {},", js(profile()));
+    let _ = writeln!(
+        json,
+        "  \"titles\": {TITLES}, \"candidates\": {CANDIDATES}, \"k\": {ROW_K}, \"passes\": {PASSES},"
+    );
+    let native = match runs {
+        Some((int8_run, f32_run)) => format!(
+            "{{\"int8\": {}, \"f32\": {}}}",
+            medians_json(int8_run),
+            medians_json(f32_run)
+        ),
+        None => "null".into(),
+    };
+    let _ = writeln!(json, "  \"native\": {native},");
+    let _ = writeln!(json, "  \"states\": [");
+    for (i, (u, row)) in users.iter().zip(rows).enumerate() {
+        let searches: Vec<String> = u.searches.iter().map(|s| js(s)).collect();
+        let ids: Vec<String> = row.iter().map(u32::to_string).collect();
+        let _ = writeln!(
+            json,
+            "    {{\"kind\": {}, \"finished\": {}, \"state\": \"{}\", \"options\": {{\"context\": \
+             {{\"device\": {}, \"timestamp\": {}, \"utcOffsetMinutes\": {}}}, \"k\": {ROW_K}, \
+             \"candidates\": {CANDIDATES}, \"index\": \"flat\", \"searches\": [{}]}}, \"native\": \
+             [{}]}}{}",
+            js(u.kind),
+            u.history.len(),
+            hex(&u.state.export()),
+            js(u.device.as_str()),
+            u.time,
+            u.utc_offset,
+            searches.join(", "),
+            ids.join(", "),
+            if i + 1 < users.len() { "," } else { "" }
+        );
+    }
+    let _ = writeln!(json, "  ]");
+    let _ = writeln!(json, "}}");
+    std::fs::write(out.join("states.json"), json)?;
+    println!(
+        "\nwrote {} ({} bytes) and {}",
+        out.join("bundle-20k.edgerec").display(),
+        int8_bytes.len(),
+        out.join("states.json").display()
+    );
+
+    Ok(())
+}
+
 fn medians_json(run: &PipelineRun) -> String {
     let mut s = String::from("{");
     for (i, (k, v)) in STAGE_KEYS.iter().zip(run.medians).enumerate() {
@@ -1171,6 +1236,7 @@ fn main() -> Res<()> {
     );
     std::fs::create_dir_all(&out)?;
     let skip_1m = std::env::args().any(|a| a == "--no-1m");
+    let bundle_only = std::env::args().any(|a| a == "--bundle-only");
     println!(
         "device pipeline benchmark: {TITLES} titles, {CANDIDATES} ranked candidates, rows of \
          {ROW_K}, {USERS} users, seed {SEED:#x}; native, profile: {}; {} CPUs",
@@ -1209,6 +1275,19 @@ fn main() -> Res<()> {
             .unwrap_or(0),
         users.iter().map(|u| u.history.len()).max().unwrap_or(0),
     );
+
+    if bundle_only {
+        // The fixture alone (what the tests replay in a worker): one untimed pass for the rows.
+        let rec = Recommender::from_bytes(&int8_bytes)?;
+        let rows = users
+            .iter()
+            .map(|u| {
+                let row = rec.recommend_row(&u.state, &u.request()?)?;
+                Ok(row.items.iter().map(|r| r.item_id).collect())
+            })
+            .collect::<Res<Vec<Vec<u32>>>>()?;
+        return write_js_fixture(&out, &int8_bytes, &users, &rows, None);
+    }
 
     // 1. The pipeline, natively.
     let f32_run = run_pipeline(&f32_bytes, &users)?;
@@ -1347,52 +1426,13 @@ fn main() -> Res<()> {
     );
 
     // Files for the JS side.
-    std::fs::write(out.join("bundle-20k.edgerec"), &int8_bytes)?;
-    let mut json = String::new();
-    let _ = writeln!(json, "{{");
-    let _ = writeln!(json, "  \"bundle\": \"bundle-20k.edgerec\",");
-    let _ = writeln!(json, "  \"variant\": \"int8\",");
-    let _ = writeln!(json, "  \"profile\": {},", js(profile()));
-    let _ = writeln!(
-        json,
-        "  \"titles\": {TITLES}, \"candidates\": {CANDIDATES}, \"k\": {ROW_K}, \"passes\": {PASSES},"
-    );
-    let _ = writeln!(
-        json,
-        "  \"native\": {{\"int8\": {}, \"f32\": {}}},",
-        medians_json(&int8_run),
-        medians_json(&f32_run)
-    );
-    let _ = writeln!(json, "  \"states\": [");
-    for (i, (u, row)) in users.iter().zip(&int8_run.rows).enumerate() {
-        let searches: Vec<String> = u.searches.iter().map(|s| js(s)).collect();
-        let ids: Vec<String> = row.iter().map(u32::to_string).collect();
-        let _ = writeln!(
-            json,
-            "    {{\"kind\": {}, \"finished\": {}, \"state\": \"{}\", \"options\": {{\"context\": \
-             {{\"device\": {}, \"timestamp\": {}, \"utcOffsetMinutes\": {}}}, \"k\": {ROW_K}, \
-             \"candidates\": {CANDIDATES}, \"index\": \"flat\", \"searches\": [{}]}}, \"native\": \
-             [{}]}}{}",
-            js(u.kind),
-            u.history.len(),
-            hex(&u.state.export()),
-            js(u.device.as_str()),
-            u.time,
-            u.utc_offset,
-            searches.join(", "),
-            ids.join(", "),
-            if i + 1 < users.len() { "," } else { "" }
-        );
-    }
-    let _ = writeln!(json, "  ]");
-    let _ = writeln!(json, "}}");
-    std::fs::write(out.join("states.json"), json)?;
-    println!(
-        "\nwrote {} ({} bytes) and {}",
-        out.join("bundle-20k.edgerec").display(),
-        int8_bytes.len(),
-        out.join("states.json").display()
-    );
+    write_js_fixture(
+        &out,
+        &int8_bytes,
+        &users,
+        &int8_run.rows,
+        Some((&int8_run, &f32_run)),
+    )?;
 
     // 3. Flat vs HNSW.
     println!(

@@ -39,6 +39,10 @@ step "memory of the MovieLens bundles: measured peaks within the loader's estima
 cargo run --quiet -p edgerec --example memory -- \
   "$EDGEREC_ARTIFACTS/bundle.edgerec" "$EDGEREC_ARTIFACTS/bundle-ranked.edgerec"
 
+step "the synthetic 20k-title bundle and user states (examples/device_bench.rs --bundle-only)"
+# What the worker test in headless Chromium loads and replays: 20,000 titles, the native rows.
+cargo run --quiet -p edgerec --example device_bench -- "$EDGEREC_ARTIFACTS/device-20k" --bundle-only
+
 # The offline evaluation of the candidate sources (MovieLens-100K and a synthetic world).
 bash scripts/eval.sh
 

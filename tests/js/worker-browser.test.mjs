@@ -2,6 +2,9 @@
 // `edgerec serve`, loaded and run in a Web Worker. Every parity user's row equals the native
 // CLI's, the page's main thread has no long task (> 50 ms) meanwhile, while the same work on the
 // main thread does (so the measurement can fail); a later publish reaches the worker by sync().
+// Then the synthetic 20,000-title bundle ($EDGEREC_ARTIFACTS/device-20k, written by
+// `examples/device_bench.rs --bundle-only`): loaded into the worker and served there with the
+// main thread free, its rows equal to the native ones.
 //
 //   node --test tests/js/worker-browser.test.mjs
 //
@@ -9,18 +12,20 @@
 // (scripts/artifacts.sh) and Debian's chromium ($CHROMIUM).
 
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 
 import {
+  ARTIFACTS,
   REPO,
   TINY_BUNDLE,
   assertDeviceParity,
   launchChromium,
   loadDeviceFixture,
   requireCli,
+  requireFile,
   requirePackageBuild,
   runCli,
   serveStore,
@@ -208,6 +213,53 @@ describe("edgerec/worker in headless Chromium", () => {
     assert.equal(synced.result.version, 2);
     assert.equal(synced.info.release.version, 2);
     assert.ok(synced.events.includes("installed"), JSON.stringify(synced.events));
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+  test("a 20,000-title bundle loads and serves in the worker; the main thread never blocks", async () => {
+    const dir20k = join(ARTIFACTS, "device-20k");
+    const howToMake = `run cargo run -p edgerec --example device_bench -- ${dir20k} --bundle-only`;
+    const bundle = readFileSync(requireFile(join(dir20k, "bundle-20k.edgerec"), howToMake));
+    const spec = JSON.parse(readFileSync(requireFile(join(dir20k, "states.json"), howToMake), "utf8"));
+    const states = spec.states.slice(0, 40);
+    assert.equal(states.length, 40);
+    const { page, errors } = await newPage();
+    await page.route((url) => url.pathname === "/test/20k.edgerec", (route) =>
+      route.fulfill({ body: bundle, contentType: "application/octet-stream" }),
+    );
+    const measured = await page.evaluate(
+      async ({ states, watch }) => {
+        const { EdgerecWorker } = await import("/js/worker-client.mjs");
+        const { fromHex } = await import("/www/parity.js");
+        const bytes = new Uint8Array(await (await fetch("/test/20k.edgerec")).arrayBuffer());
+        const worker = EdgerecWorker.start();
+        const out = await eval(watch)(async () => {
+          const t0 = performance.now();
+          await worker.load(bytes, { transfer: true });
+          const loadMs = performance.now() - t0;
+          const rows = [];
+          for (const s of states) {
+            const state = await worker.newState(fromHex(s.state));
+            const row = await worker.recommendRow(state, s.options);
+            await state.free();
+            rows.push(row.items.map((r) => r.itemId));
+          }
+          return { loadMs, rows, itemCount: (await worker.info()).itemCount };
+        });
+        await worker.terminate();
+        return out;
+      },
+      { states, watch: WATCH },
+    );
+    const { loadMs, rows, itemCount } = measured.value;
+    console.log(
+      `main thread while the 20k-title bundle loads in the worker (${loadMs.toFixed(0)} ms) and ` +
+        `${states.length} rows are computed: longest task ${measured.longestTaskMs.toFixed(0)} ms ` +
+        `(${measured.longTasks} long tasks, largest timer gap ${measured.maxGapMs.toFixed(0)} ms)`,
+    );
+    assert.equal(itemCount, 20_000);
+    states.forEach((s, i) => assert.deepEqual(rows[i], s.native, `state ${i}: the worker's row differs from the native one`));
+    assert.equal(measured.longTasks, 0, `the main thread had a ${measured.longestTaskMs} ms task`);
     assert.deepEqual(errors, []);
     await page.close();
   });
