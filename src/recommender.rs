@@ -91,8 +91,10 @@ impl RowRequest {
     }
 }
 
-/// Milliseconds per stage of one request (all 0 without a clock).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Milliseconds per stage of one request (all 0 without a clock). Serialises as the npm
+/// package's `Timings` (camelCase keys).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Timings {
     /// History from the state; the user tower.
     pub user_ms: f64,

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::context::Device;
 use crate::error::Error;
-use crate::wire::{MAX_SAFE_INTEGER, unix_seconds, whole, whole_u32};
+use crate::wire::{unix_seconds, version_number, whole, whole_u32};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -345,29 +345,6 @@ pub struct JsRelease {
     bytes: Vec<u8>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsReleaseExpect {
-    channel: String,
-    #[serde(default)]
-    now: Option<f64>,
-    #[serde(default)]
-    installed_version: Option<f64>,
-    #[serde(default)]
-    key_set_serial: Option<f64>,
-}
-
-/// A version, serial or byte count: a whole JS number from 0 to 2^53 − 1.
-fn version_number(what: &str, v: f64) -> Result<u64, JsValue> {
-    if v.fract() != 0.0 || !(0.0..=MAX_SAFE_INTEGER).contains(&v) {
-        return Err(invalid(
-            what,
-            format!("must be a whole number from 0 to {MAX_SAFE_INTEGER}, got {v}"),
-        ));
-    }
-    Ok(v as u64)
-}
-
 #[wasm_bindgen(js_class = Release)]
 impl JsRelease {
     /// Verifies a signed manifest against a trust root (`KEY` or `T:KEY,KEY,…`) before
@@ -379,28 +356,10 @@ impl JsRelease {
         #[wasm_bindgen(unchecked_param_type = "ReleaseExpect")] expect: JsValue,
     ) -> Result<JsRelease, JsValue> {
         console_error_panic_hook::set_once();
-        let e: JsReleaseExpect = serde_wasm_bindgen::from_value(expect)
+        let e: crate::wire::ReleaseExpect = serde_wasm_bindgen::from_value(expect)
             .map_err(|e| js_error("invalid_argument", &format!("expect: {e}")))?;
-        let now = e.now.map(|v| unix_seconds("now", v)).transpose()?;
-        let installed_version = e
-            .installed_version
-            .map(|v| version_number("installedVersion", v))
-            .transpose()?;
-        let key_set_serial = e
-            .key_set_serial
-            .map(|v| version_number("keySetSerial", v))
-            .transpose()?;
         let root = crate::release::TrustRoot::parse(trust)?;
-        let inner = crate::release::Manifest::verify(
-            bytes,
-            &root,
-            &crate::release::Expect {
-                channel: &e.channel,
-                now,
-                installed_version,
-                key_set_serial,
-            },
-        )?;
+        let inner = crate::release::Manifest::verify(bytes, &root, &e.to_expect()?)?;
         Ok(JsRelease {
             inner,
             bytes: bytes.to_vec(),

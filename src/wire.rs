@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::{Context, Device};
 use crate::error::{Error, Result};
 use crate::recommender::{Recommender, RowRequest};
+use crate::release::Expect;
 use crate::rerank::Reason;
 
 /// The largest integer a JS number (an `f64`) holds exactly.
@@ -114,6 +115,18 @@ pub fn whole_u32(what: &str, x: f64, max: u32) -> Result<u32> {
     whole(what, x, 0, max as usize).map(|v| v as u32)
 }
 
+/// A version, serial or byte count: a whole number from 0 to 2^53 − 1 (what a JS number holds
+/// exactly), or an `invalid_argument` error naming `what`.
+pub fn version_number(what: &str, v: f64) -> Result<u64> {
+    if v.fract() != 0.0 || !(0.0..=MAX_SAFE_INTEGER).contains(&v) {
+        return Err(invalid(
+            what,
+            format!("must be a whole number from 0 to {MAX_SAFE_INTEGER}, got {v}"),
+        ));
+    }
+    Ok(v as u64)
+}
+
 /// Whole unix seconds within [`crate::limits::MIN_TIME`]`..=`[`crate::limits::MAX_TIME`], or
 /// an `invalid_argument` error naming `what` (and saying so when the number looks like
 /// milliseconds, e.g. JS's `Date.now()`).
@@ -177,6 +190,42 @@ impl RowOptions {
     }
 }
 
+/// What a device expects of a signed release besides valid signatures (the package's
+/// `ReleaseExpect`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseExpect {
+    /// The channel the device follows.
+    pub channel: String,
+    /// Unix seconds now (absent: expiry is not checked).
+    #[serde(default)]
+    pub now: Option<f64>,
+    /// The installed release's version (a smaller one is a rollback).
+    #[serde(default)]
+    pub installed_version: Option<f64>,
+    /// The largest key set serial seen (a smaller one is a rollback).
+    #[serde(default)]
+    pub key_set_serial: Option<f64>,
+}
+
+impl ReleaseExpect {
+    /// The checked expectations (`invalid_argument` on a bad number).
+    pub fn to_expect(&self) -> Result<Expect<'_>> {
+        Ok(Expect {
+            channel: &self.channel,
+            now: self.now.map(|v| unix_seconds("now", v)).transpose()?,
+            installed_version: self
+                .installed_version
+                .map(|v| version_number("installedVersion", v))
+                .transpose()?,
+            key_set_serial: self
+                .key_set_serial
+                .map(|v| version_number("keySetSerial", v))
+                .transpose()?,
+        })
+    }
+}
+
 /// A title of the catalog (the package's `Item`).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -219,24 +268,6 @@ pub struct RowItem<'a> {
     pub reason_kind: &'static str,
 }
 
-/// Time per stage, in milliseconds.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Timings {
-    /// The user stage.
-    pub user_ms: f64,
-    /// Candidate generation.
-    pub candidates_ms: f64,
-    /// Features.
-    pub features_ms: f64,
-    /// Ranking.
-    pub ranking_ms: f64,
-    /// The rerank.
-    pub rerank_ms: f64,
-    /// All of it.
-    pub total_ms: f64,
-}
-
 /// A source that proposed candidates, and the index it searched.
 #[derive(Debug, Serialize)]
 pub struct SourceIndex {
@@ -254,7 +285,7 @@ pub struct Row<'a> {
     pub items: Vec<RowItem<'a>>,
     /// Time per stage; absent where the host has no clock to give (the plain ABI).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timings: Option<Timings>,
+    pub timings: Option<crate::Timings>,
     /// The bundle's model version.
     pub model_version: &'a str,
     /// Candidates ranked.
@@ -279,17 +310,9 @@ pub fn item(rec: &Recommender, position: usize) -> Item<'_> {
 
 /// The wire form of a row `rec` made; with its timings when `timed`.
 pub fn row(rec: &Recommender, row: crate::Row, timed: bool) -> Row<'_> {
-    let t = row.timings;
     Row {
         items: row.items.into_iter().map(|r| row_item(rec, r)).collect(),
-        timings: timed.then_some(Timings {
-            user_ms: t.user_ms,
-            candidates_ms: t.candidates_ms,
-            features_ms: t.features_ms,
-            ranking_ms: t.ranking_ms,
-            rerank_ms: t.rerank_ms,
-            total_ms: t.total_ms,
-        }),
+        timings: timed.then_some(row.timings),
         model_version: rec.model().version(),
         candidates: row.info.candidates,
         ranked: row.info.ranked,
@@ -374,6 +397,21 @@ mod tests {
         let ms = unix_seconds("t", 1_764_446_400_000.0).unwrap_err();
         assert_eq!(ms.code(), "invalid_argument");
         assert!(unix_seconds("t", f64::INFINITY).is_err());
+    }
+
+    #[test]
+    fn versions_are_whole_js_safe_integers() {
+        assert_eq!(
+            version_number("v", 9_007_199_254_740_991.0).unwrap(),
+            (1 << 53) - 1
+        );
+        assert_eq!(version_number("v", 4_294_967_296.0).unwrap(), 1 << 32);
+        for bad in [-1.0, 1.5, 9_007_199_254_740_992.0, f64::NAN] {
+            assert_eq!(
+                version_number("v", bad).unwrap_err().code(),
+                "invalid_argument"
+            );
+        }
     }
 
     #[test]

@@ -590,20 +590,6 @@ pub extern "C" fn edgerec_recommend_row(recommender: i32, state: i32, options: i
     })
 }
 
-/// What a device expects of a release besides valid signatures (JSON; the npm package's
-/// `ReleaseExpect`).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct ReleaseExpect {
-    channel: String,
-    #[serde(default)]
-    now: Option<f64>,
-    #[serde(default)]
-    installed_version: Option<f64>,
-    #[serde(default)]
-    key_set_serial: Option<f64>,
-}
-
 fn utf8<'a>(what: &str, bytes: &'a [u8]) -> Result<&'a str, Failure> {
     std::str::from_utf8(bytes).map_err(|e| {
         failure(
@@ -621,37 +607,15 @@ fn utf8<'a>(what: &str, bytes: &'a [u8]) -> Result<&'a str, Failure> {
 #[unsafe(no_mangle)]
 pub extern "C" fn edgerec_release_verify(manifest: i32, trust: i32, expect: i32) -> i32 {
     call(|h| {
-        let e: ReleaseExpect = serde_json::from_slice(h.buffer(expect)?).map_err(|e| {
+        let e: wire::ReleaseExpect = serde_json::from_slice(h.buffer(expect)?).map_err(|e| {
             failure(
                 ErrorCode::InvalidArgument,
                 format!("invalid argument: expect: {e}"),
             )
         })?;
-        let version = |what: &str, v: f64| {
-            wire::whole(what, v, 0, usize::MAX)
-                .map(|v| v as u64)
-                .map_err(Failure::from)
-        };
-        let now = e.now.map(|v| wire::unix_seconds("now", v)).transpose()?;
-        let installed_version = e
-            .installed_version
-            .map(|v| version("installedVersion", v))
-            .transpose()?;
-        let key_set_serial = e
-            .key_set_serial
-            .map(|v| version("keySetSerial", v))
-            .transpose()?;
         let root = edgerec::release::TrustRoot::parse(utf8("trust", h.buffer(trust)?)?)?;
-        let verified = edgerec::release::Manifest::verify(
-            h.buffer(manifest)?,
-            &root,
-            &edgerec::release::Expect {
-                channel: &e.channel,
-                now,
-                installed_version,
-                key_set_serial,
-            },
-        )?;
+        let verified =
+            edgerec::release::Manifest::verify(h.buffer(manifest)?, &root, &e.to_expect()?)?;
         h.insert(Object::Release(Box::new(verified)))
     })
 }
