@@ -275,6 +275,9 @@ struct PipelineArgs {
     /// Memory pool of the query engine in MiB (sorts and windows spill beyond it).
     #[arg(long, default_value_t = 4096)]
     memory_mib: usize,
+    /// Parallel partitions (users are spread over them for the per-user merge); 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    partitions: usize,
 }
 
 #[derive(Subcommand)]
@@ -428,6 +431,7 @@ fn pipeline(a: &PipelineArgs) -> Result<()> {
         folds: a.folds,
         fold_days: a.fold_days,
         memory_limit_bytes: a.memory_mib << 20,
+        partitions: a.partitions,
         ..Default::default()
     };
     let report = edgerec_pipeline::block_on(edgerec_pipeline::run(&a.world, &a.out, &config))?

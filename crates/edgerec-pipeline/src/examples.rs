@@ -1,5 +1,5 @@
-//! The per-user merge: examples sorted by `(user, time)` meet the same user's plays, and the core
-//! crate's feature code turns each example into a feature vector, point in time.
+//! Writing the examples: the plan's rows (labels, weights, platform counts and the merge's
+//! encoded features, see [`crate::merge`]) become the part files of `examples/`.
 
 use std::fs::File;
 use std::path::Path;
@@ -11,23 +11,19 @@ use arrow_array::builder::{
     StringBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{ArrowPrimitiveType, Float32Type, Int64Type, UInt32Type, UInt64Type};
+use arrow_array::types::ArrowPrimitiveType;
 use arrow_array::{
-    ArrayRef, Float32Array, Float64Array, Int64Array, PrimitiveArray, RecordBatch, StringArray,
-    UInt32Array, UInt64Array,
+    Array, ArrayRef, BinaryArray, Float32Array, Float64Array, Int64Array, PrimitiveArray,
+    RecordBatch, StringArray, UInt32Array, UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
-use edgerec::context::{Context, Device};
-use edgerec::features::{FeatureVector, History, MediaStats, Play, UserProfile, UserState};
-use edgerec::ranker::{MAX_HISTORY, MAX_SEARCH, history_titles};
+use edgerec::features::FeatureVector;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
 
 use crate::report::{Fold, Tally, fold_window};
-use crate::sql::PLAYS_BY_USER;
-use crate::{PipelineConfig, World};
+use crate::{PipelineConfig, World, merge};
 
 /// The columns of `examples/*.parquet`, in order (the dense vector's width is the number of
 /// names in `features.json`).
@@ -289,87 +285,10 @@ fn column(batch: &RecordBatch, name: &str, to: &DataType) -> Result<ArrayRef> {
     Ok(datafusion::arrow::compute::cast(c, to)?)
 }
 
-/// Reads the sorted plays stream one user at a time.
-struct PlayCursor {
-    stream: SendableRecordBatchStream,
-    rows: Vec<(u32, Play)>,
-    at: usize,
-    world_index: Arc<std::collections::HashMap<u32, u32>>,
-    done: bool,
-}
-
-fn device(s: &str) -> Result<Device> {
-    s.parse().map_err(|_| anyhow!("unknown device {s:?}"))
-}
-
-impl PlayCursor {
-    async fn refill(&mut self) -> Result<()> {
-        while self.at >= self.rows.len() && !self.done {
-            match self.stream.next().await {
-                None => self.done = true,
-                Some(batch) => {
-                    let b = batch?;
-                    let user = column(&b, "user_id", &DataType::UInt32)?;
-                    let item = column(&b, "item_id", &DataType::UInt32)?;
-                    let time = column(&b, "time", &DataType::Int64)?;
-                    let dev = column(&b, "device", &DataType::Utf8)?;
-                    let session = column(&b, "session_id", &DataType::UInt64)?;
-                    let watched = column(&b, "watched_s", &DataType::UInt32)?;
-                    let fraction = column(&b, "fraction", &DataType::Float32)?;
-                    let (user, item, time) = (
-                        user.as_primitive::<UInt32Type>(),
-                        item.as_primitive::<UInt32Type>(),
-                        time.as_primitive::<Int64Type>(),
-                    );
-                    let dev = dev.as_string::<i32>();
-                    let session = session.as_primitive::<UInt64Type>();
-                    let watched = watched.as_primitive::<UInt32Type>();
-                    let fraction = fraction.as_primitive::<Float32Type>();
-                    self.rows.clear();
-                    self.at = 0;
-                    for i in 0..b.num_rows() {
-                        // Plays of titles missing from the items table cannot be featurised.
-                        let Some(&media) = self.world_index.get(&item.value(i)) else {
-                            continue;
-                        };
-                        self.rows.push((
-                            user.value(i),
-                            Play {
-                                media,
-                                time: time.value(i),
-                                device: device(dev.value(i))
-                                    .with_context(|| format!("plays: user {}", user.value(i)))?,
-                                session: session.value(i),
-                                watched_s: watched.value(i),
-                                fraction: fraction.value(i),
-                            },
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// All plays of `user`; plays of users before it are skipped. Users must be requested in
-    /// ascending order.
-    async fn take(&mut self, user: u32) -> Result<History> {
-        let mut plays = Vec::new();
-        loop {
-            self.refill().await?;
-            let Some(&(u, play)) = self.rows.get(self.at) else {
-                break;
-            };
-            if u > user {
-                break;
-            }
-            if u == user {
-                plays.push(play);
-            }
-            self.at += 1;
-        }
-        Ok(History::new(plays))
-    }
+fn features_column(batch: &RecordBatch) -> Result<BinaryArray> {
+    Ok(column(batch, "features", &DataType::Binary)?
+        .as_binary::<i32>()
+        .clone())
 }
 
 /// What was written, for the report.
@@ -397,29 +316,39 @@ pub(crate) async fn write_examples(
     let dense = world.space.dense_names().len();
     let schema = schema(dense);
     let mut examples = ctx.sql(plan).await?.execute_stream().await?;
-    let mut plays = PlayCursor {
-        stream: ctx.sql(PLAYS_BY_USER).await?.execute_stream().await?,
-        rows: Vec::new(),
-        at: 0,
-        world_index: Arc::new(world.index.clone()),
-        done: false,
-    };
     let mut out = Builders::new(dense);
     let mut written = Written::default();
     let mut writer: Option<ArrowWriter<File>> = None;
-    let mut merge = MergeState::default();
 
     while let Some(batch) = examples.next().await {
         let b = batch?;
         let c = ExampleColumns::read(&b)?;
+        let features = features_column(&b)?;
         for i in 0..b.num_rows() {
+            if features.is_null(i) {
+                bail!(
+                    "the merge gave no features for an example of user {}",
+                    c.user.value(i)
+                );
+            }
+            let (fv, sequences) = merge::decode(features.value(i)).with_context(|| {
+                format!(
+                    "features of user {} at {}",
+                    c.user.value(i),
+                    c.time.value(i)
+                )
+            })?;
+            if fv.dense.len() != dense {
+                bail!(
+                    "the merge gave {} dense values, expected {dense}",
+                    fv.dense.len()
+                );
+            }
             let t = c.time.value(i);
-            let profile = merge.seek(&mut plays, world, c.user.value(i), t).await?;
-            let fv = featurise(world, profile, merge.user_state(), &c, i)?;
             let window = fold_window(folds, t);
             let (label, weight) = (c.label.value(i) as i8, c.weight.value(i) as f32);
             written.tally.add(label, c.source.value(i), weight, window);
-            out.push(&c, i, window, &fv, &merge.sequences);
+            out.push(&c, i, window, &fv, &sequences);
 
             if out.rows >= 65_536 {
                 let batch = out.finish(schema.clone())?;
@@ -487,85 +416,6 @@ impl ExampleColumns {
             plays_7d: primitive(b, "plays_7d")?,
         })
     }
-}
-
-/// Where the merge is: the current user with their plays, and the point-in-time user state
-/// and ranker sequences at the time of the last example.
-#[derive(Default)]
-struct MergeState {
-    current: Option<(u32, History)>,
-    state: Option<(i64, UserState)>,
-    /// The ranker's sequences at the state's time: recent titles and search tokens.
-    sequences: (Vec<u32>, Vec<u32>),
-}
-
-impl MergeState {
-    /// Moves to the example of user `u` at time `t` (users in ascending order): takes the
-    /// user's plays when the user changes and recomputes the state and sequences when the
-    /// time changes. Returns the user's profile.
-    async fn seek<'w>(
-        &mut self,
-        plays: &mut PlayCursor,
-        world: &'w World,
-        u: u32,
-        t: i64,
-    ) -> Result<&'w UserProfile> {
-        if self.current.as_ref().is_none_or(|c| c.0 != u) {
-            if self.current.as_ref().is_some_and(|c| c.0 > u) {
-                bail!("examples are not sorted by user");
-            }
-            self.current = Some((u, plays.take(u).await?));
-            self.state = None;
-        }
-        let history = &self.current.as_ref().expect("set above").1;
-        let profile = world
-            .users
-            .get(&u)
-            .ok_or_else(|| anyhow!("user {u} has events but no row in users"))?;
-        if self.state.as_ref().is_none_or(|s| s.0 != t) {
-            let before = history.before(t);
-            let s = world.space.user_state(profile, before, &world.media, t);
-            self.state = Some((t, s));
-            self.sequences = (
-                history_titles(before, &world.media, MAX_HISTORY),
-                world.recent_search_tokens(u, t, MAX_SEARCH),
-            );
-        }
-        Ok(profile)
-    }
-
-    /// The user state at the time of the last [`MergeState::seek`].
-    fn user_state(&self) -> &UserState {
-        &self.state.as_ref().expect("set by seek").1
-    }
-}
-
-/// The features of example `i` of `c` for the user with `profile` and state `user_state`.
-fn featurise(
-    world: &World,
-    profile: &UserProfile,
-    user_state: &UserState,
-    c: &ExampleColumns,
-    i: usize,
-) -> Result<FeatureVector> {
-    let d = device(c.device.value(i))?;
-    let ctx = Context::new(d, c.time.value(i), profile.utc_offset_minutes)?;
-    let context = world.space.context(profile, &ctx);
-    let index = *world
-        .index
-        .get(&c.item.value(i))
-        .ok_or_else(|| anyhow!("example of unknown item {}", c.item.value(i)))?;
-    let stats = MediaStats {
-        plays_24h: c.plays_24h.value(i),
-        plays_7d: c.plays_7d.value(i),
-    };
-    Ok(world.space.features(
-        user_state,
-        &context,
-        &world.media[index as usize],
-        index,
-        stats,
-    ))
 }
 
 /// Appends a batch, starting a new part file every `rows_per_file` rows.

@@ -19,9 +19,10 @@
 //!    80% of a two-hour film weighs 1.6, 80% of a 40-minute episode 0.53.
 //! 4. **Platform counts, point in time.** For every example, the title's plays by anyone in the
 //!    24 hours and 7 days strictly before the example (SQL window `RANGE … 1 PRECEDING`).
-//! 5. **Features.** Examples sorted by `(user, time)` are merged with the user's plays and fed
-//!    to the core crate's [`edgerec::features::FeatureSpace`] — the code the device runs — which
-//!    sees only plays strictly before the example. Two sequences for the deep ranker come from
+//! 5. **Features.** The per-user merge, a window function partitioned by user (so it runs on
+//!    every core, or every executor of a cluster), walks each user's plays and examples in time
+//!    order and feeds the examples to the core crate's [`edgerec::features::FeatureSpace`] — the
+//!    code the device runs — which sees only plays strictly before the example. Two sequences for the deep ranker come from
 //!    the same point in time: `history`, the user's recently watched titles (movie ids, most
 //!    recent first: [`edgerec::ranker::history_titles`], at most
 //!    [`edgerec::ranker::MAX_HISTORY`]), and `search`, the token ids of the user's searches
@@ -38,6 +39,7 @@
 //! searches, id = 1 + position, 0 unknown), `folds.json`, `report.md` and `report.json`.
 
 mod examples;
+mod merge;
 mod report;
 mod sql;
 mod world;
@@ -46,6 +48,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, ensure};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{ScalarUDF, WindowUDF};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use edgerec::features::FeatureConfig;
 use serde::{Deserialize, Serialize};
@@ -76,6 +79,10 @@ pub struct PipelineConfig {
     pub memory_limit_bytes: usize,
     /// Rows per output part file.
     pub rows_per_file: usize,
+    /// Parallel partitions of the embedded engine (users are spread over them for the merge);
+    /// 0 for one per core.
+    #[serde(default)]
+    pub partitions: usize,
     /// Windows of the time-based features.
     #[serde(skip, default)]
     pub features: FeatureConfig,
@@ -93,6 +100,7 @@ impl Default for PipelineConfig {
             fold_days: 7,
             memory_limit_bytes: 4 << 30,
             rows_per_file: 1 << 20,
+            partitions: 0,
             features: FeatureConfig::default(),
         }
     }
@@ -116,52 +124,142 @@ impl PipelineConfig {
     }
 }
 
-/// A DataFusion session with a bounded, spilling memory pool and the pipeline's UDFs.
-pub fn session(config: &PipelineConfig) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(config.memory_limit_bytes, 1.0)
-        .build_arc()?;
-    let mut session = SessionConfig::new().with_target_partitions(2);
+/// The pipeline's scalar functions (the downsampling hash). Every engine that plans or runs
+/// the pipeline's plans registers them: the embedded session, and on a Ballista cluster the
+/// client, the scheduler and every executor.
+pub fn scalar_udfs() -> Vec<ScalarUDF> {
+    vec![sql::unit_hash_udf()]
+}
+
+/// The pipeline's window functions (the per-user feature merge); registered like
+/// [`scalar_udfs`].
+pub fn window_udfs() -> Vec<WindowUDF> {
+    vec![merge::features_udwf()]
+}
+
+/// The session options the plans expect, with `partitions` parallel partitions.
+pub fn session_config(partitions: usize) -> SessionConfig {
+    let mut session = SessionConfig::new().with_target_partitions(partitions.max(1));
     // Plain Utf8 strings: the plans and readers expect them.
     session
         .options_mut()
         .execution
         .parquet
         .schema_force_view_types = false;
-    let ctx = SessionContext::new_with_config_rt(session, runtime);
-    ctx.register_udf(sql::unit_hash_udf());
+    session
+}
+
+/// Registers [`scalar_udfs`] and [`window_udfs`] in `ctx`.
+pub fn register_functions(ctx: &SessionContext) {
+    scalar_udfs().into_iter().for_each(|f| ctx.register_udf(f));
+    window_udfs().into_iter().for_each(|f| ctx.register_udwf(f));
+}
+
+/// A DataFusion session with a bounded, spilling memory pool and the pipeline's functions, one
+/// partition per core unless `config.partitions` says otherwise.
+pub fn session(config: &PipelineConfig) -> Result<SessionContext> {
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(config.memory_limit_bytes, 1.0)
+        .build_arc()?;
+    let partitions = match config.partitions {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let ctx = SessionContext::new_with_config_rt(session_config(partitions), runtime);
+    register_functions(&ctx);
     Ok(ctx)
 }
 
-/// Runs the whole pipeline from a world directory into `out`.
+/// Runs the whole pipeline from a world directory into `out` on the embedded engine.
 pub async fn run(world_dir: &Path, out: &Path, config: &PipelineConfig) -> Result<Report> {
     config.validate()?;
-    let started = std::time::Instant::now();
-    let ctx = session(config)?;
-    let tables = sql::register(&ctx, world_dir).await?;
-    let world = World::load(world_dir, config.features)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    run_in(&session(config)?, world_dir, out, config).await
+}
 
-    let counts = sql::label_counts(&ctx, config).await?;
+/// What [`run_in`] plans before it writes: the table files, the loaded world,
+/// the label counts, folds and the examples plan's SQL.
+struct Prepared {
+    tables: sql::TableFiles,
+    world: std::sync::Arc<World>,
+    counts: LabelCounts,
+    sample_rate: f64,
+    range: (i64, i64),
+    folds: Vec<Fold>,
+    plan: String,
+}
+
+async fn prepare(
+    ctx: &SessionContext,
+    world_dir: &Path,
+    config: &PipelineConfig,
+) -> Result<Prepared> {
+    config.validate()?;
+    // Executors resolve the world's path themselves: make it absolute.
+    let world_dir = std::path::absolute(world_dir)
+        .with_context(|| format!("resolving {}", world_dir.display()))?;
+    let tables = sql::register(ctx, &world_dir).await?;
+    let fingerprint = merge::fingerprint(&world_dir)
+        .with_context(|| format!("reading {}", world_dir.display()))?;
+    let world = std::sync::Arc::new(World::load(&world_dir, config.features)?);
+    merge::share_world(&world_dir, &fingerprint, config.features, world.clone());
+    let counts = sql::label_counts(ctx, config).await?;
     let sample_rate = counts.negative_sample_rate(config.negatives_per_positive);
-    let range = sql::time_range(&ctx).await?;
+    let range = sql::time_range(ctx).await?;
     let folds = report::rolling_folds(range.0, range.1, config.folds, config.fold_days);
-    let plan = sql::examples_sql(config, sample_rate);
-    let dir = out.join("examples");
-    let written = examples::write_examples(&ctx, &plan, &world, config, &folds, &dir).await?;
-    let report = Report::new(
-        config,
+    let call = merge::call_sql(&world_dir, &fingerprint, &config.features);
+    let plan = sql::examples_sql(config, sample_rate, &call);
+    Ok(Prepared {
         tables,
+        world,
         counts,
         sample_rate,
+        range,
+        folds,
+        plan,
+    })
+}
+
+/// The physical plan of the examples query [`run_in`] would execute in `ctx`, indented (the
+/// per-user merge is the `BoundedWindowAggExec` over `edgerec_features`).
+pub async fn examples_plan(
+    ctx: &SessionContext,
+    world_dir: &Path,
+    config: &PipelineConfig,
+) -> Result<String> {
+    let p = prepare(ctx, world_dir, config).await?;
+    let plan = ctx.sql(&p.plan).await?.create_physical_plan().await?;
+    Ok(datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string())
+}
+
+/// Runs the whole pipeline in `ctx`: an embedded session ([`session`]) or a client of a
+/// cluster, which must have the pipeline's functions registered ([`register_functions`]) and
+/// see `world_dir` at the same path as its executors. Writes the output from this process.
+pub async fn run_in(
+    ctx: &SessionContext,
+    world_dir: &Path,
+    out: &Path,
+    config: &PipelineConfig,
+) -> Result<Report> {
+    let started = std::time::Instant::now();
+    let p = prepare(ctx, world_dir, config).await?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let dir = out.join("examples");
+    let written = examples::write_examples(ctx, &p.plan, &p.world, config, &p.folds, &dir).await?;
+    let report = Report::new(
+        config,
+        p.tables,
+        p.counts,
+        p.sample_rate,
         written.tally,
         written.files,
-        range,
-        &folds,
+        p.range,
+        &p.folds,
         started.elapsed().as_secs_f64(),
     );
 
-    world.write_contract(&out.join("features.json"))?;
+    p.world.write_contract(&out.join("features.json"))?;
     let write = edgerec_data::fs::write_atomic;
     write(
         &out.join("folds.json"),

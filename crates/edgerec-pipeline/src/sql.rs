@@ -43,7 +43,7 @@ pub struct TableFiles {
 }
 
 /// Checks every part file's footer against the canonical schema (naming the file and column on
-/// a mismatch) and registers the four tables.
+/// a mismatch) and registers the four tables (replacing tables of those names).
 pub(crate) async fn register(ctx: &SessionContext, world: &Path) -> Result<TableFiles> {
     let mut files = Vec::new();
     for table in ["users", "items", "plays", "impressions"] {
@@ -85,6 +85,8 @@ pub(crate) async fn register(ctx: &SessionContext, world: &Path) -> Result<Table
         let path = dir
             .to_str()
             .ok_or_else(|| anyhow!("{} is not valid UTF-8", dir.display()))?;
+        // A session that ran the pipeline before now reads this world.
+        ctx.deregister_table(table)?;
         ctx.register_parquet(table, path, ParquetReadOptions::default())
             .await
             .with_context(|| format!("registering {}", dir.display()))?;
@@ -278,9 +280,10 @@ pub(crate) async fn label_counts(ctx: &SessionContext, c: &PipelineConfig) -> Re
     })
 }
 
-/// The examples plan: labels, downsampling, weights and point-in-time platform counts, sorted
-/// by `(user_id, time, item_id, source, session_id)`.
-pub(crate) fn examples_sql(c: &PipelineConfig, sample_rate: f64) -> String {
+/// The examples plan: labels, downsampling, weights, point-in-time platform counts and the
+/// per-user merge (`merge`: the [`crate::merge`] window function's call, which sees every
+/// play of the user), sorted by `(user_id, time, item_id, source, session_id)`.
+pub(crate) fn examples_sql(c: &PipelineConfig, sample_rate: f64, merge: &str) -> String {
     let (pos, neg) = thresholds(c);
     let impressions = if c.impressions_as_negatives {
         format!(
@@ -322,25 +325,26 @@ pub(crate) fn examples_sql(c: &PipelineConfig, sample_rate: f64) -> String {
          counted AS (
             SELECT *,
                    SUM(is_play) OVER (PARTITION BY item_id ORDER BY time
-                       RANGE BETWEEN 86400 PRECEDING AND 1 PRECEDING) AS plays_24h,
+                       RANGE BETWEEN 86400 PRECEDING AND 1 PRECEDING) AS plays_24h_sum,
                    SUM(is_play) OVER (PARTITION BY item_id ORDER BY time
-                       RANGE BETWEEN 604800 PRECEDING AND 1 PRECEDING) AS plays_7d
+                       RANGE BETWEEN 604800 PRECEDING AND 1 PRECEDING) AS plays_7d_sum
             FROM events
+         ),
+         merged AS (
+            SELECT *, {merge} AS features
+            FROM (SELECT *,
+                         CAST(COALESCE(plays_24h_sum, 0) AS INT UNSIGNED) AS plays_24h,
+                         CAST(COALESCE(plays_7d_sum, 0) AS INT UNSIGNED) AS plays_7d
+                  FROM counted)
          )
          SELECT user_id, item_id, time, device, session_id, source, label, watched_s, fraction,
-                sample_rate, duration_s, weight,
-                COALESCE(plays_24h, 0) AS plays_24h, COALESCE(plays_7d, 0) AS plays_7d
-         FROM counted WHERE is_play = 0
+                sample_rate, duration_s, weight, plays_24h, plays_7d, features
+         FROM merged WHERE is_play = 0
          ORDER BY user_id, time, item_id, source, session_id",
         seed = c.seed,
         rate = sample_rate,
     )
 }
-
-/// All plays, sorted for the per-user merge.
-pub(crate) const PLAYS_BY_USER: &str =
-    "SELECT user_id, item_id, time, device, session_id, watched_s, fraction
-     FROM plays ORDER BY user_id, time, session_id, item_id";
 
 #[cfg(test)]
 mod tests {

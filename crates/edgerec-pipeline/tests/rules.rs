@@ -757,3 +757,45 @@ fn schema_violations_name_the_file_and_column() {
         "{msg}"
     );
 }
+
+/// The per-user merge runs in every partition at once: 1, 3 and 8 partitions write the same
+/// bytes, and the users are spread over the partitions (each partition's merge sees whole
+/// users, so no example loses a play).
+#[test]
+fn the_merge_is_the_same_on_any_number_of_partitions() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_world(tmp.path(), &busy_world(40));
+    let config = PipelineConfig::default();
+    let mut outputs = Vec::new();
+    for partitions in [1, 3, 8] {
+        let ctx = datafusion::prelude::SessionContext::new_with_config(
+            edgerec_pipeline::session_config(partitions),
+        );
+        edgerec_pipeline::register_functions(&ctx);
+        let out = tmp.path().join(format!("p{partitions}"));
+        edgerec_pipeline::block_on(edgerec_pipeline::run_in(&ctx, tmp.path(), &out, &config))
+            .unwrap()
+            .unwrap();
+        let plan =
+            edgerec_pipeline::block_on(edgerec_pipeline::examples_plan(&ctx, tmp.path(), &config))
+                .unwrap()
+                .unwrap();
+        let merge = plan
+            .lines()
+            .position(|l| l.contains("BoundedWindowAggExec: wdw=[edgerec_features"))
+            .unwrap_or_else(|| panic!("the merge streams: {plan}"));
+        if partitions > 1 {
+            assert!(
+                plan.lines()
+                    .skip(merge)
+                    .take(3)
+                    .any(|l| l.contains("Hash([user_id@")
+                        && l.contains(&format!("], {partitions})"))),
+                "users spread over {partitions} partitions: {plan}"
+            );
+        }
+        outputs.push(std::fs::read(out.join("examples/part-00000.parquet")).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
