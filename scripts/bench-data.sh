@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) of the data half: `edgerec simulate` then `edgerec pipeline` on worlds
-# of 100k and 1M users, printing events/s and peak memory of each stage side by side.
+# of 100k and 1M users, printing events/s (and per core) and peak memory of each stage side by
+# side; the pipeline runs on one partition (one core merging) and on one partition per core.
 # Fixed seeds; worlds and examples are deleted afterwards unless KEEP=1.
 #   bash scripts/bench-data.sh [USERS...]        (default: 100000 1000000)
 #   ITEMS=20000 DAYS=14 MEMORY_MIB=4096 override the world size and the pipeline's memory pool.
@@ -37,15 +38,17 @@ for users in "${sizes[@]}"; do
   read -r sim_s sim_mib < <(measure "$bin" simulate --users "$users" --items "$items" --days "$days" --seed 1 --out "$world")
   events=$(python3 -c "import json; c=json.load(open('$world/world.json'))['counts']; print(c['impressions'] + c['plays'] + c['searches'])")
   input=$(python3 -c "import json; c=json.load(open('$world/world.json'))['counts']; print(c['impressions'] + c['plays'])")
-  step "pipeline over $input plays and impressions"
-  read -r pipe_s pipe_mib < <(measure "$bin" pipeline --world "$world" --out "$out" --memory-mib "${MEMORY_MIB:-4096}")
-  examples=$(python3 -c "import json; print(json.load(open('$out/report.json'))['after']['rows'])")
-  results+=("$(printf '| %s | simulate | %s events | %s | %.2f M/s | %s MiB |' "$users" "$events" "$sim_s" "$(echo "$events / $sim_s / 1000000" | bc -l)" "$sim_mib")")
-  results+=("$(printf '| %s | pipeline | %s events → %s examples | %s | %.2f M/s | %s MiB |' "$users" "$input" "$examples" "$pipe_s" "$(echo "$input / $pipe_s / 1000000" | bc -l)" "$pipe_mib")")
+  results+=("$(printf '| %s | simulate | 1 | %s events | %s | %.2f M/s | %.2f M/s | %s MiB |' "$users" "$events" "$sim_s" "$(echo "$events / $sim_s / 1000000" | bc -l)" "$(echo "$events / $sim_s / 1000000" | bc -l)" "$sim_mib")")
+  for partitions in 1 "$(nproc)"; do
+    step "pipeline over $input plays and impressions, $partitions partition(s)"
+    read -r pipe_s pipe_mib < <(measure "$bin" pipeline --world "$world" --out "$out" --memory-mib "${MEMORY_MIB:-4096}" --partitions "$partitions")
+    examples=$(python3 -c "import json; print(json.load(open('$out/report.json'))['after']['rows'])")
+    results+=("$(printf '| %s | pipeline | %s | %s events → %s examples | %s | %.2f M/s | %.2f M/s | %s MiB |' "$users" "$partitions" "$input" "$examples" "$pipe_s" "$(echo "$input / $pipe_s / 1000000" | bc -l)" "$(echo "$input / $pipe_s / 1000000 / $partitions" | bc -l)" "$pipe_mib")")
+  done
   [ "${KEEP:-0}" = 1 ] || rm -rf "$world" "$out"
 done
 
 printf '\nmachine: %s cores, %s\n\n' "$(nproc)" "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
-echo "| users | stage | volume | wall s | events/s | peak RSS |"
-echo "|---|---|---|---|---|---|"
+echo "| users | stage | partitions | volume | wall s | events/s | events/s per partition | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"

@@ -1,7 +1,10 @@
 //! The per-user merge as a window function: `edgerec_features(…) OVER (PARTITION BY user_id
-//! ORDER BY time, session_id, item_id, is_play)` walks one user's plays and examples in time
-//! order and hands each example to the core crate's feature code (what the device runs), which
-//! sees only the plays strictly before it.
+//! ORDER BY time, item_id, source, session_id, is_play)` walks one user's plays and examples in
+//! time order and hands each example to the core crate's feature code (what the device runs),
+//! which sees only the plays strictly before it. The window's order is the examples' output
+//! order, so the plan sorts the narrow rows once, before the merge, and never re-sorts the
+//! wide featurised rows after it; plays of equal time are kept in `(session, title)` order,
+//! as a device's history has them.
 //!
 //! Being a window function, the merge is part of the plan: DataFusion hash-partitions the
 //! rows by user and runs one merge per partition on every core (and a Ballista cluster runs it
@@ -29,7 +32,7 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::expressions::Literal;
 use edgerec::context::{Context, Device};
 use edgerec::features::{
-    FeatureConfig, FeatureVector, History, MediaStats, Play, SparseFeatures, UserState,
+    FeatureConfig, FeatureVector, MediaStats, Play, SparseFeatures, UserState,
 };
 use edgerec::ranker::{MAX_HISTORY, MAX_SEARCH, history_titles};
 
@@ -77,7 +80,7 @@ pub(crate) fn call_sql(world: &Path, fingerprint: &str, config: &FeatureConfig) 
         "{NAME}({world}, {fingerprint}, CAST({recent} AS BIGINT), CAST({horizon} AS BIGINT), \
          CAST({provenance} AS BIGINT), user_id, item_id, time, device, session_id, \
          CAST(is_play AS BIGINT), watched_s, fraction, plays_24h, plays_7d) \
-         OVER (PARTITION BY user_id ORDER BY time, session_id, item_id, is_play)",
+         OVER (PARTITION BY user_id ORDER BY time, item_id, source, session_id, is_play)",
         world = quote(&world.to_string_lossy()),
         fingerprint = quote(fingerprint),
         recent = config.recent_days,
@@ -254,7 +257,7 @@ impl WindowUDFImpl for FeaturesUdwf {
         Ok(Box::new(Merge {
             key,
             world: None,
-            history: History::default(),
+            plays: Vec::new(),
             state: None,
             sequences: (Vec::new(), Vec::new()),
         }))
@@ -273,7 +276,8 @@ impl WindowUDFImpl for FeaturesUdwf {
 struct Merge {
     key: WorldKey,
     world: Option<Arc<World>>,
-    history: History,
+    /// The user's plays so far, by `(time, session, title)`.
+    plays: Vec<Play>,
     state: Option<(i64, UserState)>,
     /// The ranker's sequences at the state's time: recent titles and search tokens.
     sequences: Sequences,
@@ -282,7 +286,7 @@ struct Merge {
 impl std::fmt::Debug for Merge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Merge")
-            .field("plays", &self.history.plays().len())
+            .field("plays", &self.plays.len())
             .field("time", &self.state.as_ref().map(|s| s.0))
             .finish()
     }
@@ -345,7 +349,10 @@ impl PartitionEvaluator for Merge {
                     watched_s: row.u32(11),
                     fraction: values[12].as_primitive::<Float32Type>().value(i),
                 };
-                self.history.push(play);
+                // Rows arrive by time; equal times by title, so place by session then title.
+                let key = |p: &Play| (p.time, p.session, p.media);
+                let at = self.plays.partition_point(|p| key(p) <= key(&play));
+                self.plays.insert(at, play);
             }
             return Ok(ScalarValue::Binary(None));
         }
@@ -354,7 +361,7 @@ impl PartitionEvaluator for Merge {
             .get(&user)
             .ok_or_else(|| exec_err(format!("user {user} has events but no row in users")))?;
         if self.state.as_ref().is_none_or(|s| s.0 != time) {
-            let before = self.history.before(time);
+            let before = &self.plays[..self.plays.partition_point(|p| p.time < time)];
             let s = world.space.user_state(profile, before, &world.media, time);
             self.state = Some((time, s));
             self.sequences = (
