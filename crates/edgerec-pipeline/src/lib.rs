@@ -158,8 +158,12 @@ pub fn register_functions(ctx: &SessionContext) {
 /// A DataFusion session with a bounded, spilling memory pool and the pipeline's functions, one
 /// partition per core unless `config.partitions` says otherwise.
 pub fn session(config: &PipelineConfig) -> Result<SessionContext> {
+    // A fair pool: the plan's sorts (by title for the platform counts, by user for the merge)
+    // and their spill merges run at once, and under a greedy pool the first one could take
+    // everything and leave the next unable to allocate even what spilling needs.
+    let pool = datafusion::execution::memory_pool::FairSpillPool::new(config.memory_limit_bytes);
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(config.memory_limit_bytes, 1.0)
+        .with_memory_pool(std::sync::Arc::new(pool))
         .build_arc()?;
     let partitions = match config.partitions {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
