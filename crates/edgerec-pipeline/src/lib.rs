@@ -158,9 +158,10 @@ pub fn register_functions(ctx: &SessionContext) {
 /// A DataFusion session with a bounded, spilling memory pool and the pipeline's functions, one
 /// partition per core unless `config.partitions` says otherwise.
 pub fn session(config: &PipelineConfig) -> Result<SessionContext> {
-    // A fair pool: the plan's sorts (by title for the platform counts, by user for the merge)
-    // and their spill merges run at once, and under a greedy pool the first one could take
-    // everything and leave the next unable to allocate even what spilling needs.
+    // A fair pool: the plan's spilling sorts (by title for the platform counts, by user for
+    // the merge) each get a share instead of first come, first served. Known limit: at 1M
+    // users on a single partition the 4 GiB pool still runs out in a spill merge, under this
+    // pool as under the greedy one (two partitions completed under the greedy one).
     let pool = datafusion::execution::memory_pool::FairSpillPool::new(config.memory_limit_bytes);
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(std::sync::Arc::new(pool))
