@@ -19,6 +19,8 @@ root="$EDGEREC_DATA/bench-data"
 step "build (the test profile: dependencies and the data crates optimised)"
 cargo build --workspace --all-targets
 bin="$EDGEREC_BIN"
+# A failed run leaves no cluster behind.
+trap '"$bin" cluster down --dir "$root/cluster" > /dev/null 2>&1 || true' EXIT
 
 # Runs a command under /usr/bin/time -v; prints "seconds peak_mib".
 measure() {
@@ -45,10 +47,22 @@ for users in "${sizes[@]}"; do
     examples=$(python3 -c "import json; print(json.load(open('$out/report.json'))['after']['rows'])")
     results+=("$(printf '| %s | pipeline | %s | %s events → %s examples | %s | %.2f M/s | %.2f M/s | %s MiB |' "$users" "$partitions" "$input" "$examples" "$pipe_s" "$(echo "$input / $pipe_s / 1000000" | bc -l)" "$(echo "$input / $pipe_s / 1000000 / $partitions" | bc -l)" "$pipe_mib")")
   done
+  step "pipeline on a Ballista cluster of $(nproc) executors"
+  cluster="$root/cluster"
+  url=$("$bin" cluster up --executors "$(nproc)" --vcores 1 --memory-mib "${MEMORY_MIB:-4096}" --dir "$cluster")
+  read -r pipe_s pipe_mib < <(measure "$bin" pipeline --world "$world" --out "$out" --memory-mib "${MEMORY_MIB:-4096}" --partitions "$(nproc)" --engine ballista --scheduler "$url")
+  cluster_mib=$(python3 -c "
+import json
+pids = json.load(open('$cluster/cluster.json'))['pids']
+kib = sum(int(l.split()[1]) for p in pids for l in open(f'/proc/{p}/status') if l.startswith('VmHWM'))
+print(round(kib / 1024))")
+  "$bin" cluster down --dir "$cluster" > /dev/null
+  examples=$(python3 -c "import json; print(json.load(open('$out/report.json'))['after']['rows'])")
+  results+=("$(printf '| %s | pipeline on Ballista (%s executors) | %s | %s events → %s examples | %s | %.2f M/s | %.2f M/s | %s + %s MiB |' "$users" "$(nproc)" "$(nproc)" "$input" "$examples" "$pipe_s" "$(echo "$input / $pipe_s / 1000000" | bc -l)" "$(echo "$input / $pipe_s / 1000000 / $(nproc)" | bc -l)" "$pipe_mib" "$cluster_mib")")
   [ "${KEEP:-0}" = 1 ] || rm -rf "$world" "$out"
 done
 
 printf '\nmachine: %s cores, %s\n\n' "$(nproc)" "$(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
-echo "| users | stage | partitions | volume | wall s | events/s | events/s per partition | peak RSS |"
+echo "| users | stage | partitions | volume | wall s | events/s | events/s per partition | peak RSS (client + cluster) |"
 echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"

@@ -14,12 +14,16 @@
 //! edgerec events export --db events.sqlite --base data/world --accounts accounts.csv --out data/collected
 //! edgerec ab report --db events.sqlite --experiment experiment.json --start 1796000000 --out artifacts/ab
 //! edgerec sync --url http://127.0.0.1:8080 --trust keys/release.pub --dir /var/lib/edgerec
+//! edgerec cluster up --executors 2        # prints df://127.0.0.1:PORT
+//! edgerec pipeline --world data/world --out data/examples --engine ballista --scheduler df://127.0.0.1:PORT
+//! edgerec cluster down
 //! edgerec simulate --users 100000 --items 20000 --days 28 --seed 1 --out data/world
 //! edgerec cycle --world data/world --store store --key keys/release.key --days 14 --out artifacts/cycle
 //! ```
 
 mod bundle;
 mod closed_loop;
+mod cluster;
 mod cycle;
 mod eval;
 mod events;
@@ -69,8 +73,15 @@ enum Command {
     /// Generate a deterministic synthetic streaming world (logs in the canonical schema plus
     /// its ground truth).
     Simulate(SimulateArgs),
-    /// Turn a world's logs into labelled, weighted, featurised examples (Apache DataFusion).
+    /// Turn a world's logs into labelled, weighted, featurised examples (Apache DataFusion,
+    /// embedded or on a Ballista cluster).
     Pipeline(PipelineArgs),
+    /// A Ballista cluster on this machine (scheduler and executors as separate processes on
+    /// loopback) for `pipeline --engine ballista`.
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::Command,
+    },
     /// Evaluate every candidate source (and peers' rows) on temporal, leave-last-out and
     /// time-series splits: report.md, report.json, plots/, splits/.
     Eval(eval::EvalArgs),
@@ -278,6 +289,20 @@ struct PipelineArgs {
     /// Parallel partitions (users are spread over them for the per-user merge); 0: one per core.
     #[arg(long, default_value_t = 0)]
     partitions: usize,
+    /// Where the plans run: in this process, or on a Ballista cluster (`--scheduler`).
+    #[arg(long, value_enum, default_value_t = Engine::Embedded)]
+    engine: Engine,
+    /// The Ballista scheduler's URL (`df://host:port`, as printed by `cluster up`).
+    #[arg(long, required_if_eq("engine", "ballista"))]
+    scheduler: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// DataFusion in this process.
+    Embedded,
+    /// A Ballista cluster: the same plans, the per-user merge on its executors.
+    Ballista,
 }
 
 #[derive(Subcommand)]
@@ -337,6 +362,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Recommend(a) => recommend::run(&a),
         Command::Simulate(a) => simulate(&a),
         Command::Pipeline(a) => pipeline(&a),
+        Command::Cluster { command } => cluster::run(command),
         Command::Eval(a) => eval::run(&a),
         Command::Rank(a) => rank::run(&a),
         Command::Keys { command } => release::keys(command),
@@ -434,8 +460,17 @@ fn pipeline(a: &PipelineArgs) -> Result<()> {
         partitions: a.partitions,
         ..Default::default()
     };
-    let report = edgerec_pipeline::block_on(edgerec_pipeline::run(&a.world, &a.out, &config))?
-        .with_context(|| format!("pipeline over {}", a.world.display()))?;
+    let report = match (a.engine, &a.scheduler) {
+        (Engine::Ballista, Some(url)) => edgerec_pipeline::block_on(
+            edgerec_cluster::run_pipeline(url, &a.world, &a.out, &config),
+        )?,
+        (Engine::Ballista, None) => anyhow::bail!("--engine ballista needs --scheduler URL"),
+        (Engine::Embedded, Some(_)) => anyhow::bail!("--scheduler is for --engine ballista"),
+        (Engine::Embedded, None) => {
+            edgerec_pipeline::block_on(edgerec_pipeline::run(&a.world, &a.out, &config))?
+        }
+    }
+    .with_context(|| format!("pipeline over {}", a.world.display()))?;
     print!("{}", report.markdown());
     println!("\nexamples written to {}", a.out.join("examples").display());
     Ok(())
