@@ -7,6 +7,7 @@
 //! | module | what it does |
 //! |---|---|
 //! | [`data`] | a world loaded for fitting: dense users and items, positives in time order |
+//! | [`stream`] | a world's positives streamed user by user, for training in memory bounded by the catalog |
 //! | [`device`] | a world's user as the device knows them: their local state |
 //! | [`split`] | the offline protocols: temporal, leave-last-out, time-series folds |
 //! | [`sources`] | every candidate source fitted on a split's past (popularity, iALS, content, two-tower), their rows and blend |
@@ -57,6 +58,7 @@ pub mod ranking;
 pub mod report;
 pub mod sources;
 pub mod split;
+pub mod stream;
 pub mod system;
 pub mod tune;
 

@@ -267,9 +267,14 @@ fn uniform(seed: u64, n: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|_| rng.signed_unit() * scale).collect()
 }
 
+/// The initial item factors of a fit seeded with `seed` (shared with [`crate::stream`]).
+pub(crate) fn initial_items(seed: u64, items: usize, d: usize, scale: f32) -> Vec<f32> {
+    uniform(seed ^ 0x5EED_1A15, items * d, scale)
+}
+
 /// `FᵀF + lambda I` of a row-major n × d matrix: the upper triangle accumulated row by row
 /// with vectorised AXPYs (O(n · d²/2)), then mirrored.
-fn regularised_gram(values: &[f32], d: usize, lambda: f32) -> Vec<f32> {
+pub(crate) fn regularised_gram(values: &[f32], d: usize, lambda: f32) -> Vec<f32> {
     let mut g = vec![0f32; d * d];
     for r in values.chunks_exact(d) {
         for a in 0..d {
@@ -320,6 +325,57 @@ fn gemv_sym(g: &[f32], v: &[f32], out: &mut [f32], sign: f32) {
     }
 }
 
+/// Conjugate-gradient steps on one row's normal equations, warm-started from `x`:
+/// `(G + Σ_j (c_j − 1) y_j y_jᵀ) x = Σ_j c_j y_j` over the row's entries `(cols, vals)`, with
+/// `G = OᵀO + λI` of the other side (`g`, d × d) and `y_j` its rows in `other`. `work` is
+/// scratch of `3 d` values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn cg_row(
+    x: &mut [f32],
+    cols: &[u32],
+    vals: &[f32],
+    other: &[f32],
+    g: &[f32],
+    alpha: f32,
+    steps: usize,
+    work: &mut [f32],
+) {
+    let d = x.len();
+    let (res, rest) = work.split_at_mut(d);
+    let (p, ap) = rest.split_at_mut(d);
+    // r = b − A x = Σ_i (c_i − (c_i − 1) y_i·x) y_i − G x.
+    gemv_sym(g, x, res, -1.0);
+    for (&j, &v) in cols.iter().zip(vals) {
+        let y = &other[j as usize * d..(j as usize + 1) * d];
+        let c = 1.0 + alpha * v;
+        axpy(res, c - (c - 1.0) * dot(y, x), y);
+    }
+    p.copy_from_slice(res);
+    let mut rs_old = dot(res, res);
+    for _ in 0..steps {
+        if rs_old < 1e-20 {
+            break;
+        }
+        // A p = G p + Σ_i (c_i − 1)(y_i·p) y_i.
+        gemv_sym(g, p, ap, 1.0);
+        for (&j, &v) in cols.iter().zip(vals) {
+            let y = &other[j as usize * d..(j as usize + 1) * d];
+            axpy(ap, alpha * v * dot(y, p), y);
+        }
+        let step = rs_old / dot(p, ap);
+        for k in 0..d {
+            x[k] += step * p[k];
+            res[k] -= step * ap[k];
+        }
+        let rs_new = dot(res, res);
+        let beta = rs_new / rs_old;
+        for k in 0..d {
+            p[k] = res[k] + beta * p[k];
+        }
+        rs_old = rs_new;
+    }
+}
+
 /// One half-iteration: every row of `target` solved against `other`.
 fn solve_side(
     target: &mut [f32],
@@ -340,39 +396,7 @@ fn solve_side(
                 .with_min_len(32)
                 .for_each_init(scratch, |work, (r, x)| {
                     let (cols, vals) = csr.row(r);
-                    let (res, rest) = work.split_at_mut(d);
-                    let (p, ap) = rest.split_at_mut(d);
-                    // r = b − A x = Σ_i (c_i − (c_i − 1) y_i·x) y_i − G x.
-                    gemv_sym(&g, x, res, -1.0);
-                    for (&j, &v) in cols.iter().zip(vals) {
-                        let y = &other[j as usize * d..(j as usize + 1) * d];
-                        let c = 1.0 + alpha * v;
-                        axpy(res, c - (c - 1.0) * dot(y, x), y);
-                    }
-                    p.copy_from_slice(res);
-                    let mut rs_old = dot(res, res);
-                    for _ in 0..steps {
-                        if rs_old < 1e-20 {
-                            break;
-                        }
-                        // A p = G p + Σ_i (c_i − 1)(y_i·p) y_i.
-                        gemv_sym(&g, p, ap, 1.0);
-                        for (&j, &v) in cols.iter().zip(vals) {
-                            let y = &other[j as usize * d..(j as usize + 1) * d];
-                            axpy(ap, alpha * v * dot(y, p), y);
-                        }
-                        let step = rs_old / dot(p, ap);
-                        for k in 0..d {
-                            x[k] += step * p[k];
-                            res[k] -= step * ap[k];
-                        }
-                        let rs_new = dot(res, res);
-                        let beta = rs_new / rs_old;
-                        for k in 0..d {
-                            p[k] = res[k] + beta * p[k];
-                        }
-                        rs_old = rs_new;
-                    }
+                    cg_row(x, cols, vals, other, &g, alpha, steps, work);
                 });
             Ok(())
         }
@@ -471,7 +495,7 @@ pub fn try_train(data: &Interactions, config: &IalsConfig) -> Result<IalsModel, 
     }
     let scale = 0.1 / (d as f32).sqrt();
     let mut x = uniform(config.seed, data.users() * d, scale);
-    let mut y = uniform(config.seed ^ 0x5EED_1A15, data.items() * d, scale);
+    let mut y = initial_items(config.seed, data.items(), d, scale);
     let mut losses = Vec::new();
     for _ in 0..config.iterations {
         solve_side(&mut x, &y, &data.users, d, config).map_err(TrainError::Solve)?;
