@@ -215,11 +215,7 @@ pub async fn run_pipeline(
     out: &Path,
     config: &edgerec_pipeline::PipelineConfig,
 ) -> Result<edgerec_pipeline::Report> {
-    let partitions = match config.partitions {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    let ctx = client(url, partitions).await?;
+    let ctx = client(url, config.partitions()).await?;
     edgerec_pipeline::run_in(&ctx, world_dir, out, config).await
 }
 

@@ -107,6 +107,14 @@ impl Default for PipelineConfig {
 }
 
 impl PipelineConfig {
+    /// The partitions a session should use: `partitions`, or one per core when it is 0.
+    pub fn partitions(&self) -> usize {
+        match self.partitions {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         ensure!(
             0.0 <= self.negative_below
@@ -167,11 +175,7 @@ pub fn session(config: &PipelineConfig) -> Result<SessionContext> {
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(std::sync::Arc::new(pool))
         .build_arc()?;
-    let partitions = match config.partitions {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
-    let ctx = SessionContext::new_with_config_rt(session_config(partitions), runtime);
+    let ctx = SessionContext::new_with_config_rt(session_config(config.partitions()), runtime);
     register_functions(&ctx);
     Ok(ctx)
 }

@@ -481,18 +481,29 @@ pub enum TrainError {
     Solve(String),
 }
 
-/// Trains iALS. `data` needs at least one user and one item.
-pub fn try_train(data: &Interactions, config: &IalsConfig) -> Result<IalsModel, TrainError> {
-    let d = config.factors;
-    if d == 0 {
+/// The hyper-parameters every iALS fit needs (shared with [`crate::stream`]): at least one
+/// factor, `lambda` finite and positive, `alpha` finite and non-negative.
+pub(crate) fn check_hyperparameters(
+    factors: usize,
+    alpha: f32,
+    lambda: f32,
+) -> Result<(), TrainError> {
+    if factors == 0 {
         return Err(TrainError::NoFactors);
     }
-    if !(config.lambda.is_finite() && config.lambda > 0.0) {
-        return Err(TrainError::BadLambda(config.lambda));
+    if !(lambda.is_finite() && lambda > 0.0) {
+        return Err(TrainError::BadLambda(lambda));
     }
-    if !(config.alpha.is_finite() && config.alpha >= 0.0) {
-        return Err(TrainError::BadAlpha(config.alpha));
+    if !(alpha.is_finite() && alpha >= 0.0) {
+        return Err(TrainError::BadAlpha(alpha));
     }
+    Ok(())
+}
+
+/// Trains iALS. `data` needs at least one user and one item.
+pub fn try_train(data: &Interactions, config: &IalsConfig) -> Result<IalsModel, TrainError> {
+    check_hyperparameters(config.factors, config.alpha, config.lambda)?;
+    let d = config.factors;
     let scale = 0.1 / (d as f32).sqrt();
     let mut x = uniform(config.seed, data.users() * d, scale);
     let mut y = initial_items(config.seed, data.items(), d, scale);

@@ -30,7 +30,7 @@ use edgerec::ials::{Factors, fold_in};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::ials::{TrainError, cg_row, regularised_gram};
+use crate::ials::{TrainError, cg_row, check_hyperparameters, regularised_gram};
 
 /// What [`Partitions::for_each`] calls with each partition: one `(item, r)` history per user.
 pub type PartitionFn<'a> = dyn FnMut(&[Vec<(u32, f32)>]) -> Result<(), String> + 'a;
@@ -216,7 +216,7 @@ struct UserVectors {
 }
 
 impl UserVectors {
-    fn create(dir: Option<&Path>) -> Result<UserVectors, TrainError> {
+    fn create(dir: Option<&Path>) -> UserVectors {
         let dir = dir.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let unique = format!(
             "edgerec-ials-{}-{}",
@@ -226,7 +226,7 @@ impl UserVectors {
                 .map_or(0, |t| t.as_nanos())
         );
         let files = [0, 1].map(|k| dir.join(format!("{unique}-{k}.f32")));
-        Ok(UserVectors { files, current: 0 })
+        UserVectors { files, current: 0 }
     }
 }
 
@@ -347,21 +347,13 @@ pub fn train_streaming(
     source: &dyn Partitions,
     config: &StreamConfig,
 ) -> Result<StreamModel, TrainError> {
+    check_hyperparameters(config.factors, config.alpha, config.lambda)?;
     let d = config.factors;
-    if d == 0 {
-        return Err(TrainError::NoFactors);
-    }
-    if !(config.lambda.is_finite() && config.lambda > 0.0) {
-        return Err(TrainError::BadLambda(config.lambda));
-    }
-    if !(config.alpha.is_finite() && config.alpha >= 0.0) {
-        return Err(TrainError::BadAlpha(config.alpha));
-    }
     let items = source.items();
     let lambda = f64::from(config.lambda);
     let scale = 0.1 / (d as f32).sqrt();
     let mut y = crate::ials::initial_items(config.seed, items, d, scale);
-    let mut store = UserVectors::create(config.work_dir.as_deref())?;
+    let mut store = UserVectors::create(config.work_dir.as_deref());
     let mut users = None;
     let mut passes = 0usize;
     for iteration in 0..config.iterations {
