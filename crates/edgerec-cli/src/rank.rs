@@ -92,6 +92,15 @@ pub struct ExampleArgs {
     /// Skip the deep ranker.
     #[arg(long)]
     no_deep: bool,
+    /// Stream the examples from their files instead of loading them, so memory does not grow
+    /// with their number: the logistic regression fits the same model by passes over the
+    /// files, the trees fit on a uniform sample of at most `--sample` rows, and the deep
+    /// ranker is left out.
+    #[arg(long)]
+    stream: bool,
+    /// With `--stream`: the most examples each boosted-trees fit samples.
+    #[arg(long, default_value_t = 2_000_000, requires = "stream")]
+    sample: usize,
 }
 
 /// Arguments of `edgerec rank train-candidates`.
@@ -155,6 +164,7 @@ impl ExampleArgs {
                 seed: self.deep_seed,
                 ..DeepConfig::default()
             }),
+            stream_sample: self.stream.then_some(self.sample),
         }
     }
 }

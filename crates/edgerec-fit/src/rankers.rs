@@ -31,8 +31,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, ensure};
 use edgerec_eval::plot::{Line, line_chart};
 use edgerec_rank::{
-    DeepConfig, DeepEvaluation, DeepRanker, EpochLog, Evaluation, Examples, FitConfig, FoldResult,
-    GradientBoostedTrees, ImportanceConfig, LogisticRegression, TreeConfig, TreeEvaluation,
+    DeepConfig, DeepEvaluation, DeepRanker, EpochLog, Evaluation, ExampleStream, Examples,
+    FitConfig, FoldResult, GradientBoostedTrees, ImportanceConfig, LogisticRegression, TreeConfig,
+    TreeEvaluation,
 };
 use edgerec_train::ials::IalsConfig;
 use edgerec_twotower::TowerConfig;
@@ -60,6 +61,11 @@ pub struct ExamplesConfig {
     pub trees: TreeConfig,
     /// The deep ranker; `None` leaves it out.
     pub deep: Option<DeepConfig>,
+    /// Stream the examples from their files instead of loading them: memory no longer grows
+    /// with the number of examples. The logistic regression fits the same model by passes
+    /// over the files; the trees fit on a uniform sample of at most this many rows (seeded by
+    /// the trees' seed); the deep ranker is left out (it trains in memory only).
+    pub stream_sample: Option<usize>,
 }
 
 impl Default for ExamplesConfig {
@@ -68,6 +74,7 @@ impl Default for ExamplesConfig {
             lambda: 1.0,
             trees: TreeConfig::default(),
             deep: Some(DeepConfig::default()),
+            stream_sample: None,
         }
     }
 }
@@ -176,6 +183,9 @@ struct GbdtReport {
     base_score: f32,
     /// Normalised total split gain per feature, largest first.
     importance: Vec<(String, f64)>,
+    /// Streaming: every fit's uniform sample of at most this many rows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sample: Option<usize>,
 }
 
 /// Trains the deep ranker: evaluation with importance, then the model on all examples.
@@ -298,6 +308,48 @@ fn linear_and_trees(examples: &Examples, config: &ExamplesConfig) -> Result<Line
     Ok((evaluation, model, onnx, tree_evaluation, trees, trees_onnx))
 }
 
+/// [`linear_and_trees`] on examples streamed from `dir`'s files (trees on samples of at most
+/// `cap` rows): the examples' count and width, the models, and the deep ranker left out.
+fn streamed_linear_and_trees(
+    dir: &Path,
+    config: &ExamplesConfig,
+    cap: usize,
+) -> Result<((usize, usize), LinearAndTrees, DeepOutcome)> {
+    let stream = ExampleStream::open(dir)
+        .with_context(|| format!("opening the examples in {}", dir.display()))?;
+    let fit = FitConfig {
+        lambda: config.lambda,
+        ..Default::default()
+    };
+    let all = stream.before(stream.folds().len() as i32);
+    let evaluation =
+        edgerec_rank::evaluate_stream(&stream, &fit).context("time-series evaluation")?;
+    let model = LogisticRegression::fit_rows(&all, &fit).context("training on all examples")?;
+    let onnx = model.to_onnx().context("exporting the ranker")?;
+    let tree_evaluation =
+        edgerec_rank::evaluate_trees_stream(&stream, &config.trees, cap, config.trees.seed)
+            .context("time-series evaluation of the trees")?;
+    let drawn = edgerec_rank::sample(&all, cap, config.trees.seed)
+        .context("sampling the examples for the trees")?;
+    let trees = GradientBoostedTrees::fit(&drawn, &config.trees)
+        .context("training the trees on all examples")?;
+    let trees_onnx = trees.to_onnx().context("exporting the trees")?;
+    let mut n = 0usize;
+    edgerec_rank::Rows::scan(&all, &mut |_, _, _| n += 1)?;
+    let deep = DeepOutcome {
+        report: None,
+        onnx: None,
+        skipped: Some(
+            "streaming (--stream): the deep ranker trains on examples in memory only".into(),
+        ),
+    };
+    Ok((
+        (n, stream.names().len()),
+        (evaluation, model, onnx, tree_evaluation, trees, trees_onnx),
+        deep,
+    ))
+}
+
 /// The deep ranker's report and model, or why it was not trained.
 struct DeepOutcome {
     report: Option<DeepReport>,
@@ -346,15 +398,24 @@ fn selected(selections: &[Selection]) -> String {
 /// in `dir`, then trained on all of them. Artifacts: `ranker.onnx`, `ranker-gbdt.onnx`,
 /// `ranker-deep.onnx` (unless left out), `plots/`, `report.json`, and the markdown report.
 pub fn train_on_examples(dir: &Path, config: &ExamplesConfig) -> Result<Artifacts> {
-    let examples =
-        Examples::load(dir).with_context(|| format!("loading examples from {}", dir.display()))?;
-    let (evaluation, model, onnx, tree_evaluation, trees, trees_onnx) =
-        linear_and_trees(&examples, config)?;
+    let ((n, d), linear_trees, deep) = match config.stream_sample {
+        Some(cap) => streamed_linear_and_trees(dir, config, cap)?,
+        None => {
+            let examples = Examples::load(dir)
+                .with_context(|| format!("loading examples from {}", dir.display()))?;
+            (
+                (examples.data.len(), examples.data.n_features()),
+                linear_and_trees(&examples, config)?,
+                deep_ranker(&examples, config.deep.as_ref())?,
+            )
+        }
+    };
+    let (evaluation, model, onnx, tree_evaluation, trees, trees_onnx) = linear_trees;
     let DeepOutcome {
         report: deep,
         onnx: deep_onnx,
         skipped: deep_skipped,
-    } = deep_ranker(&examples, config.deep.as_ref())?;
+    } = deep;
     let mut selections = vec![
         selection(
             edgerec_rank::RANKER_KIND,
@@ -380,8 +441,8 @@ pub fn train_on_examples(dir: &Path, config: &ExamplesConfig) -> Result<Artifact
     let selected = selected(&selections);
     let report = Report {
         ranker: edgerec_rank::RANKER_KIND,
-        examples: examples.data.len(),
-        features: examples.data.n_features(),
+        examples: n,
+        features: d,
         evaluation,
         final_iterations: model.iterations(),
         intercept: model.intercept(),
@@ -397,6 +458,7 @@ pub fn train_on_examples(dir: &Path, config: &ExamplesConfig) -> Result<Artifact
                 .into_iter()
                 .map(|(name, v)| (name.to_string(), v))
                 .collect(),
+            sample: config.stream_sample,
         },
         deep,
         deep_skipped,
@@ -751,6 +813,13 @@ fn markdown(r: &Report) -> String {
          {:.4} (log-odds).\n",
         g.trees, g.evaluation.config.learning_rate, g.evaluation.config.max_depth, g.base_score
     );
+    if let Some(cap) = g.sample {
+        let _ = writeln!(
+            s,
+            "Streamed: every fit (each window's and the final one) is on a uniform sample of at \
+             most {cap} of its training examples.\n"
+        );
+    }
     let _ = writeln!(s, "## Time-series evaluation\n");
     fold_table(&mut s, &g.evaluation.folds, "trees");
     let _ = writeln!(
@@ -947,6 +1016,7 @@ mod tests {
             lambda: 1.0,
             trees,
             deep: Some(deep),
+            stream_sample: None,
         };
         let artifacts = train_on_examples(&pipeline, &config).unwrap();
         artifacts.write(&out).unwrap();
@@ -1009,5 +1079,66 @@ mod tests {
             .unwrap();
             assert!(svg.contains("<svg"), "{svg}");
         }
+
+        // Streamed from the files: the same logistic regression and (with a sample as large
+        // as the examples) the same trees, without the deep ranker.
+        let streamed = train_on_examples(
+            &pipeline,
+            &ExamplesConfig {
+                stream_sample: Some(usize::MAX),
+                ..config.clone()
+            },
+        )
+        .unwrap();
+        let file = |a: &Artifacts, name: &str| {
+            a.files
+                .iter()
+                .find(|(p, _)| p == Path::new(name))
+                .map(|(_, b)| b.clone())
+                .unwrap()
+        };
+        assert_eq!(file(&streamed, "ranker.onnx"), onnx);
+        assert_eq!(
+            file(&streamed, "ranker-gbdt.onnx"),
+            std::fs::read(out.join("ranker-gbdt.onnx")).unwrap()
+        );
+        let streamed_report: serde_json::Value =
+            serde_json::from_slice(&file(&streamed, "report.json")).unwrap();
+        assert_eq!(streamed_report["evaluation"], report["evaluation"]);
+        assert_eq!(
+            streamed_report["gbdt"]["evaluation"],
+            report["gbdt"]["evaluation"]
+        );
+        assert_eq!(streamed_report["examples"], report["examples"]);
+        assert!(streamed_report["deep"].is_null());
+        assert!(
+            streamed.markdown.contains("streaming"),
+            "{}",
+            streamed.markdown
+        );
+        assert!(
+            !streamed
+                .files
+                .iter()
+                .any(|(p, _)| p == Path::new("ranker-deep.onnx"))
+        );
+        // A small sample: other trees, reported as sampled.
+        let sampled = train_on_examples(
+            &pipeline,
+            &ExamplesConfig {
+                stream_sample: Some(500),
+                ..config
+            },
+        )
+        .unwrap();
+        assert_ne!(
+            file(&sampled, "ranker-gbdt.onnx"),
+            file(&streamed, "ranker-gbdt.onnx")
+        );
+        assert!(
+            sampled.markdown.contains("uniform sample of at most 500"),
+            "{}",
+            sampled.markdown
+        );
     }
 }

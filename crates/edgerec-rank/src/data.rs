@@ -132,6 +132,32 @@ impl Dataset {
     }
 }
 
+/// Rows of dense features with a label and a weight each, visited in a fixed order: a
+/// [`Dataset`] in memory, or examples streamed from a pipeline directory
+/// ([`crate::StreamedExamples`]). Trainers that take `&dyn Rows` hold a row at a time, so their
+/// memory is bounded by the features, not the rows.
+pub trait Rows {
+    /// Feature names, in column order.
+    fn names(&self) -> &[String];
+
+    /// Calls `f(features, label, weight)` for every row, in the same order on every call.
+    /// Features are finite and weights finite and non-negative (an error otherwise).
+    fn scan(&self, f: &mut dyn FnMut(&[f32], bool, f32)) -> Result<()>;
+}
+
+impl Rows for Dataset {
+    fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn scan(&self, f: &mut dyn FnMut(&[f32], bool, f32)) -> Result<()> {
+        for i in 0..self.len() {
+            f(self.row(i), self.labels[i], self.weights[i]);
+        }
+        Ok(())
+    }
+}
+
 /// One rolling-origin validation window, as in the pipeline's `folds.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fold {
@@ -208,13 +234,13 @@ struct FoldEntry {
 }
 
 #[derive(Deserialize)]
-struct Contract {
-    dense: Vec<String>,
+pub(crate) struct Contract {
+    pub(crate) dense: Vec<String>,
     #[serde(default)]
     search_tokens: Vec<String>,
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -226,7 +252,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 }
 
 /// Columns read from an examples file.
-const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
+pub(crate) const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
 
 /// Columns read, when present, for the deep ranker: `time` (Int64), `movie` and `language`
 /// (UInt32), the others lists of UInt32. A file holds all of them or none.
@@ -289,7 +315,7 @@ impl Examples {
 }
 
 /// The windows of `dir/folds.json`; errors unless they are listed oldest first.
-fn read_folds(dir: &Path) -> Result<Vec<Fold>> {
+pub(crate) fn read_folds(dir: &Path) -> Result<Vec<Fold>> {
     let entries: Vec<FoldEntry> = read_json(&dir.join("folds.json"))?;
     let folds: Vec<Fold> = entries.into_iter().map(|e| e.fold).collect();
     if let Some((k, f)) = folds
@@ -306,7 +332,7 @@ fn read_folds(dir: &Path) -> Result<Vec<Fold>> {
 }
 
 /// The `part-*.parquet` files of `parts_dir`, in file-name order; errors if there are none.
-fn list_parts(parts_dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_parts(parts_dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(parts_dir).map_err(|source| Error::Io {
         path: parts_dir.to_path_buf(),
         source,
@@ -356,11 +382,11 @@ fn read_parts(parts: &[PathBuf], d: usize) -> Result<(Columns, bool)> {
 }
 
 #[derive(Default)]
-struct Columns {
-    dense: Vec<f32>,
-    labels: Vec<bool>,
-    weights: Vec<f32>,
-    fold: Vec<i32>,
+pub(crate) struct Columns {
+    pub(crate) dense: Vec<f32>,
+    pub(crate) labels: Vec<bool>,
+    pub(crate) weights: Vec<f32>,
+    pub(crate) fold: Vec<i32>,
     sparse: SparseColumns,
 }
 
@@ -488,7 +514,7 @@ fn read_sparse(path: &Path, batch: &RecordBatch, out: &mut SparseColumns) -> Res
     out.check()
 }
 
-fn column_err(path: &Path, column: &str, message: impl Into<String>) -> Error {
+pub(crate) fn column_err(path: &Path, column: &str, message: impl Into<String>) -> Error {
     Error::Column {
         path: path.to_path_buf(),
         column: column.to_string(),
@@ -496,7 +522,12 @@ fn column_err(path: &Path, column: &str, message: impl Into<String>) -> Error {
     }
 }
 
-fn read_batch(path: &Path, batch: &RecordBatch, width: usize, cols: &mut Columns) -> Result<()> {
+pub(crate) fn read_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    width: usize,
+    cols: &mut Columns,
+) -> Result<()> {
     let column = |name: &str| {
         batch
             .column_by_name(name)
@@ -577,7 +608,7 @@ fn read_batch(path: &Path, batch: &RecordBatch, width: usize, cols: &mut Columns
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow_array::{ArrayRef, FixedSizeListArray, Float32Array, Int8Array, Int32Array};
@@ -586,7 +617,13 @@ mod tests {
     use super::*;
     use crate::{FitConfig, evaluate};
 
-    fn write_part(path: &Path, labels: &[i8], fold: &[i32], dense: &[[f32; 2]], width: i32) {
+    pub(crate) fn write_part(
+        path: &Path,
+        labels: &[i8],
+        fold: &[i32],
+        dense: &[[f32; 2]],
+        width: i32,
+    ) {
         let list = FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(
             dense.iter().map(|r| {
                 Some(
@@ -621,7 +658,9 @@ mod tests {
         w.close().unwrap();
     }
 
-    fn pipeline_dir(dir: &Path, width: i32) {
+    /// A pipeline directory of 300 examples over two files: 200 before window 0, 50 in
+    /// window 0, 50 in window 1; features `a`, `b` (`width` of them written).
+    pub(crate) fn pipeline_dir(dir: &Path, width: i32) {
         std::fs::create_dir_all(dir.join("examples")).unwrap();
         std::fs::write(
             dir.join("features.json"),

@@ -6,8 +6,8 @@ use crate::deep::{DeepConfig, DeepRanker, EpochLog};
 use crate::importance::{Importance, permutation_importance};
 use crate::metrics::{CalibrationBin, calibration, calibration_error};
 use crate::{
-    Dataset, Examples, FitConfig, Fold, GradientBoostedTrees, LogisticRegression, Result,
-    TreeConfig, auc, log_loss,
+    Dataset, ExampleStream, Examples, FitConfig, Fold, GradientBoostedTrees, LogisticRegression,
+    Result, Rows, StreamedExamples, TreeConfig, auc, log_loss, sample,
 };
 
 /// Bins of each window's reliability diagram.
@@ -148,6 +148,136 @@ pub fn evaluate_deep(
     })
 }
 
+/// A window's metrics from its model's probabilities on its examples (`labels`, `weights`)
+/// and its past's totals `(rows, weight, positive weight)`.
+fn fold_result(
+    fold: &Fold,
+    (train_rows, total, pos_weight): (usize, f64, f64),
+    probs: &[f32],
+    labels: &[bool],
+    weights: &[f32],
+    iterations: usize,
+) -> FoldResult {
+    let positives = labels.iter().filter(|&&l| l).count();
+    let constant = vec![(pos_weight / total) as f32; labels.len()];
+    let bins = calibration(probs, labels, weights, CALIBRATION_BINS);
+    FoldResult {
+        fold: fold.clone(),
+        train_examples: train_rows,
+        valid_examples: labels.len(),
+        base_rate: positives as f64 / labels.len() as f64,
+        auc: auc(probs, labels),
+        log_loss_weighted: log_loss(probs, labels, Some(weights)),
+        log_loss: log_loss(probs, labels, None),
+        constant_log_loss_weighted: log_loss(&constant, labels, Some(weights)),
+        iterations,
+        calibration_error: calibration_error(&bins),
+        calibration: bins,
+    }
+}
+
+/// A model's probabilities for a batch of rows.
+pub(crate) type Scorer = Box<dyn Fn(&Dataset) -> Result<Vec<f32>>>;
+
+/// The protocol on examples streamed from their files: for every window `k` with examples,
+/// `fit(rows before k)` returns the model's scorer and iteration count, and the window is
+/// scored batch by batch. Memory: the fit's, plus a probability, label and weight per
+/// validation row.
+fn evaluate_stream_folds(
+    stream: &ExampleStream,
+    mut fit: impl FnMut(&StreamedExamples<'_>) -> Result<(Scorer, usize)>,
+) -> Result<Vec<FoldResult>> {
+    let mut folds = Vec::new();
+    for fold in stream.folds() {
+        let k = fold.index as i32;
+        let mut valid_rows = 0usize;
+        stream.window(k).scan(&mut |_, _, _| valid_rows += 1)?;
+        if valid_rows == 0 {
+            continue;
+        }
+        let train = stream.before(k);
+        let (mut rows, mut total, mut pos_weight) = (0usize, 0.0f64, 0.0f64);
+        train.scan(&mut |_, y, w| {
+            rows += 1;
+            total += f64::from(w);
+            if y {
+                pos_weight += f64::from(w);
+            }
+        })?;
+        let (score, iterations) = fit(&train)?;
+        let (mut probs, mut labels, mut weights) = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = None;
+        stream.for_each_batch(&mut |batch, windows| {
+            if failed.is_some() {
+                return;
+            }
+            let valid = batch.select(|i| windows[i] == k);
+            if valid.is_empty() {
+                return;
+            }
+            match score(&valid) {
+                Ok(p) => {
+                    probs.extend(p);
+                    labels.extend_from_slice(valid.labels());
+                    weights.extend_from_slice(valid.weights());
+                }
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        folds.push(fold_result(
+            fold,
+            (rows, total, pos_weight),
+            &probs,
+            &labels,
+            &weights,
+            iterations,
+        ));
+    }
+    Ok(folds)
+}
+
+/// [`evaluate`] on examples streamed from their files ([`ExampleStream`]): every window's
+/// model is [`LogisticRegression::fit_rows`] on the rows before it, the same model
+/// [`evaluate`] fits from memory, so the results are the same; memory is O(features²) plus
+/// the validation window's scores.
+pub fn evaluate_stream(stream: &ExampleStream, config: &FitConfig) -> Result<Evaluation> {
+    let folds = evaluate_stream_folds(stream, |train| {
+        let model = LogisticRegression::fit_rows(train, config)?;
+        let iterations = model.iterations();
+        let score: Scorer = Box::new(move |d| model.score(d));
+        Ok((score, iterations))
+    })?;
+    Ok(Evaluation {
+        config: *config,
+        folds,
+    })
+}
+
+/// [`evaluate_trees`] on examples streamed from their files: every window's trees are fitted
+/// on a uniform [`sample`] of at most `cap` of the rows before it (seeded by `seed`), so
+/// memory is O(cap × features) whatever the number of examples. With `cap` at least the
+/// number of examples the results are [`evaluate_trees`]'s.
+pub fn evaluate_trees_stream(
+    stream: &ExampleStream,
+    config: &TreeConfig,
+    cap: usize,
+    seed: u64,
+) -> Result<TreeEvaluation> {
+    let folds = evaluate_stream_folds(stream, |train| {
+        let model = GradientBoostedTrees::fit(&sample(train, cap, seed)?, config)?;
+        let trees = model.n_trees();
+        let score: Scorer = Box::new(move |d| model.score(d));
+        Ok((score, trees))
+    })?;
+    Ok(TreeEvaluation {
+        config: *config,
+        folds,
+    })
+}
+
 /// One window's training and validation examples, as datasets and as row indices into the
 /// examples.
 pub(crate) struct Split {
@@ -183,7 +313,6 @@ fn evaluate_folds(
         };
         let (probs, iterations) = fit_score(&split)?;
         let (train, valid) = (&split.train, &split.valid);
-        let positives = valid.labels().iter().filter(|&&l| l).count();
         let (mut total, mut pos_weight) = (0.0f64, 0.0f64);
         for (&w, &y) in train.weights().iter().zip(train.labels()) {
             total += f64::from(w);
@@ -191,21 +320,14 @@ fn evaluate_folds(
                 pos_weight += f64::from(w);
             }
         }
-        let constant = vec![(pos_weight / total) as f32; valid.len()];
-        let bins = calibration(&probs, valid.labels(), valid.weights(), CALIBRATION_BINS);
-        folds.push(FoldResult {
-            fold: fold.clone(),
-            train_examples: train.len(),
-            valid_examples: valid.len(),
-            base_rate: positives as f64 / valid.len() as f64,
-            auc: auc(&probs, valid.labels()),
-            log_loss_weighted: log_loss(&probs, valid.labels(), Some(valid.weights())),
-            log_loss: log_loss(&probs, valid.labels(), None),
-            constant_log_loss_weighted: log_loss(&constant, valid.labels(), Some(valid.weights())),
+        folds.push(fold_result(
+            fold,
+            (train.len(), total, pos_weight),
+            &probs,
+            valid.labels(),
+            valid.weights(),
             iterations,
-            calibration_error: calibration_error(&bins),
-            calibration: bins,
-        });
+        ));
     }
     Ok(folds)
 }

@@ -16,7 +16,10 @@
 //!   network, trained in candle with early stopping, built from the device's own assembler
 //!   ([`edgerec::ranker::RankerContract::assemble`]) and exported under the device's input
 //!   contract `edgerec-ranker/1`; [`evaluate_deep`] and [`permutation_importance`];
-//! * [`calibration`] and [`calibration_error`]: each window's reliability diagram.
+//! * [`calibration`] and [`calibration_error`]: each window's reliability diagram;
+//! * at scale, [`ExampleStream`] reads the same directory a record batch at a time:
+//!   [`LogisticRegression::fit_rows`] fits from it in O(features²) memory (the same model as
+//!   from memory), and the trees fit on a bounded uniform [`sample`] of it.
 //!
 //! ```
 //! use edgerec_rank::{Dataset, FitConfig, LogisticRegression};
@@ -43,22 +46,24 @@ mod evaluate;
 mod importance;
 mod logistic;
 mod metrics;
+mod stream;
 mod trees;
 
 use std::path::PathBuf;
 
-pub use data::{Dataset, Examples, Fold, SPARSE_COLUMNS, SparseColumns};
+pub use data::{Dataset, Examples, Fold, Rows, SPARSE_COLUMNS, SparseColumns};
 pub use deep::{
     DEEP_KIND, DeepConfig, DeepRanker, EpochLog, META_BAGS, META_CONTRACT, META_SEARCH_TOKENS,
     OUTPUT, bag_len,
 };
 pub use evaluate::{
     CALIBRATION_BINS, DeepEvaluation, Evaluation, FoldResult, ImportanceConfig, TreeEvaluation,
-    evaluate, evaluate_deep, evaluate_trees,
+    evaluate, evaluate_deep, evaluate_stream, evaluate_trees, evaluate_trees_stream,
 };
 pub use importance::{Importance, permutation_importance};
 pub use logistic::{FitConfig, LogisticRegression, META_DENSE, META_RANKER, RANKER_KIND};
 pub use metrics::{CalibrationBin, auc, calibration, calibration_error, log_loss};
+pub use stream::{ExampleStream, StreamedExamples, sample};
 pub use trees::{GBDT_KIND, GradientBoostedTrees, TreeConfig};
 
 /// Errors of the ranking stage.

@@ -6,7 +6,7 @@ use faer::linalg::solvers::Solve as _;
 use faer::{Accum, Col, Mat, Par, Side};
 use serde::{Deserialize, Serialize};
 
-use crate::{Dataset, Error, Result};
+use crate::{Dataset, Error, Result, Rows};
 
 /// Metadata key of the ranker's kind in the ONNX model.
 pub const META_RANKER: &str = "edgerec.ranker";
@@ -75,7 +75,7 @@ fn sigmoid(x: f64) -> f64 {
 
 /// The standardised design of one fit: column j of `active` is `(x − mean) / std`.
 struct Design<'a> {
-    data: &'a Dataset,
+    data: &'a dyn Rows,
     active: Vec<usize>,
     mean: Vec<f64>,
     std: Vec<f64>,
@@ -85,15 +85,15 @@ struct Design<'a> {
 
 /// The weighted totals `(all, positive)` of the examples; errors unless both classes have
 /// positive weight.
-fn class_weights(data: &Dataset) -> Result<(f64, f64)> {
+fn class_weights(data: &dyn Rows) -> Result<(f64, f64)> {
     let (mut total, mut positive) = (0.0f64, 0.0f64);
-    for (&w, &y) in data.weights().iter().zip(data.labels()) {
+    data.scan(&mut |_, y, w| {
         total += f64::from(w);
         if y {
             positive += f64::from(w);
         }
-    }
-    if data.is_empty() || total <= 0.0 {
+    })?;
+    if total <= 0.0 {
         return Err(Error::Data("no examples of positive weight".into()));
     }
     if positive <= 0.0 {
@@ -121,23 +121,23 @@ fn add_gram(block: &Mat<f64>, rows: usize, hessian: &mut Mat<f64>) {
 impl<'a> Design<'a> {
     /// Standardises `data` (`total` = the sum of its weights) by the weighted mean and
     /// standard deviation (two passes for accuracy), dropping the features constant in it.
-    fn new(data: &'a Dataset, total: f64) -> Design<'a> {
-        let d = data.n_features();
+    fn new(data: &'a dyn Rows, total: f64) -> Result<Design<'a>> {
+        let d = data.names().len();
         let mut mean = vec![0.0f64; d];
-        for i in 0..data.len() {
-            let w = f64::from(data.weights()[i]);
-            for (m, &x) in mean.iter_mut().zip(data.row(i)) {
+        data.scan(&mut |row, _, w| {
+            let w = f64::from(w);
+            for (m, &x) in mean.iter_mut().zip(row) {
                 *m += w * f64::from(x);
             }
-        }
+        })?;
         mean.iter_mut().for_each(|m| *m /= total);
         let mut var = vec![0.0f64; d];
-        for i in 0..data.len() {
-            let w = f64::from(data.weights()[i]);
-            for ((v, &x), m) in var.iter_mut().zip(data.row(i)).zip(&mean) {
+        data.scan(&mut |row, _, w| {
+            let w = f64::from(w);
+            for ((v, &x), m) in var.iter_mut().zip(row).zip(&mean) {
                 *v += w * (f64::from(x) - m).powi(2);
             }
-        }
+        })?;
         let std: Vec<f64> = var.iter().map(|v| (v / total).sqrt()).collect();
         let dropped: Vec<bool> = std
             .iter()
@@ -145,44 +145,43 @@ impl<'a> Design<'a> {
             .map(|(s, m)| *s <= 1e-9 * (1.0 + m.abs()))
             .collect();
         let active: Vec<usize> = (0..d).filter(|&j| !dropped[j]).collect();
-        Design {
+        Ok(Design {
             data,
             active,
             mean,
             std,
             dropped,
-        }
+        })
     }
 
-    /// Standardised features of row `i` (active columns), then 1 for the intercept.
-    fn fill(&self, i: usize, z: &mut [f64]) {
-        let row = self.data.row(i);
+    /// Standardised features of `row` (active columns), then 1 for the intercept.
+    fn fill(&self, row: &[f32], z: &mut [f64]) {
         for (k, &j) in self.active.iter().enumerate() {
             z[k] = (f64::from(row[j]) - self.mean[j]) / self.std[j];
         }
         z[self.active.len()] = 1.0;
     }
 
-    fn eta(&self, i: usize, beta: &[f64], z: &mut [f64]) -> f64 {
-        self.fill(i, z);
+    fn eta(&self, row: &[f32], beta: &[f64], z: &mut [f64]) -> f64 {
+        self.fill(row, z);
         z.iter().zip(beta).map(|(a, b)| a * b).sum()
     }
 
     /// Weighted loss plus penalty.
-    fn objective(&self, beta: &[f64], lambda: f64) -> f64 {
+    fn objective(&self, beta: &[f64], lambda: f64) -> Result<f64> {
         let p = beta.len();
         let mut z = vec![0.0; p];
         let mut loss = 0.0;
-        for i in 0..self.data.len() {
-            let w = f64::from(self.data.weights()[i]);
+        self.data.scan(&mut |row, y, w| {
+            let w = f64::from(w);
             if w == 0.0 {
-                continue;
+                return;
             }
-            let eta = self.eta(i, beta, &mut z);
-            let y = if self.data.labels()[i] { 1.0 } else { 0.0 };
+            let eta = self.eta(row, beta, &mut z);
+            let y = if y { 1.0 } else { 0.0 };
             loss += w * (softplus(eta) - y * eta);
-        }
-        loss + 0.5 * lambda * beta[..p - 1].iter().map(|b| b * b).sum::<f64>()
+        })?;
+        Ok(loss + 0.5 * lambda * beta[..p - 1].iter().map(|b| b * b).sum::<f64>())
     }
 
     /// Newton's method from `beta` (backtracking each step) until no coefficient moves by
@@ -190,13 +189,14 @@ impl<'a> Design<'a> {
     /// Newton system is not positive definite, the fit diverges or does not converge.
     fn newton(&self, mut beta: Vec<f64>, config: &FitConfig) -> Result<(Vec<f64>, usize)> {
         let p = beta.len();
-        let mut objective = self.objective(&beta, config.lambda);
+        let mut objective = self.objective(&beta, config.lambda)?;
         let mut z = vec![0.0f64; p];
         let mut block = Mat::<f64>::zeros(BLOCK, p);
         let mut iterations = 0;
         while iterations < config.max_iter {
             iterations += 1;
-            let (hessian, gradient) = self.newton_system(&beta, config.lambda, &mut z, &mut block);
+            let (hessian, gradient) =
+                self.newton_system(&beta, config.lambda, &mut z, &mut block)?;
             let llt = hessian.llt(Side::Lower).map_err(|e| {
                 Error::Fit(format!(
                     "Newton system not positive definite at step {iterations} ({e:?}); \
@@ -204,7 +204,7 @@ impl<'a> Design<'a> {
                 ))
             })?;
             let step = llt.solve(&gradient);
-            let (next, value) = self.backtrack(&beta, &step, objective, config.lambda);
+            let (next, value) = self.backtrack(&beta, &step, objective, config.lambda)?;
             let moved = (0..p)
                 .map(|k| (next[k] - beta[k]).abs())
                 .fold(0.0, f64::max);
@@ -231,20 +231,19 @@ impl<'a> Design<'a> {
         lambda: f64,
         z: &mut [f64],
         block: &mut Mat<f64>,
-    ) -> (Mat<f64>, Col<f64>) {
+    ) -> Result<(Mat<f64>, Col<f64>)> {
         let p = beta.len();
-        let data = self.data;
         let mut hessian = Mat::<f64>::zeros(p, p);
         let mut gradient = Col::<f64>::zeros(p);
         let mut rows = 0;
-        for i in 0..data.len() {
-            let w = f64::from(data.weights()[i]);
+        self.data.scan(&mut |row, y, w| {
+            let w = f64::from(w);
             if w == 0.0 {
-                continue;
+                return;
             }
-            let eta = self.eta(i, beta, z);
+            let eta = self.eta(row, beta, z);
             let mu = sigmoid(eta);
-            let y = if data.labels()[i] { 1.0 } else { 0.0 };
+            let y = if y { 1.0 } else { 0.0 };
             let r = w * (mu - y);
             let s = (w * mu * (1.0 - mu)).sqrt();
             for k in 0..p {
@@ -256,7 +255,7 @@ impl<'a> Design<'a> {
                 add_gram(block, rows, &mut hessian);
                 rows = 0;
             }
-        }
+        })?;
         if rows > 0 {
             add_gram(block, rows, &mut hessian);
         }
@@ -264,7 +263,7 @@ impl<'a> Design<'a> {
             gradient[k] += lambda * beta[k];
             hessian[(k, k)] += lambda;
         }
-        (hessian, gradient)
+        Ok((hessian, gradient))
     }
 
     /// Backtracking: `beta − t · step` for the first `t` in 1, ½, ¼, … whose objective does
@@ -275,14 +274,14 @@ impl<'a> Design<'a> {
         step: &Col<f64>,
         objective: f64,
         lambda: f64,
-    ) -> (Vec<f64>, f64) {
+    ) -> Result<(Vec<f64>, f64)> {
         let p = beta.len();
         let mut t = 1.0;
         loop {
             let next: Vec<f64> = (0..p).map(|k| beta[k] - t * step[k]).collect();
-            let value = self.objective(&next, lambda);
+            let value = self.objective(&next, lambda)?;
             if value <= objective + 1e-12 * objective.abs() || t < 1e-10 {
-                return (next, value);
+                return Ok((next, value));
             }
             t *= 0.5;
         }
@@ -291,7 +290,7 @@ impl<'a> Design<'a> {
     /// The fitted model: `beta` (active coefficients, then the intercept) mapped back to
     /// every feature of the data, dropped ones with coefficient 0 and scale 1.
     fn into_model(self, beta: &[f64], iterations: usize, config: &FitConfig) -> LogisticRegression {
-        let d = self.data.n_features();
+        let d = self.data.names().len();
         let p = beta.len();
         let mut coef = vec![0.0f64; d];
         for (k, &j) in self.active.iter().enumerate() {
@@ -331,11 +330,21 @@ impl LogisticRegression {
     /// Errors if the data has no positive or no negative of positive weight, or if a Newton
     /// system is not positive definite (perfectly separable data with λ = 0).
     pub fn fit(data: &Dataset, config: &FitConfig) -> Result<LogisticRegression> {
+        Self::fit_rows(data, config)
+    }
+
+    /// [`LogisticRegression::fit`] on rows visited in order rather than held: the same steps
+    /// in the same order (a [`Dataset`] and the same rows streamed from files give the same
+    /// model, bit for bit), each a pass over the rows — two for the standardisation, then per
+    /// Newton step one for the system and one or more for the line search. Memory is
+    /// O(features²) plus what `data` holds (one record batch for
+    /// [`crate::StreamedExamples`]), not O(rows).
+    pub fn fit_rows(data: &dyn Rows, config: &FitConfig) -> Result<LogisticRegression> {
         if !(config.lambda >= 0.0 && config.lambda.is_finite()) {
             return Err(Error::Data(format!("lambda {} is not ≥ 0", config.lambda)));
         }
         let (total, positive) = class_weights(data)?;
-        let design = Design::new(data, total);
+        let design = Design::new(data, total)?;
         let p = design.active.len() + 1;
         let mut beta = vec![0.0f64; p];
         beta[p - 1] = (positive / (total - positive)).ln();

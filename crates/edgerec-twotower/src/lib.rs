@@ -188,6 +188,42 @@ pub struct TowerData {
     pub examples: Vec<TowerExample>,
 }
 
+/// The catalog side of training: the items and the vocabularies' sizes ([`TowerData`] without
+/// its examples, for [`TwoTower::train_streaming`]).
+#[derive(Clone, Debug, Default)]
+pub struct TowerCatalog {
+    /// Number of items (rows of the id tables and of [`TwoTower::item_embeddings`]).
+    pub n_items: usize,
+    /// Content tokens of each item (ids < n_content_tokens); len == n_items.
+    pub item_tokens: Vec<Vec<u32>>,
+    /// Size of the content-token vocabulary.
+    pub n_content_tokens: usize,
+    /// Size of the search-token vocabulary.
+    pub n_search_tokens: usize,
+    /// Width of every example's `dense` vector.
+    pub n_dense: usize,
+}
+
+/// Training examples visited in chunks (at scale, the examples of one partition of users),
+/// in the same order on every call; [`TwoTower::train_streaming`] holds one chunk at a time.
+pub trait TowerExamples {
+    /// Calls `f` on every chunk in order, stopping at (and returning) the first error.
+    fn for_each_chunk(
+        &self,
+        f: &mut dyn FnMut(&[TowerExample]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
+}
+
+/// All examples as one chunk.
+impl TowerExamples for Vec<TowerExample> {
+    fn for_each_chunk(
+        &self,
+        f: &mut dyn FnMut(&[TowerExample]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        f(self)
+    }
+}
+
 /// One training example: the user's state just before a positive interaction.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TowerExample {
@@ -318,7 +354,27 @@ impl TwoTower {
     /// the wrong width, non-finite values, negative weights, an empty example list or an invalid
     /// config.
     pub fn train(data: &TowerData, config: &TowerConfig) -> Result<TwoTower, Error> {
-        train::train(data, config)
+        let catalog = TowerCatalog {
+            n_items: data.n_items,
+            item_tokens: data.item_tokens.clone(),
+            n_content_tokens: data.n_content_tokens,
+            n_search_tokens: data.n_search_tokens,
+            n_dense: data.n_dense,
+        };
+        train::train(&catalog, &data.examples, config)
+    }
+
+    /// [`TwoTower::train`] on examples streamed in chunks: one pass to validate them and count
+    /// the positives per item, then per epoch the chunks in order, shuffled within each chunk.
+    /// Memory is the model, the catalog and one chunk, whatever the number of examples; a
+    /// source of one chunk gives exactly [`TwoTower::train`]'s model. Errors as
+    /// [`TwoTower::train`] does, and with the source's own errors.
+    pub fn train_streaming(
+        catalog: &TowerCatalog,
+        examples: &dyn TowerExamples,
+        config: &TowerConfig,
+    ) -> Result<TwoTower, Error> {
+        train::train(catalog, examples, config)
     }
 
     /// Width of the embeddings.

@@ -5,7 +5,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::features::{self, pack_items, pack_users};
 use crate::model::{Params, to_vec};
-use crate::{Error, Shapes, TowerConfig, TowerData, TwoTower};
+use crate::{Error, Shapes, TowerCatalog, TowerConfig, TowerExample, TowerExamples, TwoTower};
 use edgerec::rng::SplitMix64;
 
 /// Added to the logits of in-batch columns that repeat the row's positive item.
@@ -37,7 +37,7 @@ fn validate_config(c: &TowerConfig) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_data(d: &TowerData, shapes: &Shapes) -> Result<(), Error> {
+fn validate_catalog(d: &TowerCatalog) -> Result<(), Error> {
     let bad = |m: String| Err(Error::InvalidData(m));
     if d.n_items == 0 {
         return bad("n_items must be at least 1".into());
@@ -60,58 +60,75 @@ fn validate_data(d: &TowerData, shapes: &Shapes) -> Result<(), Error> {
             ));
         }
     }
-    if d.examples.is_empty() {
-        return bad("no examples".into());
+    Ok(())
+}
+
+fn validate_example(i: usize, e: &TowerExample, shapes: &Shapes) -> Result<(), Error> {
+    let bad = |m: String| Err(Error::InvalidData(m));
+    features::check_user(shapes, &e.history, &e.searches, &e.dense)
+        .map_err(|m| Error::InvalidData(format!("example {i}: {m}")))?;
+    if e.positive as usize >= shapes.n_items {
+        return bad(format!(
+            "example {i}: positive item {} out of range (n_items = {})",
+            e.positive, shapes.n_items
+        ));
     }
-    for (i, e) in d.examples.iter().enumerate() {
-        features::check_user(shapes, &e.history, &e.searches, &e.dense)
-            .map_err(|m| Error::InvalidData(format!("example {i}: {m}")))?;
-        if e.positive as usize >= d.n_items {
-            return bad(format!(
-                "example {i}: positive item {} out of range (n_items = {})",
-                e.positive, d.n_items
-            ));
-        }
-        if !(e.weight.is_finite() && e.weight >= 0.0) {
-            return bad(format!(
-                "example {i}: weight {} is not finite and >= 0",
-                e.weight
-            ));
-        }
-    }
-    if d.examples.iter().all(|e| e.weight == 0.0) {
-        return bad("every example weight is zero".into());
+    if !(e.weight.is_finite() && e.weight >= 0.0) {
+        return bad(format!(
+            "example {i}: weight {} is not finite and >= 0",
+            e.weight
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn train(data: &TowerData, config: &TowerConfig) -> Result<TwoTower, Error> {
+/// Trains on examples streamed in chunks: a first pass validates every example and counts the
+/// positives per item (the log-Q correction) and the weights; then each epoch visits the
+/// chunks in order and shuffles within each (seeded), so memory is the model plus one chunk.
+/// With a single chunk this is exactly the in-memory shuffle of [`TwoTower::train`].
+pub(crate) fn train(
+    catalog: &TowerCatalog,
+    source: &dyn TowerExamples,
+    config: &TowerConfig,
+) -> Result<TwoTower, Error> {
     validate_config(config)?;
     let shapes = Shapes {
-        n_items: data.n_items,
-        n_content_tokens: data.n_content_tokens,
-        n_search_tokens: data.n_search_tokens,
-        n_dense: data.n_dense,
+        n_items: catalog.n_items,
+        n_content_tokens: catalog.n_content_tokens,
+        n_search_tokens: catalog.n_search_tokens,
+        n_dense: catalog.n_dense,
         dim: config.dim,
         hidden: config.hidden,
         max_history: config.max_history,
         max_searches: config.max_searches,
     };
-    validate_data(data, &shapes)?;
+    validate_catalog(catalog)?;
 
     // log q(item): the item's share of the training positives, i.e. how often it is drawn as
     // an in-batch negative. Only positives are ever looked up, so every count is >= 1.
-    let mut counts = vec![0u32; data.n_items];
-    for e in &data.examples {
-        counts[e.positive as usize] += 1;
+    let mut counts = vec![0u32; catalog.n_items];
+    let mut n_examples = 0usize;
+    let mut weight_sum = 0f64;
+    source.for_each_chunk(&mut |chunk| {
+        for e in chunk {
+            validate_example(n_examples, e, &shapes)?;
+            counts[e.positive as usize] = counts[e.positive as usize].saturating_add(1);
+            weight_sum += e.weight as f64;
+            n_examples += 1;
+        }
+        Ok(())
+    })?;
+    if n_examples == 0 {
+        return Err(Error::InvalidData("no examples".into()));
     }
-    let n_examples = data.examples.len();
+    if weight_sum <= 0.0 {
+        return Err(Error::InvalidData("every example weight is zero".into()));
+    }
     let log_q: Vec<f32> = counts
         .iter()
         .map(|&c| ((c.max(1) as f64) / n_examples as f64).ln() as f32)
         .collect();
-    let mean_weight =
-        data.examples.iter().map(|e| e.weight as f64).sum::<f64>() / n_examples as f64;
+    let mean_weight = weight_sum / n_examples as f64;
 
     let mut rng = SplitMix64::new(config.seed);
     let (vars, params) = Params::init(&mut rng, &shapes)?.into_vars()?;
@@ -124,22 +141,42 @@ pub(crate) fn train(data: &TowerData, config: &TowerConfig) -> Result<TwoTower, 
         },
     )?;
 
-    let mut order: Vec<usize> = (0..n_examples).collect();
     let mut epoch_losses = Vec::with_capacity(config.epochs);
+    let mut order: Vec<usize> = Vec::new();
     for _ in 0..config.epochs {
-        rng.shuffle(&mut order);
         let mut loss_sum = 0f64;
-        for batch in order.chunks(config.batch_size) {
-            let (loss, weighted_ce) =
-                batch_loss(&params, data, &shapes, config, batch, &log_q, mean_weight)?;
-            optimizer.backward_step(&loss)?;
-            loss_sum += weighted_ce;
+        let mut seen = 0usize;
+        source.for_each_chunk(&mut |chunk| {
+            seen += chunk.len();
+            order.clear();
+            order.extend(0..chunk.len());
+            rng.shuffle(&mut order);
+            for batch in order.chunks(config.batch_size) {
+                let (loss, weighted_ce) = batch_loss(
+                    &params,
+                    chunk,
+                    &catalog.item_tokens,
+                    &shapes,
+                    config,
+                    batch,
+                    &log_q,
+                    mean_weight,
+                )?;
+                optimizer.backward_step(&loss)?;
+                loss_sum += weighted_ce;
+            }
+            Ok(())
+        })?;
+        if seen != n_examples {
+            return Err(Error::InvalidData(format!(
+                "the source gave {seen} examples in an epoch, {n_examples} in the first pass"
+            )));
         }
         epoch_losses.push((loss_sum / (mean_weight * n_examples as f64)) as f32);
     }
 
     let params = params.frozen()?;
-    let item_embeddings = item_embeddings(&params, data)?;
+    let item_embeddings = item_embeddings(&params, catalog)?;
     Ok(TwoTower {
         params,
         shapes,
@@ -150,9 +187,11 @@ pub(crate) fn train(data: &TowerData, config: &TowerConfig) -> Result<TwoTower, 
 }
 
 /// The batch loss (for backprop) and the batch's `Σ weight · cross-entropy` (for reporting).
+#[allow(clippy::too_many_arguments)]
 fn batch_loss(
     params: &Params,
-    data: &TowerData,
+    examples: &[TowerExample],
+    item_tokens: &[Vec<u32>],
     shapes: &Shapes,
     config: &TowerConfig,
     batch: &[usize],
@@ -160,7 +199,7 @@ fn batch_loss(
     mean_weight: f64,
 ) -> Result<(Tensor, f64), Error> {
     let b = batch.len();
-    let examples = batch.iter().map(|&i| &data.examples[i]);
+    let examples = batch.iter().map(|&i| &examples[i]);
     let users = pack_users(
         examples
             .clone()
@@ -168,7 +207,7 @@ fn batch_loss(
         shapes,
     );
     let positives: Vec<u32> = examples.clone().map(|e| e.positive).collect();
-    let items = pack_items(&positives, &data.item_tokens);
+    let items = pack_items(&positives, item_tokens);
 
     // Column correction (−log q of the column's item) plus the duplicate mask, as one [b, b]
     // additive term.
@@ -200,7 +239,7 @@ fn batch_loss(
 }
 
 /// Runs the item tower on every item.
-fn item_embeddings(params: &Params, data: &TowerData) -> Result<Vec<f32>, Error> {
+fn item_embeddings(params: &Params, data: &TowerCatalog) -> Result<Vec<f32>, Error> {
     let mut out = Vec::with_capacity(data.n_items * params.item_b.dim(0)?);
     let ids: Vec<u32> = (0..data.n_items as u32).collect();
     for chunk in ids.chunks(EXPORT_CHUNK) {

@@ -8,7 +8,8 @@ use edgerec::BundleError;
 use edgerec::rng::SplitMix64;
 use edgerec_twotower::onnx::{self, pb};
 use edgerec_twotower::{
-    Error, OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput,
+    Error, OnnxUserTower, TowerCatalog, TowerConfig, TowerData, TowerExample, TowerExamples,
+    TwoTower, UserInput,
 };
 
 /// The test worlds' draws, from the project's seeded generator.
@@ -391,6 +392,104 @@ fn same_seed_same_model_other_seed_other_model() {
     assert_eq!(a.user_tower_onnx().unwrap(), b.user_tower_onnx().unwrap());
     let c = TwoTower::train(&w.data, &TowerConfig { seed: 8, ..config }).unwrap();
     assert_ne!(a.item_embeddings(), c.item_embeddings());
+}
+
+/// Examples in chunks of `size`, counting the passes.
+struct Chunks<'a> {
+    examples: &'a [TowerExample],
+    size: usize,
+    passes: std::cell::Cell<usize>,
+    fail_on_pass: Option<usize>,
+}
+
+impl TowerExamples for Chunks<'_> {
+    fn for_each_chunk(
+        &self,
+        f: &mut dyn FnMut(&[TowerExample]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.passes.set(self.passes.get() + 1);
+        if self.fail_on_pass == Some(self.passes.get()) {
+            return Err(Error::InvalidData("the source failed".into()));
+        }
+        for chunk in self.examples.chunks(self.size) {
+            f(chunk)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn streamed_chunks_train_the_same_model_in_one_chunk_and_a_close_one_in_many() {
+    let w = world(80, 2, true, 5);
+    let config = TowerConfig {
+        epochs: 2,
+        ..small_config()
+    };
+    let catalog = TowerCatalog {
+        n_items: w.data.n_items,
+        item_tokens: w.data.item_tokens.clone(),
+        n_content_tokens: w.data.n_content_tokens,
+        n_search_tokens: w.data.n_search_tokens,
+        n_dense: w.data.n_dense,
+    };
+    let memory = TwoTower::train(&w.data, &config).unwrap();
+    let n = w.data.examples.len();
+    let one = Chunks {
+        examples: &w.data.examples,
+        size: n,
+        passes: Default::default(),
+        fail_on_pass: None,
+    };
+    let streamed = TwoTower::train_streaming(&catalog, &one, &config).unwrap();
+    assert_eq!(streamed.item_embeddings(), memory.item_embeddings());
+    assert_eq!(streamed.epoch_losses(), memory.epoch_losses());
+    // A counting pass, then one per epoch.
+    assert_eq!(one.passes.get(), 1 + config.epochs);
+
+    // Many chunks: shuffled within each chunk only, so a different model of similar loss.
+    let many = Chunks {
+        examples: &w.data.examples,
+        size: n / 7 + 1,
+        passes: Default::default(),
+        fail_on_pass: None,
+    };
+    let chunked = TwoTower::train_streaming(&catalog, &many, &config).unwrap();
+    assert_ne!(chunked.item_embeddings(), memory.item_embeddings());
+    let (a, b) = (
+        *memory.epoch_losses().last().unwrap(),
+        *chunked.epoch_losses().last().unwrap(),
+    );
+    assert!(
+        b < chunked.epoch_losses()[0] && (a - b).abs() < 0.25 * a,
+        "{a} vs {b}"
+    );
+
+    // A source that fails mid-training, or changes between passes, is an error.
+    let failing = Chunks {
+        examples: &w.data.examples,
+        size: 64,
+        passes: Default::default(),
+        fail_on_pass: Some(2),
+    };
+    let e = TwoTower::train_streaming(&catalog, &failing, &config).unwrap_err();
+    assert!(e.to_string().contains("the source failed"), "{e}");
+    struct Growing<'a>(&'a [TowerExample], std::cell::Cell<usize>);
+    impl TowerExamples for Growing<'_> {
+        fn for_each_chunk(
+            &self,
+            f: &mut dyn FnMut(&[TowerExample]) -> Result<(), Error>,
+        ) -> Result<(), Error> {
+            self.1.set(self.1.get() + 1);
+            f(&self.0[..self.0.len() - 2 + self.1.get()])
+        }
+    }
+    let e = TwoTower::train_streaming(
+        &catalog,
+        &Growing(&w.data.examples, Default::default()),
+        &config,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("in the first pass"), "{e}");
 }
 
 fn tiny_data() -> TowerData {

@@ -1,0 +1,181 @@
+//! The rankers at scale: trained on a pipeline output directory in memory (every example
+//! loaded, as `edgerec rank train` does) or streamed from its files ([`ExampleStream`]: the
+//! logistic regression by passes in O(features²) memory, the boosted trees on a bounded
+//! uniform sample). Prints, per model, the training rows, fit seconds, the AUC and weighted
+//! log-loss on the newest validation window, and the process's peak RSS. Run each mode in its
+//! own process (peak RSS is per process):
+//!
+//! ```text
+//! cargo run -p edgerec-rank --example rank_scale -- --examples data/examples --mode stream
+//! cargo run -p edgerec-rank --example rank_scale -- --examples data/examples --mode memory
+//! ```
+//! `scripts/bench-train.sh` runs it on the examples of the 100k and 1M-user worlds.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use edgerec_rank::{
+    Dataset, ExampleStream, Examples, FitConfig, GradientBoostedTrees, LogisticRegression,
+    TreeConfig, auc, log_loss, sample,
+};
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    examples: PathBuf,
+    mode: String,
+    sample: usize,
+    trees: usize,
+    seed: u64,
+}
+
+fn parse() -> Result<Args> {
+    let mut a = Args {
+        examples: PathBuf::new(),
+        mode: "stream".into(),
+        sample: 2_000_000,
+        trees: TreeConfig::default().iterations,
+        seed: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--examples" => a.examples = value.into(),
+            "--mode" => a.mode = value,
+            "--sample" => a.sample = value.parse()?,
+            "--trees" => a.trees = value.parse()?,
+            "--seed" => a.seed = value.parse()?,
+            _ => return Err(format!("unknown flag {flag}").into()),
+        }
+    }
+    if a.examples.as_os_str().is_empty() {
+        return Err("--examples DIR is required".into());
+    }
+    if !["stream", "memory"].contains(&a.mode.as_str()) {
+        return Err("--mode is stream or memory".into());
+    }
+    Ok(a)
+}
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// A model's scores on the validation rows, with their labels and weights.
+#[derive(Default)]
+struct Scored {
+    probs: Vec<f32>,
+    labels: Vec<bool>,
+    weights: Vec<f32>,
+}
+
+impl Scored {
+    fn add(&mut self, probs: Vec<f32>, valid: &Dataset) {
+        self.probs.extend(probs);
+        self.labels.extend_from_slice(valid.labels());
+        self.weights.extend_from_slice(valid.weights());
+    }
+}
+
+fn report(mode: &str, model: &str, train_rows: usize, seconds: f64, s: &Scored) {
+    println!(
+        "{mode:>6} {model:<5} train rows {train_rows:>10}  fit {seconds:>8.1} s  valid rows {:>9}  AUC {:.4}  weighted log-loss {:.4}  peak RSS {:>7.0} MiB",
+        s.probs.len(),
+        auc(&s.probs, &s.labels).unwrap_or(f64::NAN),
+        log_loss(&s.probs, &s.labels, Some(&s.weights)).unwrap_or(f64::NAN),
+        peak_rss_mib()
+    );
+}
+
+fn main() -> Result<()> {
+    let a = parse()?;
+    let trees = TreeConfig {
+        iterations: a.trees,
+        ..TreeConfig::default()
+    };
+    let lr = FitConfig::default();
+    if a.mode == "memory" {
+        let t = Instant::now();
+        let examples = Examples::load(&a.examples)?;
+        let k = examples.folds.len() as i32 - 1;
+        let train = examples.data.select(|i| examples.fold_window[i] < k);
+        let valid = examples.data.select(|i| examples.fold_window[i] == k);
+        println!(
+            "memory: loaded {} examples in {:.1} s (window {k}: {} training, {} validation), peak RSS {:.0} MiB",
+            examples.data.len(),
+            t.elapsed().as_secs_f64(),
+            train.len(),
+            valid.len(),
+            peak_rss_mib()
+        );
+        let t = Instant::now();
+        let model = LogisticRegression::fit(&train, &lr)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let mut s = Scored::default();
+        s.add(model.score(&valid)?, &valid);
+        report("memory", "LR", train.len(), seconds, &s);
+        let t = Instant::now();
+        let model = GradientBoostedTrees::fit(&train, &trees)?;
+        let seconds = t.elapsed().as_secs_f64();
+        let mut s = Scored::default();
+        s.add(model.score(&valid)?, &valid);
+        report("memory", "GBDT", train.len(), seconds, &s);
+        return Ok(());
+    }
+
+    let stream = ExampleStream::open(&a.examples)?;
+    let k = stream.folds().len() as i32 - 1;
+    let train = stream.before(k);
+    // Scores the newest window batch by batch (its rows are not held, only their scores).
+    let score = |f: &dyn Fn(&Dataset) -> edgerec_rank::Result<Vec<f32>>| -> Result<Scored> {
+        let mut s = Scored::default();
+        let mut failed = None;
+        stream.for_each_batch(&mut |batch, windows| {
+            if failed.is_some() {
+                return;
+            }
+            let valid = batch.select(|i| windows[i] == k);
+            if valid.is_empty() {
+                return;
+            }
+            match f(&valid) {
+                Ok(p) => s.add(p, &valid),
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(s),
+        }
+    };
+    let t = Instant::now();
+    let model = LogisticRegression::fit_rows(&train, &lr)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let mut rows = 0usize;
+    edgerec_rank::Rows::scan(&train, &mut |_, _, _| rows += 1)?;
+    let s = score(&|v| model.score(v))?;
+    report("stream", "LR", rows, seconds, &s);
+    println!("        LR: {} Newton steps", model.iterations());
+
+    let t = Instant::now();
+    let drawn = sample(&train, a.sample, a.seed)?;
+    let drawn_s = t.elapsed().as_secs_f64();
+    let model = GradientBoostedTrees::fit(&drawn, &trees)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let s = score(&|v| model.score(v))?;
+    report("stream", "GBDT", drawn.len(), seconds, &s);
+    println!(
+        "        GBDT: a uniform sample of {} of {rows} rows (cap {}), drawn in {drawn_s:.1} s",
+        drawn.len(),
+        a.sample
+    );
+    Ok(())
+}
