@@ -194,7 +194,15 @@ pub async fn run_executor(opts: &ExecutorOptions) -> Result<()> {
 /// functions; `partitions` is how many partitions each stage is split into (one per task slot
 /// keeps every executor busy).
 pub async fn client(url: &str, partitions: usize) -> Result<SessionContext> {
-    let config = edgerec_pipeline::session_config(partitions).upgrade_for_ballista();
+    // The static distributed planner. Ballista's adaptive planner (on by default in 55.0)
+    // re-plans stages from runtime statistics; on the 1M-user world some of its task plans
+    // held a sort over zero partitions, which DataFusion 55.2 asserts against when the
+    // executor decodes the task (`topk_emitter_count > 0` in `SortExec::reset_state`): the
+    // decoding panicked in both executors and the job hung. The static planner keeps the
+    // pipeline's own `--partitions` in every stage, as the embedded engine does.
+    let config = edgerec_pipeline::session_config(partitions)
+        .upgrade_for_ballista()
+        .with_ballista_adaptive_query_planner(false);
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_config(config)
