@@ -324,7 +324,7 @@ mod tests {
             assert_eq!(s.len(), 50);
             for i in 0..s.len() {
                 let row = s.row(i)[0] as usize;
-                assert_eq!(s.labels()[i], row % 2 == 0);
+                assert_eq!(s.labels()[i], row.is_multiple_of(2));
                 deciles[row * 10 / n] += 1;
             }
         }
