@@ -252,7 +252,7 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> 
 }
 
 /// Columns read from an examples file.
-pub(crate) const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
+const COLUMNS: [&str; 4] = ["label", "weight", "fold_window", "dense"];
 
 /// Columns read, when present, for the deep ranker: `time` (Int64), `movie` and `language`
 /// (UInt32), the others lists of UInt32. A file holds all of them or none.
@@ -390,18 +390,19 @@ pub(crate) struct Columns {
     sparse: SparseColumns,
 }
 
-/// Reads one part; returns whether it had the sparse columns.
-fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<bool> {
-    let file_err = |message: String| Error::File {
-        path: path.to_path_buf(),
-        message,
-    };
+/// Opens one part as Parquet: its reader builder and the root indices of [`COLUMNS`]. Errors
+/// name the file, and the column when one is missing.
+pub(crate) fn open_part(
+    path: &Path,
+) -> Result<(ParquetRecordBatchReaderBuilder<File>, Vec<usize>)> {
     let file = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| file_err(e.to_string()))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut roots = Vec::new();
     for c in COLUMNS {
         roots.push(
@@ -411,6 +412,16 @@ fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<bool> {
                 .map_err(|_| column_err(path, c, "missing"))?,
         );
     }
+    Ok((builder, roots))
+}
+
+/// Reads one part; returns whether it had the sparse columns.
+fn read_part(path: &Path, width: usize, cols: &mut Columns) -> Result<bool> {
+    let file_err = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (builder, mut roots) = open_part(path)?;
     let present: Vec<Option<usize>> = SPARSE_COLUMNS
         .iter()
         .map(|c| builder.schema().index_of(c).ok())

@@ -8,15 +8,13 @@
 //! builder revisits every row once per tree), so at scale they train on a [`sample`] of at most
 //! `cap` rows: memory O(cap × features), one pass to draw it.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::data::{
-    COLUMNS, Columns, Contract, column_err, list_parts, read_batch, read_folds, read_json,
+    Columns, Contract, column_err, list_parts, open_part, read_batch, read_folds, read_json,
 };
 use crate::{Dataset, Error, Fold, Result, Rows};
 
@@ -126,21 +124,7 @@ fn reader(path: &Path) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatc
         path: path.to_path_buf(),
         message,
     };
-    let file = File::open(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| file_err(e.to_string()))?;
-    let mut roots = Vec::new();
-    for c in COLUMNS {
-        roots.push(
-            builder
-                .schema()
-                .index_of(c)
-                .map_err(|_| column_err(path, c, "missing"))?,
-        );
-    }
+    let (builder, roots) = open_part(path)?;
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
     builder
         .with_projection(mask)
