@@ -4,6 +4,10 @@
 #   (edgerec_train::stream) runs at every size; at the first size the in-memory trainer runs
 #   too, and both are paired on the held-out last week (Recall@10, NDCG@10 with standard
 #   errors).
+# * The two-tower model on the same worlds, the same way: trained from the world's tables a
+#   chunk of users at a time (edgerec_fit::stream::TowerExamplesByUser), at the first size also
+#   from the same examples held in memory; at most TOWER_EXAMPLES examples per user (default 4),
+#   TOWER_EPOCHS epochs (default 1). TOWER=0 skips it.
 # * The rankers on the pipeline's examples of RANK_SIZES worlds (default 100k and 1M users; the
 #   1M world's examples take 18 GB of disk, 10M would take 180 GB): the logistic regression and
 #   the boosted trees streamed from the files (LR by passes, the trees on a sample of at most
@@ -28,6 +32,7 @@ step "build (the workspace's targets, examples included)"
 cargo build --workspace --all-targets
 example="$CARGO_TARGET_DIR/debug/examples/ials_scale"
 rank_example="$CARGO_TARGET_DIR/debug/examples/rank_scale"
+tower_example="$CARGO_TARGET_DIR/debug/examples/tower_scale"
 
 simulate() { # users world
   if [ ! -f "$2/world.json" ]; then
@@ -66,8 +71,14 @@ for users in "${sizes[@]}"; do
   [ "$first" = 1 ] && mode=both
   step "iALS on $users users ($mode)"
   # About 20,000 evaluation users at every size.
+  every="$(( users / 20000 > 0 ? users / 20000 : 1 ))"
   "$example" --world "$world" --mode "$mode" --iterations "${ITERATIONS:-10}" --factors "${FACTORS:-64}" \
-    --eval-every "$(( users / 20000 > 0 ? users / 20000 : 1 ))"
+    --eval-every "$every"
+  if [ "${TOWER:-1}" = 1 ]; then
+    step "two-tower on $users users ($mode)"
+    "$tower_example" --world "$world" --mode "$mode" --eval-every "$every" \
+      --examples-per-user "${TOWER_EXAMPLES:-4}" --epochs "${TOWER_EPOCHS:-1}"
+  fi
   first=0
   [ "${KEEP:-0}" = 1 ] || rm -rf "$world"
 done

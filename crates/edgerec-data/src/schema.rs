@@ -1071,24 +1071,68 @@ fn open_checked<T: Table>(
     Ok((reader, t))
 }
 
-/// Streams table `T` under `root` batch by batch (bounded memory), after validating each part
-/// file's schema. Errors name the file and, for column problems, the column.
-pub fn for_each_batch<T: Table>(
-    root: &Path,
-    mut f: impl FnMut(Vec<T>) -> Result<()>,
-) -> Result<()> {
-    let expected = T::schema();
-    for path in part_files::<T>(root)? {
-        let (reader, t) = open_checked::<T>(&path)?;
-        for batch in reader {
+/// Table `T` under `root` read batch by batch on demand (bounded memory): the pull-based form
+/// of [`for_each_batch`], for walking several tables side by side. Each part file's schema is
+/// checked when it is opened; errors name the file and, for column problems, the column.
+pub struct TableReader<T: Table> {
+    parts: std::vec::IntoIter<PathBuf>,
+    current: Option<(
+        PathBuf,
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        TableFile,
+    )>,
+    _rows: std::marker::PhantomData<T>,
+}
+
+impl<T: Table> TableReader<T> {
+    /// Lists `T`'s part files under `root` (an error when there are none).
+    pub fn open(root: &Path) -> Result<TableReader<T>> {
+        Ok(TableReader {
+            parts: part_files::<T>(root)?.into_iter(),
+            current: None,
+            _rows: std::marker::PhantomData,
+        })
+    }
+
+    /// The next batch of rows (never empty), or `None` after the last part file.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<T>>> {
+        let expected = T::schema();
+        loop {
+            let Some((path, reader, t)) = &mut self.current else {
+                let Some(path) = self.parts.next() else {
+                    return Ok(None);
+                };
+                let (reader, t) = open_checked::<T>(&path)?;
+                self.current = Some((path, reader, t));
+                continue;
+            };
+            let Some(batch) = reader.next() else {
+                self.current = None;
+                continue;
+            };
             let batch = batch.with_context(|| format!("reading {}", path.display()))?;
             for field in expected.fields().iter().filter(|f| !f.is_nullable()) {
                 if t.col(&batch, field.name())?.null_count() > 0 {
                     return Err(t.err(field.name(), "holds nulls"));
                 }
             }
-            f(T::from_batch(&batch, &t)?)?;
+            let rows = T::from_batch(&batch, t)?;
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
         }
+    }
+}
+
+/// Streams table `T` under `root` batch by batch (bounded memory), after validating each part
+/// file's schema. Errors name the file and, for column problems, the column.
+pub fn for_each_batch<T: Table>(
+    root: &Path,
+    mut f: impl FnMut(Vec<T>) -> Result<()>,
+) -> Result<()> {
+    let mut reader = TableReader::<T>::open(root)?;
+    while let Some(rows) = reader.next_batch()? {
+        f(rows)?;
     }
     Ok(())
 }

@@ -15,9 +15,11 @@ use edgerec::content::{ContentIndex, Onboarding};
 use edgerec::features::Gender;
 use edgerec::ials::Factors;
 use edgerec::retrieval::ItemVectors;
-use edgerec_data::schema::{Search, User};
+use edgerec_data::schema::{Item, Search, User};
 use edgerec_train::ials::{self, IalsConfig, IalsModel, Interactions};
-use edgerec_twotower::{OnnxUserTower, TowerConfig, TowerData, TowerExample, TwoTower, UserInput};
+use edgerec_twotower::{
+    OnnxUserTower, TowerCatalog, TowerConfig, TowerExample, TwoTower, UserInput,
+};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -202,8 +204,8 @@ pub fn prior(pop: &[f32]) -> Vec<f32> {
 }
 
 /// Each item's content tokens (see [`edgerec::content::item_tokens`]).
-pub fn item_tokens(data: &WorldData, max_cast: usize) -> Vec<Vec<String>> {
-    data.items
+pub fn item_tokens(items: &[Item], max_cast: usize) -> Vec<Vec<String>> {
+    items
         .iter()
         .map(|it| {
             let year = edgerec::calendar::civil_from_days(it.release_time.div_euclid(86_400)).year;
@@ -235,7 +237,7 @@ fn history_weights(history: &[u32], decay: f32) -> Vec<(usize, f32)> {
 
 /// The user tower's dense inputs for `user` at `time`: [`edgerec::tower::two_tower_dense`],
 /// the function the device runs, with the schema's gender code parsed by the core.
-fn tower_dense(user: &User, time: i64) -> Vec<f32> {
+pub(crate) fn tower_dense(user: &User, time: i64) -> Vec<f32> {
     let gender = Gender::from_code(&user.gender).unwrap_or(Gender::Unknown);
     edgerec::tower::two_tower_dense(user.age, gender, user.utc_offset_minutes, time)
 }
@@ -260,19 +262,29 @@ impl Tower {
         v.into_iter().map(|p| p.0.clone()).collect()
     }
 
-    fn input(&self, r: &Request) -> UserInput {
-        let searches: Vec<u32> = r
-            .searches
-            .iter()
-            .flat_map(|s| s.tokens.iter())
-            .filter_map(|t| self.search_vocab.get(t).copied())
-            .collect();
-        let skip = searches.len().saturating_sub(self.max_searches);
+    /// The user tower's input for `user` at `time`: `history` (item indices, oldest first),
+    /// the known tokens of `searches` (oldest first) and the dense inputs at `time`.
+    pub fn user_input<'a>(
+        &self,
+        user: &User,
+        history: Vec<u32>,
+        searches: impl IntoIterator<Item = &'a Search>,
+        time: i64,
+    ) -> UserInput {
         UserInput {
-            history: r.history.clone(),
-            searches: searches[skip..].to_vec(),
-            dense: tower_dense(r.user, r.time),
+            history,
+            searches: search_token_ids(&self.search_vocab, searches, self.max_searches),
+            dense: tower_dense(user, time),
         }
+    }
+
+    fn input(&self, r: &Request) -> UserInput {
+        self.user_input(
+            r.user,
+            r.history.clone(),
+            r.searches.iter().copied(),
+            r.time,
+        )
     }
 }
 
@@ -302,12 +314,62 @@ fn searches_before(data: &WorldData, user: u32, time: i64) -> Vec<&Search> {
         .collect()
 }
 
-fn train_tower(
-    data: &WorldData,
-    split: &Split,
-    tokens: &[Vec<String>],
+/// Adds the tokens of `searches` missing from `vocab`, numbered in order of first appearance.
+pub(crate) fn add_search_tokens<'a>(
+    vocab: &mut HashMap<String, u32>,
+    searches: impl IntoIterator<Item = &'a Search>,
+) {
+    for s in searches {
+        for t in &s.tokens {
+            let n = vocab.len() as u32;
+            vocab.entry(t.clone()).or_insert(n);
+        }
+    }
+}
+
+/// The ids of the last `max` tokens of `searches` (oldest first) that `vocab` knows.
+fn search_token_ids<'a>(
+    vocab: &HashMap<String, u32>,
+    searches: impl IntoIterator<Item = &'a Search>,
+    max: usize,
+) -> Vec<u32> {
+    let ids: Vec<u32> = searches
+        .into_iter()
+        .flat_map(|s| s.tokens.iter())
+        .filter_map(|t| vocab.get(t).copied())
+        .collect();
+    ids[ids.len().saturating_sub(max)..].to_vec()
+}
+
+/// The training example of `user` watching `positive` at `time`: the user's state just before
+/// it (the last `max_history` of `history`, the search tokens before `time` of `searches`, the
+/// user's searches in time order, and the dense inputs at `time`). The in-memory and the
+/// streamed trainers build their examples with it.
+pub(crate) fn tower_example(
+    user: &User,
+    history: &[u32],
+    searches: &[Search],
+    time: i64,
+    positive: u32,
+    vocab: &HashMap<String, u32>,
     config: &TowerConfig,
-) -> Result<Tower> {
+) -> TowerExample {
+    let skip = history.len().saturating_sub(config.max_history);
+    TowerExample {
+        history: history[skip..].to_vec(),
+        searches: search_token_ids(
+            vocab,
+            searches.iter().take_while(|s| s.time < time),
+            config.max_searches,
+        ),
+        dense: tower_dense(user, time),
+        positive,
+        weight: 1.0,
+    }
+}
+
+/// The catalog side of the two-tower model: the items' content tokens as dense ids.
+pub(crate) fn tower_catalog(tokens: &[Vec<String>], search_tokens: usize) -> TowerCatalog {
     let mut vocab: HashMap<String, u32> = HashMap::new();
     let item_tokens: Vec<Vec<u32>> = tokens
         .iter()
@@ -320,47 +382,21 @@ fn train_tower(
                 .collect()
         })
         .collect();
-    let mut search_vocab: HashMap<String, u32> = HashMap::new();
-    for s in data
-        .searches
-        .iter()
-        .flatten()
-        .filter(|s| s.time < split.cut)
-    {
-        for t in &s.tokens {
-            let n = search_vocab.len() as u32;
-            search_vocab.entry(t.clone()).or_insert(n);
-        }
-    }
-    let mut examples = Vec::with_capacity(split.train.len());
-    let mut history: Vec<Vec<u32>> = vec![Vec::new(); data.users.len()];
-    for e in &split.train {
-        let h = &history[e.user as usize];
-        let skip = h.len().saturating_sub(config.max_history);
-        let searches: Vec<u32> = searches_before(data, e.user, e.time)
-            .iter()
-            .flat_map(|s| s.tokens.iter())
-            .filter_map(|t| search_vocab.get(t).copied())
-            .collect();
-        let sskip = searches.len().saturating_sub(config.max_searches);
-        examples.push(TowerExample {
-            history: h[skip..].to_vec(),
-            searches: searches[sskip..].to_vec(),
-            dense: tower_dense(&data.users[e.user as usize], e.time),
-            positive: e.item,
-            weight: 1.0,
-        });
-        history[e.user as usize].push(e.item);
-    }
-    let tower_data = TowerData {
-        n_items: data.items.len(),
+    TowerCatalog {
+        n_items: tokens.len(),
         item_tokens,
         n_content_tokens: vocab.len().max(1),
-        n_search_tokens: search_vocab.len().max(1),
+        n_search_tokens: search_tokens.max(1),
         n_dense: edgerec::tower::TWO_TOWER_DENSE,
-        examples,
-    };
-    let model = TwoTower::train(&tower_data, config).context("training the two-tower model")?;
+    }
+}
+
+/// A trained model with its exported user tower, loaded the way the device loads it.
+pub(crate) fn finish_tower(
+    model: TwoTower,
+    search_vocab: HashMap<String, u32>,
+    max_searches: usize,
+) -> Result<Tower> {
     let bytes = model
         .user_tower_onnx()
         .context("exporting the user tower")?;
@@ -370,8 +406,55 @@ fn train_tower(
         onnx,
         onnx_bytes: bytes.len(),
         search_vocab,
-        max_searches: config.max_searches,
+        max_searches,
     })
+}
+
+/// The in-memory trainer's examples: one per positive of `train` (in its order), with each
+/// user's earlier positives of `train` as history.
+pub(crate) fn tower_examples(
+    data: &WorldData,
+    train: &[Event],
+    search_vocab: &HashMap<String, u32>,
+    config: &TowerConfig,
+) -> Vec<TowerExample> {
+    let mut examples = Vec::with_capacity(train.len());
+    let mut history: Vec<Vec<u32>> = vec![Vec::new(); data.users.len()];
+    for e in train {
+        let u = e.user as usize;
+        examples.push(tower_example(
+            &data.users[u],
+            &history[u],
+            &data.searches[u],
+            e.time,
+            e.item,
+            search_vocab,
+            config,
+        ));
+        history[u].push(e.item);
+    }
+    examples
+}
+
+fn train_tower(
+    data: &WorldData,
+    split: &Split,
+    tokens: &[Vec<String>],
+    config: &TowerConfig,
+) -> Result<Tower> {
+    let mut search_vocab: HashMap<String, u32> = HashMap::new();
+    add_search_tokens(
+        &mut search_vocab,
+        data.searches
+            .iter()
+            .flatten()
+            .filter(|s| s.time < split.cut),
+    );
+    let catalog = tower_catalog(tokens, search_vocab.len());
+    let examples = tower_examples(data, &split.train, &search_vocab, config);
+    let model = TwoTower::train_streaming(&catalog, &examples, config)
+        .context("training the two-tower model")?;
+    finish_tower(model, search_vocab, config.max_searches)
 }
 
 /// The best `beta` of a grid by mean validation NDCG@10, and the curve.
@@ -509,7 +592,7 @@ pub fn train(data: &WorldData, split: &Split, config: &SourceConfig) -> Result<T
     fit_seconds.push(("ials".to_string(), t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let tokens = item_tokens(data, config.max_cast);
+    let tokens = item_tokens(&data.items, config.max_cast);
     let beta = fit_beta(data, split, &tokens, config, config.onboarding)?;
     let facets: Vec<(&str, f32)> = config
         .facets

@@ -6,20 +6,22 @@
 //! own process (peak RSS is per process):
 //!
 //! ```text
-//! cargo run -p edgerec-rank --example rank_scale -- --examples data/examples --mode stream
-//! cargo run -p edgerec-rank --example rank_scale -- --examples data/examples --mode memory
+//! cargo run -p edgerec-fit --example rank_scale -- --examples data/examples --mode stream
+//! cargo run -p edgerec-fit --example rank_scale -- --examples data/examples --mode memory
 //! ```
 //! `scripts/bench-train.sh` runs it on the examples of the 100k and 1M-user worlds.
+
+mod scale;
 
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::{Result, bail};
 use edgerec_rank::{
     Dataset, ExampleStream, Examples, FitConfig, GradientBoostedTrees, LogisticRegression,
     TreeConfig, auc, log_loss, sample,
 };
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+use scale::peak_rss_mib;
 
 struct Args {
     examples: PathBuf,
@@ -37,36 +39,24 @@ fn parse() -> Result<Args> {
         trees: TreeConfig::default().iterations,
         seed: 1,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or(format!("{flag} needs a value"))?;
-        match flag.as_str() {
+    scale::parse_flags(|flag, value| {
+        match flag {
             "--examples" => a.examples = value.into(),
             "--mode" => a.mode = value,
             "--sample" => a.sample = value.parse()?,
             "--trees" => a.trees = value.parse()?,
             "--seed" => a.seed = value.parse()?,
-            _ => return Err(format!("unknown flag {flag}").into()),
+            _ => return Ok(false),
         }
-    }
+        Ok(true)
+    })?;
     if a.examples.as_os_str().is_empty() {
-        return Err("--examples DIR is required".into());
+        bail!("--examples DIR is required");
     }
     if !["stream", "memory"].contains(&a.mode.as_str()) {
-        return Err("--mode is stream or memory".into());
+        bail!("--mode is stream or memory");
     }
     Ok(a)
-}
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
 /// A model's scores on the validation rows, with their labels and weights.
