@@ -6,8 +6,9 @@
 #   errors).
 # * The two-tower model on the same worlds, the same way: trained from the world's tables a
 #   chunk of users at a time (edgerec_fit::stream::TowerExamplesByUser), at the first size also
-#   from the same examples held in memory; at most TOWER_EXAMPLES examples per user (default 4),
-#   TOWER_EPOCHS epochs (default 1). TOWER=0 skips it.
+#   from the same examples held in memory (twice, seeds 42 and 43: the spread of two shuffles);
+#   at most TOWER_EXAMPLES examples per user (default 4), TOWER_EPOCHS epochs (default 1).
+#   TOWER=0 skips it.
 # * The rankers on the pipeline's examples of RANK_SIZES worlds (default 100k and 1M users; the
 #   1M world's examples take 18 GB of disk, 10M would take 180 GB): the logistic regression and
 #   the boosted trees streamed from the files (LR by passes, the trees on a sample of at most
@@ -76,7 +77,10 @@ for users in "${sizes[@]}"; do
     --eval-every "$every"
   if [ "${TOWER:-1}" = 1 ]; then
     step "two-tower on $users users ($mode)"
-    "$tower_example" --world "$world" --mode "$mode" --eval-every "$every" \
+    # At the first size a second in-memory fit with another seed: the spread of two shuffles.
+    control=()
+    [ "$mode" = both ] && control=(--control-seed 43)
+    "$tower_example" --world "$world" --mode "$mode" --eval-every "$every" "${control[@]}" \
       --examples-per-user "${TOWER_EXAMPLES:-4}" --epochs "${TOWER_EPOCHS:-1}"
   fi
   first=0
