@@ -18,7 +18,7 @@
 #   bash scripts/bench-train.sh [USERS...]      (default: 1000000 3000000 10000000)
 #   ITEMS=20000 DAYS=14 ITERATIONS=10 FACTORS=64 RANK_SIZES="100000 1000000" SAMPLE=2000000
 #   MEMORY_RANK_MAX=1000000 (largest size whose examples are also loaded in memory) override
-#   the worlds and the fits; RANK_SIZES="" or IALS=0 skip a half.
+#   the worlds and the fits; RANK_SIZES="", IALS=0 and TOWER=0 each skip a part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -63,18 +63,20 @@ for users in ${RANK_SIZES-100000 1000000}; do
   fi
 done
 
-[ "${IALS:-1}" = 1 ] || exit 0
+[ "${IALS:-1}" = 1 ] || [ "${TOWER:-1}" = 1 ] || exit 0
 first=1
 for users in "${sizes[@]}"; do
   world="$root/world-$users"
   simulate "$users" "$world"
   mode=stream
   [ "$first" = 1 ] && mode=both
-  step "iALS on $users users ($mode)"
   # About 20,000 evaluation users at every size.
   every="$(( users / 20000 > 0 ? users / 20000 : 1 ))"
-  "$example" --world "$world" --mode "$mode" --iterations "${ITERATIONS:-10}" --factors "${FACTORS:-64}" \
-    --eval-every "$every"
+  if [ "${IALS:-1}" = 1 ]; then
+    step "iALS on $users users ($mode)"
+    "$example" --world "$world" --mode "$mode" --iterations "${ITERATIONS:-10}" --factors "${FACTORS:-64}" \
+      --eval-every "$every"
+  fi
   if [ "${TOWER:-1}" = 1 ]; then
     step "two-tower on $users users ($mode)"
     # At the first size a second in-memory fit with another seed: the spread of two shuffles.
