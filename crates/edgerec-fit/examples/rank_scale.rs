@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use edgerec_rank::{
-    Dataset, ExampleStream, Examples, FitConfig, GradientBoostedTrees, LogisticRegression,
-    TreeConfig, auc, log_loss, sample,
+    ExampleStream, Examples, FitConfig, GradientBoostedTrees, LogisticRegression, TreeConfig,
+    WindowScores, auc, log_loss, sample,
 };
 use scale::peak_rss_mib;
 
@@ -59,23 +59,7 @@ fn parse() -> Result<Args> {
     Ok(a)
 }
 
-/// A model's scores on the validation rows, with their labels and weights.
-#[derive(Default)]
-struct Scored {
-    probs: Vec<f32>,
-    labels: Vec<bool>,
-    weights: Vec<f32>,
-}
-
-impl Scored {
-    fn add(&mut self, probs: Vec<f32>, valid: &Dataset) {
-        self.probs.extend(probs);
-        self.labels.extend_from_slice(valid.labels());
-        self.weights.extend_from_slice(valid.weights());
-    }
-}
-
-fn report(mode: &str, model: &str, train_rows: usize, seconds: f64, s: &Scored) {
+fn report(mode: &str, model: &str, train_rows: usize, seconds: f64, s: &WindowScores) {
     println!(
         "{mode:>6} {model:<5} train rows {train_rows:>10}  fit {seconds:>8.1} s  valid rows {:>9}  AUC {:.4}  weighted log-loss {:.4}  peak RSS {:>7.0} MiB",
         s.probs.len(),
@@ -109,13 +93,13 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let model = LogisticRegression::fit(&train, &lr)?;
         let seconds = t.elapsed().as_secs_f64();
-        let mut s = Scored::default();
+        let mut s = WindowScores::default();
         s.add(model.score(&valid)?, &valid);
         report("memory", "LR", train.len(), seconds, &s);
         let t = Instant::now();
         let model = GradientBoostedTrees::fit(&train, &trees)?;
         let seconds = t.elapsed().as_secs_f64();
-        let mut s = Scored::default();
+        let mut s = WindowScores::default();
         s.add(model.score(&valid)?, &valid);
         report("memory", "GBDT", train.len(), seconds, &s);
         return Ok(());
@@ -124,34 +108,12 @@ fn main() -> Result<()> {
     let stream = ExampleStream::open(&a.examples)?;
     let k = stream.folds().len() as i32 - 1;
     let train = stream.before(k);
-    // Scores the newest window batch by batch (its rows are not held, only their scores).
-    let score = |f: &dyn Fn(&Dataset) -> edgerec_rank::Result<Vec<f32>>| -> Result<Scored> {
-        let mut s = Scored::default();
-        let mut failed = None;
-        stream.for_each_batch(&mut |batch, windows| {
-            if failed.is_some() {
-                return;
-            }
-            let valid = batch.select(|i| windows[i] == k);
-            if valid.is_empty() {
-                return;
-            }
-            match f(&valid) {
-                Ok(p) => s.add(p, &valid),
-                Err(e) => failed = Some(e),
-            }
-        })?;
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(s),
-        }
-    };
     let t = Instant::now();
     let model = LogisticRegression::fit_rows(&train, &lr)?;
     let seconds = t.elapsed().as_secs_f64();
     let mut rows = 0usize;
     edgerec_rank::Rows::scan(&train, &mut |_, _, _| rows += 1)?;
-    let s = score(&|v| model.score(v))?;
+    let s = stream.score_window(k, &|v| model.score(v))?;
     report("stream", "LR", rows, seconds, &s);
     println!("        LR: {} Newton steps", model.iterations());
 
@@ -160,7 +122,7 @@ fn main() -> Result<()> {
     let drawn_s = t.elapsed().as_secs_f64();
     let model = GradientBoostedTrees::fit(&drawn, &trees)?;
     let seconds = t.elapsed().as_secs_f64();
-    let s = score(&|v| model.score(v))?;
+    let s = stream.score_window(k, &|v| model.score(v))?;
     report("stream", "GBDT", drawn.len(), seconds, &s);
     println!(
         "        GBDT: a uniform sample of {} of {rows} rows (cap {}), drawn in {drawn_s:.1} s",

@@ -205,34 +205,13 @@ fn evaluate_stream_folds(
             }
         })?;
         let (score, iterations) = fit(&train)?;
-        let (mut probs, mut labels, mut weights) = (Vec::new(), Vec::new(), Vec::new());
-        let mut failed = None;
-        stream.for_each_batch(&mut |batch, windows| {
-            if failed.is_some() {
-                return;
-            }
-            let valid = batch.select(|i| windows[i] == k);
-            if valid.is_empty() {
-                return;
-            }
-            match score(&valid) {
-                Ok(p) => {
-                    probs.extend(p);
-                    labels.extend_from_slice(valid.labels());
-                    weights.extend_from_slice(valid.weights());
-                }
-                Err(e) => failed = Some(e),
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        let s = stream.score_window(k, &score)?;
         folds.push(fold_result(
             fold,
             (rows, total, pos_weight),
-            &probs,
-            &labels,
-            &weights,
+            &s.probs,
+            &s.labels,
+            &s.weights,
             iterations,
         ));
     }

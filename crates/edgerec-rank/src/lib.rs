@@ -63,7 +63,7 @@ pub use evaluate::{
 pub use importance::{Importance, permutation_importance};
 pub use logistic::{FitConfig, LogisticRegression, META_DENSE, META_RANKER, RANKER_KIND};
 pub use metrics::{CalibrationBin, auc, calibration, calibration_error, log_loss};
-pub use stream::{ExampleStream, StreamedExamples, sample};
+pub use stream::{ExampleStream, StreamedExamples, WindowScores, sample};
 pub use trees::{GBDT_KIND, GradientBoostedTrees, TreeConfig};
 
 /// Errors of the ranking stage.

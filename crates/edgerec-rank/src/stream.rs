@@ -116,6 +116,54 @@ impl ExampleStream {
     pub fn window(&self, k: i32) -> StreamedExamples<'_> {
         self.windows(k..k + 1)
     }
+
+    /// `score` run on the rows of window `k` batch by batch (the rows are not held, only their
+    /// scores, labels and weights); the first error stops the scoring and comes back.
+    pub fn score_window(
+        &self,
+        k: i32,
+        score: &dyn Fn(&Dataset) -> Result<Vec<f32>>,
+    ) -> Result<WindowScores> {
+        let mut scores = WindowScores::default();
+        let mut failed = None;
+        self.for_each_batch(&mut |batch, windows| {
+            if failed.is_some() {
+                return;
+            }
+            let valid = batch.select(|i| windows[i] == k);
+            if valid.is_empty() {
+                return;
+            }
+            match score(&valid) {
+                Ok(p) => scores.add(p, &valid),
+                Err(e) => failed = Some(e),
+            }
+        })?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(scores),
+        }
+    }
+}
+
+/// A model's scores on some validation rows, with the rows' labels and weights.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WindowScores {
+    /// Predicted probabilities, in row order.
+    pub probs: Vec<f32>,
+    /// The rows' labels.
+    pub labels: Vec<bool>,
+    /// The rows' weights.
+    pub weights: Vec<f32>,
+}
+
+impl WindowScores {
+    /// Appends `probs`, the scores of `rows`, with the rows' labels and weights.
+    pub fn add(&mut self, probs: Vec<f32>, rows: &Dataset) {
+        self.probs.extend(probs);
+        self.labels.extend_from_slice(rows.labels());
+        self.weights.extend_from_slice(rows.weights());
+    }
 }
 
 /// A Parquet reader of the four columns of `path`, [`BATCH_ROWS`] rows at a time.
