@@ -18,12 +18,48 @@ use edgerec_twotower::{Error as TowerError, TowerConfig, TowerExample, TowerExam
 
 use crate::sources::{self, Tower};
 
+/// A world's items and their dense index: the position in the items table, as in
+/// [`crate::data::WorldData`].
+struct Catalog {
+    items: Vec<Item>,
+    pos: HashMap<u32, u32>,
+}
+
+impl Catalog {
+    fn read(dir: &Path) -> Result<Catalog> {
+        let items = schema::read_table::<Item>(dir)
+            .with_context(|| format!("reading the items of {}", dir.display()))?;
+        ensure!(
+            !items.is_empty(),
+            "{}: the world has no items",
+            dir.display()
+        );
+        let pos = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.item_id, i as u32))
+            .collect();
+        Ok(Catalog { items, pos })
+    }
+
+    /// The dense index of the title of `p` when `p` is a positive (above `positive_above` of
+    /// the title) before `before`; a play of an unknown title is an error.
+    fn positive(&self, p: &Play, positive_above: f32, before: i64) -> Result<Option<u32>> {
+        if p.fraction <= positive_above || p.time >= before {
+            return Ok(None);
+        }
+        match self.pos.get(&p.item_id) {
+            Some(&i) => Ok(Some(i)),
+            None => bail!("play of unknown item {} by user {}", p.item_id, p.user_id),
+        }
+    }
+}
+
 /// Positives (plays above `positive_above` of the title, before `before`) of a world, by user,
 /// `users_per_partition` users at a time. Each positive counts 1, as in the in-memory fit.
 pub struct PositivesByUser {
     dir: PathBuf,
-    item_pos: HashMap<u32, u32>,
-    items: usize,
+    catalog: Catalog,
     positive_above: f32,
     before: i64,
     users_per_partition: usize,
@@ -38,25 +74,14 @@ impl PositivesByUser {
         before: Option<i64>,
         users_per_partition: usize,
     ) -> Result<PositivesByUser> {
-        let items = schema::read_table::<Item>(dir)
-            .with_context(|| format!("reading the items of {}", dir.display()))?;
-        ensure!(
-            !items.is_empty(),
-            "{}: the world has no items",
-            dir.display()
-        );
+        let catalog = Catalog::read(dir)?;
         ensure!(
             users_per_partition > 0,
             "a partition needs at least one user"
         );
         Ok(PositivesByUser {
             dir: dir.to_path_buf(),
-            item_pos: items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| (it.item_id, i as u32))
-                .collect(),
-            items: items.len(),
+            catalog,
             positive_above,
             before: before.unwrap_or(i64::MAX),
             users_per_partition,
@@ -66,16 +91,13 @@ impl PositivesByUser {
     fn pass(&self, f: &mut PartitionFn<'_>) -> Result<()> {
         let mut part: Vec<Vec<(u32, f32)>> = Vec::new();
         let mut plays = ByUser::<Play>::open(&self.dir)?;
-        while let Some((user, rows)) = plays
+        while let Some((_, rows)) = plays
             .next_user()
             .with_context(|| format!("reading the plays of {}", self.dir.display()))?
         {
             let mut history = Vec::new();
-            for p in rows {
-                if p.fraction > self.positive_above && p.time < self.before {
-                    let Some(&i) = self.item_pos.get(&p.item_id) else {
-                        bail!("play of unknown item {} by user {user}", p.item_id);
-                    };
+            for p in &rows {
+                if let Some(i) = self.catalog.positive(p, self.positive_above, self.before)? {
                     history.push((i, 1.0));
                 }
             }
@@ -94,7 +116,7 @@ impl PositivesByUser {
 
 impl Partitions for PositivesByUser {
     fn items(&self) -> usize {
-        self.items
+        self.catalog.items.len()
     }
 
     fn for_each(&self, f: &mut PartitionFn<'_>) -> Result<(), String> {
@@ -231,8 +253,7 @@ impl Default for TowerStreamConfig {
 /// the search vocabulary and one chunk.
 pub struct TowerExamplesByUser {
     dir: PathBuf,
-    items: Vec<Item>,
-    item_pos: HashMap<u32, u32>,
+    catalog: Catalog,
     search_vocab: HashMap<String, u32>,
     stream: TowerStreamConfig,
     tower: TowerConfig,
@@ -257,13 +278,7 @@ impl TowerExamplesByUser {
             stream.examples_per_user != Some(0),
             "examples_per_user must be at least 1"
         );
-        let items = schema::read_table::<Item>(dir)
-            .with_context(|| format!("reading the items of {}", dir.display()))?;
-        ensure!(
-            !items.is_empty(),
-            "{}: the world has no items",
-            dir.display()
-        );
+        let catalog = Catalog::read(dir)?;
         let before = stream.before.unwrap_or(i64::MAX);
         let mut search_vocab = HashMap::new();
         let mut searches = ByUser::<Search>::open(dir)?;
@@ -276,12 +291,7 @@ impl TowerExamplesByUser {
         }
         Ok(TowerExamplesByUser {
             dir: dir.to_path_buf(),
-            item_pos: items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| (it.item_id, i as u32))
-                .collect(),
-            items,
+            catalog,
             search_vocab,
             stream: stream.clone(),
             tower: tower.clone(),
@@ -310,10 +320,10 @@ impl TowerExamplesByUser {
         let before = self.stream.before.unwrap_or(i64::MAX);
         let mut positives: Vec<(i64, u32)> = Vec::new();
         for p in plays {
-            if p.fraction > self.stream.positive_above && p.time < before {
-                let Some(&i) = self.item_pos.get(&p.item_id) else {
-                    bail!("play of unknown item {} by user {}", p.item_id, p.user_id);
-                };
+            if let Some(i) = self
+                .catalog
+                .positive(p, self.stream.positive_above, before)?
+            {
                 positives.push((p.time, i));
             }
         }
@@ -413,7 +423,7 @@ impl TowerExamplesByUser {
     }
 
     fn fit(&self, examples: &dyn TowerExamples, max_cast: usize) -> Result<Tower> {
-        let tokens = sources::item_tokens(&self.items, max_cast);
+        let tokens = sources::item_tokens(&self.catalog.items, max_cast);
         let catalog = sources::tower_catalog(&tokens, self.search_vocab.len());
         let model = TwoTower::train_streaming(&catalog, examples, &self.tower)
             .context("training the two-tower model")?;
