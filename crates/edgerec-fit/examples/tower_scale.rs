@@ -5,7 +5,8 @@
 //! each sampled user's vector (the exported user tower run by tract, as on the device: the
 //! positives before the cut, the searches before it, the dense inputs at the cut) against the
 //! item embeddings, training titles excluded. `--mode both` pairs the two models on the same
-//! users.
+//! users. It trains with the allocator set as the `edgerec` CLI sets it
+//! ([`edgerec_twotower::keep_freed_memory`]); `--system-malloc true` keeps glibc's defaults.
 //!
 //! ```text
 //! cargo run -p edgerec-fit --example tower_scale -- --world data/w1m --mode stream
@@ -37,6 +38,7 @@ struct Args {
     k: usize,
     seed: u64,
     control_seed: Option<u64>,
+    system_malloc: bool,
 }
 
 fn parse() -> Result<Args> {
@@ -52,6 +54,7 @@ fn parse() -> Result<Args> {
         k: 10,
         seed: TowerConfig::default().seed,
         control_seed: None,
+        system_malloc: false,
     };
     scale::parse_flags(|flag, value| {
         match flag {
@@ -66,6 +69,7 @@ fn parse() -> Result<Args> {
             "--k" => a.k = value.parse()?,
             "--seed" => a.seed = value.parse()?,
             "--control-seed" => a.control_seed = Some(value.parse()?),
+            "--system-malloc" => a.system_malloc = value.parse()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -152,6 +156,9 @@ fn vectors(
 
 fn main() -> Result<()> {
     let a = parse()?;
+    // As the `edgerec` CLI trains; `--system-malloc true` keeps glibc's defaults (the
+    // reference run for the allocator's effect).
+    let kept = !a.system_malloc && edgerec_twotower::keep_freed_memory();
     let cut = scale::cut(&a.world, a.holdout_days)?;
     let held = scale::holdout(&a.world, cut, a.eval_every)?;
     let (users, searches) = profiles(&a, cut)?;
@@ -171,7 +178,7 @@ fn main() -> Result<()> {
     let source = TowerExamplesByUser::open(&a.world, &stream, &tower)?;
     println!(
         "world {}: cut {} ({} held-out days), {} search tokens ({:.1} s), {} evaluation users, \
-         at most {} examples per user, {} epoch(s)",
+         at most {} examples per user, {} epoch(s), {}",
         a.world.display(),
         cut,
         a.holdout_days,
@@ -179,7 +186,12 @@ fn main() -> Result<()> {
         t.elapsed().as_secs_f64(),
         held.len(),
         a.examples_per_user,
-        a.epochs
+        a.epochs,
+        if kept {
+            "malloc keeps freed memory"
+        } else {
+            "glibc's malloc defaults"
+        }
     );
 
     // The models in order: streamed, the in-memory one with the control seed (how far two

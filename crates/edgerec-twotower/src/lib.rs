@@ -158,6 +158,7 @@
 mod bag;
 mod export;
 mod features;
+mod heap;
 mod model;
 mod train;
 
@@ -167,6 +168,7 @@ pub use bag::embedding_bag;
 pub use edgerec::tower::UserInput;
 /// The device's user-tower runtime, [`edgerec::tower::UserTower`], under its old name here.
 pub use edgerec::tower::UserTower as OnnxUserTower;
+pub use heap::keep_freed_memory;
 
 use model::Params;
 
