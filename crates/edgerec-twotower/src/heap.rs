@@ -9,10 +9,11 @@
 /// many of those blocks are `mmap`ed and unmapped, or trimmed off the top of the heap, so every
 /// step faults its pages in again: at 10M users 40% of the two-tower epoch's CPU was system
 /// time. Serving blocks of up to 32 MiB from the heap and trimming only above 1 GiB free
-/// removes that (on the 100k-user world's epoch: 13.6 s instead of 32.0 s, 0.6 s of system
-/// time instead of 19 s, the same model, peak RSS 11 MiB higher; `examples/tower_scale.rs`
-/// with and without `--system-malloc`). Both settings have to change together: either alone
-/// is slower than the defaults, which adapt the first one but not with the second.
+/// removes that (`examples/tower_scale.rs` with and without `--system-malloc true`: the
+/// 100k-user world's epoch in 14.8 s instead of 30.7 s, 0.65 s of system time instead of
+/// 18.6 s, the same model, peak RSS 11 MiB higher; at 1M users 149.4 s instead of 330.1 s).
+/// Both settings have to change together: setting either one turns off glibc's adaptive mmap
+/// threshold, and either alone is slower than the defaults.
 ///
 /// It is process-wide, so it is the program's choice, not the library's: the `edgerec` CLI
 /// makes it for its batch commands, a long-running server that should hand memory back
